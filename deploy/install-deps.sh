@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian package stripefs needs to build, test and benchmark.
+# Idempotent: packages already present are skipped by apt.
+set -euo pipefail
+
+PKGS=(
+  # build
+  cmake ninja-build g++ pkg-config ccache git
+  # libraries
+  libfuse3-dev fuse3 libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
+  protobuf-compiler librocksdb-dev libabsl-dev libgtest-dev libgmock-dev
+  libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  # tests and benchmarks
+  fio attr acl python3 util-linux procps psmisc iproute2 e2fsprogs
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
