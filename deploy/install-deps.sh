@@ -11,7 +11,7 @@ PKGS=(
   protobuf-compiler librocksdb-dev libabsl-dev libgtest-dev libgmock-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   # tests and benchmarks
-  fio attr acl python3 util-linux procps psmisc iproute2 e2fsprogs
+  fio attr acl python3 python3-pytest util-linux procps psmisc iproute2 e2fsprogs
 )
 
 missing=()
