@@ -1,0 +1,171 @@
+// ObjectStore: the core logic of one object storage target (OST), free of
+// any RPC types. Object data lives in sparse files
+// DATA/objects/<oid % 256 as 2 hex digits>/<oid>; a KvStore at DATA/db
+// records which objects exist and the precreate high-water mark.
+//
+// Thread-safety: every method is safe to call concurrently. Reads and writes
+// of different (or the same) objects run in parallel: the data path takes
+// only a short per-shard lock on the open-file cache, never a lock held over
+// pread/pwrite. Lock order: Shard::life_mu -> Shard::mu; precreate_mu_ is
+// never held together with a shard lock.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "storage/kv.h"
+
+namespace stripefs::oss {
+
+// Largest object; offsets and sizes past it give EFBIG (EINVAL for reads).
+inline constexpr uint64_t kMaxObjectSize = uint64_t{16} << 40;  // 16 TiB
+// Largest single read or write.
+inline constexpr uint64_t kMaxIoBytes = uint64_t{8} << 20;  // 8 MiB
+// Most objects one Precreate may create.
+inline constexpr uint32_t kMaxPrecreate = 1 << 20;
+
+struct ObjectStoreOptions {
+  // Data directory; created if missing (its parent must exist).
+  std::string data_dir;
+  // Bound of the open-file-descriptor cache (default 512).
+  size_t max_open_files = 512;
+};
+
+struct ObjectAttr {
+  uint64_t size = 0;
+  uint64_t blocks = 0;  // 512-byte blocks allocated
+};
+
+struct StoreStatfs {
+  uint64_t total_bytes = 0;
+  uint64_t free_bytes = 0;
+  uint64_t avail_bytes = 0;
+  uint64_t objects = 0;
+};
+
+class ObjectStore {
+ public:
+  // Opens (formatting on first use) the store in options.data_dir.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ObjectStore>> Open(
+      const ObjectStoreOptions& options);
+  ~ObjectStore();
+
+  ObjectStore(const ObjectStore&) = delete;
+  ObjectStore& operator=(const ObjectStore&) = delete;
+
+  // Creates `count` new, empty objects and returns the first id: objects
+  // [first, first + count) now exist. Ids are never reused, also across
+  // restarts and crashes (the high-water mark is synced before returning).
+  [[nodiscard]] absl::StatusOr<uint64_t> Precreate(uint32_t count);
+
+  // Writes `data` at `offset`; with sync, the data (and the file's directory
+  // entry if this write created it) is durable on return. Returns the object
+  // size after the write.
+  [[nodiscard]] absl::StatusOr<uint64_t> Write(uint64_t oid, uint64_t offset,
+                                               std::string_view data,
+                                               bool sync);
+
+  // Replaces *out with the bytes [offset, min(offset + length, size));
+  // holes read as zeros. Returns the object size.
+  [[nodiscard]] absl::StatusOr<uint64_t> Read(uint64_t oid, uint64_t offset,
+                                              uint64_t length,
+                                              std::string* out);
+
+  // Sets the object size (shrinks or grows with a hole).
+  [[nodiscard]] absl::Status Truncate(uint64_t oid, uint64_t size);
+
+  // Deallocates [offset, offset + length); the range reads as zeros after,
+  // the size does not change.
+  [[nodiscard]] absl::Status Punch(uint64_t oid, uint64_t offset,
+                                   uint64_t length);
+
+  // Removes objects and their data. Unknown ids are skipped (idempotent).
+  [[nodiscard]] absl::Status Destroy(const std::vector<uint64_t>& oids);
+
+  // Makes the data of `oids` durable; an empty list means every object.
+  [[nodiscard]] absl::Status Sync(const std::vector<uint64_t>& oids);
+
+  [[nodiscard]] absl::StatusOr<ObjectAttr> GetAttr(uint64_t oid);
+  [[nodiscard]] absl::StatusOr<StoreStatfs> Statfs();
+
+  // Highest object id handed out so far (0 if none).
+  uint64_t last_oid() const;
+  // Number of existing objects.
+  uint64_t object_count() const { return objects_.load(); }
+
+  // Closes every cached file and makes the KV store durable. Further calls
+  // are refused. Called by the destructor if not called before.
+  [[nodiscard]] absl::Status Close();
+
+ private:
+  // An open object file; closes its descriptor when the last user drops it.
+  struct ObjectFile {
+    explicit ObjectFile(int f) : fd(f) {}
+    ~ObjectFile();
+    const int fd;
+  };
+  using FilePtr = std::shared_ptr<ObjectFile>;
+
+  // One slice of the open-file cache (oids hash to shards). life_mu
+  // serializes opening a missing entry against Destroy, so a write can never
+  // recreate the file of an object being destroyed.
+  struct Shard {
+    absl::Mutex life_mu;
+    absl::Mutex mu ABSL_ACQUIRED_AFTER(life_mu);
+    std::list<std::pair<uint64_t, FilePtr>> lru ABSL_GUARDED_BY(mu);
+    absl::flat_hash_map<uint64_t, std::list<std::pair<uint64_t, FilePtr>>::iterator>
+        map ABSL_GUARDED_BY(mu);
+  };
+  static constexpr size_t kShards = 16;
+  static constexpr size_t kSubdirs = 256;
+
+  ObjectStore(std::string data_dir, int objects_fd,
+              std::unique_ptr<storage::KvStore> kv, size_t max_open_files);
+
+  [[nodiscard]] absl::Status Load();
+  Shard& ShardFor(uint64_t oid) { return shards_[oid % kShards]; }
+  static std::string RelPath(uint64_t oid);
+  static std::string ObjectKey(uint64_t oid);
+
+  // The open file of an existing object. ENOENT if the object does not
+  // exist. If the object exists but has no file yet: with create, the file
+  // is created; without, returns nullptr (an empty object).
+  [[nodiscard]] absl::StatusOr<FilePtr> Acquire(uint64_t oid, bool create);
+  // Looks oid up in the cache (and refreshes its LRU position).
+  FilePtr Lookup(Shard& shard, uint64_t oid);
+  void Insert(Shard& shard, uint64_t oid, FilePtr file)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.life_mu);
+  // fdatasync of the file plus the directory entry if still unsynced.
+  [[nodiscard]] absl::Status SyncFile(uint64_t oid, int fd);
+  [[nodiscard]] absl::Status SyncSubdir(uint64_t oid);
+  [[nodiscard]] absl::Status CheckOpen() const;
+
+  const std::string data_dir_;
+  const int objects_fd_;  // DATA/objects, for openat and syncfs
+  const std::unique_ptr<storage::KvStore> kv_;
+  const size_t per_shard_files_;
+
+  std::array<Shard, kShards> shards_;
+  // Set when a file was created in subdir i and its entry is not yet synced.
+  std::array<std::atomic<bool>, kSubdirs> subdir_dirty_{};
+  std::atomic<uint64_t> objects_{0};
+  std::atomic<bool> closed_{false};
+
+  mutable absl::Mutex precreate_mu_;
+  uint64_t last_oid_ ABSL_GUARDED_BY(precreate_mu_) = 0;
+};
+
+}  // namespace stripefs::oss

@@ -1,0 +1,98 @@
+// OssService: the thin gRPC adapter of service Oss (rpc/proto/oss.proto)
+// over an ObjectStore. Maps each RPC onto the store, returns
+// rpc::ToGrpc(status), counts calls per method, logs one line per failed
+// operation. StartOssServer builds a sync gRPC server around it with the
+// shared limits and a thread pool sized for parallel I/O.
+//
+// Thread-safety: all methods are safe to call concurrently (gRPC does).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/grpcpp.h"
+#include "oss/object_store.h"
+#include "rpc/proto/oss.grpc.pb.h"
+
+namespace stripefs::oss {
+
+struct OssServiceOptions {
+  std::string target;     // "ost0", ...
+  uint64_t instance = 0;  // changes with every server process start
+};
+
+class OssService final : public rpc::Oss::Service {
+ public:
+  // `store` must outlive the service.
+  OssService(OssServiceOptions options, ObjectStore* store);
+
+  // Status reports "stopping" from now on.
+  void SetStopping() { stopping_.store(true); }
+
+  grpc::Status Connect(grpc::ServerContext* ctx,
+                       const rpc::ConnectRequest* req,
+                       rpc::ConnectReply* reply) override;
+  grpc::Status Status(grpc::ServerContext* ctx, const rpc::StatusRequest* req,
+                      rpc::StatusReply* reply) override;
+  grpc::Status Precreate(grpc::ServerContext* ctx,
+                         const rpc::PrecreateRequest* req,
+                         rpc::PrecreateReply* reply) override;
+  grpc::Status Write(grpc::ServerContext* ctx, const rpc::WriteRequest* req,
+                     rpc::WriteReply* reply) override;
+  grpc::Status Read(grpc::ServerContext* ctx, const rpc::ReadRequest* req,
+                    rpc::ReadReply* reply) override;
+  grpc::Status Truncate(grpc::ServerContext* ctx,
+                        const rpc::TruncateRequest* req,
+                        rpc::Empty* reply) override;
+  grpc::Status Punch(grpc::ServerContext* ctx, const rpc::PunchRequest* req,
+                     rpc::Empty* reply) override;
+  grpc::Status Destroy(grpc::ServerContext* ctx,
+                       const rpc::DestroyRequest* req,
+                       rpc::Empty* reply) override;
+  grpc::Status Sync(grpc::ServerContext* ctx, const rpc::SyncRequest* req,
+                    rpc::Empty* reply) override;
+  grpc::Status ObjAttr(grpc::ServerContext* ctx,
+                       const rpc::ObjAttrRequest* req,
+                       rpc::ObjAttrReply* reply) override;
+  grpc::Status Statfs(grpc::ServerContext* ctx,
+                      const rpc::OssStatfsRequest* req,
+                      rpc::OssStatfsReply* reply) override;
+
+ private:
+  enum Method {
+    kConnect,
+    kStatus,
+    kPrecreate,
+    kWrite,
+    kRead,
+    kTruncate,
+    kPunch,
+    kDestroy,
+    kSync,
+    kObjAttr,
+    kStatfs,
+    kNumMethods
+  };
+  static const char* const kMethodNames[kNumMethods];
+
+  // Counts the call; logs and converts a failure.
+  grpc::Status Finish(Method m, const absl::Status& status,
+                      const rpc::ReqHeader* hdr, uint64_t oid);
+  void Count(Method m) { counts_[m].fetch_add(1, std::memory_order_relaxed); }
+
+  const OssServiceOptions options_;
+  ObjectStore* const store_;
+  std::atomic<bool> stopping_{false};
+  std::array<std::atomic<uint64_t>, kNumMethods> counts_{};
+};
+
+// Builds and starts a server for `service` on `listen` (HOST:PORT; port 0
+// picks a free one, reported in *bound_port when non-null).
+[[nodiscard]] absl::StatusOr<std::unique_ptr<grpc::Server>> StartOssServer(
+    OssService* service, const std::string& listen, int* bound_port = nullptr);
+
+}  // namespace stripefs::oss
