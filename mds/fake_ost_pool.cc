@@ -1,0 +1,80 @@
+#include <cerrno>
+
+#include "absl/strings/str_cat.h"
+#include "common/errors.h"
+#include "mds/ost_pool.h"
+
+namespace stripefs::mds {
+
+FakeOstPool::FakeOstPool(uint32_t n_osts) {
+  for (uint32_t i = 0; i < n_osts; ++i) {
+    targets_.push_back({i, absl::StrCat("fake:", i), true});
+  }
+}
+
+absl::StatusOr<ObjectRange> FakeOstPool::Precreate(uint32_t ost,
+                                                   uint32_t count,
+                                                   absl::Duration) {
+  absl::MutexLock l(&mu_);
+  ++precreate_calls_;
+  if (ost >= targets_.size()) return Errno(EINVAL, "no such OST");
+  if (failing_.count(ost)) return Errno(EIO, "OST unreachable (fake)");
+  uint64_t& next = next_oid_[ost];
+  if (next == 0) next = 1;
+  ObjectRange r{next, count};
+  for (uint32_t i = 0; i < count; ++i) objects_[ost].insert(next + i);
+  next += count;
+  return r;
+}
+
+absl::Status FakeOstPool::Destroy(uint32_t ost,
+                                  const std::vector<uint64_t>& oids) {
+  absl::MutexLock l(&mu_);
+  if (failing_.count(ost)) return Errno(EIO, "OST unreachable (fake)");
+  for (uint64_t oid : oids) {
+    objects_[ost].erase(oid);
+    destroyed_[ost].push_back(oid);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<OstStatfs> FakeOstPool::Statfs(uint32_t ost) {
+  absl::MutexLock l(&mu_);
+  if (failing_.count(ost)) return Errno(EIO, "OST unreachable (fake)");
+  OstStatfs s;
+  s.total_bytes = 1ULL << 30;
+  s.free_bytes = 1ULL << 29;
+  s.avail_bytes = 1ULL << 29;
+  s.objects = objects_[ost].size();
+  return s;
+}
+
+void FakeOstPool::SetFailing(uint32_t ost, bool failing) {
+  absl::MutexLock l(&mu_);
+  if (failing) {
+    failing_.insert(ost);
+  } else {
+    failing_.erase(ost);
+  }
+}
+bool FakeOstPool::Exists(uint32_t ost, uint64_t oid) const {
+  absl::MutexLock l(&mu_);
+  auto it = objects_.find(ost);
+  return it != objects_.end() && it->second.count(oid) > 0;
+}
+size_t FakeOstPool::ObjectCount(uint32_t ost) const {
+  absl::MutexLock l(&mu_);
+  auto it = objects_.find(ost);
+  return it == objects_.end() ? 0 : it->second.size();
+}
+int FakeOstPool::precreate_calls() const {
+  absl::MutexLock l(&mu_);
+  return precreate_calls_;
+}
+std::vector<uint64_t> FakeOstPool::destroyed(uint32_t ost) const {
+  absl::MutexLock l(&mu_);
+  auto it = destroyed_.find(ost);
+  return it == destroyed_.end() ? std::vector<uint64_t>{} : it->second;
+}
+
+}  // namespace stripefs::mds

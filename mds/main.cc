@@ -1,0 +1,173 @@
+// stripefs-mds: the metadata server process. Flags per docs/internals.md.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "common/clock.h"
+#include "common/logging.h"
+#include "common/version.h"
+#include "grpcpp/grpcpp.h"
+#include "mds/mds_core.h"
+#include "mds/mds_service.h"
+#include "mds/ost_pool.h"
+#include "rpc/channel.h"
+#include "spdlog/spdlog.h"
+#include "storage/kv.h"
+
+namespace {
+
+struct Config {
+  std::string target = "mdt0";
+  std::string listen;
+  std::string data;
+  std::vector<std::string> osts;
+  int32_t stripe_count = 1;
+  uint64_t stripe_size = 1 << 20;
+  std::string log_level = "info";
+};
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "stripefs-mds: %s\n", msg.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Config cfg;
+  CLI::App app{"stripefs metadata server"};
+  app.add_option("--target", cfg.target, "target name")->default_val("mdt0");
+  app.add_option("--listen", cfg.listen, "HOST:PORT to serve on")->required();
+  app.add_option("--data", cfg.data, "data directory")->required();
+  app.add_option("--ost", cfg.osts, "OST registry entry IDX=ADDR (repeatable)");
+  app.add_option("--stripe-count", cfg.stripe_count,
+                 "root default stripe count at format (-1: all OSTs)")
+      ->default_val(1);
+  app.add_option("--stripe-size", cfg.stripe_size,
+                 "root default stripe size at format (bytes)")
+      ->default_val(1 << 20);
+  app.add_option("--log-level", cfg.log_level, "debug|info|warn|error")
+      ->default_val("info")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  std::vector<stripefs::mds::OstTarget> targets;
+  for (const auto& spec : cfg.osts) {
+    auto eq = spec.find('=');
+    uint32_t idx = 0;
+    if (eq == std::string::npos || eq + 1 >= spec.size() ||
+        !absl::SimpleAtoi(spec.substr(0, eq), &idx)) {
+      return Fail("bad --ost '" + spec + "': expected IDX=HOST:PORT");
+    }
+    for (const auto& t : targets) {
+      if (t.index == idx) return Fail("duplicate --ost index " + spec);
+    }
+    targets.push_back({idx, spec.substr(eq + 1), true});
+  }
+  std::sort(targets.begin(), targets.end(),
+            [](const auto& a, const auto& b) { return a.index < b.index; });
+  if (cfg.stripe_size == 0 || cfg.stripe_size % 65536 != 0 ||
+      cfg.stripe_size > (1ULL << 32) - 65536) {
+    return Fail("--stripe-size must be a positive multiple of 65536 below 4 GiB");
+  }
+  if (cfg.stripe_count < -1 || cfg.stripe_count == 0 ||
+      (cfg.stripe_count > 0 && !targets.empty() &&
+       size_t(cfg.stripe_count) > targets.size())) {
+    return Fail("--stripe-count must be -1 or between 1 and the number of OSTs");
+  }
+
+  stripefs::InitLogging(cfg.target, cfg.log_level);
+
+  std::error_code ec;
+  std::filesystem::create_directories(cfg.data, ec);
+  if (ec || !std::filesystem::is_directory(cfg.data)) {
+    return Fail("unusable data dir " + cfg.data + ": " + ec.message());
+  }
+  if (access(cfg.data.c_str(), W_OK | X_OK) != 0) {
+    return Fail("data dir " + cfg.data + " is not writable");
+  }
+
+  // Signals go to a dedicated thread; block them before any thread starts.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  auto store = stripefs::storage::OpenRocksKv(cfg.data + "/db");
+  if (!store.ok()) {
+    return Fail("cannot open " + cfg.data + "/db: " + store.status().ToString());
+  }
+  const uint64_t instance =
+      static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())) ^
+      (static_cast<uint64_t>(getpid()) << 40);
+  std::vector<std::string> ost_desc;
+  for (const auto& t : targets) {
+    ost_desc.push_back(std::to_string(t.index) + "=" + t.address);
+  }
+  spdlog::info(
+      "stripefs-mds {} starting: target={} listen={} data={} osts=[{}] "
+      "stripe_count={} stripe_size={} instance={:x}",
+      stripefs::kRelease, cfg.target, cfg.listen, cfg.data,
+      absl::StrJoin(ost_desc, ","), cfg.stripe_count, cfg.stripe_size,
+      instance);
+
+  auto pool = stripefs::mds::NewGrpcOstPool(targets, instance);
+  stripefs::mds::MdsOptions opts;
+  opts.target = cfg.target;
+  opts.default_stripe_count = cfg.stripe_count;
+  opts.default_stripe_size = static_cast<uint32_t>(cfg.stripe_size);
+  auto core = std::make_unique<stripefs::mds::MdsCore>(
+      store->get(), pool.get(), stripefs::RealClock(), opts);
+  if (absl::Status s = core->Start(); !s.ok()) {
+    return Fail("cannot start: " + s.ToString());
+  }
+  stripefs::mds::MdsService service(core.get(), cfg.target, instance);
+
+  grpc::ServerBuilder builder;
+  stripefs::rpc::ConfigureServer(builder);
+  int port = 0;
+  builder.AddListeningPort(cfg.listen, grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    core->Stop();
+    return Fail("cannot listen on " + cfg.listen);
+  }
+  spdlog::info("serving {} on {} (port {})", cfg.target, cfg.listen, port);
+
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    spdlog::info("signal {}: shutting down", sig);
+    service.SetStopping();
+    server->Shutdown(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
+  });
+  server->Wait();
+  signal_thread.join();
+  core->Stop();
+  core.reset();
+  if (absl::Status s = (*store)->Sync(); !s.ok()) {
+    spdlog::error("final sync: {}", s.ToString());
+  }
+  store->reset();
+  spdlog::info("stopped cleanly");
+  return 0;
+}

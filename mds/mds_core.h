@@ -1,0 +1,293 @@
+// MdsCore: the metadata service's logic — the namespace (inodes, dentries,
+// layouts, xattrs, open handles, orphans) over a storage::KvStore, object
+// allocation from per-OST precreated pools, and background object
+// destruction. No RPC types: MdsService adapts gRPC onto it.
+//
+// Thread-safety: all public methods are thread-safe. Mutations serialize on
+// mu_ (one WriteBatch each); reads take mu_ shared. Lock order: mu_ before
+// bg_mu_. No OSS call is made while holding mu_ except an on-demand
+// precreate when an OST's pool ran dry.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "mds/ost_pool.h"
+#include "mds/records.h"
+#include "storage/kv.h"
+
+namespace stripefs::mds {
+
+// Bits of SetAttrArgs::valid (same values as rpc SetAttrValid).
+inline constexpr uint32_t kSetMode = 1;
+inline constexpr uint32_t kSetUid = 2;
+inline constexpr uint32_t kSetGid = 4;
+inline constexpr uint32_t kSetSize = 8;
+inline constexpr uint32_t kSetAtime = 16;
+inline constexpr uint32_t kSetMtime = 32;
+inline constexpr uint32_t kSetAtimeNow = 64;
+inline constexpr uint32_t kSetMtimeNow = 128;
+inline constexpr uint32_t kSetCtime = 256;
+
+inline constexpr uint32_t kRenameNoReplace = 1;
+inline constexpr uint32_t kRenameExchange = 2;
+inline constexpr uint32_t kXattrCreate = 1;
+inline constexpr uint32_t kXattrReplace = 2;
+
+inline constexpr size_t kNameMax = 255;
+inline constexpr size_t kSymlinkMax = 4095;
+inline constexpr size_t kXattrValueMax = 64 * 1024;
+inline constexpr uint64_t kMaxFileSize = (1ULL << 63) - 1;
+inline constexpr uint64_t kMaxInodes = 1ULL << 32;
+
+struct MdsOptions {
+  std::string target = "mdt0";
+  // Root directory's default layout, used when the store is formatted.
+  uint32_t default_stripe_size = 1 << 20;
+  int32_t default_stripe_count = 1;
+  // Objects precreated per OSS call, and the pool level that triggers a
+  // background refill.
+  uint32_t precreate_batch = 512;
+  uint32_t precreate_low_water = 256;
+  // Run the refill and destroy threads (unit tests may drive them by hand).
+  bool background_threads = true;
+  // How long the destroy thread waits after a failed destroy.
+  absl::Duration destroy_retry = absl::Seconds(2);
+  // How long the destroy thread lets removals accumulate before an OSS call.
+  absl::Duration destroy_batch_delay = absl::Milliseconds(200);
+};
+
+// The caller of a syscall.
+struct Cred {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::vector<uint32_t> groups;
+};
+
+// (client_id, xid) of a modifying request; reply records key on it.
+struct ReqId {
+  uint64_t client_id = 0;
+  uint64_t xid = 0;
+};
+
+struct SetAttrArgs {
+  uint32_t valid = 0;
+  uint32_t mode = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t size = 0;
+  Timespec atime, mtime, ctime;
+  uint64_t handle = 0;
+};
+
+struct OpenResult {
+  Inode inode;
+  uint64_t handle = 0;
+  bool truncated = false;
+};
+
+struct DirEntryOut {
+  std::string name;
+  uint64_t ino = 0;
+  uint32_t type = 0;
+  uint64_t cookie = 0;
+  std::optional<Inode> inode;  // when plus
+};
+
+struct ReaddirResult {
+  std::vector<DirEntryOut> entries;
+  bool eof = false;
+};
+
+struct StatfsResult {
+  uint32_t bsize = 4096;
+  uint64_t blocks = 0, bfree = 0, bavail = 0;
+  uint64_t files = 0, ffree = 0;
+  uint32_t namelen = kNameMax;
+};
+
+// What the MDS knows about one OST, for statfs/df.
+struct OstUsage {
+  uint32_t index = 0;
+  bool ok = false;
+  OstStatfs statfs;
+};
+
+class MdsCore {
+ public:
+  // store, osts and clock must outlive the core.
+  MdsCore(storage::KvStore* store, OstPool* osts, Clock* clock,
+          MdsOptions options);
+  ~MdsCore();
+  MdsCore(const MdsCore&) = delete;
+  MdsCore& operator=(const MdsCore&) = delete;
+
+  // Formats an empty store (root inode) or loads an existing one; discards
+  // open handles of a previous instance and reclaims their orphans; starts
+  // background threads. Call once before anything else.
+  [[nodiscard]] absl::Status Start();
+  // Stops background threads. Idempotent.
+  void Stop();
+
+  absl::StatusOr<Inode> Lookup(const Cred& cred, uint64_t parent,
+                               const std::string& name);
+  absl::StatusOr<Inode> GetAttr(uint64_t ino);
+  absl::StatusOr<Inode> SetAttr(const ReqId& req, const Cred& cred,
+                                uint64_t ino, const SetAttrArgs& args);
+  absl::StatusOr<OpenResult> Create(const ReqId& req, const Cred& cred,
+                                    uint64_t parent, const std::string& name,
+                                    uint32_t mode, uint32_t flags);
+  absl::StatusOr<OpenResult> Open(const ReqId& req, const Cred& cred,
+                                  uint64_t ino, uint32_t flags);
+  absl::Status Release(const ReqId& req, uint64_t handle);
+  absl::StatusOr<Inode> Mknod(const ReqId& req, const Cred& cred,
+                              uint64_t parent, const std::string& name,
+                              uint32_t mode, uint64_t rdev);
+  absl::StatusOr<Inode> Mkdir(const ReqId& req, const Cred& cred,
+                              uint64_t parent, const std::string& name,
+                              uint32_t mode);
+  absl::StatusOr<Inode> Symlink(const ReqId& req, const Cred& cred,
+                                uint64_t parent, const std::string& name,
+                                const std::string& target);
+  absl::StatusOr<Inode> Link(const ReqId& req, const Cred& cred, uint64_t ino,
+                             uint64_t new_parent, const std::string& new_name);
+  absl::Status Remove(const ReqId& req, const Cred& cred, uint64_t parent,
+                      const std::string& name, bool dir);
+  absl::Status Rename(const ReqId& req, const Cred& cred, uint64_t parent,
+                      const std::string& name, uint64_t new_parent,
+                      const std::string& new_name, uint32_t flags);
+  absl::StatusOr<std::string> Readlink(const Cred& cred, uint64_t ino);
+  absl::StatusOr<ReaddirResult> Readdir(const Cred& cred, uint64_t ino,
+                                        uint64_t cookie, uint32_t max_entries,
+                                        bool plus);
+  absl::StatusOr<StatfsResult> Statfs();
+  // Per-OST usage (OSS calls; no lock held).
+  std::vector<OstUsage> OstUsages();
+  absl::Status SetXattr(const ReqId& req, const Cred& cred, uint64_t ino,
+                        const std::string& name, const std::string& value,
+                        uint32_t flags);
+  absl::StatusOr<std::string> GetXattr(const Cred& cred, uint64_t ino,
+                                       const std::string& name);
+  absl::StatusOr<std::vector<std::string>> ListXattr(const Cred& cred,
+                                                     uint64_t ino);
+  absl::Status RemoveXattr(const ReqId& req, const Cred& cred, uint64_t ino,
+                           const std::string& name);
+  absl::Status Access(const Cred& cred, uint64_t ino, uint32_t mask);
+  absl::StatusOr<Inode> UpdateSize(const ReqId& req, const Cred& cred,
+                                   uint64_t ino, uint64_t size,
+                                   std::optional<Timespec> mtime,
+                                   bool kill_priv);
+  // Zero stripe_size / stripe_count / stripe_offset keep the current value.
+  absl::StatusOr<Layout> SetLayout(const ReqId& req, const Cred& cred,
+                                   uint64_t ino, uint32_t stripe_size,
+                                   int32_t stripe_count,
+                                   int32_t stripe_offset);
+  absl::StatusOr<Layout> GetLayout(const Cred& cred, uint64_t ino);
+
+  const std::vector<OstTarget>& Osts() const { return osts_->Targets(); }
+  uint64_t InodeCount();
+  size_t OpenHandleCount();
+
+  // Background work, callable by hand in tests: refill every pool below the
+  // low-water mark; destroy queued objects (returns how many destroyed).
+  void RefillPools();
+  absl::StatusOr<size_t> DrainDestroyQueue();
+  size_t PooledObjects(uint32_t ost);
+
+ private:
+  struct OstState {
+    PrecreateState pool;
+    uint64_t available = 0;
+    bool refilling = false;
+    absl::Time retry_after = absl::InfinitePast();
+  };
+  struct OpenHandle {
+    uint64_t ino = 0;
+    uint32_t flags = 0;
+  };
+
+  Timespec Now();
+  // Loads and decodes; ENOENT if absent.
+  absl::StatusOr<Inode> LoadInode(uint64_t ino);
+  absl::StatusOr<std::optional<Dentry>> LoadDentry(uint64_t parent,
+                                                   const std::string& name);
+  absl::StatusOr<Inode> LoadDir(uint64_t ino);  // ENOTDIR if not a directory
+  void PutInode(storage::WriteBatch* b, const Inode& n);
+  void PutSuper(storage::WriteBatch* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds the reply record (future) and writes the batch.
+  absl::Status Commit(const ReqId& req, storage::WriteBatch* b)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Common creation path for files, nodes, dirs and symlinks.
+  absl::StatusOr<Inode> MakeNode(const ReqId& req, const Cred& cred,
+                                 uint64_t parent, const std::string& name,
+                                 uint32_t mode, uint64_t rdev,
+                                 const std::string& symlink,
+                                 std::optional<uint32_t> open_flags,
+                                 OpenResult* open_out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<OpenResult> OpenLocked(const ReqId& req, const Cred& cred,
+                                        Inode inode, uint32_t flags,
+                                        storage::WriteBatch* b)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds a dentry to dir (updates dir's counters, not yet stored).
+  void AddEntry(storage::WriteBatch* b, Inode* dir, const std::string& name,
+                uint64_t ino, uint32_t type);
+  // Drops one link of `victim` (its dentry is already removed): stores it,
+  // or orphans it, or deletes it and queues its objects.
+  void DropLink(storage::WriteBatch* b, Inode* victim)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DeleteInode(storage::WriteBatch* b, const Inode& victim)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void QueueDestroy(storage::WriteBatch* b, const Layout& layout);
+  absl::StatusOr<std::vector<StripeObject>> AllocateObjects(
+      const Layout& spec, storage::WriteBatch* b)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ValidateLayout(uint32_t stripe_size, int32_t stripe_count,
+                              int32_t stripe_offset);
+  bool IsAncestor(uint64_t maybe_ancestor, uint64_t dir)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status Recover() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void KickBackground();
+  void RefillLoop();
+  void DestroyLoop();
+  absl::Status RefillOne(uint32_t ost) ABSL_LOCKS_EXCLUDED(mu_);
+
+  storage::KvStore* const store_;
+  OstPool* const osts_;
+  Clock* const clock_;
+  const MdsOptions options_;
+
+  absl::Mutex mu_;
+  Superblock sb_ ABSL_GUARDED_BY(mu_);
+  std::map<uint32_t, OstState> ost_state_ ABSL_GUARDED_BY(mu_);
+  uint32_t rr_next_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<uint64_t, OpenHandle> handles_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, uint32_t> open_count_ ABSL_GUARDED_BY(mu_);
+  // Inodes unlinked while open (an O key exists).
+  absl::flat_hash_set<uint64_t> orphans_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex bg_mu_;
+  bool stop_ ABSL_GUARDED_BY(bg_mu_) = false;
+  bool kicked_ ABSL_GUARDED_BY(bg_mu_) = false;
+  bool destroy_pending_ ABSL_GUARDED_BY(bg_mu_) = false;
+  std::thread refill_thread_;
+  std::thread destroy_thread_;
+  bool started_ = false;
+};
+
+// Permission check of `cred` for `mask` (R_OK|W_OK|X_OK bits) on inode.
+bool MayAccess(const Inode& inode, const Cred& cred, uint32_t mask);
+bool InGroup(const Cred& cred, uint32_t gid);
+
+}  // namespace stripefs::mds

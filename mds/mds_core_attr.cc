@@ -1,0 +1,225 @@
+// MdsCore: extended attributes, layouts and statfs.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/errors.h"
+#include "mds/mds_core.h"
+#include "mds/status_macros.h"
+#include "spdlog/spdlog.h"
+
+namespace stripefs::mds {
+namespace {
+
+enum class XattrNs { kUser, kTrusted, kSecurity };
+
+absl::StatusOr<XattrNs> CheckXattrName(const std::string& name) {
+  if (name.empty() || name.size() > kNameMax) {
+    return Errno(ERANGE, "bad xattr name length");
+  }
+  struct {
+    const char* prefix;
+    XattrNs ns;
+  } const kSpaces[] = {{"user.", XattrNs::kUser},
+                       {"trusted.", XattrNs::kTrusted},
+                       {"security.", XattrNs::kSecurity}};
+  for (const auto& s : kSpaces) {
+    if (absl::StartsWith(name, s.prefix)) {
+      if (name.size() == strlen(s.prefix)) {
+        return Errno(EINVAL, "xattr name has no suffix");
+      }
+      return s.ns;
+    }
+  }
+  return Errno(EOPNOTSUPP, absl::StrCat("unsupported xattr namespace: ", name));
+}
+
+// Linux xattr_permission(): who may read or write an attribute.
+absl::Status XattrPermission(const Inode& n, const Cred& cred, XattrNs ns,
+                             bool write) {
+  const bool root = cred.uid == 0;
+  switch (ns) {
+    case XattrNs::kSecurity:
+      if (write && !root) return Errno(EPERM, "security.* needs root");
+      return absl::OkStatus();
+    case XattrNs::kTrusted:
+      if (!root) {
+        return write ? Errno(EPERM, "trusted.* needs root")
+                     : Errno(ENODATA, "no such attribute");
+      }
+      return absl::OkStatus();
+    case XattrNs::kUser:
+      if (!S_ISREG(n.mode) && !S_ISDIR(n.mode)) {
+        return write ? Errno(EPERM, "user.* only on files and directories")
+                     : Errno(ENODATA, "no such attribute");
+      }
+      if (S_ISDIR(n.mode) && (n.mode & S_ISVTX) && write && !root &&
+          cred.uid != n.uid) {
+        return Errno(EPERM, "sticky directory: not the owner");
+      }
+      break;
+  }
+  if (!MayAccess(n, cred, write ? W_OK : R_OK)) {
+    return Errno(EACCES, "permission denied");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status MdsCore::SetXattr(const ReqId& req, const Cred& cred,
+                               uint64_t ino, const std::string& name,
+                               const std::string& value, uint32_t flags) {
+  MDS_ASSIGN_OR_RETURN(XattrNs ns, CheckXattrName(name));
+  if (value.size() > kXattrValueMax) return Errno(E2BIG, "xattr value too large");
+  if (flags & ~(kXattrCreate | kXattrReplace)) return Errno(EINVAL, "bad xattr flags");
+  absl::MutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  MDS_RETURN_IF_ERROR(XattrPermission(n, cred, ns, true));
+  MDS_ASSIGN_OR_RETURN(auto old, store_->Get(XattrKey(ino, name)));
+  if ((flags & kXattrCreate) && old.has_value()) {
+    return Errno(EEXIST, absl::StrCat("xattr ", name, " exists"));
+  }
+  if ((flags & kXattrReplace) && !old.has_value()) {
+    return Errno(ENODATA, absl::StrCat("no xattr ", name));
+  }
+  storage::WriteBatch b;
+  b.Put(XattrKey(ino, name), value);
+  n.has_xattrs = true;
+  n.ctime = Now();
+  PutInode(&b, n);
+  return Commit(req, &b);
+}
+
+absl::StatusOr<std::string> MdsCore::GetXattr(const Cred& cred, uint64_t ino,
+                                              const std::string& name) {
+  MDS_ASSIGN_OR_RETURN(XattrNs ns, CheckXattrName(name));
+  absl::ReaderMutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  MDS_RETURN_IF_ERROR(XattrPermission(n, cred, ns, false));
+  if (!n.has_xattrs) return Errno(ENODATA, absl::StrCat("no xattr ", name));
+  MDS_ASSIGN_OR_RETURN(auto v, store_->Get(XattrKey(ino, name)));
+  if (!v.has_value()) return Errno(ENODATA, absl::StrCat("no xattr ", name));
+  return std::move(*v);
+}
+
+absl::StatusOr<std::vector<std::string>> MdsCore::ListXattr(const Cred& cred,
+                                                            uint64_t ino) {
+  absl::ReaderMutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  std::vector<std::string> names;
+  if (!n.has_xattrs) return names;
+  const std::string prefix = XattrPrefix(ino);
+  auto it = store_->NewIterator();
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    std::string name(it->key().substr(prefix.size()));
+    if (cred.uid != 0 && absl::StartsWith(name, "trusted.")) continue;
+    names.push_back(std::move(name));
+  }
+  MDS_RETURN_IF_ERROR(it->status());
+  return names;
+}
+
+absl::Status MdsCore::RemoveXattr(const ReqId& req, const Cred& cred,
+                                  uint64_t ino, const std::string& name) {
+  MDS_ASSIGN_OR_RETURN(XattrNs ns, CheckXattrName(name));
+  absl::MutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  MDS_RETURN_IF_ERROR(XattrPermission(n, cred, ns, true));
+  MDS_ASSIGN_OR_RETURN(auto old, store_->Get(XattrKey(ino, name)));
+  if (!old.has_value()) return Errno(ENODATA, absl::StrCat("no xattr ", name));
+  storage::WriteBatch b;
+  b.Delete(XattrKey(ino, name));
+  n.ctime = Now();
+  PutInode(&b, n);
+  return Commit(req, &b);
+}
+
+absl::StatusOr<Layout> MdsCore::SetLayout(const ReqId& req, const Cred& cred,
+                                          uint64_t ino, uint32_t stripe_size,
+                                          int32_t stripe_count,
+                                          int32_t stripe_offset) {
+  MDS_RETURN_IF_ERROR(ValidateLayout(stripe_size, stripe_count, stripe_offset));
+  absl::MutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  if (!S_ISREG(n.mode) && !S_ISDIR(n.mode)) {
+    return Errno(EINVAL, "layouts exist only on files and directories");
+  }
+  if (cred.uid != 0 && cred.uid != n.uid && !MayAccess(n, cred, W_OK)) {
+    return Errno(EACCES, "setstripe: permission denied");
+  }
+  Layout spec = n.layout;
+  spec.objects.clear();
+  if (stripe_size != 0) spec.stripe_size = stripe_size;
+  if (stripe_count != 0) spec.stripe_count = stripe_count;
+  if (stripe_offset != 0) spec.stripe_offset = stripe_offset;
+  storage::WriteBatch b;
+  if (S_ISDIR(n.mode)) {
+    n.layout = spec;
+  } else {
+    if (n.size > 0) return Errno(EBUSY, "file already has data");
+    if (stripe_count == 0 && stripe_offset == 0 && !n.layout.objects.empty()) {
+      // Only the stripe size changes: keep the objects.
+      spec.stripe_count = n.layout.stripe_count;
+      spec.objects = n.layout.objects;
+      n.layout = spec;
+    } else {
+      MDS_ASSIGN_OR_RETURN(auto objects, AllocateObjects(spec, &b));
+      QueueDestroy(&b, n.layout);
+      spec.stripe_count = static_cast<int32_t>(objects.size());
+      spec.objects = std::move(objects);
+      n.layout = spec;
+    }
+  }
+  n.ctime = Now();
+  PutInode(&b, n);
+  MDS_RETURN_IF_ERROR(Commit(req, &b));
+  return n.layout;
+}
+
+absl::StatusOr<Layout> MdsCore::GetLayout(const Cred& cred, uint64_t ino) {
+  absl::ReaderMutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  if (!S_ISREG(n.mode) && !S_ISDIR(n.mode)) {
+    return Errno(ENODATA, "no layout on this file type");
+  }
+  return n.layout;
+}
+
+std::vector<OstUsage> MdsCore::OstUsages() {
+  std::vector<OstUsage> out;
+  for (const auto& t : osts_->Targets()) {
+    OstUsage u;
+    u.index = t.index;
+    auto s = osts_->Statfs(t.index);
+    if (s.ok()) {
+      u.ok = true;
+      u.statfs = *s;
+    } else {
+      spdlog::warn("statfs of ost{}: {}", t.index, s.status().ToString());
+    }
+    out.push_back(u);
+  }
+  return out;
+}
+
+absl::StatusOr<StatfsResult> MdsCore::Statfs() {
+  StatfsResult r;
+  for (const auto& u : OstUsages()) {
+    if (!u.ok) continue;
+    r.blocks += u.statfs.total_bytes / r.bsize;
+    r.bfree += u.statfs.free_bytes / r.bsize;
+    r.bavail += u.statfs.avail_bytes / r.bsize;
+  }
+  uint64_t used = InodeCount();
+  r.ffree = used < kMaxInodes ? kMaxInodes - used : 0;
+  r.files = used + r.ffree;
+  return r;
+}
+
+}  // namespace stripefs::mds

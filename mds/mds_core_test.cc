@@ -1,0 +1,642 @@
+// Unit tests of MdsCore on the in-memory store with fake OSTs.
+#include "mds/mds_core.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <set>
+#include <thread>
+
+#include "common/errors.h"
+#include "gtest/gtest.h"
+
+namespace stripefs::mds {
+namespace {
+
+const Cred kRoot{0, 0, {}};
+const Cred kAlice{1000, 1000, {1000, 50}};
+const Cred kBob{1001, 1001, {1001}};
+
+template <typename T>
+int Err(const absl::StatusOr<T>& r) {
+  return ToErrno(r.status());
+}
+int Err(const absl::Status& s) { return ToErrno(s); }
+
+class MdsCoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = storage::NewMemKv();
+    osts_ = std::make_unique<FakeOstPool>(4);
+    Restart();
+  }
+
+  void Restart(MdsOptions opts = {}) {
+    core_.reset();
+    opts.background_threads = false;
+    opts.precreate_batch = 64;
+    opts.precreate_low_water = 8;
+    opts.default_stripe_count = default_count_;
+    core_ = std::make_unique<MdsCore>(store_.get(), osts_.get(), RealClock(),
+                                      opts);
+    ASSERT_TRUE(core_->Start().ok());
+  }
+
+  ReqId Req() { return {7, ++xid_}; }
+
+  Inode MustCreate(uint64_t parent, const std::string& name,
+                   uint32_t mode = 0644, const Cred& c = kRoot) {
+    auto r = core_->Create(Req(), c, parent, name, mode, O_CREAT | O_RDWR);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return {};
+    EXPECT_TRUE(core_->Release(Req(), r->handle).ok());
+    return r->inode;
+  }
+  Inode MustMkdir(uint64_t parent, const std::string& name,
+                  uint32_t mode = 0755, const Cred& c = kRoot) {
+    auto r = core_->Mkdir(Req(), c, parent, name, mode);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : Inode{};
+  }
+  Inode Attr(uint64_t ino) {
+    auto r = core_->GetAttr(ino);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : Inode{};
+  }
+  std::vector<std::string> List(uint64_t dir) {
+    std::vector<std::string> names;
+    uint64_t cookie = 0;
+    while (true) {
+      auto r = core_->Readdir(kRoot, dir, cookie, 3, false);
+      EXPECT_TRUE(r.ok());
+      if (!r.ok()) break;
+      for (auto& e : r->entries) {
+        names.push_back(e.name);
+        cookie = e.cookie;
+      }
+      if (r->eof) break;
+    }
+    return names;
+  }
+
+  int32_t default_count_ = 1;
+  std::unique_ptr<storage::KvStore> store_;
+  std::unique_ptr<FakeOstPool> osts_;
+  std::unique_ptr<MdsCore> core_;
+  uint64_t xid_ = 0;
+};
+
+TEST_F(MdsCoreTest, RootIsFormatted) {
+  Inode root = Attr(kRootIno);
+  EXPECT_EQ(root.mode, S_IFDIR | 0755u);
+  EXPECT_EQ(root.nlink, 2u);
+  EXPECT_EQ(root.uid, 0u);
+  EXPECT_EQ(root.layout.stripe_size, 1u << 20);
+  EXPECT_EQ(root.layout.stripe_count, 1);
+  EXPECT_GT(root.ctime.sec, 1600000000);
+}
+
+TEST_F(MdsCoreTest, CreateLookupAndExcl) {
+  Inode f = MustCreate(kRootIno, "a");
+  EXPECT_EQ(f.mode, S_IFREG | 0644u);
+  EXPECT_EQ(f.nlink, 1u);
+  ASSERT_EQ(f.layout.objects.size(), 1u);
+  auto l = core_->Lookup(kRoot, kRootIno, "a");
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->ino, f.ino);
+  EXPECT_EQ(Err(core_->Lookup(kRoot, kRootIno, "nope")), ENOENT);
+  EXPECT_EQ(Err(core_->Create(Req(), kRoot, kRootIno, "a", 0644,
+                              O_CREAT | O_EXCL | O_RDWR)),
+            EEXIST);
+  // Without O_EXCL an existing file is opened.
+  auto again = core_->Create(Req(), kRoot, kRootIno, "a", 0644, O_CREAT | O_RDWR);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->inode.ino, f.ino);
+  EXPECT_NE(again->handle, 0u);
+  EXPECT_TRUE(core_->Release(Req(), again->handle).ok());
+  EXPECT_EQ(Err(core_->Release(Req(), again->handle)), EBADF);
+  EXPECT_EQ(Err(core_->GetAttr(9999)), ENOENT);
+}
+
+TEST_F(MdsCoreTest, BadNames) {
+  std::string long_name(256, 'x');
+  EXPECT_EQ(Err(core_->Create(Req(), kRoot, kRootIno, long_name, 0644, O_RDWR)),
+            ENAMETOOLONG);
+  EXPECT_EQ(Err(core_->Lookup(kRoot, kRootIno, long_name)), ENAMETOOLONG);
+  EXPECT_TRUE(core_->Mkdir(Req(), kRoot, kRootIno, std::string(255, 'y'), 0755).ok());
+  EXPECT_EQ(Err(core_->Mkdir(Req(), kRoot, kRootIno, "a/b", 0755)), EINVAL);
+  EXPECT_EQ(Err(core_->Mkdir(Req(), kRoot, kRootIno, "", 0755)), EINVAL);
+  EXPECT_EQ(Err(core_->Mkdir(Req(), kRoot, kRootIno, ".", 0755)), EEXIST);
+  EXPECT_EQ(Err(core_->Mkdir(Req(), kRoot, kRootIno, "..", 0755)), EEXIST);
+  EXPECT_EQ(Err(core_->Remove(Req(), kRoot, kRootIno, ".", true)), EINVAL);
+  EXPECT_EQ(Err(core_->Remove(Req(), kRoot, kRootIno, "..", true)), ENOTEMPTY);
+  EXPECT_EQ(Err(core_->Rename(Req(), kRoot, kRootIno, ".", kRootIno, "z", 0)),
+            EBUSY);
+  EXPECT_EQ(Err(core_->Symlink(Req(), kRoot, kRootIno, "s", std::string(5000, 'a'))),
+            ENAMETOOLONG);
+}
+
+TEST_F(MdsCoreTest, InodeNumbersAreNeverReused) {
+  Inode a = MustCreate(kRootIno, "a");
+  ASSERT_TRUE(core_->Remove(Req(), kRoot, kRootIno, "a", false).ok());
+  Inode b = MustCreate(kRootIno, "b");
+  EXPECT_GT(b.ino, a.ino);
+  Restart();
+  Inode c = MustCreate(kRootIno, "c");
+  EXPECT_GT(c.ino, b.ino);
+}
+
+TEST_F(MdsCoreTest, CreatesUsePrecreatedPool) {
+  std::set<uint32_t> osts_used;
+  for (int i = 0; i < 100; ++i) {
+    Inode f = MustCreate(kRootIno, "f" + std::to_string(i));
+    ASSERT_EQ(f.layout.objects.size(), 1u);
+    osts_used.insert(f.layout.objects[0].ost);
+  }
+  EXPECT_EQ(osts_used.size(), 4u);  // round robin
+  // 100 creates over 4 OSTs with batches of 64: one precreate per OST.
+  EXPECT_LE(osts_->precreate_calls(), 4);
+  // After a restart the remaining pool is reused, not leaked.
+  int calls = osts_->precreate_calls();
+  Restart();
+  MustCreate(kRootIno, "after");
+  EXPECT_EQ(osts_->precreate_calls(), calls);
+}
+
+TEST_F(MdsCoreTest, StripeAllAndOffsetAndRefill) {
+  auto l = core_->SetLayout(Req(), kRoot, kRootIno, 0, -1, 2);
+  ASSERT_TRUE(l.ok()) << l.status();
+  Inode f = MustCreate(kRootIno, "wide");
+  ASSERT_EQ(f.layout.objects.size(), 4u);
+  EXPECT_EQ(f.layout.objects[0].ost, 2u);
+  std::set<uint32_t> distinct;
+  for (auto& o : f.layout.objects) {
+    distinct.insert(o.ost);
+    EXPECT_TRUE(osts_->Exists(o.ost, o.oid));
+  }
+  EXPECT_EQ(distinct.size(), 4u);
+  // Background refill tops the pools up.
+  for (int i = 0; i < 60; ++i) MustCreate(kRootIno, "w" + std::to_string(i));
+  EXPECT_LT(core_->PooledObjects(0), 8u);
+  core_->RefillPools();
+  EXPECT_GE(core_->PooledObjects(0), 8u);
+}
+
+TEST_F(MdsCoreTest, FailingOstIsSkipped) {
+  osts_->SetFailing(1, true);
+  std::set<uint32_t> used;
+  for (int i = 0; i < 8; ++i) {
+    Inode f = MustCreate(kRootIno, "f" + std::to_string(i));
+    ASSERT_EQ(f.layout.objects.size(), 1u);
+    used.insert(f.layout.objects[0].ost);
+  }
+  EXPECT_EQ(used.count(1), 0u);
+}
+
+TEST_F(MdsCoreTest, LayoutValidation) {
+  EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, kRootIno, 1000, 0, 0)), EINVAL);
+  EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, kRootIno, 0, 5, 0)), EINVAL);
+  EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, kRootIno, 0, -2, 0)), EINVAL);
+  EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, kRootIno, 0, 0, 7)), EINVAL);
+  EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, kRootIno, 0, 0, -3)), EINVAL);
+  Inode d = MustMkdir(kRootIno, "d");
+  ASSERT_TRUE(core_->SetLayout(Req(), kRoot, d.ino, 4 << 20, 2, 0).ok());
+  Inode sub = MustMkdir(d.ino, "sub");  // mkdir copies the default
+  auto gl = core_->GetLayout(kRoot, sub.ino);
+  ASSERT_TRUE(gl.ok());
+  EXPECT_EQ(gl->stripe_size, 4u << 20);
+  EXPECT_EQ(gl->stripe_count, 2);
+  Inode f = MustCreate(sub.ino, "f");
+  EXPECT_EQ(f.layout.objects.size(), 2u);
+  EXPECT_EQ(f.layout.stripe_size, 4u << 20);
+  // Replace a new file's layout; the old objects get destroyed.
+  auto nl = core_->SetLayout(Req(), kRoot, f.ino, 0, 3, 0);
+  ASSERT_TRUE(nl.ok());
+  EXPECT_EQ(nl->objects.size(), 3u);
+  auto destroyed = core_->DrainDestroyQueue();
+  ASSERT_TRUE(destroyed.ok());
+  EXPECT_EQ(*destroyed, 2u);
+  for (auto& o : f.layout.objects) EXPECT_FALSE(osts_->Exists(o.ost, o.oid));
+  ASSERT_TRUE(core_->UpdateSize(Req(), kRoot, f.ino, 10, std::nullopt, false).ok());
+  EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, f.ino, 0, 1, 0)), EBUSY);
+}
+
+TEST_F(MdsCoreTest, MkdirRmdir) {
+  Inode d = MustMkdir(kRootIno, "d");
+  EXPECT_EQ(d.nlink, 2u);
+  EXPECT_EQ(Attr(kRootIno).nlink, 3u);
+  MustCreate(d.ino, "f");
+  EXPECT_EQ(Err(core_->Remove(Req(), kRoot, kRootIno, "d", true)), ENOTEMPTY);
+  EXPECT_EQ(Err(core_->Remove(Req(), kRoot, d.ino, "f", true)), ENOTDIR);
+  EXPECT_EQ(Err(core_->Remove(Req(), kRoot, kRootIno, "d", false)), EISDIR);
+  ASSERT_TRUE(core_->Remove(Req(), kRoot, d.ino, "f", false).ok());
+  ASSERT_TRUE(core_->Remove(Req(), kRoot, kRootIno, "d", true).ok());
+  EXPECT_EQ(Attr(kRootIno).nlink, 2u);
+  EXPECT_EQ(Err(core_->GetAttr(d.ino)), ENOENT);
+  EXPECT_EQ(Err(core_->Mkdir(Req(), kRoot, d.ino, "x", 0755)), ENOENT);
+  auto lookup = core_->Lookup(kRoot, kRootIno, "..");
+  ASSERT_TRUE(lookup.ok());
+  EXPECT_EQ(lookup->ino, kRootIno);
+}
+
+TEST_F(MdsCoreTest, MknodTypes) {
+  auto fifo = core_->Mknod(Req(), kAlice, kRootIno, "p", S_IFIFO | 0644, 0);
+  EXPECT_EQ(Err(fifo), EACCES);  // root dir is 0755 root-owned
+  ASSERT_TRUE(core_->SetAttr(Req(), kRoot, kRootIno, {.valid = kSetMode, .mode = 0777}).ok());
+  fifo = core_->Mknod(Req(), kAlice, kRootIno, "p", S_IFIFO | 0644, 0);
+  ASSERT_TRUE(fifo.ok());
+  EXPECT_EQ(fifo->mode, S_IFIFO | 0644u);
+  EXPECT_EQ(fifo->uid, 1000u);
+  EXPECT_EQ(Err(core_->Mknod(Req(), kAlice, kRootIno, "c", S_IFCHR | 0644, 0x501)), EPERM);
+  auto chr = core_->Mknod(Req(), kRoot, kRootIno, "c", S_IFCHR | 0644, 0x501);
+  ASSERT_TRUE(chr.ok());
+  EXPECT_EQ(chr->rdev, 0x501u);
+  auto sock = core_->Mknod(Req(), kRoot, kRootIno, "s", S_IFSOCK | 0644, 0);
+  ASSERT_TRUE(sock.ok());
+  auto reg = core_->Mknod(Req(), kRoot, kRootIno, "r", S_IFREG | 0644, 0);
+  ASSERT_TRUE(reg.ok());
+  EXPECT_EQ(reg->layout.objects.size(), 1u);
+  EXPECT_EQ(Err(core_->Mknod(Req(), kRoot, kRootIno, "d", S_IFDIR | 0755, 0)), EPERM);
+}
+
+TEST_F(MdsCoreTest, LinkAndSymlink) {
+  Inode f = MustCreate(kRootIno, "f");
+  auto l = core_->Link(Req(), kRoot, f.ino, kRootIno, "g");
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->nlink, 2u);
+  EXPECT_EQ(Err(core_->Link(Req(), kRoot, f.ino, kRootIno, "g")), EEXIST);
+  Inode d = MustMkdir(kRootIno, "d");
+  EXPECT_EQ(Err(core_->Link(Req(), kRoot, d.ino, kRootIno, "dd")), EPERM);
+  ASSERT_TRUE(core_->Remove(Req(), kRoot, kRootIno, "f", false).ok());
+  EXPECT_EQ(Attr(f.ino).nlink, 1u);
+  auto s = core_->Symlink(Req(), kRoot, kRootIno, "s", "/some/where");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->mode, S_IFLNK | 0777u);
+  EXPECT_EQ(s->size, 11u);
+  auto t = core_->Readlink(kRoot, s->ino);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(*t, "/some/where");
+  EXPECT_EQ(Err(core_->Readlink(kRoot, f.ino)), EINVAL);
+}
+
+TEST_F(MdsCoreTest, RenameCases) {
+  Inode a = MustCreate(kRootIno, "a");
+  Inode b = MustCreate(kRootIno, "b");
+  Inode d1 = MustMkdir(kRootIno, "d1");
+  Inode d2 = MustMkdir(kRootIno, "d2");
+  Inode e = MustMkdir(kRootIno, "empty");
+  MustCreate(d2.ino, "x");
+  // Replace a file: the replaced file's objects get destroyed.
+  ASSERT_TRUE(core_->Rename(Req(), kRoot, kRootIno, "a", kRootIno, "b", 0).ok());
+  EXPECT_EQ(core_->Lookup(kRoot, kRootIno, "b")->ino, a.ino);
+  EXPECT_EQ(Err(core_->GetAttr(b.ino)), ENOENT);
+  ASSERT_TRUE(core_->DrainDestroyQueue().ok());
+  EXPECT_FALSE(osts_->Exists(b.layout.objects[0].ost, b.layout.objects[0].oid));
+  // Across directories.
+  ASSERT_TRUE(core_->Rename(Req(), kRoot, kRootIno, "b", d1.ino, "moved", 0).ok());
+  EXPECT_EQ(Err(core_->Lookup(kRoot, kRootIno, "b")), ENOENT);
+  EXPECT_EQ(core_->Lookup(kRoot, d1.ino, "moved")->ino, a.ino);
+  // Type mismatches and non-empty targets.
+  EXPECT_EQ(Err(core_->Rename(Req(), kRoot, d1.ino, "moved", kRootIno, "d2", 0)), EISDIR);
+  EXPECT_EQ(Err(core_->Rename(Req(), kRoot, kRootIno, "d2", d1.ino, "moved", 0)), ENOTDIR);
+  EXPECT_EQ(Err(core_->Rename(Req(), kRoot, kRootIno, "e_none", kRootIno, "zz", 0)), ENOENT);
+  EXPECT_EQ(Err(core_->Rename(Req(), kRoot, kRootIno, "empty", kRootIno, "d2", 0)), ENOTEMPTY);
+  // Directory over an empty directory, across parents: nlinks follow.
+  ASSERT_TRUE(core_->Rename(Req(), kRoot, kRootIno, "d2", d1.ino, "sub", 0).ok());
+  EXPECT_EQ(Attr(d1.ino).nlink, 3u);
+  ASSERT_TRUE(core_->Rename(Req(), kRoot, kRootIno, "empty", d1.ino, "sub2", 0).ok());
+  MustMkdir(kRootIno, "empty2");
+  ASSERT_TRUE(core_->Rename(Req(), kRoot, kRootIno, "empty2", d1.ino, "sub2", 0).ok());
+  EXPECT_EQ(Err(core_->GetAttr(e.ino)), ENOENT);
+  EXPECT_EQ(Attr(d1.ino).nlink, 4u);
+  EXPECT_EQ(Attr(kRootIno).nlink, 3u);
+  // Into its own subtree.
+  EXPECT_EQ(Err(core_->Rename(Req(), kRoot, kRootIno, "d1", d2.ino, "loop", 0)), EINVAL);
+  EXPECT_EQ(Err(core_->Rename(Req(), kRoot, kRootIno, "d1", d1.ino, "self", 0)), EINVAL);
+  // Flags.
+  MustCreate(kRootIno, "p");
+  MustCreate(kRootIno, "q");
+  EXPECT_EQ(Err(core_->Rename(Req(), kRoot, kRootIno, "p", kRootIno, "q", 1)), EEXIST);
+  EXPECT_EQ(Err(core_->Rename(Req(), kRoot, kRootIno, "p", kRootIno, "q", 3)), EINVAL);
+  EXPECT_EQ(Err(core_->Rename(Req(), kRoot, kRootIno, "p", kRootIno, "none", 2)), ENOENT);
+  uint64_t p = core_->Lookup(kRoot, kRootIno, "p")->ino;
+  uint64_t q = core_->Lookup(kRoot, kRootIno, "q")->ino;
+  ASSERT_TRUE(core_->Rename(Req(), kRoot, kRootIno, "p", kRootIno, "q", 2).ok());
+  EXPECT_EQ(core_->Lookup(kRoot, kRootIno, "p")->ino, q);
+  EXPECT_EQ(core_->Lookup(kRoot, kRootIno, "q")->ino, p);
+  // Exchange a file with a directory across parents.
+  ASSERT_TRUE(core_->Rename(Req(), kRoot, kRootIno, "p", d1.ino, "sub", 2).ok());
+  EXPECT_EQ(core_->Lookup(kRoot, kRootIno, "p")->ino, d2.ino);
+  EXPECT_EQ(Attr(d2.ino).parent, kRootIno);
+  EXPECT_EQ(Attr(d1.ino).nlink, 3u);
+  // Onto a hard link of the same inode: nothing happens.
+  ASSERT_TRUE(core_->Link(Req(), kRoot, p, kRootIno, "plink").ok());
+  ASSERT_TRUE(core_->Rename(Req(), kRoot, kRootIno, "q", kRootIno, "plink", 0).ok());
+  EXPECT_TRUE(core_->Lookup(kRoot, kRootIno, "q").ok());
+  EXPECT_EQ(Attr(p).nlink, 2u);
+}
+
+TEST_F(MdsCoreTest, ReaddirCookiesStayValid) {
+  Inode d = MustMkdir(kRootIno, "d");
+  for (int i = 0; i < 10; ++i) MustCreate(d.ino, "f" + std::to_string(i));
+  auto first = core_->Readdir(kRoot, d.ino, 0, 4, true);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->entries.size(), 4u);
+  EXPECT_FALSE(first->eof);
+  ASSERT_TRUE(first->entries[0].inode.has_value());
+  uint64_t cookie = first->entries.back().cookie;
+  // Remove an already-read and a not-yet-read entry, add new ones.
+  ASSERT_TRUE(core_->Remove(Req(), kRoot, d.ino, "f1", false).ok());
+  ASSERT_TRUE(core_->Remove(Req(), kRoot, d.ino, "f6", false).ok());
+  MustCreate(d.ino, "new1");
+  std::vector<std::string> rest;
+  while (true) {
+    auto r = core_->Readdir(kRoot, d.ino, cookie, 4, false);
+    ASSERT_TRUE(r.ok());
+    for (auto& e : r->entries) {
+      rest.push_back(e.name);
+      cookie = e.cookie;
+    }
+    if (r->eof) break;
+  }
+  std::vector<std::string> want = {"f4", "f5", "f7", "f8", "f9", "new1"};
+  EXPECT_EQ(rest, want);
+  EXPECT_EQ(List(d.ino).size(), 9u);
+}
+
+TEST_F(MdsCoreTest, UnlinkWhileOpenKeepsInodeUntilRelease) {
+  auto c = core_->Create(Req(), kRoot, kRootIno, "f", 0644, O_CREAT | O_RDWR);
+  ASSERT_TRUE(c.ok());
+  const StripeObject obj = c->inode.layout.objects[0];
+  ASSERT_TRUE(core_->Remove(Req(), kRoot, kRootIno, "f", false).ok());
+  EXPECT_EQ(Err(core_->Lookup(kRoot, kRootIno, "f")), ENOENT);
+  auto a = core_->GetAttr(c->inode.ino);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->nlink, 0u);
+  ASSERT_TRUE(core_->UpdateSize(Req(), kRoot, c->inode.ino, 100, std::nullopt, false).ok());
+  ASSERT_TRUE(core_->DrainDestroyQueue().ok());
+  EXPECT_TRUE(osts_->Exists(obj.ost, obj.oid));
+  ASSERT_TRUE(core_->Release(Req(), c->handle).ok());
+  EXPECT_EQ(Err(core_->GetAttr(c->inode.ino)), ENOENT);
+  ASSERT_TRUE(core_->DrainDestroyQueue().ok());
+  EXPECT_FALSE(osts_->Exists(obj.ost, obj.oid));
+}
+
+TEST_F(MdsCoreTest, RestartReclaimsOrphansAndKeepsNamespace) {
+  Inode d = MustMkdir(kRootIno, "d");
+  MustCreate(d.ino, "keep");
+  ASSERT_TRUE(core_->SetXattr(Req(), kRoot, d.ino, "user.k", "v", 0).ok());
+  auto c = core_->Create(Req(), kRoot, kRootIno, "f", 0644, O_CREAT | O_RDWR);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(core_->Remove(Req(), kRoot, kRootIno, "f", false).ok());
+  uint64_t inodes = core_->InodeCount();
+  Restart();  // the handle dies with the old instance
+  EXPECT_EQ(Err(core_->GetAttr(c->inode.ino)), ENOENT);
+  EXPECT_EQ(core_->InodeCount(), inodes - 1);
+  EXPECT_EQ(core_->OpenHandleCount(), 0u);
+  auto reopened = core_->Open(Req(), kRoot, d.ino, O_RDONLY);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_GT(reopened->handle, c->handle);  // handle ids are not reused
+  EXPECT_TRUE(core_->Lookup(kRoot, d.ino, "keep").ok());
+  EXPECT_EQ(*core_->GetXattr(kRoot, d.ino, "user.k"), "v");
+  ASSERT_TRUE(core_->DrainDestroyQueue().ok());
+  const StripeObject obj = c->inode.layout.objects[0];
+  EXPECT_FALSE(osts_->Exists(obj.ost, obj.oid));
+}
+
+TEST_F(MdsCoreTest, DestroyRetriesAfterOstFailure) {
+  Inode f = MustCreate(kRootIno, "f");
+  const StripeObject obj = f.layout.objects[0];
+  osts_->SetFailing(obj.ost, true);
+  ASSERT_TRUE(core_->Remove(Req(), kRoot, kRootIno, "f", false).ok());
+  EXPECT_FALSE(core_->DrainDestroyQueue().ok());
+  EXPECT_TRUE(osts_->Exists(obj.ost, obj.oid));
+  osts_->SetFailing(obj.ost, false);
+  ASSERT_TRUE(core_->DrainDestroyQueue().ok());
+  EXPECT_FALSE(osts_->Exists(obj.ost, obj.oid));
+}
+
+TEST_F(MdsCoreTest, Xattrs) {
+  Inode f = MustCreate(kRootIno, "f");
+  EXPECT_EQ(Err(core_->GetXattr(kRoot, f.ino, "user.a")), ENODATA);
+  EXPECT_EQ(Err(core_->SetXattr(Req(), kRoot, f.ino, "user.a", "1", kXattrReplace)), ENODATA);
+  ASSERT_TRUE(core_->SetXattr(Req(), kRoot, f.ino, "user.a", "1", kXattrCreate).ok());
+  EXPECT_EQ(Err(core_->SetXattr(Req(), kRoot, f.ino, "user.a", "2", kXattrCreate)), EEXIST);
+  ASSERT_TRUE(core_->SetXattr(Req(), kRoot, f.ino, "user.a", "2", kXattrReplace).ok());
+  EXPECT_EQ(*core_->GetXattr(kRoot, f.ino, "user.a"), "2");
+  EXPECT_EQ(Err(core_->SetXattr(Req(), kRoot, f.ino, "user.big", std::string(65537, 'x'), 0)), E2BIG);
+  EXPECT_TRUE(core_->SetXattr(Req(), kRoot, f.ino, "user.max", std::string(65536, 'x'), 0).ok());
+  EXPECT_EQ(Err(core_->SetXattr(Req(), kRoot, f.ino, "user." + std::string(251, 'n'), "v", 0)), ERANGE);
+  EXPECT_EQ(Err(core_->SetXattr(Req(), kRoot, f.ino, "system.x", "v", 0)), EOPNOTSUPP);
+  EXPECT_EQ(Err(core_->SetXattr(Req(), kRoot, f.ino, "weird", "v", 0)), EOPNOTSUPP);
+  ASSERT_TRUE(core_->SetXattr(Req(), kRoot, f.ino, "trusted.t", "v", 0).ok());
+  ASSERT_TRUE(core_->SetXattr(Req(), kRoot, f.ino, "security.s", "v", 0).ok());
+  auto all = core_->ListXattr(kRoot, f.ino);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 4u);
+  // Non-root: trusted.* is invisible and unwritable.
+  ASSERT_TRUE(core_->SetAttr(Req(), kRoot, f.ino, {.valid = kSetMode, .mode = 0666}).ok());
+  auto alice = core_->ListXattr(kAlice, f.ino);
+  ASSERT_TRUE(alice.ok());
+  EXPECT_EQ(alice->size(), 3u);
+  EXPECT_EQ(Err(core_->SetXattr(Req(), kAlice, f.ino, "trusted.x", "v", 0)), EPERM);
+  EXPECT_EQ(Err(core_->GetXattr(kAlice, f.ino, "trusted.t")), ENODATA);
+  EXPECT_TRUE(core_->SetXattr(Req(), kAlice, f.ino, "user.alice", "v", 0).ok());
+  ASSERT_TRUE(core_->RemoveXattr(Req(), kRoot, f.ino, "user.a").ok());
+  EXPECT_EQ(Err(core_->RemoveXattr(Req(), kRoot, f.ino, "user.a")), ENODATA);
+  // user.* only on files and directories.
+  auto fifo = core_->Mknod(Req(), kRoot, kRootIno, "p", S_IFIFO | 0666, 0);
+  ASSERT_TRUE(fifo.ok());
+  EXPECT_EQ(Err(core_->SetXattr(Req(), kRoot, fifo->ino, "user.a", "v", 0)), EPERM);
+  // Read permission needed for user.* values.
+  ASSERT_TRUE(core_->SetAttr(Req(), kRoot, f.ino, {.valid = kSetMode, .mode = 0600}).ok());
+  EXPECT_EQ(Err(core_->GetXattr(kAlice, f.ino, "user.alice")), EACCES);
+}
+
+TEST_F(MdsCoreTest, PermissionsOnDirectories) {
+  Inode pub = MustMkdir(kRootIno, "pub", 0777);
+  Inode priv = MustMkdir(kRootIno, "priv", 0700);
+  EXPECT_EQ(Err(core_->Create(Req(), kAlice, priv.ino, "x", 0644, O_RDWR)), EACCES);
+  EXPECT_EQ(Err(core_->Lookup(kAlice, priv.ino, "x")), EACCES);
+  EXPECT_EQ(Err(core_->Readdir(kAlice, priv.ino, 0, 10, false)), EACCES);
+  Inode af = MustCreate(pub.ino, "alice_file", 0644, kAlice);
+  EXPECT_EQ(af.uid, 1000u);
+  EXPECT_EQ(af.gid, 1000u);
+  // Without sticky, bob may remove alice's file.
+  MustCreate(pub.ino, "alice2", 0644, kAlice);
+  EXPECT_TRUE(core_->Remove(Req(), kBob, pub.ino, "alice2", false).ok());
+  // Sticky: only owners (or root) may remove or rename.
+  ASSERT_TRUE(core_->SetAttr(Req(), kRoot, pub.ino, {.valid = kSetMode, .mode = 01777}).ok());
+  EXPECT_EQ(Err(core_->Remove(Req(), kBob, pub.ino, "alice_file", false)), EPERM);
+  EXPECT_EQ(Err(core_->Rename(Req(), kBob, pub.ino, "alice_file", pub.ino, "mine", 0)), EPERM);
+  EXPECT_TRUE(core_->Rename(Req(), kAlice, pub.ino, "alice_file", pub.ino, "renamed", 0).ok());
+  EXPECT_TRUE(core_->Remove(Req(), kRoot, pub.ino, "renamed", false).ok());
+}
+
+TEST_F(MdsCoreTest, SetgidDirectoryInheritance) {
+  Inode d = MustMkdir(kRootIno, "g", 0777);
+  ASSERT_TRUE(core_->SetAttr(Req(), kRoot, d.ino,
+                             {.valid = kSetMode | kSetGid, .mode = 02777, .gid = 50})
+                  .ok());
+  Inode f = MustCreate(d.ino, "f", 0644, kBob);
+  EXPECT_EQ(f.gid, 50u);
+  auto sub = core_->Mkdir(Req(), kBob, d.ino, "sub", 0755);
+  ASSERT_TRUE(sub.ok());
+  EXPECT_EQ(sub->gid, 50u);
+  EXPECT_TRUE(sub->mode & S_ISGID);
+}
+
+TEST_F(MdsCoreTest, ChmodChownRules) {
+  Inode pub = MustMkdir(kRootIno, "pub", 0777);
+  Inode f = MustCreate(pub.ino, "f", 0644, kAlice);
+  EXPECT_EQ(Err(core_->SetAttr(Req(), kBob, f.ino, {.valid = kSetMode, .mode = 0777})), EPERM);
+  // Owner not in the file's group: chmod g+s is dropped.
+  ASSERT_TRUE(core_->SetAttr(Req(), kRoot, f.ino, {.valid = kSetGid, .gid = 777}).ok());
+  auto m = core_->SetAttr(Req(), kAlice, f.ino, {.valid = kSetMode, .mode = 06755});
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->mode & 07777, 04755u);
+  // chown only by root; chgrp by the owner to one of its groups.
+  EXPECT_EQ(Err(core_->SetAttr(Req(), kAlice, f.ino, {.valid = kSetUid, .uid = 1001})), EPERM);
+  EXPECT_EQ(Err(core_->SetAttr(Req(), kAlice, f.ino, {.valid = kSetGid, .gid = 1001})), EPERM);
+  auto g = core_->SetAttr(Req(), kAlice, f.ino, {.valid = kSetGid, .gid = 50});
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->gid, 50u);
+  EXPECT_EQ(g->mode & S_ISUID, 0u);  // chown by non-root clears suid
+  ASSERT_TRUE(core_->SetAttr(Req(), kRoot, f.ino, {.valid = kSetMode, .mode = 06755}).ok());
+  auto r = core_->SetAttr(Req(), kRoot, f.ino, {.valid = kSetUid, .uid = 1001});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->uid, 1001u);
+  EXPECT_EQ(r->mode & 07777, 0755u);  // root chown of group-exec file too
+}
+
+TEST_F(MdsCoreTest, TimesAndTruncatePermissions) {
+  Inode pub = MustMkdir(kRootIno, "pub", 0777);
+  Inode f = MustCreate(pub.ino, "f", 0644, kAlice);
+  SetAttrArgs explicit_times{.valid = kSetAtime | kSetMtime};
+  explicit_times.atime = {1000, 5};
+  explicit_times.mtime = {2000, 123456789};
+  EXPECT_EQ(Err(core_->SetAttr(Req(), kBob, f.ino, explicit_times)), EPERM);
+  auto t = core_->SetAttr(Req(), kAlice, f.ino, explicit_times);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->mtime, (Timespec{2000, 123456789}));
+  EXPECT_EQ(t->atime, (Timespec{1000, 5}));
+  EXPECT_EQ(Err(core_->SetAttr(Req(), kBob, f.ino, {.valid = kSetAtimeNow | kSetMtimeNow})), EACCES);
+  ASSERT_TRUE(core_->SetAttr(Req(), kAlice, f.ino, {.valid = kSetMode, .mode = 0666}).ok());
+  auto now = core_->SetAttr(Req(), kBob, f.ino, {.valid = kSetAtimeNow | kSetMtimeNow});
+  ASSERT_TRUE(now.ok());
+  EXPECT_GT(now->mtime.sec, 1600000000);
+  // Truncate needs write permission, or a writable handle.
+  ASSERT_TRUE(core_->SetAttr(Req(), kAlice, f.ino, {.valid = kSetMode, .mode = 0644}).ok());
+  EXPECT_EQ(Err(core_->SetAttr(Req(), kBob, f.ino, {.valid = kSetSize, .size = 5})), EACCES);
+  auto sz = core_->SetAttr(Req(), kAlice, f.ino, {.valid = kSetSize, .size = 5});
+  ASSERT_TRUE(sz.ok());
+  EXPECT_EQ(sz->size, 5u);
+  EXPECT_EQ(Err(core_->SetAttr(Req(), kAlice, f.ino, {.valid = kSetSize, .size = ~0ULL})), EFBIG);
+  auto ro = core_->Open(Req(), kAlice, f.ino, O_RDONLY);
+  ASSERT_TRUE(ro.ok());
+  EXPECT_EQ(Err(core_->SetAttr(Req(), kAlice, f.ino,
+                               {.valid = kSetSize, .size = 0, .handle = ro->handle})),
+            EINVAL);
+  ASSERT_TRUE(core_->Release(Req(), ro->handle).ok());
+  EXPECT_EQ(Err(core_->SetAttr(Req(), kRoot, pub.ino, {.valid = kSetSize, .size = 0})), EISDIR);
+}
+
+TEST_F(MdsCoreTest, OpenChecksAccessAndTruncates) {
+  Inode pub = MustMkdir(kRootIno, "pub", 0777);
+  Inode f = MustCreate(pub.ino, "f", 0640, kAlice);
+  ASSERT_TRUE(core_->UpdateSize(Req(), kAlice, f.ino, 4096, std::nullopt, false).ok());
+  EXPECT_EQ(Err(core_->Open(Req(), kBob, f.ino, O_RDONLY)), EACCES);
+  Cred alice_group_member{1002, 1002, {1000}};
+  EXPECT_TRUE(core_->Open(Req(), alice_group_member, f.ino, O_RDONLY).ok());
+  EXPECT_EQ(Err(core_->Open(Req(), alice_group_member, f.ino, O_WRONLY)), EACCES);
+  EXPECT_EQ(Err(core_->Open(Req(), alice_group_member, f.ino, O_RDONLY | O_TRUNC)), EACCES);
+  auto tr = core_->Open(Req(), kAlice, f.ino, O_WRONLY | O_TRUNC);
+  ASSERT_TRUE(tr.ok());
+  EXPECT_TRUE(tr->truncated);
+  EXPECT_EQ(tr->inode.size, 0u);
+  EXPECT_EQ(Attr(f.ino).size, 0u);
+  EXPECT_EQ(Err(core_->Open(Req(), kRoot, pub.ino, O_RDWR)), EISDIR);
+  // Root may not execute a file without x bits.
+  EXPECT_EQ(Err(core_->Access(kRoot, f.ino, X_OK)), EACCES);
+  EXPECT_TRUE(core_->Access(kRoot, f.ino, R_OK | W_OK).ok());
+  EXPECT_TRUE(core_->Access(kBob, f.ino, F_OK).ok());
+  EXPECT_EQ(Err(core_->Access(kBob, f.ino, R_OK)), EACCES);
+}
+
+TEST_F(MdsCoreTest, UpdateSizeGrowsOnlyAndKillsPriv) {
+  Inode f = MustCreate(kRootIno, "f", 06775);
+  auto a = core_->UpdateSize(Req(), kRoot, f.ino, 1000, Timespec{5000, 7}, false);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->size, 1000u);
+  EXPECT_EQ(a->mtime, (Timespec{5000, 7}));
+  auto b = core_->UpdateSize(Req(), kRoot, f.ino, 10, std::nullopt, true);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->size, 1000u);
+  EXPECT_EQ(b->mode & 07777, 0775u);
+  EXPECT_EQ(Err(core_->UpdateSize(Req(), kRoot, f.ino, 1ULL << 63, std::nullopt, false)), EFBIG);
+  EXPECT_EQ(Err(core_->UpdateSize(Req(), kRoot, kRootIno, 1, std::nullopt, false)), EISDIR);
+}
+
+TEST_F(MdsCoreTest, StatfsSumsOsts) {
+  MustCreate(kRootIno, "f");
+  auto s = core_->Statfs();
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->blocks, 4 * ((1ULL << 30) / 4096));
+  EXPECT_EQ(s->bfree, 4 * ((1ULL << 29) / 4096));
+  EXPECT_EQ(s->files - s->ffree, 2u);
+  EXPECT_EQ(s->namelen, 255u);
+}
+
+TEST_F(MdsCoreTest, ConcurrentCreatesWithBackgroundThreads) {
+  MdsOptions opts;
+  core_.reset();
+  opts.precreate_batch = 32;
+  opts.precreate_low_water = 16;
+  opts.destroy_batch_delay = absl::Milliseconds(10);
+  core_ = std::make_unique<MdsCore>(store_.get(), osts_.get(), RealClock(), opts);
+  ASSERT_TRUE(core_->Start().ok());
+  std::vector<std::thread> threads;
+  std::vector<std::vector<StripeObject>> objs(4);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 150; ++i) {
+        auto r = core_->Create({uint64_t(t), uint64_t(i)}, kRoot, kRootIno,
+                               "t" + std::to_string(t) + "_" + std::to_string(i),
+                               0644, O_CREAT | O_EXCL | O_RDWR);
+        ASSERT_TRUE(r.ok()) << r.status();
+        ASSERT_TRUE(core_->Release({uint64_t(t), 1000u + i}, r->handle).ok());
+        objs[t].push_back(r->inode.layout.objects[0]);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<std::pair<uint32_t, uint64_t>> all;
+  for (auto& v : objs) {
+    for (auto& o : v) all.insert({o.ost, o.oid});
+  }
+  EXPECT_EQ(all.size(), 600u);  // no object handed out twice
+  EXPECT_EQ(List(kRootIno).size(), 600u);
+  for (int t = 0; t < 4; ++t) {
+    for (int i = 0; i < 150; ++i) {
+      ASSERT_TRUE(core_->Remove(Req(), kRoot, kRootIno,
+                                "t" + std::to_string(t) + "_" + std::to_string(i),
+                                false)
+                      .ok());
+    }
+  }
+  // The destroy thread removes every object without being asked.
+  size_t destroyed = 0;
+  for (int i = 0; i < 100 && destroyed < 600; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+    destroyed = 0;
+    for (uint32_t o = 0; o < 4; ++o) destroyed += osts_->destroyed(o).size();
+  }
+  EXPECT_EQ(destroyed, 600u);
+  EXPECT_EQ(core_->InodeCount(), 1u);
+  EXPECT_EQ(List(kRootIno).size(), 0u);
+}
+
+}  // namespace
+}  // namespace stripefs::mds

@@ -1,0 +1,103 @@
+// MdsService: the gRPC adapter of the metadata service. Maps each Mds RPC
+// onto MdsCore, converts records to messages and statuses with
+// rpc::ToGrpc, and counts calls per method for the Status RPC.
+// Thread-safe (the sync server calls it from many threads).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "mds/mds_core.h"
+#include "rpc/proto/mds.grpc.pb.h"
+
+namespace stripefs::mds {
+
+class MdsService final : public rpc::Mds::Service {
+ public:
+  // core must outlive the service. instance changes every process start.
+  MdsService(MdsCore* core, std::string target, uint64_t instance);
+
+  // Reported by Status: "running" or "stopping".
+  void SetStopping() { stopping_ = true; }
+
+  grpc::Status Connect(grpc::ServerContext*, const rpc::ConnectRequest*,
+                       rpc::ConnectReply*) override;
+  grpc::Status Status(grpc::ServerContext*, const rpc::StatusRequest*,
+                      rpc::StatusReply*) override;
+  grpc::Status GetConfig(grpc::ServerContext*, const rpc::GetConfigRequest*,
+                         rpc::GetConfigReply*) override;
+  grpc::Status Lookup(grpc::ServerContext*, const rpc::LookupRequest*,
+                      rpc::Entry*) override;
+  grpc::Status GetAttr(grpc::ServerContext*, const rpc::GetAttrRequest*,
+                       rpc::Entry*) override;
+  grpc::Status SetAttr(grpc::ServerContext*, const rpc::SetAttrRequest*,
+                       rpc::Entry*) override;
+  grpc::Status Create(grpc::ServerContext*, const rpc::CreateRequest*,
+                      rpc::CreateReply*) override;
+  grpc::Status Open(grpc::ServerContext*, const rpc::OpenRequest*,
+                    rpc::OpenReply*) override;
+  grpc::Status Release(grpc::ServerContext*, const rpc::ReleaseRequest*,
+                       rpc::ReleaseReply*) override;
+  grpc::Status Mknod(grpc::ServerContext*, const rpc::MknodRequest*,
+                     rpc::Entry*) override;
+  grpc::Status Mkdir(grpc::ServerContext*, const rpc::MkdirRequest*,
+                     rpc::Entry*) override;
+  grpc::Status Symlink(grpc::ServerContext*, const rpc::SymlinkRequest*,
+                       rpc::Entry*) override;
+  grpc::Status Link(grpc::ServerContext*, const rpc::LinkRequest*,
+                    rpc::Entry*) override;
+  grpc::Status Remove(grpc::ServerContext*, const rpc::RemoveRequest*,
+                      rpc::RemoveReply*) override;
+  grpc::Status Rename(grpc::ServerContext*, const rpc::RenameRequest*,
+                      rpc::RenameReply*) override;
+  grpc::Status Readlink(grpc::ServerContext*, const rpc::ReadlinkRequest*,
+                        rpc::ReadlinkReply*) override;
+  grpc::Status Readdir(grpc::ServerContext*, const rpc::ReaddirRequest*,
+                       rpc::ReaddirReply*) override;
+  grpc::Status Statfs(grpc::ServerContext*, const rpc::StatfsRequest*,
+                      rpc::StatfsReply*) override;
+  grpc::Status SetXattr(grpc::ServerContext*, const rpc::SetXattrRequest*,
+                        rpc::XattrReply*) override;
+  grpc::Status GetXattr(grpc::ServerContext*, const rpc::GetXattrRequest*,
+                        rpc::GetXattrReply*) override;
+  grpc::Status ListXattr(grpc::ServerContext*, const rpc::ListXattrRequest*,
+                         rpc::ListXattrReply*) override;
+  grpc::Status RemoveXattr(grpc::ServerContext*,
+                           const rpc::RemoveXattrRequest*,
+                           rpc::XattrReply*) override;
+  grpc::Status Access(grpc::ServerContext*, const rpc::AccessRequest*,
+                      rpc::AccessReply*) override;
+  grpc::Status UpdateSize(grpc::ServerContext*, const rpc::UpdateSizeRequest*,
+                          rpc::Entry*) override;
+  grpc::Status SetLayout(grpc::ServerContext*, const rpc::SetLayoutRequest*,
+                         rpc::LayoutReply*) override;
+  grpc::Status GetLayout(grpc::ServerContext*, const rpc::GetLayoutRequest*,
+                         rpc::LayoutReply*) override;
+
+  enum Method : int {
+    kConnect, kStatus, kGetConfig, kLookup, kGetAttr, kSetAttr, kCreate,
+    kOpen, kRelease, kMknod, kMkdir, kSymlink, kLink, kRemove, kRename,
+    kReadlink, kReaddir, kStatfs, kSetXattr, kGetXattr, kListXattr,
+    kRemoveXattr, kAccess, kUpdateSize, kSetLayout, kGetLayout, kNumMethods
+  };
+
+ private:
+  // Counts the call, logs a failure, converts the status.
+  grpc::Status Finish(Method m, const absl::Status& s, uint64_t client_id = 0,
+                      uint64_t xid = 0);
+
+  MdsCore* const core_;
+  const std::string target_;
+  const uint64_t instance_;
+  std::atomic<bool> stopping_{false};
+  std::array<std::atomic<uint64_t>, kNumMethods> counts_{};
+};
+
+// Record -> message conversions (also used by tests).
+void ToProto(const Inode& n, rpc::Attr* out);
+void ToProto(const Layout& l, rpc::Layout* out);
+void ToProto(const Inode& n, rpc::Entry* out);
+
+}  // namespace stripefs::mds

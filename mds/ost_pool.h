@@ -1,0 +1,86 @@
+// OstPool: what the MDS needs from the object storage targets — precreate
+// objects on OST i, destroy objects, statfs of each OST, and the list of
+// OSTs (the target registry). Two implementations: a gRPC one that talks to
+// stripefs-oss (NewGrpcOstPool) and an in-memory fake for unit tests
+// (FakeOstPool). Both are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace stripefs::mds {
+
+struct OstTarget {
+  uint32_t index = 0;
+  std::string address;
+  bool active = true;
+};
+
+struct OstStatfs {
+  uint64_t total_bytes = 0;
+  uint64_t free_bytes = 0;
+  uint64_t avail_bytes = 0;
+  uint64_t objects = 0;
+};
+
+struct ObjectRange {
+  uint64_t first_oid = 0;  // objects [first_oid, first_oid + count) exist
+  uint32_t count = 0;
+};
+
+class OstPool {
+ public:
+  virtual ~OstPool() = default;
+  // The registry, ordered by index. Fixed for the life of the pool.
+  virtual const std::vector<OstTarget>& Targets() const = 0;
+  virtual absl::StatusOr<ObjectRange> Precreate(uint32_t ost, uint32_t count,
+                                                absl::Duration deadline) = 0;
+  // Unknown oids are skipped (destroy is idempotent).
+  virtual absl::Status Destroy(uint32_t ost,
+                               const std::vector<uint64_t>& oids) = 0;
+  virtual absl::StatusOr<OstStatfs> Statfs(uint32_t ost) = 0;
+};
+
+// Talks to each OST at its address; every call has a deadline and the
+// connection starts with the Connect handshake. client_id names the MDS in
+// request headers.
+std::unique_ptr<OstPool> NewGrpcOstPool(std::vector<OstTarget> targets,
+                                        uint64_t client_id);
+
+// In-memory OSTs: object ids count up from 1 per OST; records what exists.
+class FakeOstPool : public OstPool {
+ public:
+  explicit FakeOstPool(uint32_t n_osts);
+  const std::vector<OstTarget>& Targets() const override { return targets_; }
+  absl::StatusOr<ObjectRange> Precreate(uint32_t ost, uint32_t count,
+                                        absl::Duration deadline) override;
+  absl::Status Destroy(uint32_t ost,
+                       const std::vector<uint64_t>& oids) override;
+  absl::StatusOr<OstStatfs> Statfs(uint32_t ost) override;
+
+  // Test controls and probes.
+  void SetFailing(uint32_t ost, bool failing);
+  bool Exists(uint32_t ost, uint64_t oid) const;
+  size_t ObjectCount(uint32_t ost) const;
+  int precreate_calls() const;
+  std::vector<uint64_t> destroyed(uint32_t ost) const;
+
+ private:
+  std::vector<OstTarget> targets_;
+  mutable absl::Mutex mu_;
+  std::map<uint32_t, uint64_t> next_oid_ ABSL_GUARDED_BY(mu_);
+  std::map<uint32_t, std::set<uint64_t>> objects_ ABSL_GUARDED_BY(mu_);
+  std::map<uint32_t, std::vector<uint64_t>> destroyed_ ABSL_GUARDED_BY(mu_);
+  std::set<uint32_t> failing_ ABSL_GUARDED_BY(mu_);
+  int precreate_calls_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace stripefs::mds
