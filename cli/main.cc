@@ -1,0 +1,168 @@
+// stripefs: the command-line tool (cluster lifecycle, mounts, layouts, df).
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "cli/cluster.h"
+#include "cli/config.h"
+#include "cli/layout.h"
+#include "cli/proc.h"
+#include "cli/size.h"
+#include "cli/stripe.h"
+#include "common/version.h"
+
+namespace {
+
+using stripefs::cli::ParseSize;
+
+int Fail(const absl::Status& s) {
+  if (!s.message().empty()) {
+    std::fprintf(stderr, "stripefs: %s\n", std::string(s.message()).c_str());
+  }
+  return 1;
+}
+
+int Done(const absl::Status& s) { return s.ok() ? 0 : Fail(s); }
+
+// Resolves --bin-dir: the flag, else the directory of this executable.
+absl::StatusOr<std::string> BinDir(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  return stripefs::cli::SelfDir();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "stripefs: manage a stripefs cluster, its mounts and file layouts"};
+  app.set_version_flag("--version", std::string(stripefs::kRelease));
+  app.require_subcommand(1);
+  const std::string default_home = stripefs::cli::DefaultHome();
+
+  // cluster up|down|status
+  CLI::App* cluster =
+      app.add_subcommand("cluster", "start, stop or inspect a cluster");
+  cluster->require_subcommand(1);
+  std::string home = default_home;
+  CLI::App* up =
+      cluster->add_subcommand("up", "start every server (and mount)");
+  up->add_option("--home", home,
+                 "cluster home (default $STRIPEFS_HOME or ~/.stripefs)");
+  std::optional<int> oss_count;
+  up->add_option("--oss", oss_count, "number of OSS servers (default 4)");
+  std::optional<std::string> up_mount;
+  up->add_option("--mount", up_mount, "also mount the cluster here");
+  std::optional<int64_t> up_count;
+  up->add_option("--stripe-count", up_count,
+                 "root default stripe count (default 1)");
+  std::string up_size;
+  up->add_option("--stripe-size", up_size,
+                 "root default stripe size, K/M/G suffixes (default 1M)");
+  std::string bin_dir;
+  up->add_option(
+      "--bin-dir", bin_dir,
+      "directory holding stripefs-mds/-oss/-mount (default: beside stripefs)");
+
+  CLI::App* down =
+      cluster->add_subcommand("down", "unmount and stop every server");
+  down->add_option("--home", home, "cluster home");
+
+  CLI::App* status = cluster->add_subcommand("status", "one line per server");
+  status->add_option("--home", home, "cluster home");
+  bool json = false;
+  status->add_flag("--json", json, "print a JSON array");
+
+  // mount / umount
+  std::string mountpoint;
+  CLI::App* mount = app.add_subcommand("mount", "mount the cluster at MNT");
+  mount->add_option("--home", home, "cluster home");
+  mount->add_option("--bin-dir", bin_dir, "directory holding stripefs-mount");
+  mount->add_option("MNT", mountpoint, "mountpoint")->required();
+  CLI::App* umount =
+      app.add_subcommand("umount", "unmount a mount made by 'mount'");
+  umount->add_option("--home", home, "cluster home");
+  umount->add_option("MNT", mountpoint, "mountpoint")->required();
+
+  // setstripe / getstripe
+  CLI::App* setstripe = app.add_subcommand(
+      "setstripe", "set the layout of a new/empty file or a directory");
+  std::optional<int64_t> ss_count, ss_index;
+  std::string ss_size;
+  std::string path;
+  setstripe->add_option("-c,--stripe-count", ss_count,
+                        "number of stripes (-1: all OSTs, 0: default)");
+  setstripe->add_option("-S,--stripe-size", ss_size,
+                        "stripe size, multiple of 64K, K/M/G suffixes");
+  setstripe->add_option("-i,--stripe-index", ss_index,
+                        "OST index of the first stripe (-1: any)");
+  setstripe->add_option("PATH", path, "file or directory on a stripefs mount")
+      ->required();
+  CLI::App* getstripe =
+      app.add_subcommand("getstripe", "show the layout of PATH");
+  getstripe->add_option("PATH", path, "file or directory on a stripefs mount")
+      ->required();
+
+  // df
+  CLI::App* df =
+      app.add_subcommand("df", "space per target of stripefs mounts");
+  std::vector<std::string> df_mounts;
+  bool human = false;
+  df->add_flag("-H,--human-readable", human, "sizes in K/M/G");
+  df->add_option("MNT", df_mounts,
+                 "mountpoints (default: every stripefs mount)");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (*up) {
+    stripefs::cli::UpOptions o;
+    o.home = home;
+    o.oss_count = oss_count;
+    o.mountpoint = up_mount;
+    o.stripe_count = up_count;
+    if (!up_size.empty()) {
+      absl::StatusOr<uint64_t> size = ParseSize(up_size);
+      if (!size.ok()) return Fail(size.status());
+      o.stripe_size = *size;
+    }
+    absl::StatusOr<std::string> dir = BinDir(bin_dir);
+    if (!dir.ok()) return Fail(dir.status());
+    o.bin_dir = *dir;
+    return Done(stripefs::cli::ClusterUp(o));
+  }
+  if (*down) return Done(stripefs::cli::ClusterDown(home));
+  if (*status) {
+    auto states = stripefs::cli::ClusterStatus(home);
+    if (!states.ok()) return Fail(states.status());
+    const std::string out = json ? stripefs::cli::FormatStatusJson(*states)
+                                 : stripefs::cli::FormatStatusText(*states);
+    std::fputs(out.c_str(), stdout);
+    return 0;
+  }
+  if (*mount) {
+    absl::StatusOr<std::string> dir = BinDir(bin_dir);
+    if (!dir.ok()) return Fail(dir.status());
+    return Done(stripefs::cli::Mount(home, mountpoint, *dir));
+  }
+  if (*umount) return Done(stripefs::cli::Umount(home, mountpoint));
+  if (*setstripe) {
+    stripefs::cli::LayoutRequest req;
+    req.stripe_count = ss_count;
+    req.stripe_offset = ss_index;
+    if (!ss_size.empty()) {
+      absl::StatusOr<uint64_t> size = ParseSize(ss_size);
+      if (!size.ok()) {
+        return Fail(absl::InvalidArgumentError(
+            absl::StrCat("invalid layout: ", size.status().message())));
+      }
+      req.stripe_size = *size;
+    }
+    return Done(stripefs::cli::SetStripe(path, req));
+  }
+  if (*getstripe) return Done(stripefs::cli::GetStripe(path));
+  if (*df) return Done(stripefs::cli::Df(df_mounts, human));
+  return 1;
+}

@@ -1,0 +1,28 @@
+// Asks a stripefs server for its Status over gRPC with a short deadline.
+// The only CLI file that sees gRPC types. Thread-safe (no shared state).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace stripefs::cli {
+
+struct ServerStatus {
+  std::string target;
+  std::string release;
+  int64_t pid = 0;
+  std::string state;  // "running", "stopping"
+};
+
+// role: "mds" or "oss". UNAVAILABLE/DEADLINE_EXCEEDED when it does not answer.
+// wait_for_ready: wait (up to the deadline) for the connection instead of
+// failing fast; use it when the server process is known to be alive.
+absl::StatusOr<ServerStatus> QueryStatus(const std::string& role,
+                                         const std::string& address,
+                                         absl::Duration deadline,
+                                         bool wait_for_ready = false);
+
+}  // namespace stripefs::cli

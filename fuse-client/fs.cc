@@ -1,0 +1,361 @@
+// Fs: construction, shared helpers and namespace operations.
+#include "fuse-client/fs.h"
+
+#include <cerrno>
+#include <ctime>
+
+#include "absl/strings/str_cat.h"
+#include "common/errors.h"
+
+namespace stripefs::client {
+
+using rpc::Mds;
+
+void FillCred(const OpCtx& ctx, rpc::Cred* cred) {
+  cred->set_uid(ctx.uid);
+  cred->set_gid(ctx.gid);
+  cred->set_pid(ctx.pid);
+  for (uint32_t g : ctx.groups) cred->add_groups(g);
+}
+
+absl::Status CheckName(const std::string& name) {
+  if (name.size() > kNameMax) {
+    return Errno(ENAMETOOLONG, absl::StrCat("name of ", name.size(),
+                                            " bytes is longer than 255"));
+  }
+  return absl::OkStatus();
+}
+
+std::shared_ptr<const FileLayout> ToFileLayout(const rpc::Layout& layout) {
+  auto l = std::make_shared<FileLayout>();
+  l->stripe_size = layout.stripe_size();
+  l->objects.reserve(layout.objects_size());
+  for (const rpc::StripeObject& o : layout.objects()) {
+    l->objects.push_back({o.ost(), o.oid()});
+  }
+  return l;
+}
+
+rpc::Timespec NowTimespec() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  rpc::Timespec t;
+  t.set_sec(ts.tv_sec);
+  t.set_nsec(static_cast<uint32_t>(ts.tv_nsec));
+  return t;
+}
+
+Fs::Fs(MdsClient* mds, OstSet* osts, FsOptions options)
+    : mds_(mds),
+      osts_(osts),
+      options_(options),
+      pool_(options.io_threads),
+      io_(osts, &pool_) {}
+
+Fs::~Fs() = default;
+
+void Fs::Overlay(rpc::Entry* entry) {
+  std::shared_ptr<InodeState> st = FindOpen(entry->attr().ino());
+  if (st == nullptr) return;
+  absl::MutexLock lock(&st->mu);
+  st->SawMds(entry->attr(), false);
+  rpc::Attr* a = entry->mutable_attr();
+  uint64_t size = st->KnownSize();
+  if (size != a->size()) {
+    a->set_size(size);
+    a->set_blocks((size + 511) / 512);
+  }
+  if (st->dirty) *a->mutable_mtime() = st->mtime;
+}
+
+absl::StatusOr<rpc::Entry> Fs::Lookup(const OpCtx& ctx, uint64_t parent,
+                                      const std::string& name) {
+  if (absl::Status s = CheckName(name); !s.ok()) return s;
+  rpc::Entry e;
+  absl::Status s = mds_->Call(
+      &Mds::Stub::Lookup, "Lookup", ctx.interrupted,
+      [&](rpc::LookupRequest& r) {
+        FillCred(ctx, r.mutable_cred());
+        r.set_parent(parent);
+        r.set_name(name);
+      },
+      &e);
+  if (!s.ok()) return s;
+  Overlay(&e);
+  return e;
+}
+
+absl::StatusOr<rpc::Entry> Fs::GetAttr(const OpCtx& ctx, uint64_t ino) {
+  rpc::Entry e;
+  absl::Status s = mds_->Call(
+      &Mds::Stub::GetAttr, "GetAttr", ctx.interrupted,
+      [&](rpc::GetAttrRequest& r) { r.set_ino(ino); }, &e);
+  if (!s.ok()) return s;
+  Overlay(&e);
+  return e;
+}
+
+absl::StatusOr<rpc::Entry> Fs::SetAttr(const OpCtx& ctx, uint64_t ino,
+                                       const SetAttrArgs& args) {
+  std::shared_ptr<InodeState> st =
+      args.file != nullptr ? args.file->inode : FindOpen(ino);
+  if (args.valid & rpc::SETATTR_SIZE) {
+    // Work out the layout and the size this mount believes in.
+    std::shared_ptr<const FileLayout> layout;
+    uint64_t cur = 0;
+    uint32_t mode = 0;
+    if (st != nullptr) {
+      absl::MutexLock lock(&st->mu);
+      layout = st->layout;
+      cur = st->KnownSize();
+      mode = st->mode;
+    }
+    if (layout == nullptr) {
+      rpc::Entry e;
+      absl::Status s = mds_->Call(
+          &Mds::Stub::GetAttr, "GetAttr", ctx.interrupted,
+          [&](rpc::GetAttrRequest& r) { r.set_ino(ino); }, &e);
+      if (!s.ok()) return s;
+      layout = ToFileLayout(e.layout());
+      cur = std::max(cur, e.attr().size());
+      mode = e.attr().mode();
+    }
+    if (S_ISDIR(mode)) return Errno(EISDIR, "truncate of a directory");
+    if (!S_ISREG(mode)) return Errno(EINVAL, "truncate of a special file");
+    if (args.size < cur && !layout->objects.empty()) {
+      // Objects first, then the MDS. Without an fd, ask the MDS whether the
+      // caller may write before any data is dropped.
+      if (args.file == nullptr) {
+        if (absl::Status s = Access(ctx, ino, W_OK); !s.ok()) return s;
+      }
+      if (absl::Status s = io_.Truncate(*layout, args.size, ctx.interrupted);
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+  rpc::Entry e;
+  absl::Status s = mds_->Call(
+      &Mds::Stub::SetAttr, "SetAttr", ctx.interrupted,
+      [&](rpc::SetAttrRequest& r) {
+        mds_->FillHeader(r.mutable_hdr());
+        FillCred(ctx, r.mutable_cred());
+        r.set_ino(ino);
+        r.set_valid(args.valid);
+        r.set_mode(args.mode);
+        r.set_uid(args.uid);
+        r.set_gid(args.gid);
+        r.set_size(args.size);
+        *r.mutable_atime() = args.atime;
+        *r.mutable_mtime() = args.mtime;
+        if (args.file != nullptr) r.set_handle(args.file->handle);
+      },
+      &e);
+  if (!s.ok() && ToErrno(s) == EPERM && args.valid == rpc::SETATTR_MODE &&
+      ctx.uid != 0) {
+    // libfuse 3.14 never negotiates FUSE_HANDLE_KILLPRIV, so the kernel
+    // clears S_ISUID/S_ISGID before a write with a chmod in the writer's
+    // name, which a non-owner may not do. Ask for it the way a write does.
+    absl::StatusOr<rpc::Entry> killed = KillPriv(ctx, ino, args.mode);
+    if (killed.ok()) return killed;
+  }
+  if (!s.ok()) return s;
+  if (st != nullptr) {
+    absl::MutexLock lock(&st->mu);
+    st->mode = e.attr().mode();
+    if (args.valid & rpc::SETATTR_SIZE) {
+      st->SawMds(e.attr(), true);
+      st->write_end = 0;
+      st->dirty = false;
+      ++st->write_gen;
+    }
+  }
+  Overlay(&e);
+  return e;
+}
+
+absl::StatusOr<rpc::Entry> Fs::KillPriv(const OpCtx& ctx, uint64_t ino,
+                                        uint32_t new_mode) {
+  rpc::Entry cur;
+  absl::Status s = mds_->Call(
+      &Mds::Stub::GetAttr, "GetAttr", ctx.interrupted,
+      [&](rpc::GetAttrRequest& r) { r.set_ino(ino); }, &cur);
+  if (!s.ok()) return s;
+  const uint32_t priv = S_ISUID | S_ISGID;
+  uint32_t old_mode = cur.attr().mode() & 07777;
+  new_mode &= 07777;
+  bool only_drops_priv = (old_mode & ~priv) == (new_mode & ~priv) &&
+                         (new_mode & ~old_mode) == 0 && new_mode != old_mode;
+  if (!S_ISREG(cur.attr().mode()) || !only_drops_priv) {
+    return Errno(EPERM, "not a privilege drop");
+  }
+  rpc::Entry e;
+  s = mds_->Call(
+      &Mds::Stub::UpdateSize, "UpdateSize", ctx.interrupted,
+      [&](rpc::UpdateSizeRequest& r) {
+        mds_->FillHeader(r.mutable_hdr());
+        FillCred(ctx, r.mutable_cred());
+        r.set_ino(ino);
+        r.set_size(0);  // grow-only: keeps the size
+        *r.mutable_mtime() = NowTimespec();
+        r.set_kill_priv(true);
+      },
+      &e);
+  if (!s.ok()) return s;
+  if (std::shared_ptr<InodeState> st = FindOpen(ino)) {
+    absl::MutexLock lock(&st->mu);
+    st->mode = e.attr().mode();
+  }
+  Overlay(&e);
+  return e;
+}
+
+absl::StatusOr<rpc::Entry> Fs::Mknod(const OpCtx& ctx, uint64_t parent,
+                                     const std::string& name, uint32_t mode,
+                                     uint64_t rdev) {
+  if (absl::Status s = CheckName(name); !s.ok()) return s;
+  rpc::Entry e;
+  absl::Status s = mds_->Call(
+      &Mds::Stub::Mknod, "Mknod", ctx.interrupted,
+      [&](rpc::MknodRequest& r) {
+        mds_->FillHeader(r.mutable_hdr());
+        FillCred(ctx, r.mutable_cred());
+        r.set_parent(parent);
+        r.set_name(name);
+        r.set_mode(mode);
+        r.set_rdev(rdev);
+      },
+      &e);
+  if (!s.ok()) return s;
+  return e;
+}
+
+absl::StatusOr<rpc::Entry> Fs::Mkdir(const OpCtx& ctx, uint64_t parent,
+                                     const std::string& name, uint32_t mode) {
+  if (absl::Status s = CheckName(name); !s.ok()) return s;
+  rpc::Entry e;
+  absl::Status s = mds_->Call(
+      &Mds::Stub::Mkdir, "Mkdir", ctx.interrupted,
+      [&](rpc::MkdirRequest& r) {
+        mds_->FillHeader(r.mutable_hdr());
+        FillCred(ctx, r.mutable_cred());
+        r.set_parent(parent);
+        r.set_name(name);
+        r.set_mode(mode);
+      },
+      &e);
+  if (!s.ok()) return s;
+  return e;
+}
+
+absl::StatusOr<rpc::Entry> Fs::Symlink(const OpCtx& ctx, uint64_t parent,
+                                       const std::string& name,
+                                       const std::string& target) {
+  if (absl::Status s = CheckName(name); !s.ok()) return s;
+  if (target.size() >= 4096) return Errno(ENAMETOOLONG, "symlink too long");
+  rpc::Entry e;
+  absl::Status s = mds_->Call(
+      &Mds::Stub::Symlink, "Symlink", ctx.interrupted,
+      [&](rpc::SymlinkRequest& r) {
+        mds_->FillHeader(r.mutable_hdr());
+        FillCred(ctx, r.mutable_cred());
+        r.set_parent(parent);
+        r.set_name(name);
+        r.set_target(target);
+      },
+      &e);
+  if (!s.ok()) return s;
+  return e;
+}
+
+absl::StatusOr<rpc::Entry> Fs::Link(const OpCtx& ctx, uint64_t ino,
+                                    uint64_t new_parent,
+                                    const std::string& new_name) {
+  if (absl::Status s = CheckName(new_name); !s.ok()) return s;
+  rpc::Entry e;
+  absl::Status s = mds_->Call(
+      &Mds::Stub::Link, "Link", ctx.interrupted,
+      [&](rpc::LinkRequest& r) {
+        mds_->FillHeader(r.mutable_hdr());
+        FillCred(ctx, r.mutable_cred());
+        r.set_ino(ino);
+        r.set_new_parent(new_parent);
+        r.set_new_name(new_name);
+      },
+      &e);
+  if (!s.ok()) return s;
+  Overlay(&e);
+  return e;
+}
+
+absl::Status Fs::Remove(const OpCtx& ctx, uint64_t parent,
+                        const std::string& name, bool dir) {
+  if (absl::Status s = CheckName(name); !s.ok()) return s;
+  rpc::RemoveReply reply;
+  return mds_->Call(
+      &Mds::Stub::Remove, "Remove", ctx.interrupted,
+      [&](rpc::RemoveRequest& r) {
+        mds_->FillHeader(r.mutable_hdr());
+        FillCred(ctx, r.mutable_cred());
+        r.set_parent(parent);
+        r.set_name(name);
+        r.set_dir(dir);
+      },
+      &reply);
+}
+
+absl::Status Fs::Rename(const OpCtx& ctx, uint64_t parent,
+                        const std::string& name, uint64_t new_parent,
+                        const std::string& new_name, uint32_t flags) {
+  if (absl::Status s = CheckName(name); !s.ok()) return s;
+  if (absl::Status s = CheckName(new_name); !s.ok()) return s;
+  rpc::RenameReply reply;
+  return mds_->Call(
+      &Mds::Stub::Rename, "Rename", ctx.interrupted,
+      [&](rpc::RenameRequest& r) {
+        mds_->FillHeader(r.mutable_hdr());
+        FillCred(ctx, r.mutable_cred());
+        r.set_parent(parent);
+        r.set_name(name);
+        r.set_new_parent(new_parent);
+        r.set_new_name(new_name);
+        r.set_flags(flags);
+      },
+      &reply);
+}
+
+absl::StatusOr<std::string> Fs::Readlink(const OpCtx& ctx, uint64_t ino) {
+  rpc::ReadlinkReply reply;
+  absl::Status s = mds_->Call(
+      &Mds::Stub::Readlink, "Readlink", ctx.interrupted,
+      [&](rpc::ReadlinkRequest& r) {
+        FillCred(ctx, r.mutable_cred());
+        r.set_ino(ino);
+      },
+      &reply);
+  if (!s.ok()) return s;
+  return std::move(*reply.mutable_target());
+}
+
+absl::StatusOr<rpc::StatfsReply> Fs::Statfs(const OpCtx& ctx) {
+  rpc::StatfsReply reply;
+  absl::Status s = mds_->Call(
+      &Mds::Stub::Statfs, "Statfs", ctx.interrupted,
+      [&](rpc::StatfsRequest&) {}, &reply);
+  if (!s.ok()) return s;
+  return reply;
+}
+
+absl::Status Fs::Access(const OpCtx& ctx, uint64_t ino, uint32_t mask) {
+  rpc::AccessReply reply;
+  return mds_->Call(
+      &Mds::Stub::Access, "Access", ctx.interrupted,
+      [&](rpc::AccessRequest& r) {
+        FillCred(ctx, r.mutable_cred());
+        r.set_ino(ino);
+        r.set_mask(mask);
+      },
+      &reply);
+}
+
+}  // namespace stripefs::client

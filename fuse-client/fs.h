@@ -1,0 +1,241 @@
+// Fs: the filesystem operations of a stripefs mount, independent of FUSE
+// types. Names, attributes and permissions go to the MDS (which enforces
+// permissions with the caller's credentials); file data goes to the OSTs
+// through FileIo. Per-open-inode state (refcounted by opens) keeps the size
+// this mount knows (max of the MDS size and the end of its own writes) and
+// whether the MDS must be told (UpdateSize on flush, fsync and release).
+//
+// Thread-safe. Lock order: open_mu_ before InodeState::mu; no lock is held
+// across an RPC.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "fuse-client/file_io.h"
+#include "fuse-client/ost_set.h"
+#include "fuse-client/request_gate.h"
+#include "fuse-client/target_client.h"
+#include "rpc/proto/mds.pb.h"
+
+namespace stripefs::client {
+
+inline constexpr size_t kNameMax = 255;
+
+struct FsOptions {
+  double attr_timeout = 1.0;     // seconds the kernel may cache attributes
+  double entry_timeout = 1.0;    // seconds the kernel may cache names
+  bool writeback_cache = false;  // the single switch for kernel writeback
+  int io_threads = 8;            // FileIo pool
+  uint32_t readdir_batch = 256;  // entries fetched per MDS Readdir
+};
+
+// The caller of one operation.
+struct OpCtx {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t pid = 0;
+  std::vector<uint32_t> groups;
+  InterruptFn interrupted;
+};
+
+// State of an inode that this mount has open. Shared by its OpenFiles.
+struct InodeState {
+  explicit InodeState(uint64_t i) : ino(i) {}
+  const uint64_t ino;
+  absl::Mutex mu;
+  std::shared_ptr<const FileLayout> layout ABSL_GUARDED_BY(mu);
+  uint32_t mode ABSL_GUARDED_BY(mu) = 0;
+  uint64_t mds_size ABSL_GUARDED_BY(mu) = 0;   // last size the MDS gave
+  uint64_t write_end ABSL_GUARDED_BY(mu) = 0;  // end of unreported writes
+  bool dirty ABSL_GUARDED_BY(mu) = false;      // the MDS must be told
+  bool kill_priv ABSL_GUARDED_BY(mu) = false;
+  uint64_t write_gen ABSL_GUARDED_BY(mu) = 0;  // bumped by every write
+  rpc::Timespec mtime ABSL_GUARDED_BY(mu);     // of the last write
+  // The MDS size and mtime that the kernel page cache of this inode matches
+  // (close-to-open: a later open that sees the same keeps the cache).
+  uint64_t cache_size ABSL_GUARDED_BY(mu) = 0;
+  rpc::Timespec cache_mtime ABSL_GUARDED_BY(mu);
+  bool cache_valid ABSL_GUARDED_BY(mu) = false;
+  // security.capability, which the kernel asks for before every write
+  // (libfuse 3.14 cannot negotiate FUSE_HANDLE_KILLPRIV_V2): cached while
+  // the inode is open here. cap_state: 0 unknown, 1 absent, 2 present.
+  int cap_state ABSL_GUARDED_BY(mu) = 0;
+  std::string cap_value ABSL_GUARDED_BY(mu);
+  int opens = 0;  // guarded by Fs::open_mu_
+
+  // Notes attributes the MDS reported for this inode.
+  void SawMds(const rpc::Attr& a, bool own_change)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+
+  uint64_t KnownSize() const ABSL_SHARED_LOCKS_REQUIRED(mu) {
+    return std::max(mds_size, write_end);
+  }
+};
+
+// One open(2) of a regular file (fuse_file_info::fh).
+struct OpenFile {
+  uint64_t handle = 0;  // MDS open handle
+  std::shared_ptr<InodeState> inode;
+  uint32_t flags = 0;
+  OpCtx opener;  // credentials used when reporting the size at release
+  bool keep_cache = false;  // the kernel may keep its cached pages
+};
+
+// One opendir(2) (fuse_file_info::fh): a batch of entries fetched ahead.
+struct DirHandle {
+  absl::Mutex mu;
+  bool valid ABSL_GUARDED_BY(mu) = false;
+  uint64_t from_cookie ABSL_GUARDED_BY(mu) = 0;  // batch continues after this
+  std::vector<rpc::DirEntry> entries ABSL_GUARDED_BY(mu);
+  bool eof ABSL_GUARDED_BY(mu) = false;
+};
+
+// One readdir item handed to the FUSE layer.
+struct DirItem {
+  std::string name;
+  uint64_t ino = 0;
+  uint32_t type = 0;      // S_IFMT bits
+  uint64_t next_off = 0;  // FUSE offset that continues after this item
+  const rpc::Entry* entry = nullptr;  // with plus, for real entries only
+};
+
+struct SetAttrArgs {
+  uint32_t valid = 0;  // rpc::SetAttrValid bits
+  uint32_t mode = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t size = 0;
+  rpc::Timespec atime;
+  rpc::Timespec mtime;
+  OpenFile* file = nullptr;  // set when called through an fd
+};
+
+class Fs {
+ public:
+  Fs(MdsClient* mds, OstSet* osts, FsOptions options);
+  ~Fs();
+  Fs(const Fs&) = delete;
+  Fs& operator=(const Fs&) = delete;
+
+  const FsOptions& options() const { return options_; }
+
+  // Namespace (fs.cc).
+  absl::StatusOr<rpc::Entry> Lookup(const OpCtx& ctx, uint64_t parent,
+                                    const std::string& name);
+  absl::StatusOr<rpc::Entry> GetAttr(const OpCtx& ctx, uint64_t ino);
+  absl::StatusOr<rpc::Entry> SetAttr(const OpCtx& ctx, uint64_t ino,
+                                     const SetAttrArgs& args);
+  absl::StatusOr<rpc::Entry> Mknod(const OpCtx& ctx, uint64_t parent,
+                                   const std::string& name, uint32_t mode,
+                                   uint64_t rdev);
+  absl::StatusOr<rpc::Entry> Mkdir(const OpCtx& ctx, uint64_t parent,
+                                   const std::string& name, uint32_t mode);
+  absl::StatusOr<rpc::Entry> Symlink(const OpCtx& ctx, uint64_t parent,
+                                     const std::string& name,
+                                     const std::string& target);
+  absl::StatusOr<rpc::Entry> Link(const OpCtx& ctx, uint64_t ino,
+                                  uint64_t new_parent,
+                                  const std::string& new_name);
+  absl::Status Remove(const OpCtx& ctx, uint64_t parent,
+                      const std::string& name, bool dir);
+  absl::Status Rename(const OpCtx& ctx, uint64_t parent,
+                      const std::string& name, uint64_t new_parent,
+                      const std::string& new_name, uint32_t flags);
+  absl::StatusOr<std::string> Readlink(const OpCtx& ctx, uint64_t ino);
+  absl::StatusOr<rpc::StatfsReply> Statfs(const OpCtx& ctx);
+  absl::Status Access(const OpCtx& ctx, uint64_t ino, uint32_t mask);
+
+  // Files (fs_file.cc). Open/Create return an OpenFile owned by the caller
+  // until Release.
+  absl::StatusOr<OpenFile*> Open(const OpCtx& ctx, uint64_t ino,
+                                 uint32_t flags);
+  absl::StatusOr<std::pair<rpc::Entry, OpenFile*>> Create(
+      const OpCtx& ctx, uint64_t parent, const std::string& name, uint32_t mode,
+      uint32_t flags);
+  absl::StatusOr<ReadData> Read(const OpCtx& ctx, OpenFile* f, uint64_t off,
+                                uint64_t size);
+  absl::StatusOr<size_t> Write(const OpCtx& ctx, OpenFile* f, uint64_t off,
+                               const char* data, size_t size);
+  absl::Status Flush(const OpCtx& ctx, OpenFile* f);
+  absl::Status Fsync(const OpCtx& ctx, OpenFile* f);
+  // Reports the size, closes the MDS handle and deletes f.
+  absl::Status Release(const OpCtx& ctx, OpenFile* f);
+
+  // Directories (fs_dir.cc). emit returns false when the reply is full.
+  absl::StatusOr<DirHandle*> OpenDir(const OpCtx& ctx, uint64_t ino);
+  absl::Status ReadDir(const OpCtx& ctx, uint64_t ino, DirHandle* d,
+                       uint64_t off, bool plus,
+                       absl::FunctionRef<bool(const DirItem&)> emit);
+  void ReleaseDir(DirHandle* d);
+
+  // Extended attributes, including the virtual user.stripefs.* (fs_xattr.cc).
+  absl::Status SetXattr(const OpCtx& ctx, uint64_t ino, const std::string& name,
+                        const std::string& value, uint32_t flags);
+  absl::StatusOr<std::string> GetXattr(const OpCtx& ctx, uint64_t ino,
+                                       const std::string& name);
+  absl::StatusOr<std::vector<std::string>> ListXattr(const OpCtx& ctx,
+                                                     uint64_t ino);
+  absl::Status RemoveXattr(const OpCtx& ctx, uint64_t ino,
+                           const std::string& name);
+
+ private:
+  // Overlays this mount's knowledge of an open inode onto MDS attributes.
+  void Overlay(rpc::Entry* entry);
+  // Registers an open of entry's inode; returns its state and whether the
+  // kernel's cached pages still match the file.
+  std::shared_ptr<InodeState> AddOpen(const rpc::Entry& entry,
+                                      bool* keep_cache);
+  void DropOpen(const std::shared_ptr<InodeState>& st);
+  std::shared_ptr<InodeState> FindOpen(uint64_t ino);
+  // Common tail of Open and Create.
+  absl::StatusOr<OpenFile*> FinishOpen(const OpCtx& ctx,
+                                       const rpc::Entry& entry, uint64_t handle,
+                                       bool truncated, uint32_t flags);
+  // Tells the MDS about unreported writes of st (no-op when clean).
+  absl::Status ReportSize(const OpCtx& ctx, InodeState& st);
+  // Clears S_ISUID/S_ISGID through UpdateSize(kill_priv) when new_mode
+  // differs from the current mode only by dropping them (EPERM otherwise).
+  absl::StatusOr<rpc::Entry> KillPriv(const OpCtx& ctx, uint64_t ino,
+                                      uint32_t new_mode);
+  absl::Status ReleaseHandle(const OpCtx& ctx, uint64_t handle);
+  absl::StatusOr<std::string> DfText(const OpCtx& ctx);
+  void ForgetCap(uint64_t ino);
+
+  MdsClient* const mds_;
+  OstSet* const osts_;
+  const FsOptions options_;
+  ThreadPool pool_;
+  FileIo io_;
+
+  absl::Mutex open_mu_;
+  absl::flat_hash_map<uint64_t, std::shared_ptr<InodeState>> open_
+      ABSL_GUARDED_BY(open_mu_);
+  // Size and mtime of closed inodes whose kernel cache was valid at the
+  // last close; bounded, cleared when it grows too big.
+  struct CacheStamp {
+    uint64_t size = 0;
+    int64_t sec = 0;
+    uint32_t nsec = 0;
+  };
+  absl::flat_hash_map<uint64_t, CacheStamp> stamps_ ABSL_GUARDED_BY(open_mu_);
+};
+
+// Helpers shared by the fs_*.cc files.
+void FillCred(const OpCtx& ctx, rpc::Cred* cred);
+absl::Status CheckName(const std::string& name);
+std::shared_ptr<const FileLayout> ToFileLayout(const rpc::Layout& layout);
+rpc::Timespec NowTimespec();
+
+}  // namespace stripefs::client

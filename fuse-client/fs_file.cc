@@ -1,0 +1,307 @@
+// Fs: open files, data I/O and size reporting.
+#include <fcntl.h>
+
+#include <cerrno>
+
+#include "absl/strings/str_cat.h"
+#include "common/errors.h"
+#include "fuse-client/fs.h"
+#include "spdlog/spdlog.h"
+
+namespace stripefs::client {
+
+using rpc::Mds;
+
+std::shared_ptr<InodeState> Fs::FindOpen(uint64_t ino) {
+  absl::MutexLock lock(&open_mu_);
+  auto it = open_.find(ino);
+  return it == open_.end() ? nullptr : it->second;
+}
+
+namespace {
+bool SameTime(const rpc::Timespec& a, const rpc::Timespec& b) {
+  return a.sec() == b.sec() && a.nsec() == b.nsec();
+}
+}  // namespace
+
+void InodeState::SawMds(const rpc::Attr& a, bool own_change) {
+  mds_size = a.size();
+  if (own_change) {
+    // Our own write or truncate: the kernel cache went through it too.
+    cache_size = a.size();
+    cache_mtime = a.mtime();
+  } else if (!dirty &&
+             (a.size() != cache_size || !SameTime(a.mtime(), cache_mtime))) {
+    cache_valid = false;  // someone else changed the file
+  }
+}
+
+std::shared_ptr<InodeState> Fs::AddOpen(const rpc::Entry& entry,
+                                        bool* keep_cache) {
+  const rpc::Attr& a = entry.attr();
+  std::shared_ptr<InodeState> st;
+  bool fresh = false;
+  *keep_cache = false;
+  {
+    absl::MutexLock lock(&open_mu_);
+    std::shared_ptr<InodeState>& slot = open_[a.ino()];
+    if (slot == nullptr) {
+      slot = std::make_shared<InodeState>(a.ino());
+      fresh = true;
+      auto it = stamps_.find(a.ino());
+      if (it != stamps_.end()) {
+        *keep_cache = it->second.size == a.size() &&
+                      it->second.sec == a.mtime().sec() &&
+                      it->second.nsec == a.mtime().nsec();
+        stamps_.erase(it);
+      }
+    }
+    ++slot->opens;
+    st = slot;
+  }
+  absl::MutexLock lock(&st->mu);
+  st->layout = ToFileLayout(entry.layout());
+  st->mode = a.mode();
+  if (fresh) {
+    st->mds_size = a.size();
+    st->cache_size = a.size();
+    st->cache_mtime = a.mtime();
+    st->cache_valid = true;
+  } else {
+    st->SawMds(a, false);
+    *keep_cache = st->cache_valid;
+    if (!st->cache_valid) {
+      // This open drops the kernel cache: it matches the MDS again.
+      st->cache_size = a.size();
+      st->cache_mtime = a.mtime();
+      st->cache_valid = true;
+    }
+  }
+  return st;
+}
+
+void Fs::DropOpen(const std::shared_ptr<InodeState>& st) {
+  absl::MutexLock lock(&open_mu_);
+  if (--st->opens > 0) return;
+  open_.erase(st->ino);
+  absl::MutexLock st_lock(&st->mu);
+  if (st->cache_valid && !st->dirty) {
+    if (stamps_.size() >= 100000) stamps_.clear();
+    stamps_[st->ino] = {st->cache_size, st->cache_mtime.sec(),
+                        st->cache_mtime.nsec()};
+  } else {
+    stamps_.erase(st->ino);
+  }
+}
+
+absl::Status Fs::ReleaseHandle(const OpCtx& ctx, uint64_t handle) {
+  rpc::ReleaseReply reply;
+  return mds_->Call(
+      &Mds::Stub::Release, "Release", ctx.interrupted,
+      [&](rpc::ReleaseRequest& r) {
+        mds_->FillHeader(r.mutable_hdr());
+        r.set_handle(handle);
+      },
+      &reply);
+}
+
+absl::StatusOr<OpenFile*> Fs::FinishOpen(const OpCtx& ctx,
+                                         const rpc::Entry& entry,
+                                         uint64_t handle, bool truncated,
+                                         uint32_t flags) {
+  bool keep_cache = false;
+  std::shared_ptr<InodeState> st = AddOpen(entry, &keep_cache);
+  if (truncated) {
+    keep_cache = false;
+    // O_TRUNC dropped the size on the MDS; drop the data on the OSTs.
+    std::shared_ptr<const FileLayout> layout;
+    {
+      absl::MutexLock lock(&st->mu);
+      layout = st->layout;
+      st->mds_size = 0;
+      st->cache_size = 0;
+      st->cache_mtime = entry.attr().mtime();
+      st->write_end = 0;
+      st->dirty = false;
+      ++st->write_gen;
+    }
+    absl::Status s = layout->objects.empty()
+                         ? absl::OkStatus()
+                         : io_.Truncate(*layout, 0, ctx.interrupted);
+    if (!s.ok()) {
+      DropOpen(st);
+      if (absl::Status r = ReleaseHandle(ctx, handle); !r.ok()) {
+        spdlog::warn("release of handle {} after failed O_TRUNC: {}", handle,
+                     r.ToString());
+      }
+      return s;
+    }
+  }
+  auto* f = new OpenFile;
+  f->handle = handle;
+  f->inode = std::move(st);
+  f->flags = flags;
+  f->keep_cache = keep_cache;
+  f->opener = ctx;
+  f->opener.interrupted = nullptr;
+  return f;
+}
+
+absl::StatusOr<OpenFile*> Fs::Open(const OpCtx& ctx, uint64_t ino,
+                                   uint32_t flags) {
+  rpc::OpenReply reply;
+  absl::Status s = mds_->Call(
+      &Mds::Stub::Open, "Open", ctx.interrupted,
+      [&](rpc::OpenRequest& r) {
+        mds_->FillHeader(r.mutable_hdr());
+        FillCred(ctx, r.mutable_cred());
+        r.set_ino(ino);
+        r.set_flags(flags);
+      },
+      &reply);
+  if (!s.ok()) return s;
+  return FinishOpen(ctx, reply.entry(), reply.handle(), reply.truncated(),
+                    flags);
+}
+
+absl::StatusOr<std::pair<rpc::Entry, OpenFile*>> Fs::Create(
+    const OpCtx& ctx, uint64_t parent, const std::string& name, uint32_t mode,
+    uint32_t flags) {
+  if (absl::Status s = CheckName(name); !s.ok()) return s;
+  rpc::CreateReply reply;
+  absl::Status s = mds_->Call(
+      &Mds::Stub::Create, "Create", ctx.interrupted,
+      [&](rpc::CreateRequest& r) {
+        mds_->FillHeader(r.mutable_hdr());
+        FillCred(ctx, r.mutable_cred());
+        r.set_parent(parent);
+        r.set_name(name);
+        r.set_mode(mode);
+        r.set_flags(flags | O_CREAT);
+      },
+      &reply);
+  if (!s.ok()) return s;
+  if (reply.handle() == 0) return Errno(EIO, "MDS created but did not open");
+  absl::StatusOr<OpenFile*> f =
+      FinishOpen(ctx, reply.entry(), reply.handle(), reply.truncated(), flags);
+  if (!f.ok()) return f.status();
+  return std::make_pair(std::move(*reply.mutable_entry()), *f);
+}
+
+absl::StatusOr<ReadData> Fs::Read(const OpCtx& ctx, OpenFile* f, uint64_t off,
+                                  uint64_t size) {
+  InodeState& st = *f->inode;
+  std::shared_ptr<const FileLayout> layout;
+  uint64_t known;
+  {
+    absl::MutexLock lock(&st.mu);
+    layout = st.layout;
+    known = st.KnownSize();
+  }
+  if (off + size > known) {
+    // Near the end of what we know: another mount may have grown the file.
+    rpc::Entry e;
+    absl::Status s = mds_->Call(
+        &Mds::Stub::GetAttr, "GetAttr", ctx.interrupted,
+        [&](rpc::GetAttrRequest& r) { r.set_ino(st.ino); }, &e);
+    if (!s.ok()) return s;
+    absl::MutexLock lock(&st.mu);
+    st.SawMds(e.attr(), false);
+    known = st.KnownSize();
+  }
+  return io_.Read(*layout, known, off, size, ctx.interrupted);
+}
+
+absl::StatusOr<size_t> Fs::Write(const OpCtx& ctx, OpenFile* f, uint64_t off,
+                                 const char* data, size_t size) {
+  InodeState& st = *f->inode;
+  std::shared_ptr<const FileLayout> layout;
+  {
+    absl::MutexLock lock(&st.mu);
+    layout = st.layout;
+  }
+  if (absl::Status s = io_.Write(*layout, off, data, size, ctx.interrupted);
+      !s.ok()) {
+    return s;
+  }
+  bool kill_now = false;
+  {
+    absl::MutexLock lock(&st.mu);
+    st.write_end = std::max(st.write_end, off + size);
+    st.dirty = true;
+    ++st.write_gen;
+    st.mtime = NowTimespec();
+    bool privileged =
+        (st.mode & S_ISUID) || ((st.mode & S_ISGID) && (st.mode & S_IXGRP));
+    if (ctx.uid != 0 && privileged) {
+      st.kill_priv = true;
+      kill_now = true;
+    }
+  }
+  if (kill_now) {
+    if (absl::Status s = ReportSize(ctx, st); !s.ok()) return s;
+  }
+  return size;
+}
+
+absl::Status Fs::ReportSize(const OpCtx& ctx, InodeState& st) {
+  uint64_t size, gen;
+  rpc::Timespec mtime;
+  bool kill;
+  {
+    absl::MutexLock lock(&st.mu);
+    if (!st.dirty) return absl::OkStatus();
+    size = st.KnownSize();
+    mtime = st.mtime;
+    kill = st.kill_priv;
+    gen = st.write_gen;
+    st.dirty = false;
+    st.kill_priv = false;
+  }
+  rpc::Entry e;
+  absl::Status s = mds_->Call(
+      &Mds::Stub::UpdateSize, "UpdateSize", ctx.interrupted,
+      [&](rpc::UpdateSizeRequest& r) {
+        mds_->FillHeader(r.mutable_hdr());
+        FillCred(ctx, r.mutable_cred());
+        r.set_ino(st.ino);
+        r.set_size(size);
+        *r.mutable_mtime() = mtime;
+        r.set_kill_priv(kill);
+      },
+      &e);
+  absl::MutexLock lock(&st.mu);
+  if (!s.ok()) {
+    st.dirty = true;
+    st.kill_priv = st.kill_priv || kill;
+    return s;
+  }
+  st.mode = e.attr().mode();
+  st.SawMds(e.attr(), true);
+  if (st.write_gen == gen) st.write_end = 0;
+  return absl::OkStatus();
+}
+
+absl::Status Fs::Flush(const OpCtx& ctx, OpenFile* f) {
+  return ReportSize(ctx, *f->inode);
+}
+
+absl::Status Fs::Fsync(const OpCtx& ctx, OpenFile* f) {
+  std::shared_ptr<const FileLayout> layout;
+  {
+    absl::MutexLock lock(&f->inode->mu);
+    layout = f->inode->layout;
+  }
+  if (absl::Status s = io_.Sync(*layout, ctx.interrupted); !s.ok()) return s;
+  return ReportSize(ctx, *f->inode);
+}
+
+absl::Status Fs::Release(const OpCtx& ctx, OpenFile* f) {
+  std::unique_ptr<OpenFile> owned(f);
+  absl::Status s = ReportSize(f->opener, *f->inode);
+  absl::Status r = ReleaseHandle(f->opener, f->handle);
+  DropOpen(f->inode);
+  return s.ok() ? r : s;
+}
+
+}  // namespace stripefs::client

@@ -1,0 +1,320 @@
+// stripefs-mount --mds ADDR [-f] [-d] [-o OPT,...] MOUNTPOINT
+//
+// Startup order matters because gRPC does not survive fork(): unless -f, the
+// process forks FIRST; the child (setsid) connects to the MDS and the OSTs,
+// creates the FUSE session and mounts, then reports one status byte (plus a
+// one-line error) through a pipe before serving. The parent exits 0 once the
+// mount is usable, or prints the child's error and exits 1.
+#include <fcntl.h>
+#include <malloc.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "common/logging.h"
+#include "fuse-client/fs.h"
+#include "fuse-client/fuse_ops.h"
+#include "fuse-client/ost_set.h"
+#include "fuse-client/target_client.h"
+#include "spdlog/spdlog.h"
+
+namespace stripefs::client {
+namespace {
+
+struct MountConfig {
+  std::string mds;
+  std::string mountpoint;
+  bool foreground = false;
+  bool debug = false;
+  std::string log_level = "info";
+  std::string log_file;
+  FsOptions fs;
+  std::vector<std::string> fuse_opts;  // passed to libfuse
+};
+
+// Splits -o values into our options and libfuse's.
+bool ParseMountOptions(const std::vector<std::string>& raw, MountConfig* cfg,
+                       std::string* err) {
+  for (const std::string& group : raw) {
+    for (absl::string_view opt :
+         absl::StrSplit(group, ',', absl::SkipEmpty())) {
+      std::pair<std::string, std::string> kv =
+          absl::StrSplit(opt, absl::MaxSplits('=', 1));
+      if (kv.first == "attr_timeout" || kv.first == "entry_timeout") {
+        double v = 0;
+        if (!absl::SimpleAtod(kv.second, &v) || v < 0) {
+          *err = absl::StrCat("bad value in -o ", opt);
+          return false;
+        }
+        (kv.first == "attr_timeout" ? cfg->fs.attr_timeout
+                                    : cfg->fs.entry_timeout) = v;
+      } else if (kv.first == "writeback_cache") {
+        cfg->fs.writeback_cache = true;
+      } else if (kv.first == "io_threads") {
+        int v = 0;
+        if (!absl::SimpleAtoi(kv.second, &v) || v < 1 || v > 256) {
+          *err = absl::StrCat("bad value in -o ", opt);
+          return false;
+        }
+        cfg->fs.io_threads = v;
+      } else {
+        cfg->fuse_opts.emplace_back(opt);
+      }
+    }
+  }
+  return true;
+}
+
+// Reports the startup result to the waiting parent (or stderr with -f).
+class Notifier {
+ public:
+  explicit Notifier(int fd) : fd_(fd) {}
+  int Fail(const std::string& msg) {
+    if (fd_ >= 0) {
+      std::string out = "\1" + msg;
+      ssize_t n = write(fd_, out.data(), out.size());
+      (void)n;
+      close(fd_);
+      fd_ = -1;
+    } else {
+      fprintf(stderr, "stripefs-mount: %s\n", msg.c_str());
+    }
+    return 1;
+  }
+  void Ok() {
+    if (fd_ >= 0) {
+      char c = 0;
+      ssize_t n = write(fd_, &c, 1);
+      (void)n;
+      close(fd_);
+      fd_ = -1;
+    }
+  }
+
+ private:
+  int fd_;
+};
+
+// The kernel offers FUSE at most its default readahead at INIT; once the
+// mount answers, raise the bdi's readahead so sequential reads stream.
+void TuneReadahead(const std::string& mountpoint) {
+  struct stat st;
+  if (stat(mountpoint.c_str(), &st) != 0) return;
+  std::string path = absl::StrCat("/sys/class/bdi/", major(st.st_dev), ":",
+                                  minor(st.st_dev), "/read_ahead_kb");
+  std::ofstream f(path);
+  if (f) f << 4096 << "\n";
+  if (!f) spdlog::debug("could not set {}", path);
+}
+
+int RunDaemon(const MountConfig& cfg, int notify_fd) {
+  Notifier notify(notify_fd);
+  // 1 MiB data buffers come and go on every request: keep them on the heap
+  // instead of a fresh mmap (and page faults) each time.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  // Debian's abseil may be built with mutex deadlock detection on; it costs
+  // a graph update per lock on the I/O path.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  std::random_device rd;
+  uint64_t client_id = (static_cast<uint64_t>(rd()) << 32) | rd();
+  char host[HOST_NAME_MAX + 1] = {};
+  gethostname(host, sizeof(host) - 1);
+  TargetOptions topts;
+  topts.client_id = client_id;
+  topts.client_name = absl::StrCat(host, ":", getpid());
+
+  MdsClient mds(cfg.mds, topts);
+  if (absl::Status s = mds.Connect(); !s.ok()) {
+    return notify.Fail(
+        absl::StrCat("cannot reach MDS at ", cfg.mds, ": ", s.message()));
+  }
+  rpc::GetConfigReply config;
+  if (absl::Status s = mds.Call(
+          &rpc::Mds::Stub::GetConfig, "GetConfig", {},
+          [](rpc::GetConfigRequest&) {}, &config);
+      !s.ok()) {
+    return notify.Fail(absl::StrCat("GetConfig from MDS at ", cfg.mds,
+                                    " failed: ", s.message()));
+  }
+  if (config.root_ino() != 0 && config.root_ino() != FUSE_ROOT_ID) {
+    return notify.Fail(
+        absl::StrCat("MDS root inode is ", config.root_ino(), ", expected 1"));
+  }
+  OstSet osts;
+  for (const rpc::OstInfo& o : config.osts()) {
+    if (!o.active()) continue;
+    if (absl::Status s = osts.Add(o.index(), o.address(), topts); !s.ok()) {
+      return notify.Fail(std::string(s.message()));
+    }
+  }
+  Fs fs(&mds, &osts, cfg.fs);
+
+  std::vector<std::string> argv_s = {"stripefs-mount"};
+  if (cfg.debug) argv_s.push_back("-d");
+  std::vector<std::string> opts = {"fsname=stripefs", "subtype=stripefs"};
+  if (geteuid() == 0) opts.push_back("allow_other");
+  for (const std::string& o : cfg.fuse_opts) opts.push_back(o);
+  argv_s.push_back("-o");
+  argv_s.push_back(absl::StrJoin(opts, ","));
+  std::vector<char*> argv;
+  for (std::string& a : argv_s) argv.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  const fuse_lowlevel_ops& ops = FuseOps();
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof(ops), &fs);
+  if (se == nullptr) {
+    return notify.Fail(
+        absl::StrCat("bad mount options: ", absl::StrJoin(opts, ",")));
+  }
+  if (fuse_set_signal_handlers(se) != 0) {
+    fuse_session_destroy(se);
+    return notify.Fail("cannot install signal handlers");
+  }
+  if (fuse_session_mount(se, cfg.mountpoint.c_str()) != 0) {
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return notify.Fail(absl::StrCat("cannot mount at ", cfg.mountpoint));
+  }
+  spdlog::info("mounted {} (mds {}, {} OSTs, client id {:#x})", cfg.mountpoint,
+               cfg.mds, osts.all().size(), client_id);
+  if (!cfg.foreground) {
+    // Detach from the caller's terminal and pipes.
+    int null_fd = open("/dev/null", O_RDWR);
+    if (null_fd >= 0) {
+      dup2(null_fd, STDIN_FILENO);
+      dup2(null_fd, STDOUT_FILENO);
+      struct stat st;
+      if (cfg.log_file.empty() && fstat(STDERR_FILENO, &st) == 0 &&
+          (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+        dup2(null_fd, STDERR_FILENO);
+      }
+      if (null_fd > STDERR_FILENO) close(null_fd);
+    }
+    if (chdir("/") != 0) spdlog::warn("chdir /: {}", strerror(errno));
+  }
+  notify.Ok();
+
+  std::thread tune(TuneReadahead, cfg.mountpoint);
+  fuse_loop_config* loop = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_idle_threads(loop, 16);
+  fuse_loop_cfg_set_max_threads(loop, 64);
+  int rc = fuse_session_loop_mt(se, loop);
+  fuse_loop_cfg_destroy(loop);
+  tune.join();
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
+  fuse_opt_free_args(&args);
+  spdlog::info("unmounted {} (loop rc {})", cfg.mountpoint, rc);
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  MountConfig cfg;
+  std::vector<std::string> raw_opts;
+  CLI::App app{"Mount a stripefs filesystem"};
+  app.add_option("--mds", cfg.mds, "MDS address HOST:PORT")->required();
+  app.add_flag("-f,--foreground", cfg.foreground, "stay in the foreground");
+  app.add_flag("-d,--debug", cfg.debug, "FUSE debug output (implies -f)");
+  app.add_option("-o", raw_opts,
+                 "mount options: attr_timeout=S, entry_timeout=S, "
+                 "writeback_cache, io_threads=N, or libfuse options");
+  app.add_option("--log-level", cfg.log_level, "debug, info, warn, error");
+  app.add_option("--log-file", cfg.log_file, "append logs to this file");
+  app.add_option("mountpoint", cfg.mountpoint, "where to mount")->required();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 1;
+  }
+  if (cfg.debug) cfg.foreground = true;
+  std::string err;
+  if (!ParseMountOptions(raw_opts, &cfg, &err)) {
+    fprintf(stderr, "stripefs-mount: %s\n", err.c_str());
+    return 1;
+  }
+  char real[PATH_MAX];
+  struct stat st;
+  if (realpath(cfg.mountpoint.c_str(), real) == nullptr ||
+      stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    fprintf(stderr,
+            "stripefs-mount: mountpoint %s is missing or not a "
+            "directory\n",
+            cfg.mountpoint.c_str());
+    return 1;
+  }
+  cfg.mountpoint = real;
+  if (!cfg.log_file.empty()) {
+    int fd = open(cfg.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd < 0) {
+      fprintf(stderr, "stripefs-mount: cannot open log file %s: %s\n",
+              cfg.log_file.c_str(), strerror(errno));
+      return 1;
+    }
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+  }
+
+  int notify_fd = -1;
+  if (!cfg.foreground) {
+    int fds[2];
+    if (pipe(fds) != 0) {
+      perror("stripefs-mount: pipe");
+      return 1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+      perror("stripefs-mount: fork");
+      return 1;
+    }
+    if (pid > 0) {
+      close(fds[1]);
+      std::string msg;
+      char buf[512];
+      ssize_t n;
+      while ((n = read(fds[0], buf, sizeof(buf))) != 0) {
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          break;
+        }
+        msg.append(buf, n);
+      }
+      close(fds[0]);
+      if (!msg.empty() && msg[0] == '\0') return 0;
+      int status = 0;
+      waitpid(pid, &status, 0);
+      if (msg.empty()) msg = "\1the mount daemon died during startup";
+      fprintf(stderr, "stripefs-mount: %s\n", msg.c_str() + 1);
+      return 1;
+    }
+    close(fds[0]);
+    setsid();
+    signal(SIGPIPE, SIG_IGN);
+    notify_fd = fds[1];
+  }
+  InitLogging("client", cfg.log_level);
+  return RunDaemon(cfg, notify_fd);
+}
+
+}  // namespace
+}  // namespace stripefs::client
+
+int main(int argc, char** argv) { return stripefs::client::Main(argc, argv); }

@@ -1,0 +1,98 @@
+#include "fuse-client/ost_set.h"
+
+#include <cerrno>
+
+#include "absl/strings/str_cat.h"
+#include "common/errors.h"
+
+namespace stripefs::client {
+
+using rpc::Oss;
+
+absl::Status OstSet::Add(uint32_t index, const std::string& address,
+                         const TargetOptions& options) {
+  auto ost =
+      std::make_unique<OstClient>(absl::StrCat("ost", index), address, options);
+  if (absl::Status s = ost->Connect(); !s.ok()) return s;
+  osts_[index] = std::move(ost);
+  return absl::OkStatus();
+}
+
+OstClient* OstSet::Get(uint32_t index) const {
+  auto it = osts_.find(index);
+  return it == osts_.end() ? nullptr : it->second.get();
+}
+
+absl::StatusOr<OstClient*> OstSet::Find(uint32_t index) const {
+  OstClient* c = Get(index);
+  if (c == nullptr) {
+    return Errno(EIO, absl::StrCat("layout names unknown OST ", index));
+  }
+  return c;
+}
+
+absl::StatusOr<std::string> OstSet::Read(uint32_t ost, uint64_t oid,
+                                         uint64_t offset, uint32_t len,
+                                         const InterruptFn& intr) {
+  absl::StatusOr<OstClient*> c = Find(ost);
+  if (!c.ok()) return c.status();
+  rpc::ReadReply reply;
+  absl::Status s = (*c)->Call(
+      &Oss::Stub::Read, "Read", intr,
+      [&](rpc::ReadRequest& r) {
+        r.set_oid(oid);
+        r.set_offset(offset);
+        r.set_length(len);
+      },
+      &reply);
+  if (!s.ok()) return s;
+  return std::move(*reply.mutable_data());
+}
+
+absl::Status OstSet::Write(uint32_t ost, uint64_t oid, uint64_t offset,
+                           const char* data, size_t len,
+                           const InterruptFn& intr) {
+  absl::StatusOr<OstClient*> c = Find(ost);
+  if (!c.ok()) return c.status();
+  rpc::WriteReply reply;
+  return (*c)->Call(
+      &Oss::Stub::Write, "Write", intr,
+      [&](rpc::WriteRequest& r) {
+        (*c)->FillHeader(r.mutable_hdr());
+        r.set_oid(oid);
+        r.set_offset(offset);
+        r.set_data(data, len);
+      },
+      &reply);
+}
+
+absl::Status OstSet::Truncate(uint32_t ost, uint64_t oid, uint64_t size,
+                              const InterruptFn& intr) {
+  absl::StatusOr<OstClient*> c = Find(ost);
+  if (!c.ok()) return c.status();
+  rpc::Empty reply;
+  return (*c)->Call(
+      &Oss::Stub::Truncate, "Truncate", intr,
+      [&](rpc::TruncateRequest& r) {
+        (*c)->FillHeader(r.mutable_hdr());
+        r.set_oid(oid);
+        r.set_size(size);
+      },
+      &reply);
+}
+
+absl::Status OstSet::Sync(uint32_t ost, const std::vector<uint64_t>& oids,
+                          const InterruptFn& intr) {
+  absl::StatusOr<OstClient*> c = Find(ost);
+  if (!c.ok()) return c.status();
+  rpc::Empty reply;
+  return (*c)->Call(
+      &Oss::Stub::Sync, "Sync", intr,
+      [&](rpc::SyncRequest& r) {
+        (*c)->FillHeader(r.mutable_hdr());
+        for (uint64_t oid : oids) r.add_oids(oid);
+      },
+      &reply);
+}
+
+}  // namespace stripefs::client

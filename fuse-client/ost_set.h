@@ -1,0 +1,47 @@
+// OstSet: the mount's OST connections by OST index, and the ObjectIo that
+// FileIo uses over them. Built once at mount time from GetConfig; the set of
+// OSTs is fixed afterwards (online target changes come later).
+// Thread-safe after construction.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "fuse-client/file_io.h"
+#include "fuse-client/target_client.h"
+
+namespace stripefs::client {
+
+class OstSet : public ObjectIo {
+ public:
+  OstSet() = default;
+  // Adds (and connects) OST `index` at `address`. Not thread-safe: call
+  // before the mount serves requests.
+  absl::Status Add(uint32_t index, const std::string& address,
+                   const TargetOptions& options);
+
+  // Null when the index is unknown.
+  OstClient* Get(uint32_t index) const;
+  const std::map<uint32_t, std::unique_ptr<OstClient>>& all() const {
+    return osts_;
+  }
+
+  absl::StatusOr<std::string> Read(uint32_t ost, uint64_t oid, uint64_t offset,
+                                   uint32_t len,
+                                   const InterruptFn& intr) override;
+  absl::Status Write(uint32_t ost, uint64_t oid, uint64_t offset,
+                     const char* data, size_t len,
+                     const InterruptFn& intr) override;
+  absl::Status Truncate(uint32_t ost, uint64_t oid, uint64_t size,
+                        const InterruptFn& intr) override;
+  absl::Status Sync(uint32_t ost, const std::vector<uint64_t>& oids,
+                    const InterruptFn& intr) override;
+
+ private:
+  absl::StatusOr<OstClient*> Find(uint32_t index) const;
+  std::map<uint32_t, std::unique_ptr<OstClient>> osts_;
+};
+
+}  // namespace stripefs::client

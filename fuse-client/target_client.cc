@@ -1,0 +1,116 @@
+#include "fuse-client/target_client.h"
+
+#include <algorithm>
+#include <cerrno>
+
+#include "absl/strings/str_cat.h"
+#include "common/errors.h"
+#include "rpc/handshake.h"
+#include "spdlog/spdlog.h"
+
+namespace stripefs::client {
+
+TargetClient::TargetClient(std::string name, std::string address,
+                           TargetOptions options)
+    : channel_(rpc::MakeChannel(address)),
+      name_(std::move(name)),
+      address_(std::move(address)),
+      options_(std::move(options)) {}
+
+absl::Status TargetClient::Connect() {
+  rpc::ConnectRequest req = rpc::MakeConnectRequest(
+      options_.client_id, "client", options_.client_name);
+  rpc::ConnectReply reply;
+  grpc::ClientContext ctx;
+  rpc::SetDeadline(ctx, options_.connect_deadline);
+  absl::Status s = rpc::FromGrpc(DoConnect(&ctx, req, &reply));
+  Count("Connect");
+  if (!s.ok()) {
+    return absl::Status(
+        s.code(), absl::StrCat("cannot connect to ", name_, " at ", address_,
+                               ": ", s.message()));
+  }
+  // The server negotiated; check that its answer is within what we speak.
+  absl::StatusOr<rpc::Negotiated> n = rpc::Negotiate(
+      {}, rpc::kFeatures, {reply.proto(), reply.proto()}, reply.features());
+  if (!n.ok()) {
+    return absl::Status(
+        n.status().code(),
+        absl::StrCat(name_, " at ", address_, ": ", n.status().message()));
+  }
+  proto_ = n->proto;
+  features_ = n->features;
+  instance_ = reply.instance();
+  {
+    absl::MutexLock lock(&mu_);
+    server_release_ = reply.release();
+  }
+  spdlog::info("connected to {} at {} (release {}, proto {}, features {:#x})",
+               name_, address_, reply.release(), n->proto, n->features);
+  return absl::OkStatus();
+}
+
+absl::Status TargetClient::RetryState::Wait(const grpc::Status& last,
+                                            const char* method,
+                                            const InterruptFn& intr) {
+  Clock* clock = t_->options_.clock;
+  absl::Time now = clock->Now();
+  if (give_up_ == absl::InfinitePast()) {
+    give_up_ = now + t_->options_.retry_window;
+    spdlog::warn("{} {} at {}: {}; resending for up to {}", t_->name_, method,
+                 t_->address_, last.error_message(),
+                 absl::FormatDuration(t_->options_.retry_window));
+  }
+  if (now >= give_up_) return rpc::FromGrpc(last);
+  // Sleep in short steps so a signal can abandon the wait.
+  absl::Time wake = now + backoff_;
+  while (clock->Now() < wake) {
+    if (intr && intr()) return Errno(EINTR, "interrupted while resending");
+    clock->SleepFor(std::min(absl::Milliseconds(20), wake - clock->Now()));
+  }
+  backoff_ = std::min(backoff_ * 2, absl::Seconds(1));
+  if (absl::Status s = t_->Connect(); !s.ok()) {
+    spdlog::debug("reconnect to {}: {}", t_->name_, s.ToString());
+  }
+  return absl::OkStatus();
+}
+
+std::string TargetClient::server_release() const {
+  absl::MutexLock lock(&mu_);
+  return server_release_;
+}
+
+void TargetClient::Count(const char* method) {
+  absl::MutexLock lock(&mu_);
+  ++counts_[method];
+}
+
+std::map<std::string, uint64_t> TargetClient::RpcCounts() const {
+  absl::MutexLock lock(&mu_);
+  std::map<std::string, uint64_t> out;
+  for (const auto& [k, v] : counts_) out[k] += v;
+  return out;
+}
+
+MdsClient::MdsClient(std::string address, TargetOptions options)
+    : TargetClient("mdt0", std::move(address), std::move(options)),
+      stub_(rpc::Mds::NewStub(channel_)) {}
+
+grpc::Status MdsClient::DoConnect(grpc::ClientContext* ctx,
+                                  const rpc::ConnectRequest& req,
+                                  rpc::ConnectReply* reply) {
+  return stub_->Connect(ctx, req, reply);
+}
+
+OstClient::OstClient(std::string name, std::string address,
+                     TargetOptions options)
+    : TargetClient(std::move(name), std::move(address), std::move(options)),
+      stub_(rpc::Oss::NewStub(channel_)) {}
+
+grpc::Status OstClient::DoConnect(grpc::ClientContext* ctx,
+                                  const rpc::ConnectRequest& req,
+                                  rpc::ConnectReply* reply) {
+  return stub_->Connect(ctx, req, reply);
+}
+
+}  // namespace stripefs::client

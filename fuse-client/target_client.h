@@ -1,0 +1,178 @@
+// TargetClient: this mount's connection to one target (the MDT or one OST).
+// It owns the gRPC channel, performs the Connect handshake and remembers the
+// negotiated protocol and features, assigns request ids (xids) for
+// ReqHeader, puts a deadline on every call, converts results with
+// rpc::FromGrpc and counts RPCs per method. Every request passes the
+// target's RequestGate before it is formatted, so controlled failover can
+// hold new requests while in-flight ones finish.
+// Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "fuse-client/request_gate.h"
+#include "grpcpp/grpcpp.h"
+#include "rpc/channel.h"
+#include "rpc/proto/common.pb.h"
+#include "rpc/proto/mds.grpc.pb.h"
+#include "rpc/proto/oss.grpc.pb.h"
+#include "rpc/status.h"
+
+namespace stripefs::client {
+
+struct TargetOptions {
+  uint64_t client_id = 0;   // stable id of this mount's session
+  std::string client_name;  // host:pid, for server logs
+  absl::Duration deadline = rpc::kDefaultDeadline;  // every call
+  absl::Duration connect_deadline = absl::Seconds(5);
+  // A call that finds the target unreachable (UNAVAILABLE) is resent, same
+  // request and xid, after reconnecting, with backoff, for this long.
+  absl::Duration retry_window = absl::Seconds(30);
+  Clock* clock = RealClock();
+};
+
+class TargetClient {
+ public:
+  TargetClient(std::string name, std::string address, TargetOptions options);
+  virtual ~TargetClient() = default;
+  TargetClient(const TargetClient&) = delete;
+  TargetClient& operator=(const TargetClient&) = delete;
+
+  // Handshake; on success remembers the negotiated version and features.
+  absl::Status Connect();
+
+  const std::string& name() const { return name_; }
+  const std::string& address() const { return address_; }
+  RequestGate& gate() { return gate_; }
+  uint32_t proto() const { return proto_.load(); }
+  uint64_t features() const { return features_.load(); }
+  uint64_t instance() const { return instance_.load(); }
+  std::string server_release() const;
+
+  uint64_t NextXid() { return next_xid_.fetch_add(1) + 1; }
+  // Fills a modifying request's header with this session's id and a new xid.
+  void FillHeader(rpc::ReqHeader* hdr) {
+    hdr->set_client_id(options_.client_id);
+    hdr->set_xid(NextXid());
+  }
+
+  std::map<std::string, uint64_t> RpcCounts() const;
+
+  // The request path: gate -> format(req) -> deadline -> stub call ->
+  // FromGrpc -> count. `format` runs only once the gate admitted the call.
+  template <typename Stub, typename Req, typename Reply, typename Format>
+  absl::Status Call(Stub* stub,
+                    grpc::Status (Stub::*fn)(grpc::ClientContext*, const Req&,
+                                             Reply*),
+                    const char* method, const InterruptFn& intr,
+                    Format&& format, Reply* reply) {
+    GatePass pass(gate_, intr);
+    if (!pass.status().ok()) return pass.status();
+    Req req;
+    format(req);
+    RetryState retry(this);
+    for (;;) {
+      grpc::ClientContext ctx;
+      rpc::SetDeadline(ctx, options_.deadline);
+      grpc::Status gs = (stub->*fn)(&ctx, req, reply);
+      Count(method);
+      if (gs.error_code() != grpc::StatusCode::UNAVAILABLE) {
+        return rpc::FromGrpc(gs);
+      }
+      if (absl::Status s = retry.Wait(gs, method, intr); !s.ok()) return s;
+    }
+  }
+
+ protected:
+  // Backoff between resends of one call; reconnects before each resend.
+  class RetryState {
+   public:
+    explicit RetryState(TargetClient* t) : t_(t) {}
+    // OK to resend; otherwise the error to return (the last one, or EINTR).
+    absl::Status Wait(const grpc::Status& last, const char* method,
+                      const InterruptFn& intr);
+
+   private:
+    TargetClient* t_;
+    absl::Time give_up_ = absl::InfinitePast();
+    absl::Duration backoff_ = absl::Milliseconds(50);
+  };
+
+  virtual grpc::Status DoConnect(grpc::ClientContext* ctx,
+                                 const rpc::ConnectRequest& req,
+                                 rpc::ConnectReply* reply) = 0;
+  std::shared_ptr<grpc::Channel> channel_;
+
+ private:
+  void Count(const char* method);
+
+  const std::string name_;
+  const std::string address_;
+  const TargetOptions options_;
+  RequestGate gate_;
+  std::atomic<uint64_t> next_xid_{0};
+  std::atomic<uint32_t> proto_{0};
+  std::atomic<uint64_t> features_{0};
+  std::atomic<uint64_t> instance_{0};
+  mutable absl::Mutex mu_;
+  std::string server_release_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<const char*, uint64_t> counts_ ABSL_GUARDED_BY(mu_);
+};
+
+class MdsClient : public TargetClient {
+ public:
+  MdsClient(std::string address, TargetOptions options);
+  rpc::Mds::Stub* stub() { return stub_.get(); }
+
+  template <typename Req, typename Reply, typename Format>
+  absl::Status Call(grpc::Status (rpc::Mds::Stub::*fn)(grpc::ClientContext*,
+                                                       const Req&, Reply*),
+                    const char* method, const InterruptFn& intr,
+                    Format&& format, Reply* reply) {
+    return TargetClient::Call(stub_.get(), fn, method, intr,
+                              std::forward<Format>(format), reply);
+  }
+
+ protected:
+  grpc::Status DoConnect(grpc::ClientContext* ctx,
+                         const rpc::ConnectRequest& req,
+                         rpc::ConnectReply* reply) override;
+
+ private:
+  std::unique_ptr<rpc::Mds::Stub> stub_;
+};
+
+class OstClient : public TargetClient {
+ public:
+  OstClient(std::string name, std::string address, TargetOptions options);
+  rpc::Oss::Stub* stub() { return stub_.get(); }
+
+  template <typename Req, typename Reply, typename Format>
+  absl::Status Call(grpc::Status (rpc::Oss::Stub::*fn)(grpc::ClientContext*,
+                                                       const Req&, Reply*),
+                    const char* method, const InterruptFn& intr,
+                    Format&& format, Reply* reply) {
+    return TargetClient::Call(stub_.get(), fn, method, intr,
+                              std::forward<Format>(format), reply);
+  }
+
+ protected:
+  grpc::Status DoConnect(grpc::ClientContext* ctx,
+                         const rpc::ConnectRequest& req,
+                         rpc::ConnectReply* reply) override;
+
+ private:
+  std::unique_ptr<rpc::Oss::Stub> stub_;
+};
+
+}  // namespace stripefs::client
