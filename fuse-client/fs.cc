@@ -163,6 +163,7 @@ absl::StatusOr<rpc::Entry> Fs::SetAttr(const OpCtx& ctx, uint64_t ino,
   if (st != nullptr) {
     absl::MutexLock lock(&st->mu);
     st->mode = e.attr().mode();
+    st->gid = e.attr().gid();
     if (args.valid & rpc::SETATTR_SIZE) {
       st->SawMds(e.attr(), true);
       st->write_end = 0;
@@ -205,6 +206,7 @@ absl::StatusOr<rpc::Entry> Fs::KillPriv(const OpCtx& ctx, uint64_t ino,
   if (std::shared_ptr<InodeState> st = FindOpen(ino)) {
     absl::MutexLock lock(&st->mu);
     st->mode = e.attr().mode();
+    st->gid = e.attr().gid();
   }
   Overlay(&e);
   return e;

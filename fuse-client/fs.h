@@ -57,6 +57,7 @@ struct InodeState {
   absl::Mutex mu;
   std::shared_ptr<const FileLayout> layout ABSL_GUARDED_BY(mu);
   uint32_t mode ABSL_GUARDED_BY(mu) = 0;
+  uint32_t gid ABSL_GUARDED_BY(mu) = 0;
   uint64_t mds_size ABSL_GUARDED_BY(mu) = 0;   // last size the MDS gave
   uint64_t write_end ABSL_GUARDED_BY(mu) = 0;  // end of unreported writes
   bool dirty ABSL_GUARDED_BY(mu) = false;      // the MDS must be told

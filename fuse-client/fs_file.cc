@@ -1,4 +1,5 @@
 // Fs: open files, data I/O and size reporting.
+#include <algorithm>
 #include <fcntl.h>
 
 #include <cerrno>
@@ -62,6 +63,7 @@ std::shared_ptr<InodeState> Fs::AddOpen(const rpc::Entry& entry,
   absl::MutexLock lock(&st->mu);
   st->layout = ToFileLayout(entry.layout());
   st->mode = a.mode();
+  st->gid = a.gid();
   if (fresh) {
     st->mds_size = a.size();
     st->cache_size = a.size();
@@ -231,8 +233,15 @@ absl::StatusOr<size_t> Fs::Write(const OpCtx& ctx, OpenFile* f, uint64_t off,
     st.dirty = true;
     ++st.write_gen;
     st.mtime = NowTimespec();
+    // What Linux clears on an unprivileged write: S_ISUID always; S_ISGID
+    // when group-executable or when the writer is not in the file's group.
+    const bool in_group =
+        ctx.gid == st.gid ||
+        std::find(ctx.groups.begin(), ctx.groups.end(), st.gid) !=
+            ctx.groups.end();
     bool privileged =
-        (st.mode & S_ISUID) || ((st.mode & S_ISGID) && (st.mode & S_IXGRP));
+        (st.mode & S_ISUID) ||
+        ((st.mode & S_ISGID) && ((st.mode & S_IXGRP) || !in_group));
     if (ctx.uid != 0 && privileged) {
       st.kill_priv = true;
       kill_now = true;
@@ -277,6 +286,7 @@ absl::Status Fs::ReportSize(const OpCtx& ctx, InodeState& st) {
     return s;
   }
   st.mode = e.attr().mode();
+  st.gid = e.attr().gid();
   st.SawMds(e.attr(), true);
   if (st.write_gen == gen) st.write_end = 0;
   return absl::OkStatus();

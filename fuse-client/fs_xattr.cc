@@ -34,7 +34,9 @@ absl::Status Fs::SetXattr(const OpCtx& ctx, uint64_t ino,
           r.set_ino(ino);
           r.set_stripe_size(set->stripe_size.value_or(0));
           r.set_stripe_count(set->stripe_count.value_or(0));
-          r.set_stripe_offset(set->stripe_offset.value_or(0));
+          if (set->stripe_offset.has_value()) {
+            r.set_stripe_offset(*set->stripe_offset);
+          }
         },
         &reply);
     if (!s.ok()) return s;

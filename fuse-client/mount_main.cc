@@ -169,7 +169,11 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
 
   std::vector<std::string> argv_s = {"stripefs-mount"};
   if (cfg.debug) argv_s.push_back("-d");
-  std::vector<std::string> opts = {"fsname=stripefs", "subtype=stripefs"};
+  // The MDS checks every request against the caller's credentials; the
+  // kernel checks too (default_permissions), so that names and attributes it
+  // has cached cannot bypass search or exec permission.
+  std::vector<std::string> opts = {"fsname=stripefs", "subtype=stripefs",
+                                   "default_permissions"};
   if (geteuid() == 0) opts.push_back("allow_other");
   for (const std::string& o : cfg.fuse_opts) opts.push_back(o);
   argv_s.push_back("-o");

@@ -187,11 +187,12 @@ class MdsCore {
                                    uint64_t ino, uint64_t size,
                                    std::optional<Timespec> mtime,
                                    bool kill_priv);
-  // Zero stripe_size / stripe_count / stripe_offset keep the current value.
+  // Zero stripe_size / stripe_count and an absent stripe_offset keep the
+  // current value.
   absl::StatusOr<Layout> SetLayout(const ReqId& req, const Cred& cred,
                                    uint64_t ino, uint32_t stripe_size,
                                    int32_t stripe_count,
-                                   int32_t stripe_offset);
+                                   std::optional<int32_t> stripe_offset);
   absl::StatusOr<Layout> GetLayout(const Cred& cred, uint64_t ino);
 
   const std::vector<OstTarget>& Osts() const { return osts_->Targets(); }

@@ -143,8 +143,9 @@ absl::Status MdsCore::RemoveXattr(const ReqId& req, const Cred& cred,
 absl::StatusOr<Layout> MdsCore::SetLayout(const ReqId& req, const Cred& cred,
                                           uint64_t ino, uint32_t stripe_size,
                                           int32_t stripe_count,
-                                          int32_t stripe_offset) {
-  MDS_RETURN_IF_ERROR(ValidateLayout(stripe_size, stripe_count, stripe_offset));
+                                          std::optional<int32_t> stripe_offset) {
+  MDS_RETURN_IF_ERROR(
+      ValidateLayout(stripe_size, stripe_count, stripe_offset.value_or(-1)));
   absl::MutexLock l(&mu_);
   MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   if (!S_ISREG(n.mode) && !S_ISDIR(n.mode)) {
@@ -157,13 +158,14 @@ absl::StatusOr<Layout> MdsCore::SetLayout(const ReqId& req, const Cred& cred,
   spec.objects.clear();
   if (stripe_size != 0) spec.stripe_size = stripe_size;
   if (stripe_count != 0) spec.stripe_count = stripe_count;
-  if (stripe_offset != 0) spec.stripe_offset = stripe_offset;
+  if (stripe_offset.has_value()) spec.stripe_offset = *stripe_offset;
   storage::WriteBatch b;
   if (S_ISDIR(n.mode)) {
     n.layout = spec;
   } else {
     if (n.size > 0) return Errno(EBUSY, "file already has data");
-    if (stripe_count == 0 && stripe_offset == 0 && !n.layout.objects.empty()) {
+    if (stripe_count == 0 && !stripe_offset.has_value() &&
+        !n.layout.objects.empty()) {
       // Only the stripe size changes: keep the objects.
       spec.stripe_count = n.layout.stripe_count;
       spec.objects = n.layout.objects;

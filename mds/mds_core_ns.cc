@@ -52,12 +52,19 @@ absl::Status CheckSticky(const Inode& dir, const Inode& victim,
   return absl::OkStatus();
 }
 
-// Clears set-user-id, and set-group-id when group-executable, as a write
-// or truncate by an unprivileged caller must.
-void KillPriv(Inode* n) {
+// Clears set-user-id, and set-group-id when the file is group-executable or
+// the caller is neither privileged nor in the file's group (Linux's
+// setattr_should_drop_sgid), as a write, truncate or chown must.
+void KillPriv(Inode* n, const Cred& cred) {
   n->mode &= ~S_ISUID;
-  if (n->mode & S_IXGRP) n->mode &= ~S_ISGID;
+  if ((n->mode & S_IXGRP) || (cred.uid != 0 && !InGroup(cred, n->gid))) {
+    n->mode &= ~S_ISGID;
+  }
 }
+
+// The kernel opens a file for execve with this bit (__FMODE_EXEC) in the
+// open flags it passes on; such an open needs execute permission.
+constexpr uint32_t kOpenExec = 040;
 
 bool IsWriteMode(uint32_t flags) {
   return (flags & O_ACCMODE) == O_WRONLY || (flags & O_ACCMODE) == O_RDWR;
@@ -107,7 +114,18 @@ absl::StatusOr<Inode> MdsCore::SetAttr(const ReqId& req, const Cred& cred,
       MDS_RETURN_IF_ERROR(NeedAccess(n, cred, W_OK));
     }
   }
-  if ((v & kSetMode) && !owner) return Errno(EPERM, "chmod: not the owner");
+  if ((v & kSetMode) && !owner) {
+    // The kernel clears set-id bits before an unprivileged write by sending
+    // a chmod in the writer's name; allow exactly that to a writer.
+    const uint32_t cur = n.mode & 07777;
+    const uint32_t want = a.mode & 07777;
+    const bool only_clears_setid = (want & ~(S_ISUID | S_ISGID)) ==
+                                       (cur & ~(S_ISUID | S_ISGID)) &&
+                                   (want & ~cur) == 0 && want != cur;
+    if (!only_clears_setid || !MayAccess(n, cred, W_OK)) {
+      return Errno(EPERM, "chmod: not the owner");
+    }
+  }
   if ((v & kSetUid) && !root && !(cred.uid == n.uid && a.uid == n.uid)) {
     return Errno(EPERM, "chown: only root may change the owner");
   }
@@ -134,14 +152,14 @@ absl::StatusOr<Inode> MdsCore::SetAttr(const ReqId& req, const Cred& cred,
       n.size = a.size;
       n.mtime = now;
     }
-    if (!root) KillPriv(&n);
+    if (!root) KillPriv(&n, cred);
   }
   if (v & (kSetUid | kSetGid)) {
     if (v & kSetUid) n.uid = a.uid;
     if (v & kSetGid) n.gid = a.gid;
     if (!S_ISDIR(n.mode)) {
       if (root) {
-        KillPriv(&n);
+        KillPriv(&n, cred);
       } else {
         n.mode &= ~(S_ISUID | S_ISGID);
       }
@@ -182,12 +200,13 @@ absl::StatusOr<OpenResult> MdsCore::OpenLocked(const ReqId& req,
     mask |= R_OK;
   }
   if (IsWriteMode(flags) || (flags & O_TRUNC)) mask |= W_OK;
+  if ((flags & kOpenExec) && S_ISREG(n.mode)) mask |= X_OK;
   MDS_RETURN_IF_ERROR(NeedAccess(n, cred, mask));
   if ((flags & O_TRUNC) && S_ISREG(n.mode)) {
     out.truncated = n.size > 0;
     n.size = 0;
     n.mtime = n.ctime = Now();
-    if (cred.uid != 0) KillPriv(&n);
+    if (cred.uid != 0) KillPriv(&n, cred);
     PutInode(b, n);
   }
   // next_handle is not persisted here: handles are discarded at start-up,
@@ -657,7 +676,7 @@ absl::StatusOr<Inode> MdsCore::UpdateSize(const ReqId& req, const Cred& cred,
   Timespec now = Now();
   n.mtime = mtime.has_value() ? *mtime : now;
   n.ctime = now;
-  if (kill_priv) KillPriv(&n);
+  if (kill_priv) KillPriv(&n, cred);
   storage::WriteBatch b;
   PutInode(&b, n);
   MDS_RETURN_IF_ERROR(Commit(req, &b));

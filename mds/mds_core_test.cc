@@ -196,13 +196,13 @@ TEST_F(MdsCoreTest, FailingOstIsSkipped) {
 }
 
 TEST_F(MdsCoreTest, LayoutValidation) {
-  EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, kRootIno, 1000, 0, 0)), EINVAL);
-  EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, kRootIno, 0, 5, 0)), EINVAL);
-  EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, kRootIno, 0, -2, 0)), EINVAL);
+  EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, kRootIno, 1000, 0, std::nullopt)), EINVAL);
+  EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, kRootIno, 0, 5, std::nullopt)), EINVAL);
+  EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, kRootIno, 0, -2, std::nullopt)), EINVAL);
   EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, kRootIno, 0, 0, 7)), EINVAL);
   EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, kRootIno, 0, 0, -3)), EINVAL);
   Inode d = MustMkdir(kRootIno, "d");
-  ASSERT_TRUE(core_->SetLayout(Req(), kRoot, d.ino, 4 << 20, 2, 0).ok());
+  ASSERT_TRUE(core_->SetLayout(Req(), kRoot, d.ino, 4 << 20, 2, std::nullopt).ok());
   Inode sub = MustMkdir(d.ino, "sub");  // mkdir copies the default
   auto gl = core_->GetLayout(kRoot, sub.ino);
   ASSERT_TRUE(gl.ok());
@@ -212,7 +212,7 @@ TEST_F(MdsCoreTest, LayoutValidation) {
   EXPECT_EQ(f.layout.objects.size(), 2u);
   EXPECT_EQ(f.layout.stripe_size, 4u << 20);
   // Replace a new file's layout; the old objects get destroyed.
-  auto nl = core_->SetLayout(Req(), kRoot, f.ino, 0, 3, 0);
+  auto nl = core_->SetLayout(Req(), kRoot, f.ino, 0, 3, std::nullopt);
   ASSERT_TRUE(nl.ok());
   EXPECT_EQ(nl->objects.size(), 3u);
   auto destroyed = core_->DrainDestroyQueue();
@@ -220,7 +220,7 @@ TEST_F(MdsCoreTest, LayoutValidation) {
   EXPECT_EQ(*destroyed, 2u);
   for (auto& o : f.layout.objects) EXPECT_FALSE(osts_->Exists(o.ost, o.oid));
   ASSERT_TRUE(core_->UpdateSize(Req(), kRoot, f.ino, 10, std::nullopt, false).ok());
-  EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, f.ino, 0, 1, 0)), EBUSY);
+  EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, f.ino, 0, 1, std::nullopt)), EBUSY);
 }
 
 TEST_F(MdsCoreTest, MkdirRmdir) {

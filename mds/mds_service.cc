@@ -365,7 +365,10 @@ grpc::Status MdsService::SetLayout(grpc::ServerContext*,
                                    rpc::LayoutReply* reply) {
   auto r = core_->SetLayout(FromProto(req->hdr()), FromProto(req->cred()),
                             req->ino(), req->stripe_size(),
-                            req->stripe_count(), req->stripe_offset());
+                            req->stripe_count(),
+                            req->has_stripe_offset()
+                                ? std::optional<int32_t>(req->stripe_offset())
+                                : std::nullopt);
   if (r.ok()) ToProto(*r, reply->mutable_layout());
   return Finish(kSetLayout, r.status(), req->hdr().client_id(),
                 req->hdr().xid());
