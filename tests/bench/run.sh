@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# stripefs benchmark: fio (psync, 1 file, numjobs=1) and a metadata benchmark
+# (create / stat / remove of 2000 files) on a stripefs mount and, in the same
+# run, on a local directory, printed side by side with the DESIGN.md reference
+# numbers (ext4, FUSE passthrough, MooseFS 3.0).
+#
+# The script starts its own cluster (1 MDS + 4 OSS) with the `stripefs` CLI
+# in a temporary home and always tears it down (trap), also on failure.
+#
+# Environment:
+#   STRIPEFS_BUILD      build dir with bin/ (default: build REPO/build now)
+#   BENCH_TMP           where the temp home, mount and local dir go (/var/tmp)
+#   BENCH_LOCAL_DIR     local directory to compare with (default: under BENCH_TMP)
+#   BENCH_OSS           number of OSS (4)
+#   BENCH_STRIPE_COUNT  stripe count of the benchmark directory (4)
+#   BENCH_STRIPE_SIZE   stripe size (1M)
+#   BENCH_SEQ_SIZE      file size of the sequential jobs (512M)
+#   BENCH_RAND_SIZE     file size of the random jobs (128M)
+#   BENCH_RAND_RUNTIME  seconds per random job (15)
+#   BENCH_MD_FILES      files for create/stat/remove (2000)
+#   BENCH_JSON          also write the results as JSON to this path
+#   BENCH_LOCAL_ONLY=1  skip the cluster (checks the script and the local fs)
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+OSS="${BENCH_OSS:-4}"
+STRIPE_COUNT="${BENCH_STRIPE_COUNT:-4}"
+STRIPE_SIZE="${BENCH_STRIPE_SIZE:-1M}"
+SEQ_SIZE="${BENCH_SEQ_SIZE:-512M}"
+RAND_SIZE="${BENCH_RAND_SIZE:-128M}"
+RAND_RUNTIME="${BENCH_RAND_RUNTIME:-15}"
+MD_FILES="${BENCH_MD_FILES:-2000}"
+PY="$(command -v /usr/bin/python3 || command -v python3)"
+
+log() { echo "bench: $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+command -v fio >/dev/null || die "fio is not installed (deploy/install-deps.sh)"
+
+if [[ -n "${STRIPEFS_BUILD:-}" ]]; then
+  BUILD="$STRIPEFS_BUILD"
+else
+  BUILD="$REPO/build"
+  log "building into $BUILD"
+  cmake -G Ninja -S "$REPO" -B "$BUILD" >/dev/null
+  ninja -C "$BUILD" stripefs stripefs-mds stripefs-oss stripefs-mount \
+    stripefs-mdbench >&2
+fi
+BIN="$BUILD/bin"
+NEED="stripefs stripefs-mds stripefs-oss stripefs-mount stripefs-mdbench"
+[[ "${BENCH_LOCAL_ONLY:-}" == 1 ]] && NEED=stripefs-mdbench
+for b in $NEED; do
+  [[ -x "$BIN/$b" ]] || die "$BIN/$b is missing (build it or set STRIPEFS_BUILD)"
+done
+
+WORK="$(mktemp -d "${BENCH_TMP:-/var/tmp}/stripefs-bench.XXXXXX")"
+HOME_DIR="$WORK/home"
+MNT="$WORK/mnt"
+LOCAL="${BENCH_LOCAL_DIR:-$WORK/local}"
+mkdir -p "$MNT" "$LOCAL"
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  log "tearing down"
+  if [[ -x "$BIN/stripefs" ]]; then
+    "$BIN/stripefs" cluster down --home "$HOME_DIR" >/dev/null 2>&1 || true
+  fi
+  if mountpoint -q "$MNT" 2>/dev/null; then fusermount3 -u -z "$MNT" || true; fi
+  # Servers the CLI may have left behind: only the pids it recorded here.
+  if [[ -d "$HOME_DIR/run" ]]; then
+    for f in "$HOME_DIR"/run/*.pid; do
+      [[ -e "$f" ]] || continue
+      pid="$(cat "$f" 2>/dev/null || true)"
+      [[ "$pid" =~ ^[0-9]+$ ]] && kill -KILL "$pid" 2>/dev/null || true
+    done
+  fi
+  if [[ $rc -ne 0 && -d "$HOME_DIR/log" ]]; then
+    log "failed (rc $rc); last server log lines:"
+    tail -n 5 "$HOME_DIR"/log/*.log >&2 2>/dev/null || true
+  fi
+  if [[ -z "${BENCH_LOCAL_DIR:-}" ]]; then rm -rf "$WORK"; else
+    rm -rf "$HOME_DIR" "$MNT" "$LOCAL"/bench.* ; rmdir "$WORK" 2>/dev/null || true
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [[ "${BENCH_LOCAL_ONLY:-}" != 1 ]]; then
+log "starting a cluster: 1 MDS + $OSS OSS in $HOME_DIR, mounted at $MNT"
+"$BIN/stripefs" cluster up --home "$HOME_DIR" --oss "$OSS" --mount "$MNT" \
+  --bin-dir "$BIN" >&2
+mountpoint -q "$MNT" || die "$MNT is not mounted after cluster up"
+SFS_DIR="$MNT/bench"
+mkdir -p "$SFS_DIR"
+"$BIN/stripefs" setstripe -c "$STRIPE_COUNT" -S "$STRIPE_SIZE" "$SFS_DIR" >&2
+
+fi
+
+RESULTS="$WORK/results.txt"
+: >"$RESULTS"
+
+# fio_job LABEL DIR JOBNAME RW BS SIZE [extra fio args] -> appends
+# "LABEL JOBNAME VALUE" (MiB/s for 1M jobs, IOPS for 4k jobs).
+fio_job() {
+  local label=$1 dir=$2 job=$3 rw=$4 bs=$5 size=$6
+  shift 6
+  local out="$WORK/fio-$label-$job.json"
+  log "fio $job on $label ($dir)"
+  fio --name="$job" --directory="$dir" --filename="bench.$rw.dat" \
+    --rw="$rw" --bs="$bs" --size="$size" --ioengine=psync --numjobs=1 \
+    --output-format=json --output="$out" "$@" >&2 ||
+    die "fio $job on $label failed (see $out)"
+  "$PY" - "$out" "$label" "$job" "$rw" >>"$RESULTS" <<'EOF'
+import json, sys
+path, label, job, rw = sys.argv[1:]
+j = json.load(open(path))["jobs"][0]
+side = j["read"] if "read" in rw else j["write"]
+if job.startswith("seq"):
+    value = side["bw_bytes"] / (1 << 20)
+else:
+    value = side["iops"]
+print(label, job, "%.1f" % value)
+EOF
+}
+
+bench_dir() {
+  local label=$1 dir=$2
+  fio_job "$label" "$dir" seqwrite write 1M "$SEQ_SIZE" --end_fsync=1
+  fio_job "$label" "$dir" seqread read 1M "$SEQ_SIZE"
+  rm -f "$dir/bench.write.dat"
+  # Lay out the random file first so randread reads data, not holes.
+  fio_job "$label" "$dir" randwrite randwrite 4k "$RAND_SIZE" \
+    --time_based --runtime="$RAND_RUNTIME" --randrepeat=1
+  mv "$dir/bench.randwrite.dat" "$dir/bench.randread.dat"
+  fio_job "$label" "$dir" randread randread 4k "$RAND_SIZE" \
+    --time_based --runtime="$RAND_RUNTIME" --randrepeat=1
+  rm -f "$dir/bench.randread.dat"
+  log "mdbench ($MD_FILES files) on $label"
+  local md
+  md="$("$BIN/stripefs-mdbench" --dir "$dir" --files "$MD_FILES" --json)" ||
+    die "stripefs-mdbench on $label failed"
+  "$PY" -c '
+import json, sys
+d = json.loads(sys.argv[2])
+for k in ("create", "stat", "remove"):
+    print(sys.argv[1], k, "%.1f" % d[k])' "$label" "$md" >>"$RESULTS"
+}
+
+[[ "${BENCH_LOCAL_ONLY:-}" == 1 ]] || bench_dir stripefs "$SFS_DIR"
+bench_dir local "$LOCAL"
+
+LOCAL_FS="$(df --output=fstype "$LOCAL" 2>/dev/null | tail -n 1 || echo "?")"
+"$PY" - "$RESULTS" "$LOCAL_FS" "${BENCH_JSON:-}" <<EOF
+import json, sys
+res = {}
+for line in open(sys.argv[1]):
+    label, job, value = line.split()
+    res.setdefault(job, {})[label] = float(value)
+rows = [
+    ("seqwrite", "seq write 1 MiB, MiB/s", 462, 497, 299),
+    ("seqread", "seq read 1 MiB, MiB/s", 3751, 961, 493),
+    ("randwrite", "rand write 4 KiB, IOPS", 109807, 140105, 14149),
+    ("randread", "rand read 4 KiB, IOPS", 33127, 47719, 6254),
+    ("create", "create, files/s", 55294, 7191, 4187),
+    ("stat", "stat, files/s", 407669, 58685, 10730),
+    ("remove", "remove, files/s", 119632, 20176, 5170),
+]
+local_hdr = "local (%s)" % sys.argv[2]
+hdr = ("job", "stripefs", local_hdr, "ext4*", "FUSE pt*", "MooseFS*",
+       "vs MooseFS")
+fmt = "%-24s %10s %12s %9s %9s %9s %10s"
+print()
+print("stripefs benchmark: fio psync, 1 file, numjobs=1; seq $SEQ_SIZE, "
+      "rand $RAND_SIZE x ${RAND_RUNTIME}s; metadata $MD_FILES files")
+print("stripefs: $OSS OSS, directory layout stripe_count=$STRIPE_COUNT "
+      "stripe_size=$STRIPE_SIZE")
+print(fmt % hdr)
+print("-" * 89)
+def n(v):
+    return "-" if v is None else ("%.0f" % v if v >= 100 else "%.1f" % v)
+for key, name, ext4, fpt, mfs in rows:
+    s = res.get(key, {}).get("stripefs")
+    l = res.get(key, {}).get("local")
+    ratio = "-" if s is None else "%.2fx" % (s / mfs)
+    print(fmt % (name, n(s), n(l), n(ext4), n(fpt), n(mfs), ratio))
+print("* reference numbers from DESIGN.md (same jobs, one machine, 2 cores)")
+if sys.argv[3]:
+    with open(sys.argv[3], "w") as f:
+        json.dump(res, f, indent=1)
+EOF
