@@ -1,0 +1,720 @@
+// DlmClient::Impl: the session reader (connect, replay, callbacks), the
+// worker that runs handlers and cancels, and the maintenance thread that
+// Touches in-use locks and sweeps the LRU.
+//
+// Lock order: mu_ before counts_mu_; handlers_mu_ is taken alone. No
+// handler and no RPC runs while mu_ is held.
+#include "dlm/dlm_client.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <deque>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "common/errors.h"
+#include "dlm/lock_cache.h"
+#include "dlm/proto_convert.h"
+#include "rpc/channel.h"
+#include "rpc/handshake.h"
+#include "rpc/proto/dlm.grpc.pb.h"
+#include "rpc/status.h"
+#include "spdlog/spdlog.h"
+
+namespace stripefs::dlm {
+namespace {
+
+// How often a waiter polls its interrupt check.
+constexpr absl::Duration kInterruptPoll = absl::Milliseconds(20);
+
+// The DLM is away (restarting, unreachable, not yet connected to us):
+// worth sending the same request again. EAGAIN (busy lock) is an answer.
+bool Retryable(const absl::Status& s) {
+  int err = ToErrno(s);
+  if (err == ESHUTDOWN || err == ENOTCONN) return true;
+  if (err == EAGAIN || err == EINTR) return false;
+  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s);
+}
+
+}  // namespace
+
+class DlmClient::Impl {
+ public:
+  Impl(DlmClientOptions options, uint64_t client_id)
+      : options_(std::move(options)),
+        client_id_(client_id),
+        clock_(options_.clock != nullptr ? options_.clock : RealClock()),
+        stub_(rpc::Dlm::NewStub(rpc::MakeChannel(options_.address))),
+        cache_({options_.lru_max_count, options_.lru_max_age}, clock_),
+        next_xid_(static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()))) {}
+
+  void Start() {
+    reader_ = std::thread([this] { ReaderLoop(); });
+    worker_ = std::thread([this] { WorkerLoop(); });
+    maintenance_ = std::thread([this] { MaintenanceLoop(); });
+  }
+
+  void Close(bool cancel_locks) {
+    {
+      absl::MutexLock l(&mu_);
+      if (closed_) return;
+      closed_ = true;
+      closing_.store(true);
+      if (session_ctx_ != nullptr) session_ctx_->TryCancel();
+    }
+    stop_.Notify();
+    reader_.join();
+    worker_.join();
+    maintenance_.join();
+    if (!cancel_locks) return;
+    std::vector<uint64_t> handles;
+    {
+      absl::MutexLock l(&mu_);
+      handles = cache_.Handles();
+      for (uint64_t h : handles) cache_.Erase(h);
+    }
+    for (uint64_t h : handles) {
+      absl::Status s = CancelRpc(h, /*retry=*/false);
+      if (!s.ok()) {
+        spdlog::warn("dlm: cancelling lock {} at close: {}", h, s.ToString());
+      }
+    }
+  }
+
+  void RegisterHandler(const std::string& prefix, LockHandler* handler) {
+    absl::MutexLock l(&handlers_mu_);
+    handlers_[prefix] = handler;
+  }
+  void UnregisterHandler(const std::string& prefix) {
+    absl::MutexLock l(&handlers_mu_);
+    handlers_.erase(prefix);
+  }
+
+  absl::StatusOr<LockInfo> Lock(const LockSpec& spec, const LockOptions& opts);
+  void Release(uint64_t handle);
+  absl::StatusOr<LockInfo> Convert(uint64_t handle, LockMode mode,
+                                   const std::function<bool()>& interrupted);
+  absl::Status Cancel(uint64_t handle);
+  absl::StatusOr<std::vector<GlimpseValue>> Glimpse(const ResourceId& res,
+                                                    uint64_t start,
+                                                    uint64_t end);
+
+  bool Connected() const {
+    absl::MutexLock l(&mu_);
+    return connected_;
+  }
+  size_t CachedCount() const {
+    absl::MutexLock l(&mu_);
+    return cache_.size();
+  }
+  std::map<std::string, uint64_t> RpcCounts() const {
+    absl::MutexLock l(&counts_mu_);
+    return counts_;
+  }
+
+ private:
+  struct Work {
+    LockInfo lock;
+    bool lost = false;        // gone already: handler only, no cancel
+    bool call_handler = true;  // false: just cancel on the server
+  };
+
+  rpc::ReqHeader Header() {
+    rpc::ReqHeader h;
+    h.set_client_id(client_id_);
+    h.set_xid(next_xid_.fetch_add(1));
+    return h;
+  }
+  void CountRpc(const char* method) {
+    absl::MutexLock l(&counts_mu_);
+    ++counts_[method];
+  }
+  bool Stopping() { return closing_.load() || stop_.HasBeenNotified(); }
+  // Sleeps `d` unless stopping or interrupted; false if cut short.
+  bool Nap(absl::Duration d, const std::function<bool()>& interrupted) {
+    const absl::Time end = absl::Now() + d;
+    while (absl::Now() < end) {
+      if (interrupted && interrupted()) return false;
+      if (stop_.WaitForNotificationWithTimeout(
+              std::min(kInterruptPoll, end - absl::Now()))) {
+        return false;
+      }
+    }
+    return true;
+  }
+  absl::Duration Jitter(absl::Duration d) {
+    absl::MutexLock l(&rng_mu_);
+    return d * std::uniform_real_distribution<double>(0.5, 1.0)(rng_);
+  }
+
+  // One unary call; with `retry`, retried (same request, same xid) with
+  // jittered backoff while the DLM is unreachable.
+  template <typename Fn>
+  absl::Status Rpc(const char* method, Fn call, bool retry,
+                   const std::function<bool()>& interrupted = {}) {
+    absl::Duration backoff = options_.backoff_min;
+    for (;;) {
+      grpc::ClientContext ctx;
+      rpc::SetDeadline(ctx, options_.rpc_deadline);
+      CountRpc(method);
+      absl::Status s = rpc::FromGrpc(call(&ctx));
+      if (s.ok() || !retry || !Retryable(s)) return s;
+      if (Stopping()) return Errno(ESHUTDOWN, "DLM client closed");
+      if (!Nap(Jitter(backoff), interrupted)) {
+        if (Stopping()) return Errno(ESHUTDOWN, "DLM client closed");
+        return Errno(EINTR, absl::StrCat(method, " interrupted"));
+      }
+      backoff = std::min(backoff * 2, options_.backoff_max);
+    }
+  }
+
+  absl::Status CancelRpc(uint64_t handle, bool retry) {
+    rpc::CancelRequest req;
+    *req.mutable_hdr() = Header();
+    req.set_handle(handle);
+    rpc::DlmEmpty rep;
+    return Rpc(
+        "Cancel",
+        [&](grpc::ClientContext* ctx) {
+          return stub_->Cancel(ctx, req, &rep);
+        },
+        retry);
+  }
+
+  LockHandler* FindHandler(const std::string& name) {
+    absl::MutexLock l(&handlers_mu_);
+    LockHandler* best = nullptr;
+    size_t best_len = 0;
+    for (const auto& [prefix, h] : handlers_) {
+      if (name.compare(0, prefix.size(), prefix) == 0 &&
+          (best == nullptr || prefix.size() >= best_len)) {
+        best = h;
+        best_len = prefix.size();
+      }
+    }
+    return best;
+  }
+
+  void PushWork(Work w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    work_.push_back(std::move(w));
+  }
+  // Hands an unused, asked-back lock to the worker.
+  void MaybeCancelLocked(CachedLock& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (c.users == 0 && c.blocked && c.info.granted && !c.cancelling) {
+      c.cancelling = true;
+      PushWork({c.info, false, true});
+    }
+  }
+
+  void ReaderLoop();
+  void Replay();
+  void HandleCallback(const rpc::Callback& cb);
+  void WorkerLoop();
+  void MaintenanceLoop();
+
+  const DlmClientOptions options_;
+  const uint64_t client_id_;
+  Clock* const clock_;
+  std::unique_ptr<rpc::Dlm::Stub> stub_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;  // a lock changed state
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool connected_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* session_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
+  LockCache cache_ ABSL_GUARDED_BY(mu_);
+  // Callbacks that overtook the Enqueue reply of their lock.
+  std::map<uint64_t, LockInfo> early_grants_ ABSL_GUARDED_BY(mu_);
+  std::set<uint64_t> early_blocks_ ABSL_GUARDED_BY(mu_);
+  int pending_enqueues_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<Work> work_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex handlers_mu_;
+  std::map<std::string, LockHandler*> handlers_ ABSL_GUARDED_BY(handlers_mu_);
+  mutable absl::Mutex counts_mu_;
+  std::map<std::string, uint64_t> counts_ ABSL_GUARDED_BY(counts_mu_);
+  absl::Mutex rng_mu_;
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(rng_mu_){std::random_device{}()};
+
+  std::atomic<uint64_t> next_xid_;
+  std::atomic<bool> closing_{false};
+  absl::Notification stop_;
+  std::thread reader_;
+  std::thread worker_;
+  std::thread maintenance_;
+};
+
+void DlmClient::Impl::ReaderLoop() {
+  absl::Duration backoff = options_.backoff_min;
+  bool was_connected = false;
+  while (!Stopping()) {
+    rpc::ConnectRequest creq = rpc::MakeConnectRequest(
+        client_id_, options_.kind, options_.name);
+    rpc::ConnectReply crep;
+    absl::Status s = Rpc(
+        "Connect",
+        [&](grpc::ClientContext* ctx) {
+          return stub_->Connect(ctx, creq, &crep);
+        },
+        /*retry=*/false);
+    if (!s.ok()) {
+      if (was_connected) {
+        spdlog::warn("dlm {}: connect failed, retrying: {}", options_.address,
+                     s.ToString());
+        was_connected = false;
+      }
+      Nap(Jitter(backoff), {});
+      backoff = std::min(backoff * 2, options_.backoff_max);
+      continue;
+    }
+    grpc::ClientContext ctx;
+    {
+      absl::MutexLock l(&mu_);
+      if (closed_) break;
+      session_ctx_ = &ctx;
+    }
+    rpc::SessionRequest sreq;
+    sreq.set_client_id(client_id_);
+    CountRpc("Session");
+    std::unique_ptr<grpc::ClientReader<rpc::Callback>> reader =
+        stub_->Session(&ctx, sreq);
+    Replay();
+    {
+      absl::MutexLock l(&mu_);
+      connected_ = true;
+      cv_.SignalAll();
+    }
+    if (!was_connected) {
+      spdlog::info("dlm {}: session open (client {})", options_.address,
+                   client_id_);
+    }
+    was_connected = true;
+    backoff = options_.backoff_min;
+    rpc::Callback cb;
+    while (reader->Read(&cb)) HandleCallback(cb);
+    grpc::Status fs = reader->Finish();
+    {
+      absl::MutexLock l(&mu_);
+      connected_ = false;
+      session_ctx_ = nullptr;
+    }
+    if (!fs.ok() && !Stopping()) {
+      spdlog::info("dlm {}: session stream ended: {}", options_.address,
+                   fs.error_message());
+    }
+    Nap(Jitter(backoff), {});
+  }
+}
+
+void DlmClient::Impl::Replay() {
+  std::vector<LockInfo> held;
+  {
+    absl::MutexLock l(&mu_);
+    held = cache_.Granted();
+  }
+  for (const LockInfo& lock : held) {
+    rpc::ReplayRequest req;
+    *req.mutable_hdr() = Header();
+    *req.mutable_lock() = ToProto(lock);
+    rpc::DlmEmpty rep;
+    absl::Status s = Rpc(
+        "Replay",
+        [&](grpc::ClientContext* ctx) {
+          return stub_->Replay(ctx, req, &rep);
+        },
+        /*retry=*/false);
+    if (s.ok()) continue;
+    if (ToErrno(s) != ESTALE) {
+      // The stream will break too; the next session replays again.
+      if (Stopping()) return;
+      spdlog::warn("dlm: replay of lock {} failed: {}", lock.handle,
+                   s.ToString());
+      return;
+    }
+    spdlog::warn("dlm: lock {} ({}) was lost: {}", lock.handle,
+                 Describe(lock.spec), s.ToString());
+    absl::MutexLock l(&mu_);
+    cache_.Erase(lock.handle);
+    PushWork({lock, /*lost=*/true, true});
+    cv_.SignalAll();
+  }
+  rpc::ReplayRequest done;
+  *done.mutable_hdr() = Header();
+  done.set_done(true);
+  rpc::DlmEmpty rep;
+  absl::Status s = Rpc(
+      "Replay",
+      [&](grpc::ClientContext* ctx) { return stub_->Replay(ctx, done, &rep); },
+      /*retry=*/false);
+  if (!s.ok() && !Stopping()) {
+    spdlog::warn("dlm: replay done: {}", s.ToString());
+  }
+}
+
+void DlmClient::Impl::HandleCallback(const rpc::Callback& cb) {
+  auto info = FromProto(cb.lock());
+  if (!info.ok()) {
+    spdlog::warn("dlm: bad callback: {}", info.status().ToString());
+    return;
+  }
+  const uint64_t h = info->handle;
+  switch (cb.kind()) {
+    case rpc::Callback::COMPLETION: {
+      absl::MutexLock l(&mu_);
+      CachedLock* c = cache_.Find(h);
+      if (c == nullptr) {
+        if (pending_enqueues_ > 0) early_grants_[h] = *info;
+        return;
+      }
+      c->info = *info;
+      MaybeCancelLocked(*c);
+      cv_.SignalAll();
+      return;
+    }
+    case rpc::Callback::BLOCKING: {
+      absl::MutexLock l(&mu_);
+      CachedLock* c = cache_.Find(h);
+      if (c == nullptr) {
+        if (pending_enqueues_ > 0) {
+          early_blocks_.insert(h);
+        } else {
+          // A lock we gave up on (interrupted wait): just cancel it.
+          PushWork({*info, false, /*call_handler=*/false});
+        }
+        return;
+      }
+      c->blocked = true;
+      MaybeCancelLocked(*c);
+      return;
+    }
+    case rpc::Callback::GLIMPSE: {
+      LockHandler* handler = FindHandler(info->spec.resource.name);
+      uint64_t value = handler != nullptr ? handler->OnGlimpse(*info) : 0;
+      rpc::GlimpseAnswer req;
+      *req.mutable_hdr() = Header();
+      req.set_glimpse_id(cb.glimpse_id());
+      req.set_handle(h);
+      req.set_value(value);
+      rpc::DlmEmpty rep;
+      absl::Status s = Rpc(
+          "GlimpseReply",
+          [&](grpc::ClientContext* ctx) {
+            return stub_->GlimpseReply(ctx, req, &rep);
+          },
+          /*retry=*/false);
+      if (!s.ok()) spdlog::warn("dlm: glimpse reply: {}", s.ToString());
+      return;
+    }
+    case rpc::Callback::EVICTED: {
+      spdlog::error("dlm: evicted by the DLM (lock {} {}); dropping all locks",
+                    h, Describe(info->spec));
+      absl::MutexLock l(&mu_);
+      for (uint64_t handle : cache_.Handles()) {
+        CachedLock* c = cache_.Find(handle);
+        // A lock being cancelled already has its handler running.
+        if (c->info.granted && !c->cancelling) {
+          PushWork({c->info, /*lost=*/true, true});
+        }
+        cache_.Erase(handle);
+      }
+      cv_.SignalAll();
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+void DlmClient::Impl::WorkerLoop() {
+  for (;;) {
+    Work w;
+    {
+      absl::MutexLock l(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !work_.empty() || closed_;
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (work_.empty()) return;
+      w = std::move(work_.front());
+      work_.pop_front();
+    }
+    if (w.call_handler) {
+      if (LockHandler* handler = FindHandler(w.lock.spec.resource.name)) {
+        handler->OnBlocking(w.lock, w.lost);
+      }
+    }
+    if (!w.lost) {
+      absl::Status s = CancelRpc(w.lock.handle, /*retry=*/true);
+      if (!s.ok() && !Stopping()) {
+        spdlog::warn("dlm: cancel of lock {} ({}): {}", w.lock.handle,
+                     Describe(w.lock.spec), s.ToString());
+      }
+      absl::MutexLock l(&mu_);
+      CachedLock* c = cache_.Find(w.lock.handle);
+      if (c != nullptr && c->cancelling) cache_.Erase(w.lock.handle);
+      cv_.SignalAll();
+    }
+  }
+}
+
+void DlmClient::Impl::MaintenanceLoop() {
+  while (!stop_.WaitForNotificationWithTimeout(options_.maintenance_period)) {
+    std::vector<uint64_t> in_use;
+    {
+      absl::MutexLock l(&mu_);
+      in_use = cache_.InUseBlocked();
+      for (const LockInfo& lock : cache_.CollectExpired()) {
+        PushWork({lock, false, true});
+      }
+    }
+    if (in_use.empty()) continue;
+    rpc::TouchRequest req;
+    *req.mutable_hdr() = Header();
+    for (uint64_t h : in_use) req.add_handles(h);
+    rpc::DlmEmpty rep;
+    absl::Status s = Rpc(
+        "Touch",
+        [&](grpc::ClientContext* ctx) { return stub_->Touch(ctx, req, &rep); },
+        /*retry=*/false);
+    if (!s.ok()) spdlog::warn("dlm: touch: {}", s.ToString());
+  }
+}
+
+absl::StatusOr<LockInfo> DlmClient::Impl::Lock(const LockSpec& spec,
+                                               const LockOptions& opts) {
+  for (;;) {
+    {
+      absl::MutexLock l(&mu_);
+      if (closed_) return Errno(ESHUTDOWN, "DLM client closed");
+      if (!opts.no_cache_match) {
+        if (CachedLock* c = cache_.Match(spec)) {
+          cache_.Use(*c);
+          return c->info;
+        }
+      }
+      if (!connected_) {
+        // Hold new requests while the DLM is away; cached locks (above)
+        // keep working meanwhile.
+        cv_.WaitWithTimeout(&mu_, opts.interrupted ? kInterruptPoll
+                                                   : absl::Milliseconds(200));
+      }
+    }
+    if (!Connected()) {
+      if (opts.interrupted && opts.interrupted()) {
+        return Errno(EINTR, absl::StrCat("waiting for the DLM to lock ",
+                                         Describe(spec), " interrupted"));
+      }
+      continue;
+    }
+    {
+      absl::MutexLock l(&mu_);
+      ++pending_enqueues_;
+    }
+    rpc::EnqueueRequest req;
+    *req.mutable_hdr() = Header();
+    *req.mutable_resource() = ToProto(spec.resource);
+    req.set_mode(static_cast<rpc::LockMode>(spec.mode));
+    req.set_bits(spec.bits);
+    req.set_start(spec.start);
+    req.set_end(spec.end);
+    req.set_no_wait(opts.no_wait);
+    rpc::EnqueueReply rep;
+    absl::Status s = Rpc(
+        "Enqueue",
+        [&](grpc::ClientContext* ctx) {
+          return stub_->Enqueue(ctx, req, &rep);
+        },
+        /*retry=*/true, opts.interrupted);
+    absl::StatusOr<LockInfo> info =
+        s.ok() ? FromProto(rep.lock()) : absl::StatusOr<LockInfo>(s);
+    uint64_t h = 0;
+    {
+      absl::MutexLock l(&mu_);
+      --pending_enqueues_;
+      if (!info.ok()) {
+        if (pending_enqueues_ == 0) {
+          early_grants_.clear();
+          early_blocks_.clear();
+        }
+        return info.status();
+      }
+      h = info->handle;
+      CachedLock& c = cache_.Insert(*info);
+      if (auto it = early_grants_.find(h); it != early_grants_.end()) {
+        c.info = it->second;
+        early_grants_.erase(it);
+      }
+      if (early_blocks_.erase(h) > 0) c.blocked = true;
+      if (pending_enqueues_ == 0) {
+        early_grants_.clear();
+        early_blocks_.clear();
+      }
+    }
+    // Wait for the grant.
+    bool lost = false;
+    for (;;) {
+      if (opts.interrupted && opts.interrupted()) {
+        absl::MutexLock l(&mu_);
+        CachedLock* c = cache_.Find(h);
+        if (c != nullptr && c->Ready()) {
+          return c->info;  // granted meanwhile: keep it
+        }
+        if (c != nullptr) {
+          LockInfo gone = c->info;
+          cache_.Erase(h);
+          PushWork({gone, false, /*call_handler=*/false});
+        }
+        return Errno(EINTR, absl::StrCat("waiting for ", Describe(spec),
+                                         " interrupted"));
+      }
+      absl::MutexLock l(&mu_);
+      CachedLock* c = cache_.Find(h);
+      if (c == nullptr) {
+        lost = true;  // evicted or lost while waiting: enqueue again
+        break;
+      }
+      if (c->Ready()) return c->info;
+      if (closed_) return Errno(ESHUTDOWN, "DLM client closed");
+      cv_.WaitWithTimeout(&mu_, opts.interrupted ? kInterruptPoll
+                                                 : absl::Seconds(1));
+    }
+    if (lost) continue;
+  }
+}
+
+void DlmClient::Impl::Release(uint64_t handle) {
+  absl::MutexLock l(&mu_);
+  CachedLock* c = cache_.Find(handle);
+  if (c == nullptr) return;
+  cache_.Release(*c);
+  MaybeCancelLocked(*c);
+  if (cache_.size() > options_.lru_max_count) {
+    for (const LockInfo& lock : cache_.CollectExpired()) {
+      PushWork({lock, false, true});
+    }
+  }
+}
+
+absl::StatusOr<LockInfo> DlmClient::Impl::Convert(
+    uint64_t handle, LockMode mode, const std::function<bool()>& interrupted) {
+  {
+    absl::MutexLock l(&mu_);
+    CachedLock* c = cache_.Find(handle);
+    if (c == nullptr || !c->info.granted) {
+      return Errno(ENOENT, absl::StrCat("no granted lock ", handle));
+    }
+  }
+  rpc::ConvertRequest req;
+  *req.mutable_hdr() = Header();
+  req.set_handle(handle);
+  req.set_mode(static_cast<rpc::LockMode>(mode));
+  rpc::ConvertReply rep;
+  absl::Status s = Rpc(
+      "Convert",
+      [&](grpc::ClientContext* ctx) { return stub_->Convert(ctx, req, &rep); },
+      /*retry=*/true, interrupted);
+  if (!s.ok()) return s;
+  auto info = FromProto(rep.lock());
+  if (!info.ok()) return info.status();
+  for (;;) {
+    {
+      absl::MutexLock l(&mu_);
+      CachedLock* c = cache_.Find(handle);
+      if (c == nullptr) return Errno(ESTALE, "lock lost while converting");
+      if (info->granted && info->spec.mode == mode) c->info = *info;
+      if (c->info.granted && c->info.spec.mode == mode) return c->info;
+      if (closed_) return Errno(ESHUTDOWN, "DLM client closed");
+      cv_.WaitWithTimeout(&mu_, kInterruptPoll);
+      info->granted = false;
+    }
+    if (interrupted && interrupted()) {
+      return Errno(EINTR, "convert interrupted");
+    }
+  }
+}
+
+absl::Status DlmClient::Impl::Cancel(uint64_t handle) {
+  {
+    absl::MutexLock l(&mu_);
+    cache_.Erase(handle);
+    cv_.SignalAll();
+  }
+  return CancelRpc(handle, /*retry=*/true);
+}
+
+absl::StatusOr<std::vector<GlimpseValue>> DlmClient::Impl::Glimpse(
+    const ResourceId& res, uint64_t start, uint64_t end) {
+  rpc::GlimpseRequest req;
+  *req.mutable_hdr() = Header();
+  *req.mutable_resource() = ToProto(res);
+  req.set_start(start);
+  req.set_end(end);
+  rpc::GlimpseResult rep;
+  absl::Status s = Rpc(
+      "Glimpse",
+      [&](grpc::ClientContext* ctx) { return stub_->Glimpse(ctx, req, &rep); },
+      /*retry=*/true);
+  if (!s.ok()) return s;
+  std::vector<GlimpseValue> out;
+  for (const auto& v : rep.values()) {
+    out.push_back({v.handle(), v.client_id(), v.value()});
+  }
+  return out;
+}
+
+// ---- DlmClient: forwards to Impl.
+
+DlmClient::DlmClient(std::unique_ptr<Impl> impl, uint64_t client_id)
+    : impl_(std::move(impl)), client_id_(client_id) {}
+
+DlmClient::~DlmClient() { Close(true); }
+
+absl::StatusOr<std::unique_ptr<DlmClient>> DlmClient::Start(
+    DlmClientOptions options) {
+  if (options.address.empty()) return Errno(EINVAL, "DLM address missing");
+  if (options.client_id == 0) {
+    std::random_device rd;
+    options.client_id = (uint64_t{rd()} << 32) | rd();
+    if (options.client_id == 0) options.client_id = 1;
+  }
+  const uint64_t id = options.client_id;
+  auto impl = std::make_unique<Impl>(std::move(options), id);
+  impl->Start();
+  return std::unique_ptr<DlmClient>(new DlmClient(std::move(impl), id));
+}
+
+void DlmClient::Close(bool cancel_locks) { impl_->Close(cancel_locks); }
+void DlmClient::RegisterHandler(const std::string& prefix,
+                                LockHandler* handler) {
+  impl_->RegisterHandler(prefix, handler);
+}
+void DlmClient::UnregisterHandler(const std::string& prefix) {
+  impl_->UnregisterHandler(prefix);
+}
+absl::StatusOr<LockInfo> DlmClient::Lock(const LockSpec& spec,
+                                         const LockOptions& opts) {
+  return impl_->Lock(spec, opts);
+}
+void DlmClient::Release(uint64_t handle) { impl_->Release(handle); }
+absl::StatusOr<LockInfo> DlmClient::Convert(
+    uint64_t handle, LockMode mode, const std::function<bool()>& interrupted) {
+  return impl_->Convert(handle, mode, interrupted);
+}
+absl::Status DlmClient::Cancel(uint64_t handle) {
+  return impl_->Cancel(handle);
+}
+absl::StatusOr<std::vector<GlimpseValue>> DlmClient::Glimpse(
+    const ResourceId& resource, uint64_t start, uint64_t end) {
+  return impl_->Glimpse(resource, start, end);
+}
+bool DlmClient::Connected() const { return impl_->Connected(); }
+size_t DlmClient::CachedCount() const { return impl_->CachedCount(); }
+std::map<std::string, uint64_t> DlmClient::RpcCounts() const {
+  return impl_->RpcCounts();
+}
+
+}  // namespace stripefs::dlm

@@ -1,0 +1,162 @@
+// DlmClient: the client library of the lock service, for the FUSE client,
+// the MDS, the OSS and the CLI. Thread-safe: every method may be called
+// from any thread.
+//
+// What it does:
+//  - Connects (handshake) and keeps ONE Session stream open on a reader
+//    thread. When the stream breaks (e.g. the DLM restarts) it reconnects
+//    with jittered backoff and Replays every granted lock it holds, so
+//    the embedder notices nothing. Requests made while the DLM is away
+//    are held (retried with the same xid) until it is back.
+//  - Lock(): reuses a cached granted lock that covers the request (mode,
+//    bits, range); otherwise enqueues and waits for the grant. The wait can
+//    be aborted by an interrupt check (e.g. "a signal is pending"): the
+//    request is cancelled and Lock returns EINTR.
+//  - Every lock returned by Lock() is "in use" until Release(handle). A
+//    lock in use is not cancelled when the DLM asks for it back (blocking
+//    callback); the library Touches it meanwhile so the DLM extends its
+//    timeout, and cancels it once the last user released it.
+//  - Unused granted locks stay cached (LRU, count and age limits) and are
+//    cancelled when the DLM asks for them back or the LRU drops them.
+//  - Handlers per resource-name prefix (longest prefix wins):
+//      OnBlocking(lock, lost): before a cached lock is cancelled (blocking
+//        callback or LRU) the embedder flushes dirty data and invalidates
+//        what the lock covered; the library cancels after it returns.
+//        lost=true: the lock is already gone (eviction, failed replay):
+//        invalidate, do not write back under it.
+//      OnGlimpse(lock): the DLM asks for the lock's value (e.g. the file
+//        size this holder knows) without revoking it. Must be quick.
+//    Handlers run on library threads, never while the library's mutex is
+//    held, so they may call Lock/Release/Cancel (but must not wait for a
+//    lock that conflicts with the one being cancelled).
+//  - RPC counts per kind (RpcCounts()).
+//
+// Minimal use:
+//   auto c = DlmClient::Start({.address = "127.0.0.1:7000", .name = "mnt"});
+//   (*c)->RegisterHandler("ino:", &my_handler);
+//   auto l = (*c)->Lock({{"ino:42", LockType::kIbits}, LockMode::kPR,
+//                        kBitLookup | kBitUpdate});
+//   ... use the cached attributes ...
+//   (*c)->Release(l->handle);
+// or with RAII: ScopedLock held(c.get(), *l);
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "dlm/lock_types.h"
+
+namespace stripefs::dlm {
+
+struct DlmClientOptions {
+  std::string address;       // HOST:PORT of stripefs-dlm (required)
+  uint64_t client_id = 0;    // stable id of this session; 0 = random
+  std::string kind = "client";  // "client", "mds", "oss", "cli"
+  std::string name;          // free text for the DLM's logs (host:pid)
+  // LRU of unused granted locks.
+  size_t lru_max_count = 4096;
+  absl::Duration lru_max_age = absl::Minutes(5);
+  // Deadline of each unary RPC. Default 10 s.
+  absl::Duration rpc_deadline = absl::Seconds(10);
+  // Period of Touch for in-use locks asked back and of the LRU sweep.
+  // Keep it well under the DLM's callback timeout. Default 1 s.
+  absl::Duration maintenance_period = absl::Seconds(1);
+  // Reconnect / retry backoff bounds.
+  absl::Duration backoff_min = absl::Milliseconds(50);
+  absl::Duration backoff_max = absl::Seconds(1);
+  // Time source of the LRU ages (tests pass a fake). Default real clock.
+  Clock* clock = nullptr;
+};
+
+// Handler for locks whose resource name starts with a registered prefix.
+class LockHandler {
+ public:
+  virtual ~LockHandler() = default;
+  virtual void OnBlocking(const LockInfo& lock, bool lost) = 0;
+  virtual uint64_t OnGlimpse(const LockInfo& lock) { return 0; }
+};
+
+struct LockOptions {
+  // Polled while waiting; returning true aborts the wait with EINTR.
+  std::function<bool()> interrupted;
+  // Fail with EAGAIN instead of waiting for a conflicting lock.
+  bool no_wait = false;
+  // Always enqueue a new lock, even when a cached one would cover it.
+  bool no_cache_match = false;
+};
+
+class DlmClient {
+ public:
+  // Starts the client's threads and connects. Succeeds even when the DLM is
+  // not reachable yet (the reader keeps trying); Lock() then waits.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<DlmClient>> Start(
+      DlmClientOptions options);
+  // Close(/*cancel_locks=*/true) unless already closed.
+  ~DlmClient();
+
+  // Stops the threads; with cancel_locks, cancels every cached lock first
+  // (without calling handlers).
+  void Close(bool cancel_locks = true);
+
+  // `handler` must outlive the client (or be unregistered).
+  void RegisterHandler(const std::string& prefix, LockHandler* handler);
+  void UnregisterHandler(const std::string& prefix);
+
+  // Takes a lock (see the class comment). The result is in use until
+  // Release(result.handle). Errors: EINTR (interrupted), EAGAIN (no_wait and
+  // busy), EINVAL (bad spec), ESHUTDOWN (closed).
+  [[nodiscard]] absl::StatusOr<LockInfo> Lock(const LockSpec& spec,
+                                              const LockOptions& opts = {});
+  // Drops one use of a lock taken with Lock().
+  void Release(uint64_t handle);
+  // Changes the mode of a lock the caller has in use; waits for an
+  // up-conversion to be granted (EINTR when interrupted while waiting).
+  [[nodiscard]] absl::StatusOr<LockInfo> Convert(
+      uint64_t handle, LockMode mode,
+      const std::function<bool()>& interrupted = {});
+  // Cancels a lock now (cached or in use; its users lose it). No handler
+  // is called.
+  [[nodiscard]] absl::Status Cancel(uint64_t handle);
+  // Asks the PW/EX holders of overlapping extent locks for their values.
+  [[nodiscard]] absl::StatusOr<std::vector<GlimpseValue>> Glimpse(
+      const ResourceId& resource, uint64_t start, uint64_t end);
+
+  uint64_t client_id() const { return client_id_; }
+  // True while a Session stream is established.
+  bool Connected() const;
+  size_t CachedCount() const;
+  std::map<std::string, uint64_t> RpcCounts() const;
+
+ private:
+  class Impl;
+  explicit DlmClient(std::unique_ptr<Impl> impl, uint64_t client_id);
+  std::unique_ptr<Impl> impl_;
+  const uint64_t client_id_;
+};
+
+// Releases a lock taken with DlmClient::Lock when it goes out of scope.
+class ScopedLock {
+ public:
+  ScopedLock(DlmClient* client, const LockInfo& lock)
+      : client_(client), lock_(lock) {}
+  ~ScopedLock() {
+    if (client_ != nullptr) client_->Release(lock_.handle);
+  }
+  ScopedLock(const ScopedLock&) = delete;
+  ScopedLock& operator=(const ScopedLock&) = delete;
+  const LockInfo& lock() const { return lock_; }
+
+ private:
+  DlmClient* client_;
+  LockInfo lock_;
+};
+
+}  // namespace stripefs::dlm

@@ -1,0 +1,342 @@
+// Component tests: a real DlmService over gRPC on 127.0.0.1 (port 0) and
+// real DlmClients, in one process.
+#include <cerrno>
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "common/errors.h"
+#include "dlm/dlm_client.h"
+#include "dlm/dlm_service.h"
+#include "dlm/lock_manager.h"
+#include "gtest/gtest.h"
+#include "rpc/channel.h"
+#include "rpc/proto/dlm.grpc.pb.h"
+#include "storage/kv.h"
+
+namespace stripefs::dlm {
+namespace {
+
+// Records what the library asked the embedder to do.
+class RecordingHandler : public LockHandler {
+ public:
+  void OnBlocking(const LockInfo& lock, bool lost) override {
+    absl::MutexLock l(&mu_);
+    blocked_.push_back(lock.handle);
+    lost_ += lost ? 1 : 0;
+  }
+  uint64_t OnGlimpse(const LockInfo& lock) override { return glimpse_value; }
+  size_t blocked() {
+    absl::MutexLock l(&mu_);
+    return blocked_.size();
+  }
+  int lost() {
+    absl::MutexLock l(&mu_);
+    return lost_;
+  }
+  std::atomic<uint64_t> glimpse_value{0};
+
+ private:
+  absl::Mutex mu_;
+  std::vector<uint64_t> blocked_ ABSL_GUARDED_BY(mu_);
+  int lost_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Polls `cond` for up to `limit`.
+template <typename F>
+bool Eventually(F cond, absl::Duration limit = absl::Seconds(10)) {
+  const absl::Time end = absl::Now() + limit;
+  while (absl::Now() < end) {
+    if (cond()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return cond();
+}
+
+class DlmComponentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("dlm_component_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    StartServer(/*port=*/0);
+  }
+  void TearDown() override {
+    clients_.clear();
+    StopServer(/*clean=*/true);
+    std::filesystem::remove_all(dir_);
+  }
+
+  void StartServer(int port) {
+    auto kv = storage::OpenRocksKv((dir_ / "db").string());
+    ASSERT_TRUE(kv.ok()) << kv.status();
+    kv_ = std::move(*kv);
+    auto m = LockManager::Open(kv_.get(), RealClock(),
+                               {.callback_timeout = callback_timeout_,
+                                .recovery_window = absl::Seconds(5)});
+    ASSERT_TRUE(m.ok()) << m.status();
+    manager_ = std::move(*m);
+    service_ = std::make_unique<DlmService>(
+        DlmServiceOptions{.target = "dlm",
+                          .instance = ++instance_,
+                          .glimpse_timeout = absl::Seconds(2),
+                          .tick_period = absl::Milliseconds(100)},
+        manager_.get());
+    auto s = StartDlmServer(service_.get(),
+                            "127.0.0.1:" + std::to_string(port), &port_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+  }
+  // clean=false: as after kill -9 (no clean-shutdown record).
+  void StopServer(bool clean) {
+    if (server_ == nullptr) return;
+    service_->SetStopping();
+    if (clean) {
+      ASSERT_TRUE(manager_->Close().ok());
+    } else {
+      // Without Close the streams stay open until Shutdown cancels them.
+    }
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::milliseconds(500));
+    server_->Wait();
+    server_.reset();
+    service_.reset();
+    manager_.reset();
+    kv_.reset();
+  }
+
+  DlmClient* NewClient(const std::string& name, LockHandler* handler,
+                       const std::string& prefix = "") {
+    auto c = DlmClient::Start({.address = "127.0.0.1:" + std::to_string(port_),
+                               .name = name,
+                               .maintenance_period = absl::Milliseconds(200),
+                               .backoff_min = absl::Milliseconds(20),
+                               .backoff_max = absl::Milliseconds(200)});
+    EXPECT_TRUE(c.ok()) << c.status();
+    if (handler != nullptr) (*c)->RegisterHandler(prefix, handler);
+    clients_.push_back(std::move(*c));
+    return clients_.back().get();
+  }
+
+  rpc::StatusReply ServerStatus() {
+    auto stub = rpc::Dlm::NewStub(
+        rpc::MakeChannel("127.0.0.1:" + std::to_string(port_)));
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(ctx, absl::Seconds(5));
+    rpc::StatusReply reply;
+    EXPECT_TRUE(stub->Status(&ctx, rpc::StatusRequest(), &reply).ok());
+    return reply;
+  }
+
+  static LockSpec Extent(LockMode m, uint64_t s, uint64_t e) {
+    return {{"obj:ost0:77", LockType::kExtent}, m, 0, s, e};
+  }
+
+  absl::Duration callback_timeout_ = absl::Seconds(3);
+  std::filesystem::path dir_;
+  std::unique_ptr<storage::KvStore> kv_;
+  std::unique_ptr<LockManager> manager_;
+  std::unique_ptr<DlmService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  uint64_t instance_ = 0;
+  std::vector<std::unique_ptr<DlmClient>> clients_;
+};
+
+TEST_F(DlmComponentTest, ConflictingEnqueueRevokesCachedLock) {
+  RecordingHandler h1;
+  DlmClient* c1 = NewClient("c1", &h1, "obj:");
+  DlmClient* c2 = NewClient("c2", nullptr);
+  auto pw = c1->Lock(Extent(LockMode::kPW, 0, 4095));
+  ASSERT_TRUE(pw.ok()) << pw.status();
+  c1->Release(pw->handle);  // stays cached
+  // Reuse: a covered request sends no Enqueue.
+  auto again = c1->Lock(Extent(LockMode::kPR, 100, 200));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->handle, pw->handle);
+  c1->Release(again->handle);
+  EXPECT_EQ(c1->RpcCounts()["Enqueue"], 1u);
+
+  auto ex = c2->Lock(Extent(LockMode::kEX, 0, 4095));
+  ASSERT_TRUE(ex.ok()) << ex.status();
+  EXPECT_TRUE(ex->granted);
+  EXPECT_EQ(h1.blocked(), 1u);  // flushed before the cancel
+  EXPECT_TRUE(Eventually([&] { return c1->CachedCount() == 0; }));
+  c2->Release(ex->handle);
+  rpc::StatusReply st = ServerStatus();
+  EXPECT_EQ(st.info().at("locks"), "1");
+  EXPECT_EQ(st.info().at("sessions"), "2");
+  EXPECT_GE(st.rpc_counts().at("Enqueue"), 2u);
+  EXPECT_GE(st.rpc_counts().at("Cancel"), 1u);
+}
+
+TEST_F(DlmComponentTest, LockInUseIsTouchedNotEvictedAndCancelledOnRelease) {
+  RecordingHandler h1;
+  DlmClient* c1 = NewClient("c1", &h1, "obj:");
+  DlmClient* c2 = NewClient("c2", nullptr);
+  auto pw = c1->Lock(Extent(LockMode::kPW, 0, 4095));
+  ASSERT_TRUE(pw.ok());
+  std::atomic<bool> granted{false};
+  std::thread waiter([&] {
+    auto ex = c2->Lock(Extent(LockMode::kEX, 0, 4095));
+    EXPECT_TRUE(ex.ok()) << ex.status();
+    granted = true;
+    if (ex.ok()) c2->Release(ex->handle);
+  });
+  // Longer than the callback timeout: c1 Touches instead of being evicted.
+  absl::SleepFor(callback_timeout_ + absl::Seconds(1));
+  EXPECT_FALSE(granted.load());
+  EXPECT_EQ(h1.lost(), 0);
+  EXPECT_GE(c1->RpcCounts()["Touch"], 1u);
+  c1->Release(pw->handle);
+  EXPECT_TRUE(Eventually([&] { return granted.load(); }));
+  waiter.join();
+  EXPECT_EQ(h1.blocked(), 1u);
+}
+
+TEST_F(DlmComponentTest, GlimpseReturnsHolderValueWithoutRevoking) {
+  RecordingHandler h1;
+  h1.glimpse_value = 123456;
+  DlmClient* c1 = NewClient("c1", &h1, "obj:");
+  DlmClient* c2 = NewClient("c2", nullptr);
+  auto pw = c1->Lock(Extent(LockMode::kPW, 0, kExtentEof));
+  ASSERT_TRUE(pw.ok());
+  c1->Release(pw->handle);
+  ASSERT_TRUE(Eventually([&] { return c1->Connected(); }));
+  auto values = c2->Glimpse({"obj:ost0:77", LockType::kExtent}, 0, kExtentEof);
+  ASSERT_TRUE(values.ok()) << values.status();
+  ASSERT_EQ(values->size(), 1u);
+  EXPECT_EQ((*values)[0].value, 123456u);
+  EXPECT_EQ((*values)[0].client_id, c1->client_id());
+  EXPECT_EQ(c1->CachedCount(), 1u);
+  EXPECT_EQ(h1.blocked(), 0u);
+}
+
+TEST_F(DlmComponentTest, InterruptedWaitFailsWithEintr) {
+  DlmClient* c1 = NewClient("c1", nullptr);
+  DlmClient* c2 = NewClient("c2", nullptr);
+  LockSpec flock{{"flock:ino:9", LockType::kPlain}, LockMode::kEX};
+  auto held = c1->Lock(flock);
+  ASSERT_TRUE(held.ok());
+  const absl::Time start = absl::Now();
+  LockOptions opts;
+  opts.interrupted = [&] { return absl::Now() - start > absl::Milliseconds(300); };
+  auto r = c2->Lock(flock, opts);
+  EXPECT_EQ(ToErrno(r.status()), EINTR);
+  // The abandoned request leaves the table; c1 keeps its lock.
+  EXPECT_TRUE(Eventually([&] { return manager_->LockCount() == 1; }));
+  c1->Release(held->handle);
+}
+
+TEST_F(DlmComponentTest, CleanServerRestartKeepsLocks) {
+  RecordingHandler h1;
+  DlmClient* c1 = NewClient("c1", &h1, "flock:");
+  DlmClient* c2 = NewClient("c2", nullptr);
+  LockSpec spec{{"flock:ino:5", LockType::kPlain}, LockMode::kPR};
+  auto l1 = c1->Lock(spec);
+  auto l2 = c2->Lock(spec);
+  ASSERT_TRUE(l1.ok() && l2.ok());
+  c1->Release(l1->handle);
+  StopServer(/*clean=*/true);
+  // While the DLM is away a cached lock still serves, a new one waits.
+  auto cached = c1->Lock(spec);
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  EXPECT_EQ(cached->handle, l1->handle);
+  std::atomic<bool> got_new{false};
+  std::thread t([&] {
+    auto other = c1->Lock({{"flock:ino:99", LockType::kPlain}, LockMode::kEX});
+    EXPECT_TRUE(other.ok()) << other.status();
+    got_new = other.ok();
+    if (other.ok()) c1->Release(other->handle);
+  });
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE(got_new.load());
+  StartServer(port_);
+  EXPECT_TRUE(Eventually([&] { return got_new.load(); }));
+  t.join();
+  EXPECT_FALSE(manager_->InRecovery());
+  EXPECT_TRUE(manager_->LockCount() >= 2u);
+  ASSERT_TRUE(Eventually([&] { return c1->Connected() && c2->Connected(); }));
+  // Locks still work: an EX from c2 gets c1's PR back.
+  c1->Release(l1->handle);
+  c2->Release(l2->handle);
+  auto ex = c2->Lock({{"flock:ino:5", LockType::kPlain}, LockMode::kEX});
+  ASSERT_TRUE(ex.ok()) << ex.status();
+  EXPECT_EQ(h1.blocked(), 1u);
+  EXPECT_EQ(h1.lost(), 0);
+}
+
+TEST_F(DlmComponentTest, UncleanRestartReplaysAndCarriesOn) {
+  RecordingHandler h1;
+  DlmClient* c1 = NewClient("c1", &h1, "flock:");
+  DlmClient* c2 = NewClient("c2", nullptr);
+  LockSpec spec{{"flock:ino:6", LockType::kPlain}, LockMode::kPW};
+  auto l1 = c1->Lock(spec);
+  ASSERT_TRUE(l1.ok());
+  StopServer(/*clean=*/false);
+  StartServer(port_);
+  EXPECT_TRUE(manager_->InRecovery());
+  // Both clients reconnect and replay; the window closes early.
+  EXPECT_TRUE(Eventually([&] { return !manager_->InRecovery(); }));
+  EXPECT_EQ(manager_->LockCount(), 1u);
+  std::atomic<bool> granted{false};
+  std::thread t([&] {
+    auto ex = c2->Lock({{"flock:ino:6", LockType::kPlain}, LockMode::kEX});
+    EXPECT_TRUE(ex.ok());
+    granted = true;
+  });
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE(granted.load());  // c1 still holds its PW
+  c1->Release(l1->handle);
+  EXPECT_TRUE(Eventually([&] { return granted.load(); }));
+  t.join();
+  EXPECT_EQ(h1.lost(), 0);
+}
+
+}  // namespace
+}  // namespace stripefs::dlm
+
+namespace stripefs::dlm {
+namespace {
+
+// A handler whose flush hangs longer than the callback timeout.
+class SlowHandler : public RecordingHandler {
+ public:
+  void OnBlocking(const LockInfo& lock, bool lost) override {
+    if (!lost) absl::SleepFor(absl::Milliseconds(2500));
+    RecordingHandler::OnBlocking(lock, lost);
+  }
+};
+
+TEST_F(DlmComponentTest, HolderThatHangsIsEvictedAndRecovers) {
+  StopServer(/*clean=*/true);
+  callback_timeout_ = absl::Seconds(1);
+  StartServer(0);
+  SlowHandler h1;
+  DlmClient* c1 = NewClient("slow", &h1, "ino:");
+  DlmClient* c2 = NewClient("c2", nullptr);
+  LockSpec spec{{"ino:3", LockType::kIbits}, LockMode::kPR, kBitUpdate};
+  auto l1 = c1->Lock(spec);
+  auto other = c1->Lock({{"ino:4", LockType::kPlain}, LockMode::kPR});
+  ASSERT_TRUE(l1.ok() && other.ok());
+  c1->Release(l1->handle);
+  c1->Release(other->handle);
+  const absl::Time start = absl::Now();
+  auto ex = c2->Lock({{"ino:3", LockType::kIbits}, LockMode::kEX, kBitUpdate});
+  ASSERT_TRUE(ex.ok()) << ex.status();
+  // Granted by the eviction, before the slow flush finished.
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(2400));
+  // Every lock of c1 is reported lost (ino:4 too), and c1 works again.
+  EXPECT_TRUE(Eventually([&] { return h1.lost() >= 1; }));
+  EXPECT_TRUE(Eventually([&] { return c1->Connected(); }));
+  auto again = c1->Lock({{"ino:4", LockType::kPlain}, LockMode::kPR});
+  EXPECT_TRUE(again.ok()) << again.status();
+  c2->Release(ex->handle);
+}
+
+}  // namespace
+}  // namespace stripefs::dlm

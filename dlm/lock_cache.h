@@ -1,0 +1,69 @@
+// LockCache: the client-side table of locks a DlmClient holds or waits for,
+// with per-lock use counts and an LRU over unused granted locks (limits on
+// count and on age since last use). A granted lock that covers a new
+// request is reused instead of enqueuing again. No gRPC types.
+//
+// Thread-safety: not thread-safe; DlmClient guards it with its mutex.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "dlm/lock_types.h"
+
+namespace stripefs::dlm {
+
+struct LockCacheOptions {
+  // Unused granted locks beyond this many are cancelled, least recently
+  // used first. Default 4096.
+  size_t max_count = 4096;
+  // Unused granted locks not used for this long are cancelled. Default 5 min.
+  absl::Duration max_age = absl::Minutes(5);
+};
+
+struct CachedLock {
+  LockInfo info;          // as granted (range may be wider than asked)
+  int users = 0;          // Lock() calls not yet Release()d
+  bool blocked = false;   // asked back by the DLM: no new users
+  bool cancelling = false;  // handed to the cancel path
+  absl::Time last_used;
+
+  bool Ready() const { return info.granted; }
+};
+
+class LockCache {
+ public:
+  LockCache(LockCacheOptions options, Clock* clock)
+      : options_(options), clock_(clock) {}
+
+  // Adds a lock (waiting or granted) with one user.
+  CachedLock& Insert(const LockInfo& info);
+  CachedLock* Find(uint64_t handle);
+  // A granted, not blocked lock that covers `want`, or null.
+  CachedLock* Match(const LockSpec& want);
+  // One more / one less user. Release stamps the LRU time.
+  void Use(CachedLock& lock);
+  void Release(CachedLock& lock);
+  void Erase(uint64_t handle);
+
+  // Unused granted locks the LRU wants gone (over max_count, oldest first,
+  // or unused for longer than max_age); each is marked cancelling.
+  std::vector<LockInfo> CollectExpired();
+  // Handles of blocked locks still in use (to Touch).
+  std::vector<uint64_t> InUseBlocked() const;
+  // Every granted lock (to Replay after a reconnect).
+  std::vector<LockInfo> Granted() const;
+  std::vector<uint64_t> Handles() const;
+  size_t size() const { return locks_.size(); }
+
+ private:
+  const LockCacheOptions options_;
+  Clock* const clock_;
+  std::map<uint64_t, CachedLock> locks_;
+};
+
+}  // namespace stripefs::dlm

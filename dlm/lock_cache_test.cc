@@ -1,0 +1,67 @@
+#include "dlm/lock_cache.h"
+
+#include "dlm/fake_clock.h"
+#include "gtest/gtest.h"
+
+namespace stripefs::dlm {
+namespace {
+
+LockInfo Granted(uint64_t h, const std::string& name, LockMode m) {
+  LockInfo i;
+  i.handle = h;
+  i.spec = {{name, LockType::kPlain}, m};
+  i.granted = true;
+  return i;
+}
+
+TEST(LockCacheTest, ReusesCoveringGrantedLock) {
+  FakeClock clock;
+  LockCache cache({}, &clock);
+  cache.Insert(Granted(1, "config", LockMode::kPW));
+  CachedLock* c = cache.Match({{"config", LockType::kPlain}, LockMode::kPR});
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->info.handle, 1u);
+  EXPECT_EQ(cache.Match({{"config", LockType::kPlain}, LockMode::kEX}),
+            nullptr);
+  c->blocked = true;  // asked back: no longer handed out
+  EXPECT_EQ(cache.Match({{"config", LockType::kPlain}, LockMode::kPR}),
+            nullptr);
+}
+
+TEST(LockCacheTest, LruByCountDropsLeastRecentlyUsedUnusedLocks) {
+  FakeClock clock;
+  LockCache cache({.max_count = 2, .max_age = absl::Hours(1)}, &clock);
+  for (uint64_t h = 1; h <= 4; ++h) {
+    CachedLock& c = cache.Insert(Granted(h, "r" + std::to_string(h),
+                                         LockMode::kPR));
+    clock.Advance(absl::Seconds(1));
+    if (h != 1) cache.Release(c);  // lock 1 stays in use
+  }
+  // Touch lock 2 so lock 3 becomes the oldest unused one.
+  clock.Advance(absl::Seconds(1));
+  cache.Use(*cache.Find(2));
+  cache.Release(*cache.Find(2));
+  std::vector<LockInfo> out = cache.CollectExpired();
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].handle, 3u);
+  EXPECT_EQ(out[1].handle, 4u);
+  EXPECT_TRUE(cache.CollectExpired().empty());  // already cancelling
+}
+
+TEST(LockCacheTest, LruByAgeDropsIdleLocksOnly) {
+  FakeClock clock;
+  LockCache cache({.max_count = 100, .max_age = absl::Seconds(30)}, &clock);
+  cache.Release(cache.Insert(Granted(1, "a", LockMode::kPR)));
+  cache.Insert(Granted(2, "b", LockMode::kPR));  // in use
+  clock.Advance(absl::Seconds(20));
+  cache.Release(cache.Insert(Granted(3, "c", LockMode::kPR)));
+  EXPECT_TRUE(cache.CollectExpired().empty());
+  clock.Advance(absl::Seconds(15));
+  std::vector<LockInfo> out = cache.CollectExpired();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].handle, 1u);
+  EXPECT_EQ(cache.InUseBlocked().size(), 0u);
+}
+
+}  // namespace
+}  // namespace stripefs::dlm
