@@ -29,6 +29,10 @@
 #include "fuse-client/target_client.h"
 #include "rpc/proto/mds.pb.h"
 
+namespace stripefs::dlm {
+class DlmClient;
+}  // namespace stripefs::dlm
+
 namespace stripefs::client {
 
 inline constexpr size_t kNameMax = 255;
@@ -132,6 +136,11 @@ class Fs {
 
   const FsOptions& options() const { return options_; }
 
+  // The lock client (null when the cluster has no lock service). Set once,
+  // before the mount serves requests.
+  void set_dlm(dlm::DlmClient* dlm) { dlm_ = dlm; }
+  dlm::DlmClient* dlm() const { return dlm_; }
+
   // Namespace (fs.cc).
   absl::StatusOr<rpc::Entry> Lookup(const OpCtx& ctx, uint64_t parent,
                                     const std::string& name);
@@ -217,6 +226,7 @@ class Fs {
   MdsClient* const mds_;
   OstSet* const osts_;
   const FsOptions options_;
+  dlm::DlmClient* dlm_ = nullptr;
   ThreadPool pool_;
   FileIo io_;
 

@@ -29,6 +29,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "common/logging.h"
+#include "dlm/dlm_client.h"
 #include "fuse-client/fs.h"
 #include "fuse-client/fuse_ops.h"
 #include "fuse-client/ost_set.h"
@@ -165,7 +166,25 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
       return notify.Fail(std::string(s.message()));
     }
   }
+  // The lock service, when the cluster has one: caches are kept coherent
+  // under its locks, and POSIX record locks and flock go through it.
+  std::unique_ptr<dlm::DlmClient> dlm;
+  if (!config.dlm_address().empty()) {
+    dlm::DlmClientOptions dopts;
+    dopts.address = config.dlm_address();
+    dopts.client_id = client_id;
+    dopts.kind = "client";
+    dopts.name = topts.client_name;
+    auto started = dlm::DlmClient::Start(dopts);
+    if (!started.ok()) {
+      return notify.Fail(absl::StrCat("cannot start the lock client for ",
+                                      config.dlm_address(), ": ",
+                                      started.status().message()));
+    }
+    dlm = std::move(*started);
+  }
   Fs fs(&mds, &osts, cfg.fs);
+  fs.set_dlm(dlm.get());
 
   std::vector<std::string> argv_s = {"stripefs-mount"};
   if (cfg.debug) argv_s.push_back("-d");
@@ -226,6 +245,7 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   fuse_opt_free_args(&args);
+  if (dlm) dlm->Close(/*cancel_locks=*/true);
   spdlog::info("unmounted {} (loop rc {})", cfg.mountpoint, rc);
   return 0;
 }

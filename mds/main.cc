@@ -35,6 +35,7 @@ struct Config {
   int32_t stripe_count = 1;
   uint64_t stripe_size = 1 << 20;
   std::string log_level = "info";
+  std::string dlm;
 };
 
 int Fail(const std::string& msg) {
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
   app.add_option("--stripe-size", cfg.stripe_size,
                  "root default stripe size at format (bytes)")
       ->default_val(1 << 20);
+  app.add_option("--dlm", cfg.dlm, "HOST:PORT of the lock service");
   app.add_option("--log-level", cfg.log_level, "debug|info|warn|error")
       ->default_val("info")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
@@ -130,6 +132,7 @@ int main(int argc, char** argv) {
   auto pool = stripefs::mds::NewGrpcOstPool(targets, instance);
   stripefs::mds::MdsOptions opts;
   opts.target = cfg.target;
+  opts.dlm_address = cfg.dlm;
   opts.default_stripe_count = cfg.stripe_count;
   opts.default_stripe_size = static_cast<uint32_t>(cfg.stripe_size);
   auto core = std::make_unique<stripefs::mds::MdsCore>(

@@ -52,6 +52,9 @@ inline constexpr uint64_t kMaxInodes = 1ULL << 32;
 
 struct MdsOptions {
   std::string target = "mdt0";
+  // HOST:PORT of the lock service, handed to clients in GetConfig; empty
+  // when the cluster runs without one.
+  std::string dlm_address;
   // Root directory's default layout, used when the store is formatted.
   uint32_t default_stripe_size = 1 << 20;
   int32_t default_stripe_count = 1;
@@ -196,6 +199,7 @@ class MdsCore {
   absl::StatusOr<Layout> GetLayout(const Cred& cred, uint64_t ino);
 
   const std::vector<OstTarget>& Osts() const { return osts_->Targets(); }
+  const MdsOptions& options() const { return options_; }
   uint64_t InodeCount();
   size_t OpenHandleCount();
 

@@ -133,6 +133,7 @@ grpc::Status MdsService::GetConfig(grpc::ServerContext*,
                                    const rpc::GetConfigRequest*,
                                    rpc::GetConfigReply* reply) {
   reply->set_root_ino(kRootIno);
+  reply->set_dlm_address(core_->options().dlm_address);
   for (const auto& t : core_->Osts()) {
     auto* o = reply->add_osts();
     o->set_index(t.index);
