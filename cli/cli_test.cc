@@ -309,10 +309,13 @@ TEST_F(CliTest, ClusterTest_UpRefusesDifferentOssCountAndMissingBinaries) {
   o.bin_dir = dir + "/nobin";
   absl::Status s = ClusterUp(o);
   EXPECT_FALSE(s.ok());
-  EXPECT_NE(std::string(s.message()).find("stripefs-oss"), std::string::npos);
+  // The DLM starts first, so its binary is the first one missed.
+  EXPECT_NE(std::string(s.message()).find("stripefs-dlm"), std::string::npos);
   absl::StatusOr<ClusterConfig> c = LoadConfig(dir + "/cluster.json");
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->Osses().size(), 2u);
+  ASSERT_NE(c->Dlm(), nullptr);
+  EXPECT_EQ(c->Dlm()->target, "dlm");
   o.oss_count = 3;
   s = ClusterUp(o);
   EXPECT_FALSE(s.ok());
@@ -320,13 +323,105 @@ TEST_F(CliTest, ClusterTest_UpRefusesDifferentOssCountAndMissingBinaries) {
   // Status of a never-started cluster: every server stopped.
   absl::StatusOr<std::vector<ServerState>> st = ClusterStatus(dir);
   ASSERT_TRUE(st.ok());
-  ASSERT_EQ(st->size(), 3u);
+  ASSERT_EQ(st->size(), 4u);
   for (const auto& server : *st) {
     EXPECT_EQ(server.state, "stopped");
     EXPECT_EQ(server.pid, 0);
   }
+  EXPECT_EQ(st->back().target, "dlm");
   EXPECT_NE(FormatStatusJson(*st).find("\"state\": \"stopped\""),
             std::string::npos);
+  // A stopped DLM has no counts to show, but the fields are there.
+  EXPECT_NE(FormatStatusJson(*st).find("\"sessions\": null"),
+            std::string::npos);
+  EXPECT_NE(FormatStatusText(*st).find("sessions=- locks=-"),
+            std::string::npos);
+}
+
+TEST_F(CliTest, ClusterTest_AddsDlmToOldConfigOnFreshPort) {
+  const std::string dir = TempDir();
+  ClusterConfig c;
+  c.servers = {{"mdt0", "mds", "127.0.0.1:4000", dir + "/mdt0"},
+               {"ost0", "oss", "127.0.0.1:4001", dir + "/ost0"}};
+  ASSERT_TRUE(SaveConfig(dir + "/cluster.json", c).ok());
+  UpOptions o;
+  o.home = dir;
+  o.bin_dir = dir + "/nobin";
+  EXPECT_FALSE(ClusterUp(o).ok());  // no binaries, but the entry is added
+  absl::StatusOr<ClusterConfig> back = LoadConfig(dir + "/cluster.json");
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->servers.size(), 3u);
+  const ServerConfig* dlm = back->Dlm();
+  ASSERT_NE(dlm, nullptr);
+  EXPECT_EQ(dlm->role, "dlm");
+  absl::StatusOr<std::string> real = RealPath(dir);
+  ASSERT_TRUE(real.ok());
+  EXPECT_EQ(dlm->data, *real + "/dlm");
+  EXPECT_EQ(dlm->address.rfind("127.0.0.1:", 0), 0u);
+  EXPECT_NE(dlm->address, "127.0.0.1:4000");
+  EXPECT_NE(dlm->address, "127.0.0.1:4001");
+  // A second call keeps the one entry.
+  absl::StatusOr<bool> again = EnsureDlmEntry(dir, &*back);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again);
+  EXPECT_EQ(back->servers.size(), 3u);
+}
+
+TEST_F(CliTest, ClusterTest_NoDlmLeavesConfigWithoutDlm) {
+  const std::string dir = TempDir();
+  UpOptions o;
+  o.home = dir;
+  o.oss_count = 1;
+  o.no_dlm = true;
+  o.bin_dir = dir + "/nobin";
+  absl::Status s = ClusterUp(o);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.message()).find("stripefs-oss"), std::string::npos);
+  absl::StatusOr<ClusterConfig> c = LoadConfig(dir + "/cluster.json");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->Dlm(), nullptr);
+  absl::StatusOr<std::vector<ServerState>> st = ClusterStatus(dir);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->size(), 2u);
+  EXPECT_EQ(FormatStatusText(*st).find("sessions="), std::string::npos);
+}
+
+TEST_F(CliTest, ClusterTest_ServerStartStopUnknownTargetAndStopped) {
+  const std::string dir = TempDir();
+  EXPECT_EQ(ToErrno(ServerStop(dir, "dlm")), ENOENT);  // no cluster
+  ClusterConfig c;
+  c.servers = {{"mdt0", "mds", "127.0.0.1:4000", dir + "/mdt0"},
+               {"ost0", "oss", "127.0.0.1:4001", dir + "/ost0"},
+               {"dlm", "dlm", "127.0.0.1:4002", dir + "/dlm"}};
+  ASSERT_TRUE(SaveConfig(dir + "/cluster.json", c).ok());
+  absl::Status s = ServerStop(dir, "ost7");
+  EXPECT_EQ(ToErrno(s), ENOENT);
+  EXPECT_NE(std::string(s.message()).find("mdt0, ost0, dlm"),
+            std::string::npos);
+  EXPECT_EQ(ToErrno(ServerStart(dir, "nope", dir + "/nobin")), ENOENT);
+  // Stopping a server that is not running succeeds.
+  EXPECT_TRUE(ServerStop(dir, "dlm").ok());
+  s = ServerStart(dir, "dlm", dir + "/nobin");
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.message()).find("stripefs-dlm"), std::string::npos);
+}
+
+TEST_F(CliTest, ClusterTest_StatusFormatsDlmCountsAndRpcCounts) {
+  ServerState mds{"mdt0", "mds", "127.0.0.1:1", 10, "running", "0.1"};
+  mds.rpc_counts = {{"Lookup", 5}, {"Create", 2}};
+  ServerState dlm{"dlm", "dlm", "127.0.0.1:2", 11, "running", "0.1"};
+  dlm.sessions = 3;
+  dlm.locks = 17;
+  dlm.rpc_counts = {{"Enqueue", 40}};
+  const std::string text = FormatStatusText({mds, dlm});
+  EXPECT_NE(text.find("sessions=3 locks=17"), std::string::npos) << text;
+  EXPECT_NE(text.find("rpcs=7"), std::string::npos) << text;
+  const std::string json = FormatStatusJson({mds, dlm});
+  EXPECT_NE(json.find("\"Lookup\": 5"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"sessions\": 3"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"locks\": 17"), std::string::npos) << json;
+  // Only the DLM carries sessions/locks.
+  EXPECT_EQ(json.find("\"sessions\""), json.rfind("\"sessions\""));
 }
 
 TEST_F(CliTest, ClusterTest_UpRejectsBadStripeDefaults) {

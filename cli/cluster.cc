@@ -11,6 +11,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -34,7 +35,9 @@ constexpr absl::Duration kMountTimeout = absl::Seconds(30);
 constexpr absl::Duration kMountExitTimeout = absl::Seconds(10);
 
 std::string BinaryFor(const std::string& role) {
-  return role == "mds" ? "stripefs-mds" : "stripefs-oss";
+  if (role == "mds") return "stripefs-mds";
+  if (role == "dlm") return "stripefs-dlm";
+  return "stripefs-oss";
 }
 
 void Say(const std::string& line) {
@@ -73,6 +76,16 @@ absl::StatusOr<std::string> AbsHome(const std::string& home, bool create) {
   return RealPath(home);
 }
 
+// A free port on 127.0.0.1 not in *used; adds it there.
+absl::StatusOr<int> PickUnusedPort(std::set<int>* used) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    absl::StatusOr<int> port = PickFreePort();
+    if (!port.ok()) return port.status();
+    if (used->insert(*port).second) return *port;
+  }
+  return Errno(EADDRINUSE, "cannot find free ports on 127.0.0.1");
+}
+
 absl::Status NewConfig(const UpOptions& o, const std::string& home,
                        ClusterConfig* config) {
   const int n = o.oss_count.value_or(4);
@@ -92,14 +105,7 @@ absl::Status NewConfig(const UpOptions& o, const std::string& home,
                                       " > ", n, " OSTs"));
   }
   std::set<int> used;
-  auto pick = [&]() -> absl::StatusOr<int> {
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      absl::StatusOr<int> port = PickFreePort();
-      if (!port.ok()) return port.status();
-      if (used.insert(*port).second) return *port;
-    }
-    return Errno(EADDRINUSE, "cannot find free ports on 127.0.0.1");
-  };
+  auto pick = [&]() { return PickUnusedPort(&used); };
   absl::StatusOr<int> port = pick();
   if (!port.ok()) return port.status();
   config->servers.push_back({"mdt0", "mds", absl::StrCat("127.0.0.1:", *port),
@@ -176,10 +182,11 @@ absl::Status WaitUp(
 }
 
 // Starts every server in `group` that is not running and waits for all of
-// them.
+// them. A non-empty dlm_address is passed to the MDS as --dlm.
 absl::Status StartGroup(const std::vector<const ServerConfig*>& group,
                         const ClusterConfig& config, const HomePaths& paths,
-                        const std::string& bin_dir, absl::Duration timeout) {
+                        const std::string& bin_dir, absl::Duration timeout,
+                        const std::string& dlm_address) {
   std::vector<std::pair<const ServerConfig*, pid_t>> wait;
   for (const ServerConfig* s : group) {
     pid_t pid = ServerPid(paths, *s, /*ask=*/false);
@@ -207,6 +214,10 @@ absl::Status StartGroup(const std::vector<const ServerConfig*>& group,
       argv.push_back(absl::StrCat(config.stripe_count));
       argv.push_back("--stripe-size");
       argv.push_back(absl::StrCat(config.stripe_size));
+      if (!dlm_address.empty()) {
+        argv.push_back("--dlm");
+        argv.push_back(dlm_address);
+      }
     }
     absl::StatusOr<pid_t> spawned =
         SpawnDetached(argv, paths.LogFile(s->target));
@@ -308,6 +319,30 @@ absl::Status UnmountAndWait(const std::string& mountpoint, pid_t pid) {
 
 }  // namespace
 
+absl::StatusOr<bool> EnsureDlmEntry(const std::string& home,
+                                    ClusterConfig* config) {
+  if (config->Dlm() != nullptr) return false;
+  const std::string target = "dlm";
+  if (config->Find(target) != nullptr) {
+    return Errno(EINVAL, absl::StrCat("cluster.json has a server named '",
+                                      target, "' whose role is not dlm"));
+  }
+  std::set<int> used;
+  for (const auto& s : config->servers) {
+    const size_t colon = s.address.rfind(':');
+    int port = 0;
+    if (colon != std::string::npos &&
+        absl::SimpleAtoi(s.address.substr(colon + 1), &port)) {
+      used.insert(port);
+    }
+  }
+  absl::StatusOr<int> port = PickUnusedPort(&used);
+  if (!port.ok()) return port.status();
+  config->servers.push_back({target, "dlm", absl::StrCat("127.0.0.1:", *port),
+                             absl::StrCat(home, "/", target)});
+  return true;
+}
+
 absl::Status ClusterUp(const UpOptions& o) {
   absl::StatusOr<std::string> home = AbsHome(o.home, /*create=*/true);
   if (!home.ok()) return home.status();
@@ -342,14 +377,35 @@ absl::Status ClusterUp(const UpOptions& o) {
   } else {
     return loaded.status();
   }
+  if (!o.no_dlm) {
+    absl::StatusOr<bool> added = EnsureDlmEntry(*home, &config);
+    if (!added.ok()) return added.status();
+    if (*added) {
+      if (absl::Status s = SaveConfig(paths.ConfigFile(), config); !s.ok())
+        return s;
+      Say(absl::StrCat("added the lock service (", config.Dlm()->target, " at ",
+                       config.Dlm()->address, ") to ", paths.ConfigFile()));
+    }
+  }
 
-  if (absl::Status s =
-          StartGroup(config.Osses(), config, paths, o.bin_dir, o.start_timeout);
+  // The DLM first: the MDS and every mount connect to it.
+  std::string dlm_address;
+  if (!o.no_dlm) {
+    const ServerConfig* dlm = config.Dlm();
+    if (absl::Status s =
+            StartGroup({dlm}, config, paths, o.bin_dir, o.start_timeout, "");
+        !s.ok()) {
+      return s;
+    }
+    dlm_address = dlm->address;
+  }
+  if (absl::Status s = StartGroup(config.Osses(), config, paths, o.bin_dir,
+                                  o.start_timeout, "");
       !s.ok()) {
     return s;
   }
-  if (absl::Status s =
-          StartGroup({config.Mds()}, config, paths, o.bin_dir, o.start_timeout);
+  if (absl::Status s = StartGroup({config.Mds()}, config, paths, o.bin_dir,
+                                  o.start_timeout, dlm_address);
       !s.ok()) {
     return s;
   }
@@ -432,6 +488,15 @@ absl::Status ClusterDown(const std::string& home_arg,
   StopPids(procs, stop_timeout);
   for (const ServerConfig* s : config->Osses())
     ::unlink(paths.PidFile(s->target).c_str());
+  // The DLM last: the MDS and the mounts release their locks on the way out.
+  if (const ServerConfig* dlm = config->Dlm(); dlm != nullptr) {
+    procs.clear();
+    if (pid_t pid = ServerPid(paths, *dlm, /*ask=*/true); pid > 0) {
+      procs.push_back({dlm->target, pid});
+    }
+    StopPids(procs, stop_timeout);
+    ::unlink(paths.PidFile(dlm->target).c_str());
+  }
   if (first_error.ok()) Say(absl::StrCat("cluster in ", *home, " is down"));
   return first_error;
 }
@@ -455,6 +520,7 @@ absl::StatusOr<std::vector<ServerState>> ClusterStatus(
   std::vector<ServerState> out;
   std::vector<const ServerConfig*> order = {config->Mds()};
   for (const ServerConfig* s : config->Osses()) order.push_back(s);
+  if (config->Dlm() != nullptr) order.push_back(config->Dlm());
   for (const ServerConfig* s : order) {
     ServerState st;
     st.target = s->target;
@@ -470,6 +536,18 @@ absl::StatusOr<std::vector<ServerState>> ClusterStatus(
       st.state = reply->state.empty() ? "running" : reply->state;
       st.release = reply->release;
       st.pid = pid > 0 ? pid : reply->pid;
+      st.rpc_counts = reply->rpc_counts;
+      if (s->role == "dlm") {
+        uint64_t n = 0;
+        auto it = reply->info.find("sessions");
+        if (it != reply->info.end() && absl::SimpleAtoi(it->second, &n)) {
+          st.sessions = n;
+        }
+        it = reply->info.find("locks");
+        if (it != reply->info.end() && absl::SimpleAtoi(it->second, &n)) {
+          st.locks = n;
+        }
+      }
     } else if (pid > 0) {
       st.state = "unresponsive";
       st.pid = pid;
@@ -486,10 +564,21 @@ std::string FormatStatusText(const std::vector<ServerState>& states) {
   std::string out;
   for (const auto& s : states) {
     absl::StrAppend(
-        &out, absl::StrFormat("%-6s %-4s %-21s pid=%-8s %-12s release=%s\n",
+        &out, absl::StrFormat("%-6s %-4s %-21s pid=%-8s %-12s release=%s",
                               s.target, s.role, s.address,
                               s.pid > 0 ? absl::StrCat(s.pid) : "-", s.state,
                               s.release.empty() ? "-" : s.release));
+    if (s.role == "dlm") {
+      absl::StrAppend(
+          &out, " sessions=", s.sessions ? absl::StrCat(*s.sessions) : "-",
+          " locks=", s.locks ? absl::StrCat(*s.locks) : "-");
+    }
+    if (!s.rpc_counts.empty()) {
+      uint64_t total = 0;
+      for (const auto& [name, count] : s.rpc_counts) total += count;
+      absl::StrAppend(&out, " rpcs=", total);
+    }
+    absl::StrAppend(&out, "\n");
   }
   return out;
 }
@@ -497,15 +586,96 @@ std::string FormatStatusText(const std::vector<ServerState>& states) {
 std::string FormatStatusJson(const std::vector<ServerState>& states) {
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& s : states) {
-    arr.push_back({{"target", s.target},
-                   {"role", s.role},
-                   {"address", s.address},
-                   {"pid", s.pid},
-                   {"state", s.state},
-                   {"release", s.release.empty() ? nlohmann::json(nullptr)
-                                                 : nlohmann::json(s.release)}});
+    nlohmann::json counts = nlohmann::json::object();
+    for (const auto& [name, count] : s.rpc_counts) counts[name] = count;
+    nlohmann::json entry = {
+        {"target", s.target},
+        {"role", s.role},
+        {"address", s.address},
+        {"pid", s.pid},
+        {"state", s.state},
+        {"release", s.release.empty() ? nlohmann::json(nullptr)
+                                      : nlohmann::json(s.release)},
+        {"rpc_counts", counts}};
+    if (s.role == "dlm") {
+      entry["sessions"] =
+          s.sessions ? nlohmann::json(*s.sessions) : nlohmann::json(nullptr);
+      entry["locks"] =
+          s.locks ? nlohmann::json(*s.locks) : nlohmann::json(nullptr);
+    }
+    arr.push_back(std::move(entry));
   }
   return arr.dump(2) + "\n";
+}
+
+namespace {
+
+// Loads the config of an existing home and finds target in it.
+absl::StatusOr<ClusterConfig> LoadForTarget(const std::string& home_arg,
+                                            const std::string& target,
+                                            std::string* home) {
+  absl::StatusOr<std::string> abs = AbsHome(home_arg, /*create=*/false);
+  if (!abs.ok()) {
+    return Errno(ENOENT, absl::StrCat("no cluster in ", home_arg,
+                                      " (run 'stripefs cluster up' first)"));
+  }
+  *home = *abs;
+  absl::StatusOr<ClusterConfig> config =
+      LoadConfig(HomePaths(*abs).ConfigFile());
+  if (!config.ok()) {
+    if (ToErrno(config.status()) == ENOENT) {
+      return Errno(ENOENT, absl::StrCat("no cluster in ", *abs,
+                                        " (run 'stripefs cluster up' first)"));
+    }
+    return config.status();
+  }
+  if (config->Find(target) == nullptr) {
+    std::vector<std::string> names;
+    for (const auto& s : config->servers) names.push_back(s.target);
+    return Errno(ENOENT, absl::StrCat("no server '", target, "' in ", *abs,
+                                      " (servers: ", absl::StrJoin(names, ", "),
+                                      ")"));
+  }
+  return config;
+}
+
+}  // namespace
+
+absl::Status ServerStart(const std::string& home_arg, const std::string& target,
+                         const std::string& bin_dir,
+                         absl::Duration start_timeout) {
+  std::string home;
+  absl::StatusOr<ClusterConfig> config =
+      LoadForTarget(home_arg, target, &home);
+  if (!config.ok()) return config.status();
+  HomePaths paths(home);
+  if (absl::Status s = MakeDirs(paths.RunDir()); !s.ok()) return s;
+  if (absl::Status s = MakeDirs(paths.LogDir()); !s.ok()) return s;
+  const ServerConfig* dlm = config->Dlm();
+  return StartGroup({config->Find(target)}, *config, paths, bin_dir,
+                    start_timeout, dlm != nullptr ? dlm->address : "");
+}
+
+absl::Status ServerStop(const std::string& home_arg, const std::string& target,
+                        absl::Duration stop_timeout) {
+  std::string home;
+  absl::StatusOr<ClusterConfig> config =
+      LoadForTarget(home_arg, target, &home);
+  if (!config.ok()) return config.status();
+  HomePaths paths(home);
+  const ServerConfig& s = *config->Find(target);
+  const pid_t pid = ServerPid(paths, s, /*ask=*/true);
+  if (pid <= 0) {
+    Say(absl::StrFormat("%-6s not running", s.target));
+  } else {
+    StopPids({{s.target, pid}}, stop_timeout);
+    if (ProcessAlive(pid)) {
+      return Errno(EBUSY, absl::StrCat(s.target, " (pid ", pid,
+                                       ") did not stop"));
+    }
+  }
+  ::unlink(paths.PidFile(s.target).c_str());
+  return absl::OkStatus();
 }
 
 absl::Status Mount(const std::string& home_arg, const std::string& mountpoint,

@@ -40,6 +40,20 @@ const ServerConfig* ClusterConfig::Mds() const {
   return nullptr;
 }
 
+const ServerConfig* ClusterConfig::Dlm() const {
+  for (const auto& s : servers) {
+    if (s.role == "dlm") return &s;
+  }
+  return nullptr;
+}
+
+const ServerConfig* ClusterConfig::Find(const std::string& target) const {
+  for (const auto& s : servers) {
+    if (s.target == target) return &s;
+  }
+  return nullptr;
+}
+
 std::vector<const ServerConfig*> ClusterConfig::Osses() const {
   std::vector<const ServerConfig*> out;
   for (const auto& s : servers) {
@@ -92,7 +106,7 @@ absl::StatusOr<ClusterConfig> ConfigFromJson(const std::string& text) {
     sc.address = *v;
     if (v = GetString(s, "data"); !v.ok()) return v.status();
     sc.data = *v;
-    if (sc.role != "mds" && sc.role != "oss") {
+    if (sc.role != "mds" && sc.role != "oss" && sc.role != "dlm") {
       return Errno(EINVAL, absl::StrCat("server ", sc.target,
                                         " has unknown role '", sc.role, "'"));
     }

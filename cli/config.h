@@ -15,20 +15,24 @@ namespace stripefs::cli {
 
 struct ServerConfig {
   std::string target;   // "mdt0", "ost0", ...
-  std::string role;     // "mds" or "oss"
+  std::string role;     // "mds", "oss" or "dlm"
   std::string address;  // "127.0.0.1:PORT"
   std::string data;     // absolute data dir
   bool operator==(const ServerConfig&) const = default;
 };
 
 struct ClusterConfig {
-  std::vector<ServerConfig> servers;  // OSSs in index order, then the MDS
+  std::vector<ServerConfig> servers;  // the MDS, OSSs in index order, the DLM
   int64_t stripe_count = 1;           // root default layout at format time
   uint64_t stripe_size = 1 << 20;
   bool operator==(const ClusterConfig&) const = default;
 
   // The MDS entry, or nullptr.
   const ServerConfig* Mds() const;
+  // The entry named target, or nullptr.
+  const ServerConfig* Find(const std::string& target) const;
+  // The lock service entry, or nullptr (clusters made before it existed).
+  const ServerConfig* Dlm() const;
   // OSS entries in index order (ost0, ost1, ...).
   std::vector<const ServerConfig*> Osses() const;
 };

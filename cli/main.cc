@@ -65,7 +65,12 @@ int main(int argc, char** argv) {
   std::string bin_dir;
   up->add_option(
       "--bin-dir", bin_dir,
-      "directory holding stripefs-mds/-oss/-mount (default: beside stripefs)");
+      "directory holding stripefs-mds/-oss/-dlm/-mount (default: beside "
+      "stripefs)");
+  bool no_dlm = false;
+  up->add_flag("--no-dlm", no_dlm,
+               "do not start the lock service; the MDS and mounts run "
+               "without it");
 
   CLI::App* down =
       cluster->add_subcommand("down", "unmount and stop every server");
@@ -75,6 +80,24 @@ int main(int argc, char** argv) {
   status->add_option("--home", home, "cluster home");
   bool json = false;
   status->add_flag("--json", json, "print a JSON array");
+
+  // server start|stop TARGET
+  CLI::App* server =
+      app.add_subcommand("server", "start or stop one server of a cluster");
+  server->require_subcommand(1);
+  std::string server_target;
+  CLI::App* server_start = server->add_subcommand(
+      "start", "start one server as 'cluster up' would and wait for it");
+  server_start->add_option("--home", home, "cluster home");
+  server_start->add_option("--bin-dir", bin_dir,
+                           "directory holding the server binaries");
+  server_start->add_option("TARGET", server_target, "mdt0, ostN or dlm")
+      ->required();
+  CLI::App* server_stop = server->add_subcommand(
+      "stop", "SIGTERM one server and wait for it to exit");
+  server_stop->add_option("--home", home, "cluster home");
+  server_stop->add_option("TARGET", server_target, "mdt0, ostN or dlm")
+      ->required();
 
   // mount / umount
   std::string mountpoint;
@@ -131,6 +154,7 @@ int main(int argc, char** argv) {
     absl::StatusOr<std::string> dir = BinDir(bin_dir);
     if (!dir.ok()) return Fail(dir.status());
     o.bin_dir = *dir;
+    o.no_dlm = no_dlm;
     return Done(stripefs::cli::ClusterUp(o));
   }
   if (*down) return Done(stripefs::cli::ClusterDown(home));
@@ -141,6 +165,14 @@ int main(int argc, char** argv) {
                                  : stripefs::cli::FormatStatusText(*states);
     std::fputs(out.c_str(), stdout);
     return 0;
+  }
+  if (*server_start) {
+    absl::StatusOr<std::string> dir = BinDir(bin_dir);
+    if (!dir.ok()) return Fail(dir.status());
+    return Done(stripefs::cli::ServerStart(home, server_target, *dir));
+  }
+  if (*server_stop) {
+    return Done(stripefs::cli::ServerStop(home, server_target));
   }
   if (*mount) {
     absl::StatusOr<std::string> dir = BinDir(bin_dir);

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
 #include "rpc/channel.h"
+#include "rpc/proto/dlm.grpc.pb.h"
 #include "rpc/proto/mds.grpc.pb.h"
 #include "rpc/proto/oss.grpc.pb.h"
 #include "rpc/status.h"
@@ -26,6 +27,8 @@ absl::StatusOr<ServerStatus> QueryStatus(const std::string& role,
     gs = rpc::Mds::NewStub(channel)->Status(&ctx, req, &reply);
   } else if (role == "oss") {
     gs = rpc::Oss::NewStub(channel)->Status(&ctx, req, &reply);
+  } else if (role == "dlm") {
+    gs = rpc::Dlm::NewStub(channel)->Status(&ctx, req, &reply);
   } else {
     return Errno(EINVAL, absl::StrCat("unknown role '", role, "'"));
   }
@@ -36,6 +39,10 @@ absl::StatusOr<ServerStatus> QueryStatus(const std::string& role,
   out.release = reply.release();
   out.pid = reply.pid();
   out.state = reply.state();
+  for (const auto& [name, count] : reply.rpc_counts()) {
+    out.rpc_counts[name] = count;
+  }
+  for (const auto& [key, value] : reply.info()) out.info[key] = value;
   return out;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -15,9 +16,11 @@ struct ServerStatus {
   std::string release;
   int64_t pid = 0;
   std::string state;  // "running", "stopping"
+  std::map<std::string, uint64_t> rpc_counts;  // per method name
+  std::map<std::string, std::string> info;     // role-specific extras
 };
 
-// role: "mds" or "oss". UNAVAILABLE/DEADLINE_EXCEEDED when it does not answer.
+// role: "mds", "oss" or "dlm". UNAVAILABLE/DEADLINE_EXCEEDED when it does not answer.
 // wait_for_ready: wait (up to the deadline) for the connection instead of
 // failing fast; use it when the server process is known to be alive.
 absl::StatusOr<ServerStatus> QueryStatus(const std::string& role,

@@ -3,9 +3,13 @@
 
 #include <cerrno>
 #include <ctime>
+#include <map>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "dlm/dlm_client.h"
+#include "fuse-client/md_cache.h"
 
 namespace stripefs::client {
 
@@ -54,6 +58,54 @@ Fs::Fs(MdsClient* mds, OstSet* osts, FsOptions options)
 
 Fs::~Fs() = default;
 
+void Fs::set_dlm(dlm::DlmClient* dlm) {
+  dlm_ = dlm;
+  md_ = dlm != nullptr ? std::make_unique<MdCache>(dlm) : nullptr;
+}
+
+std::string Fs::StatsText() const {
+  std::string out;
+  auto add = [&out](const std::string& target,
+                    const std::map<std::string, uint64_t>& counts) {
+    for (const auto& [method, n] : counts) {
+      absl::StrAppend(&out, target, " ", method, " ", n, "\n");
+    }
+  };
+  add("mds", mds_->RpcCounts());
+  for (const auto& [index, ost] : osts_->all()) {
+    add(absl::StrCat("ost", index), ost->RpcCounts());
+  }
+  if (dlm_ != nullptr) add("dlm", dlm_->RpcCounts());
+  return out;
+}
+
+absl::StatusOr<rpc::Entry> Fs::CachedGetAttr(const OpCtx& ctx, uint64_t ino) {
+  std::optional<dlm::LockInfo> held;
+  if (md_ != nullptr) {
+    if (std::optional<rpc::Entry> e = md_->GetAttr(ino)) return *e;
+    absl::StatusOr<dlm::LockInfo> l = md_->LockInode(ino, ctx.interrupted);
+    if (!l.ok()) return l.status();
+    held = *l;
+    // Another request may have filled the cache while this one waited.
+    if (std::optional<rpc::Entry> e = md_->GetAttr(ino)) {
+      md_->Release(*held);
+      return *e;
+    }
+  }
+  rpc::Entry e;
+  absl::Status s = mds_->Call(
+      &Mds::Stub::GetAttr, "GetAttr", ctx.interrupted,
+      [&](rpc::GetAttrRequest& r) { r.set_ino(ino); }, &e);
+  if (held.has_value()) {
+    // Cached before the lock is released: a blocking callback, which runs
+    // only after the release, drops it again.
+    if (s.ok()) md_->PutAttr(ino, e);
+    md_->Release(*held);
+  }
+  if (!s.ok()) return s;
+  return e;
+}
+
 void Fs::Overlay(rpc::Entry* entry) {
   std::shared_ptr<InodeState> st = FindOpen(entry->attr().ino());
   if (st == nullptr) return;
@@ -71,6 +123,29 @@ void Fs::Overlay(rpc::Entry* entry) {
 absl::StatusOr<rpc::Entry> Fs::Lookup(const OpCtx& ctx, uint64_t parent,
                                       const std::string& name) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
+  std::optional<dlm::LockInfo> held;
+  if (md_ != nullptr) {
+    // The kernel (default_permissions) has checked search permission on
+    // the parent with attributes this cache gave it.
+    std::optional<uint64_t> ino = md_->GetDentry(parent, name);
+    if (!ino.has_value()) {
+      absl::StatusOr<dlm::LockInfo> l = md_->LockInode(parent, ctx.interrupted);
+      if (!l.ok()) return l.status();
+      held = *l;
+      ino = md_->GetDentry(parent, name);
+      if (ino.has_value()) {
+        md_->Release(*held);
+        held.reset();
+      }
+    }
+    if (ino.has_value()) {
+      if (*ino == 0) return Errno(ENOENT, "no such entry (cached)");
+      absl::StatusOr<rpc::Entry> e = CachedGetAttr(ctx, *ino);
+      if (!e.ok()) return e.status();
+      Overlay(&*e);
+      return e;
+    }
+  }
   rpc::Entry e;
   absl::Status s = mds_->Call(
       &Mds::Stub::Lookup, "Lookup", ctx.interrupted,
@@ -80,18 +155,23 @@ absl::StatusOr<rpc::Entry> Fs::Lookup(const OpCtx& ctx, uint64_t parent,
         r.set_name(name);
       },
       &e);
+  if (held.has_value()) {
+    if (s.ok()) {
+      md_->PutDentry(parent, name, e.attr().ino());
+    } else if (ToErrno(s) == ENOENT) {
+      md_->PutDentry(parent, name, 0);
+    }
+    md_->Release(*held);
+  }
   if (!s.ok()) return s;
   Overlay(&e);
   return e;
 }
 
 absl::StatusOr<rpc::Entry> Fs::GetAttr(const OpCtx& ctx, uint64_t ino) {
-  rpc::Entry e;
-  absl::Status s = mds_->Call(
-      &Mds::Stub::GetAttr, "GetAttr", ctx.interrupted,
-      [&](rpc::GetAttrRequest& r) { r.set_ino(ino); }, &e);
-  if (!s.ok()) return s;
-  Overlay(&e);
+  absl::StatusOr<rpc::Entry> e = CachedGetAttr(ctx, ino);
+  if (!e.ok()) return e.status();
+  Overlay(&*e);
   return e;
 }
 

@@ -4,6 +4,8 @@
 // through FileIo. Per-open-inode state (refcounted by opens) keeps the size
 // this mount knows (max of the MDS size and the end of its own writes) and
 // whether the MDS must be told (UpdateSize on flush, fsync and release).
+// With a lock service, attributes, dentries and directory listings are
+// cached in an MdCache under PR IBITS locks (see md_cache.h).
 //
 // Thread-safe. Lock order: open_mu_ before InodeState::mu; no lock is held
 // across an RPC.
@@ -34,6 +36,10 @@ class DlmClient;
 }  // namespace stripefs::dlm
 
 namespace stripefs::client {
+
+class MdCache;
+class PosixLocks;
+class DataLocks;
 
 inline constexpr size_t kNameMax = 255;
 
@@ -67,6 +73,8 @@ struct InodeState {
   bool dirty ABSL_GUARDED_BY(mu) = false;      // the MDS must be told
   bool kill_priv ABSL_GUARDED_BY(mu) = false;
   uint64_t write_gen ABSL_GUARDED_BY(mu) = 0;  // bumped by every write
+  // DataLocks::Gen() when mds_size was last fetched (with a DLM).
+  uint64_t size_gen ABSL_GUARDED_BY(mu) = 0;
   rpc::Timespec mtime ABSL_GUARDED_BY(mu);     // of the last write
   // The MDS size and mtime that the kernel page cache of this inode matches
   // (close-to-open: a later open that sees the same keeps the cache).
@@ -96,6 +104,7 @@ struct OpenFile {
   uint32_t flags = 0;
   OpCtx opener;  // credentials used when reporting the size at release
   bool keep_cache = false;  // the kernel may keep its cached pages
+  bool direct_io = false;   // bypass the page cache (O_APPEND with a DLM)
 };
 
 // One opendir(2) (fuse_file_info::fh): a batch of entries fetched ahead.
@@ -138,8 +147,16 @@ class Fs {
 
   // The lock client (null when the cluster has no lock service). Set once,
   // before the mount serves requests.
-  void set_dlm(dlm::DlmClient* dlm) { dlm_ = dlm; }
+  // With a lock service, attributes and dentries are cached (MdCache).
+  void set_dlm(dlm::DlmClient* dlm);
   dlm::DlmClient* dlm() const { return dlm_; }
+  // fcntl/flock locks through the DLM (posix_locks.h) and data coherence
+  // (data_locks.h); null without a DLM. Owned by the mount; set once before
+  // the mount serves requests.
+  void set_posix_locks(PosixLocks* p) { posix_locks_ = p; }
+  PosixLocks* posix_locks() const { return posix_locks_; }
+  void set_data_locks(DataLocks* d) { data_locks_ = d; }
+  DataLocks* data_locks() const { return data_locks_; }
 
   // Namespace (fs.cc).
   absl::StatusOr<rpc::Entry> Lookup(const OpCtx& ctx, uint64_t parent,
@@ -222,11 +239,22 @@ class Fs {
   absl::Status ReleaseHandle(const OpCtx& ctx, uint64_t handle);
   absl::StatusOr<std::string> DfText(const OpCtx& ctx);
   void ForgetCap(uint64_t ino);
+  // ReadDir from offset 0 with a metadata cache: fills d with the cached
+  // listing or the first MDS batch (cached when it is the whole directory).
+  absl::Status ListWhole(const OpCtx& ctx, uint64_t ino, DirHandle* d,
+                         bool plus) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->mu);
+  // GetAttr from the MDS, through the metadata cache when there is one.
+  absl::StatusOr<rpc::Entry> CachedGetAttr(const OpCtx& ctx, uint64_t ino);
+  // "target method count" lines of this mount's RPCs (user.stripefs.stats).
+  std::string StatsText() const;
 
   MdsClient* const mds_;
   OstSet* const osts_;
   const FsOptions options_;
   dlm::DlmClient* dlm_ = nullptr;
+  std::unique_ptr<MdCache> md_;  // set with dlm_
+  PosixLocks* posix_locks_ = nullptr;
+  DataLocks* data_locks_ = nullptr;
   ThreadPool pool_;
   FileIo io_;
 

@@ -4,8 +4,12 @@
 // listing order).
 #include <cerrno>
 
+#include <optional>
+
 #include "common/errors.h"
+#include "dlm/dlm_client.h"
 #include "fuse-client/fs.h"
+#include "fuse-client/md_cache.h"
 
 namespace stripefs::client {
 
@@ -16,6 +20,46 @@ absl::StatusOr<DirHandle*> Fs::OpenDir(const OpCtx& ctx, uint64_t ino) {
 }
 
 void Fs::ReleaseDir(DirHandle* d) { delete d; }
+
+absl::Status Fs::ListWhole(const OpCtx& ctx, uint64_t ino, DirHandle* d,
+                           bool plus) {
+  auto use = [d](const std::vector<rpc::DirEntry>& entries) {
+    d->valid = true;
+    d->from_cookie = 0;
+    d->entries = entries;
+    d->eof = true;
+  };
+  if (auto listing = md_->GetListing(ino)) {
+    use(*listing);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<dlm::LockInfo> l = md_->LockInode(ino, ctx.interrupted);
+  if (!l.ok()) return l.status();
+  dlm::ScopedLock held(dlm_, *l);
+  if (auto listing = md_->GetListing(ino)) {
+    use(*listing);
+    return absl::OkStatus();
+  }
+  rpc::ReaddirReply reply;
+  absl::Status s = mds_->Call(
+      &Mds::Stub::Readdir, "Readdir", ctx.interrupted,
+      [&](rpc::ReaddirRequest& r) {
+        FillCred(ctx, r.mutable_cred());
+        r.set_ino(ino);
+        r.set_cookie(0);
+        r.set_max_entries(options_.readdir_batch);
+        r.set_plus(plus);
+      },
+      &reply);
+  if (!s.ok()) return s;
+  d->valid = true;
+  d->from_cookie = 0;
+  d->entries.assign(std::make_move_iterator(reply.mutable_entries()->begin()),
+                    std::make_move_iterator(reply.mutable_entries()->end()));
+  d->eof = reply.eof() || d->entries.empty();
+  if (d->eof) md_->PutListing(ino, d->entries);
+  return absl::OkStatus();
+}
 
 absl::Status Fs::ReadDir(const OpCtx& ctx, uint64_t ino, DirHandle* d,
                          uint64_t off, bool plus,
@@ -35,6 +79,13 @@ absl::Status Fs::ReadDir(const OpCtx& ctx, uint64_t ino, DirHandle* d,
     bool cached = d->valid && d->from_cookie <= cookie &&
                   (d->eof || (!d->entries.empty() &&
                               cookie < d->entries.back().cookie()));
+    if (!cached && md_ != nullptr && cookie == 0) {
+      // The whole directory from the metadata cache, or from the MDS under
+      // the directory's lock (cached when one batch holds all of it).
+      absl::Status s = ListWhole(ctx, ino, d, plus);
+      if (!s.ok()) return s;
+      cached = d->valid;
+    }
     if (!cached) {
       // Fetch the next batch. The handle's lock is held across the RPC: a
       // directory handle serves one reader at a time anyway.
@@ -59,6 +110,11 @@ absl::Status Fs::ReadDir(const OpCtx& ctx, uint64_t ino, DirHandle* d,
     }
     for (rpc::DirEntry& de : d->entries) {
       if (de.cookie() <= cookie) continue;
+      if (plus && !de.has_entry() && md_ != nullptr) {
+        if (std::optional<rpc::Entry> e = md_->GetAttr(de.ino())) {
+          *de.mutable_entry() = std::move(*e);
+        }
+      }
       if (plus && de.has_entry()) Overlay(de.mutable_entry());
       DirItem item{de.name(), de.ino(), de.type(), de.cookie() + 2,
                    plus && de.has_entry() ? &de.entry() : nullptr};

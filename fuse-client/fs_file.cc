@@ -3,9 +3,11 @@
 #include <fcntl.h>
 
 #include <cerrno>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "fuse-client/data_locks.h"
 #include "fuse-client/fs.h"
 #include "spdlog/spdlog.h"
 
@@ -144,6 +146,9 @@ absl::StatusOr<OpenFile*> Fs::FinishOpen(const OpCtx& ctx,
   f->inode = std::move(st);
   f->flags = flags;
   f->keep_cache = keep_cache;
+  // With a DLM, O_APPEND writes go at the cluster-wide end of file, which
+  // the kernel's page cache does not know: no page cache for them.
+  f->direct_io = data_locks_ != nullptr && (flags & O_APPEND) != 0;
   f->opener = ctx;
   f->opener.interrupted = nullptr;
   return f;
@@ -190,17 +195,51 @@ absl::StatusOr<std::pair<rpc::Entry, OpenFile*>> Fs::Create(
   return std::make_pair(std::move(*reply.mutable_entry()), *f);
 }
 
+namespace {
+// Releases a data lock (if any) at scope exit.
+class DataHold {
+ public:
+  explicit DataHold(DataLocks* dl) : dl_(dl) {}
+  ~DataHold() {
+    if (lock_.has_value()) dl_->Release(*lock_);
+  }
+  absl::Status Take(uint64_t ino, bool write, const InterruptFn& intr) {
+    if (dl_ == nullptr) return absl::OkStatus();
+    absl::StatusOr<dlm::LockInfo> l = dl_->Lock(ino, write, intr);
+    if (!l.ok()) return l.status();
+    lock_ = *l;
+    gen_ = dl_->Gen();
+    return absl::OkStatus();
+  }
+  bool held() const { return lock_.has_value(); }
+  uint64_t gen() const { return gen_; }
+
+ private:
+  DataLocks* const dl_;
+  std::optional<dlm::LockInfo> lock_;
+  uint64_t gen_ = 0;
+};
+}  // namespace
+
 absl::StatusOr<ReadData> Fs::Read(const OpCtx& ctx, OpenFile* f, uint64_t off,
                                   uint64_t size) {
   InodeState& st = *f->inode;
+  // With a DLM: PR while reading, so no other mount writes meanwhile and
+  // the pages the kernel caches from this read stay valid until asked back.
+  DataHold hold(data_locks_);
+  if (absl::Status s = hold.Take(st.ino, false, ctx.interrupted); !s.ok()) {
+    return s;
+  }
   std::shared_ptr<const FileLayout> layout;
   uint64_t known;
+  bool stale = false;
   {
     absl::MutexLock lock(&st.mu);
     layout = st.layout;
     known = st.KnownSize();
+    stale = hold.held() && st.size_gen != hold.gen();
   }
-  if (off + size > known) {
+  if (off + size > known || stale) {
     // Near the end of what we know: another mount may have grown the file.
     rpc::Entry e;
     absl::Status s = mds_->Call(
@@ -209,6 +248,7 @@ absl::StatusOr<ReadData> Fs::Read(const OpCtx& ctx, OpenFile* f, uint64_t off,
     if (!s.ok()) return s;
     absl::MutexLock lock(&st.mu);
     st.SawMds(e.attr(), false);
+    if (hold.held()) st.size_gen = hold.gen();
     known = st.KnownSize();
   }
   return io_.Read(*layout, known, off, size, ctx.interrupted);
@@ -217,10 +257,34 @@ absl::StatusOr<ReadData> Fs::Read(const OpCtx& ctx, OpenFile* f, uint64_t off,
 absl::StatusOr<size_t> Fs::Write(const OpCtx& ctx, OpenFile* f, uint64_t off,
                                  const char* data, size_t size) {
   InodeState& st = *f->inode;
+  // With a DLM: PW while writing and while reporting a new size, so the
+  // MDS knows the size before any other mount may look at the file.
+  DataHold hold(data_locks_);
+  if (absl::Status s = hold.Take(st.ino, true, ctx.interrupted); !s.ok()) {
+    return s;
+  }
   std::shared_ptr<const FileLayout> layout;
+  bool stale = false;
   {
     absl::MutexLock lock(&st.mu);
     layout = st.layout;
+    stale = hold.held() && st.size_gen != hold.gen();
+  }
+  if (hold.held() && (f->flags & O_APPEND) != 0) {
+    // The kernel's offset is its idea of the end of file; another mount
+    // may have appended since.
+    if (stale) {
+      rpc::Entry e;
+      absl::Status s = mds_->Call(
+          &Mds::Stub::GetAttr, "GetAttr", ctx.interrupted,
+          [&](rpc::GetAttrRequest& r) { r.set_ino(st.ino); }, &e);
+      if (!s.ok()) return s;
+      absl::MutexLock lock(&st.mu);
+      st.SawMds(e.attr(), false);
+      st.size_gen = hold.gen();
+    }
+    absl::MutexLock lock(&st.mu);
+    off = st.KnownSize();
   }
   if (absl::Status s = io_.Write(*layout, off, data, size, ctx.interrupted);
       !s.ok()) {
@@ -247,7 +311,12 @@ absl::StatusOr<size_t> Fs::Write(const OpCtx& ctx, OpenFile* f, uint64_t off,
       kill_now = true;
     }
   }
-  if (kill_now) {
+  bool grew = false;
+  if (hold.held()) {
+    absl::MutexLock lock(&st.mu);
+    grew = st.write_end > st.mds_size;
+  }
+  if (kill_now || grew) {
     if (absl::Status s = ReportSize(ctx, st); !s.ok()) return s;
   }
   return size;

@@ -13,6 +13,8 @@ using rpc::Mds;
 
 namespace {
 constexpr char kCapXattr[] = "security.capability";
+// This mount's RPC counts, "target method count" per line.
+constexpr char kStatsXattr[] = "user.stripefs.stats";
 
 bool IsVirtual(const std::string& name) {
   return absl::StartsWith(name, kVirtualXattrPrefix);
@@ -102,6 +104,7 @@ absl::StatusOr<std::string> Fs::GetXattr(const OpCtx& ctx, uint64_t ino,
     return FormatLayout(reply.layout(), reply.layout().objects_size() > 0);
   }
   if (name == kDfXattr) return DfText(ctx);
+  if (name == kStatsXattr) return StatsText();
   if (IsVirtual(name)) return Errno(ENODATA, "no such stripefs attribute");
   std::shared_ptr<InodeState> st;
   if (name == kCapXattr) {

@@ -1,16 +1,20 @@
 #include "fuse-client/fuse_ops.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "common/errors.h"
+#include "fuse-client/data_locks.h"
 #include "fuse-client/fs.h"
+#include "fuse-client/posix_locks.h"
 #include "spdlog/spdlog.h"
 
 namespace stripefs::client {
@@ -146,6 +150,14 @@ void Init(void* userdata, fuse_conn_info* conn) {
   // Automatic invalidation on an mtime change would drop the pages of our
   // own writes, whose mtime the kernel does not track without writeback.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  if (fs->posix_locks() != nullptr) {
+    // Record and flock locks are cluster-wide through the DLM.
+    want(FUSE_CAP_POSIX_LOCKS);
+    want(FUSE_CAP_FLOCK_LOCKS);
+  } else {
+    // Without a lock service the kernel keeps them (per mount), as before.
+    conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+  }
   if (fs->options().writeback_cache) {
     want(FUSE_CAP_WRITEBACK_CACHE);
   } else {
@@ -238,7 +250,18 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   }
   if (to_set & FUSE_SET_ATTR_CTIME) a.valid |= rpc::SETATTR_CTIME;
   if (fi != nullptr && fi->fh != 0) a.file = File(fi);
-  absl::StatusOr<rpc::Entry> e = fs->SetAttr(MakeCtx(req), ino, a);
+  OpCtx ctx = MakeCtx(req);
+  // A truncate changes the data other mounts may cache: PW on it first
+  // (their pages are dropped and their size refetched, data_locks.h).
+  DataLocks* dl = fs->data_locks();
+  std::optional<dlm::LockInfo> data_lock;
+  if ((a.valid & rpc::SETATTR_SIZE) && dl != nullptr) {
+    absl::StatusOr<dlm::LockInfo> l = dl->Lock(ino, true, ctx.interrupted);
+    if (!l.ok()) return ReplyErr(req, l.status(), "setattr", ino);
+    data_lock = *l;
+  }
+  absl::StatusOr<rpc::Entry> e = fs->SetAttr(ctx, ino, a);
+  if (data_lock.has_value()) dl->Release(*data_lock);
   if (!e.ok()) return ReplyErr(req, e.status(), "setattr", ino);
   struct stat st;
   ToStat(e->attr(), &st);
@@ -303,6 +326,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (!f.ok()) return ReplyErr(req, f.status(), "open", ino);
   fi->fh = reinterpret_cast<uintptr_t>(*f);
   fi->keep_cache = (*f)->keep_cache ? 1 : 0;
+  fi->direct_io = (*f)->direct_io ? 1 : 0;
   if (fuse_reply_open(req, fi) == -ENOENT) {
     // The opener was interrupted and is gone: undo the open.
     (void)fs->Release(MakeCtx(req), *f).ok();
@@ -319,6 +343,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   ToEntryParam(fs, r->first, &p);
   fi->fh = reinterpret_cast<uintptr_t>(r->second);
   fi->keep_cache = 0;
+  fi->direct_io = r->second->direct_io ? 1 : 0;
   if (fuse_reply_create(req, &p, fi) == -ENOENT) {
     (void)fs->Release(MakeCtx(req), r->second).ok();
   }
@@ -353,10 +378,18 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
 }
 
 void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  // close(2) of any fd drops the closing process's record locks.
+  if (PosixLocks* pl = GetFs(req)->posix_locks(); pl != nullptr) {
+    pl->DropOwner(ino, fi->lock_owner);
+  }
   ReplyStatus(req, GetFs(req)->Flush(MakeCtx(req), File(fi)), "flush", ino);
 }
 
 void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  // The last close of an open file drops its OFD and flock locks.
+  if (PosixLocks* pl = GetFs(req)->posix_locks(); pl != nullptr) {
+    pl->DropFile(File(fi));
+  }
   absl::Status s = GetFs(req)->Release(MakeCtx(req), File(fi));
   if (!s.ok()) spdlog::warn("release ino {}: {}", ino, s.ToString());
   fuse_reply_err(req, 0);
@@ -429,6 +462,9 @@ void ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 }
 
 void ReleaseDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if (PosixLocks* pl = GetFs(req)->posix_locks(); pl != nullptr) {
+    pl->DropFile(File(fi));  // flock(2) on a directory
+  }
   GetFs(req)->ReleaseDir(
       reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fi->fh)));
   fuse_reply_err(req, 0);
@@ -505,6 +541,96 @@ void Access(fuse_req_t req, fuse_ino_t ino, int mask) {
       "access", ino);
 }
 
+// struct flock (already absolute: the kernel resolved l_whence) to a range.
+RangeLock ToRange(const struct flock* lock) {
+  RangeLock r;
+  r.type = lock->l_type == F_WRLCK   ? LockType::kWrite
+           : lock->l_type == F_RDLCK ? LockType::kRead
+                                     : LockType::kUnlock;
+  r.start = static_cast<uint64_t>(lock->l_start);
+  // The kernel sends an inclusive end; OFFSET_MAX means "to EOF".
+  r.end = lock->l_len == 0 ? ~uint64_t{0}
+                           : static_cast<uint64_t>(lock->l_start) +
+                                 static_cast<uint64_t>(lock->l_len) - 1;
+  r.pid = static_cast<uint32_t>(lock->l_pid);
+  return r;
+}
+
+void GetLk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi,
+           struct flock* lock) {
+  PosixLocks* pl = GetFs(req)->posix_locks();
+  if (pl == nullptr) {
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
+  absl::StatusOr<RangeLock> c =
+      pl->Get(LockKind::kPosix, ino, fi->lock_owner, ToRange(lock));
+  if (!c.ok()) return ReplyErr(req, c.status(), "getlk", ino);
+  struct flock out = *lock;
+  if (c->type == LockType::kUnlock) {
+    out.l_type = F_UNLCK;
+  } else {
+    out.l_type = c->type == LockType::kWrite ? F_WRLCK : F_RDLCK;
+    out.l_whence = SEEK_SET;
+    out.l_start = static_cast<off_t>(c->start);
+    out.l_len = c->end == ~uint64_t{0}
+                    ? 0
+                    : static_cast<off_t>(c->end - c->start + 1);
+    out.l_pid = static_cast<pid_t>(c->pid);
+  }
+  fuse_reply_lock(req, &out);
+}
+
+void SetLk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi,
+           struct flock* lock, int sleep) {
+  PosixLocks* pl = GetFs(req)->posix_locks();
+  if (pl == nullptr) {
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
+  absl::Status s =
+      pl->Set(LockKind::kPosix, ino, fi->lock_owner, File(fi), ToRange(lock),
+              sleep != 0, [req] { return fuse_req_interrupted(req) != 0; });
+  if (!s.ok() && ToErrno(s) == EAGAIN) {
+    fuse_reply_err(req, EAGAIN);  // held by another owner: not a failure
+    return;
+  }
+  ReplyStatus(req, s, "setlk", ino);
+}
+
+void Flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op) {
+  PosixLocks* pl = GetFs(req)->posix_locks();
+  if (pl == nullptr) {
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
+  RangeLock r;
+  r.start = 0;
+  r.end = ~uint64_t{0};
+  switch (op & ~LOCK_NB) {
+    case LOCK_SH:
+      r.type = LockType::kRead;
+      break;
+    case LOCK_EX:
+      r.type = LockType::kWrite;
+      break;
+    case LOCK_UN:
+      r.type = LockType::kUnlock;
+      break;
+    default:
+      fuse_reply_err(req, EINVAL);
+      return;
+  }
+  absl::Status s = pl->Set(LockKind::kFlock, ino, fi->lock_owner, File(fi), r,
+                           (op & LOCK_NB) == 0,
+                           [req] { return fuse_req_interrupted(req) != 0; });
+  if (!s.ok() && ToErrno(s) == EAGAIN) {
+    fuse_reply_err(req, EWOULDBLOCK);
+    return;
+  }
+  ReplyStatus(req, s, "flock", ino);
+}
+
 fuse_lowlevel_ops MakeOps() {
   fuse_lowlevel_ops ops;
   memset(&ops, 0, sizeof(ops));
@@ -540,6 +666,9 @@ fuse_lowlevel_ops MakeOps() {
   ops.removexattr = RemoveXattr;
   ops.access = Access;
   ops.create = Create;
+  ops.getlk = GetLk;
+  ops.setlk = SetLk;
+  ops.flock = Flock;
   return ops;
 }
 

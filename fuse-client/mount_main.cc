@@ -31,6 +31,8 @@
 #include "common/logging.h"
 #include "dlm/dlm_client.h"
 #include "fuse-client/fs.h"
+#include "fuse-client/posix_locks.h"
+#include "fuse-client/data_locks.h"
 #include "fuse-client/fuse_ops.h"
 #include "fuse-client/ost_set.h"
 #include "fuse-client/target_client.h"
@@ -183,8 +185,26 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
     }
     dlm = std::move(*started);
   }
-  Fs fs(&mds, &osts, cfg.fs);
+  FsOptions fs_options = cfg.fs;
+  if (dlm) {
+    // The daemon caches metadata under DLM locks and answers from there;
+    // the kernel must ask it every time (no kernel-side invalidation,
+    // which could deadlock inside a lock callback).
+    fs_options.attr_timeout = 0;
+    fs_options.entry_timeout = 0;
+  }
+  Fs fs(&mds, &osts, fs_options);
   fs.set_dlm(dlm.get());
+  std::unique_ptr<PosixLocks> posix_locks;
+  if (dlm) {
+    posix_locks = std::make_unique<PosixLocks>(dlm.get());
+    fs.set_posix_locks(posix_locks.get());
+  }
+  std::unique_ptr<DataLocks> data_locks;
+  if (dlm) {
+    data_locks = std::make_unique<DataLocks>(dlm.get());
+    fs.set_data_locks(data_locks.get());
+  }
 
   std::vector<std::string> argv_s = {"stripefs-mount"};
   if (cfg.debug) argv_s.push_back("-d");
@@ -215,6 +235,7 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
     fuse_session_destroy(se);
     return notify.Fail(absl::StrCat("cannot mount at ", cfg.mountpoint));
   }
+  if (data_locks) data_locks->set_session(se);
   spdlog::info("mounted {} (mds {}, {} OSTs, client id {:#x})", cfg.mountpoint,
                cfg.mds, osts.all().size(), client_id);
   if (!cfg.foreground) {
@@ -241,6 +262,7 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
   int rc = fuse_session_loop_mt(se, loop);
   fuse_loop_cfg_destroy(loop);
   tune.join();
+  if (data_locks) data_locks->set_session(nullptr);  // waits for a call
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);

@@ -18,6 +18,8 @@
 #include "common/logging.h"
 #include "common/version.h"
 #include "grpcpp/grpcpp.h"
+#include "dlm/dlm_client.h"
+#include "mds/md_locks.h"
 #include "mds/mds_core.h"
 #include "mds/mds_service.h"
 #include "mds/ost_pool.h"
@@ -140,7 +142,25 @@ int main(int argc, char** argv) {
   if (absl::Status s = core->Start(); !s.ok()) {
     return Fail("cannot start: " + s.ToString());
   }
+  // With a lock service, changes to what clients cache are made under EX
+  // metadata locks (see mds/md_locks.h).
+  std::unique_ptr<stripefs::dlm::DlmClient> dlm;
+  if (!cfg.dlm.empty()) {
+    stripefs::dlm::DlmClientOptions dopts;
+    dopts.address = cfg.dlm;
+    dopts.kind = "mds";
+    dopts.name = cfg.target;
+    auto started = stripefs::dlm::DlmClient::Start(dopts);
+    if (!started.ok()) {
+      core->Stop();
+      return Fail("cannot start the lock client for " + cfg.dlm + ": " +
+                  started.status().ToString());
+    }
+    dlm = std::move(*started);
+  }
+  stripefs::mds::MdLocker locker(dlm.get());
   stripefs::mds::MdsService service(core.get(), cfg.target, instance);
+  service.set_locker(&locker);
 
   grpc::ServerBuilder builder;
   stripefs::rpc::ConfigureServer(builder);
@@ -165,6 +185,7 @@ int main(int argc, char** argv) {
   });
   server->Wait();
   signal_thread.join();
+  if (dlm) dlm->Close(/*cancel_locks=*/true);
   core->Stop();
   core.reset();
   if (absl::Status s = (*store)->Sync(); !s.ok()) {

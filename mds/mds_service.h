@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "mds/md_locks.h"
 #include "mds/mds_core.h"
 #include "rpc/proto/mds.grpc.pb.h"
 
@@ -21,6 +22,9 @@ class MdsService final : public rpc::Mds::Service {
 
   // Reported by Status: "running" or "stopping".
   void SetStopping() { stopping_ = true; }
+  // Metadata locks taken before changes (optional; must outlive the
+  // service). Set before serving.
+  void set_locker(MdLocker* locker) { locker_ = locker; }
 
   grpc::Status Connect(grpc::ServerContext*, const rpc::ConnectRequest*,
                        rpc::ConnectReply*) override;
@@ -88,7 +92,14 @@ class MdsService final : public rpc::Mds::Service {
   grpc::Status Finish(Method m, const absl::Status& s, uint64_t client_id = 0,
                       uint64_t xid = 0);
 
+  // EX locks on `inos` and on the inodes that `names` ((parent, name))
+  // resolve to, re-resolved after locking until stable.
+  absl::StatusOr<MdLocks> LockFor(
+      std::vector<uint64_t> inos,
+      const std::vector<std::pair<uint64_t, std::string>>& names = {});
+
   MdsCore* const core_;
+  MdLocker* locker_ = nullptr;
   const std::string target_;
   const uint64_t instance_;
   std::atomic<bool> stopping_{false};

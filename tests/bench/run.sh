@@ -20,6 +20,15 @@
 #   BENCH_MD_FILES      files for create/stat/remove (2000)
 #   BENCH_JSON          also write the results as JSON to this path
 #   BENCH_LOCAL_ONLY=1  skip the cluster (checks the script and the local fs)
+#   BENCH_DLM_OPS       enqueue+cancel pairs for dlm_bench (20000)
+#   BENCH_LOCK_FILES    files for the create-cost comparison (MD_FILES)
+#   BENCH_LOCK_ONLY=1   only the lock lines: dlm_bench and the create rate on
+#                       a mount with the DLM versus a `cluster up --no-dlm` one
+#
+# Lock lines: `dlm_bench` (dlm/) measures lock enqueue/cancel throughput
+# through real gRPC; the create cost of locking is stripefs-mdbench's create
+# rate in a default-layout directory on this cluster's mount (with the DLM)
+# versus on a second cluster started with `stripefs cluster up --no-dlm`.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -43,12 +52,13 @@ else
   BUILD="$REPO/build"
   log "building into $BUILD"
   cmake -G Ninja -S "$REPO" -B "$BUILD" >/dev/null
-  ninja -C "$BUILD" stripefs stripefs-mds stripefs-oss stripefs-mount \
-    stripefs-mdbench >&2
+  ninja -C "$BUILD" stripefs stripefs-mds stripefs-oss stripefs-dlm \
+    stripefs-mount stripefs-mdbench dlm_bench >&2
 fi
 BIN="$BUILD/bin"
-NEED="stripefs stripefs-mds stripefs-oss stripefs-mount stripefs-mdbench"
-[[ "${BENCH_LOCAL_ONLY:-}" == 1 ]] && NEED=stripefs-mdbench
+NEED="stripefs stripefs-mds stripefs-oss stripefs-dlm stripefs-mount"
+NEED="$NEED stripefs-mdbench dlm_bench"
+[[ "${BENCH_LOCAL_ONLY:-}" == 1 ]] && NEED="stripefs-mdbench dlm_bench"
 for b in $NEED; do
   [[ -x "$BIN/$b" ]] || die "$BIN/$b is missing (build it or set STRIPEFS_BUILD)"
 done
@@ -56,6 +66,10 @@ done
 WORK="$(mktemp -d "${BENCH_TMP:-/var/tmp}/stripefs-bench.XXXXXX")"
 HOME_DIR="$WORK/home"
 MNT="$WORK/mnt"
+NODLM_HOME="$WORK/home-nodlm"
+NODLM_MNT="$WORK/mnt-nodlm"
+DLM_OPS="${BENCH_DLM_OPS:-20000}"
+LOCK_FILES="${BENCH_LOCK_FILES:-$MD_FILES}"
 LOCAL="${BENCH_LOCAL_DIR:-$WORK/local}"
 mkdir -p "$MNT" "$LOCAL"
 
@@ -63,24 +77,30 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   log "tearing down"
-  if [[ -x "$BIN/stripefs" ]]; then
-    "$BIN/stripefs" cluster down --home "$HOME_DIR" >/dev/null 2>&1 || true
-  fi
-  if mountpoint -q "$MNT" 2>/dev/null; then fusermount3 -u -z "$MNT" || true; fi
+  for h in "$HOME_DIR" "$NODLM_HOME"; do
+    if [[ -x "$BIN/stripefs" && -d "$h" ]]; then
+      "$BIN/stripefs" cluster down --home "$h" >/dev/null 2>&1 || true
+    fi
+  done
+  for m in "$MNT" "$NODLM_MNT"; do
+    if mountpoint -q "$m" 2>/dev/null; then fusermount3 -u -z "$m" || true; fi
+  done
   # Servers the CLI may have left behind: only the pids it recorded here.
-  if [[ -d "$HOME_DIR/run" ]]; then
-    for f in "$HOME_DIR"/run/*.pid; do
+  for h in "$HOME_DIR" "$NODLM_HOME"; do
+    [[ -d "$h/run" ]] || continue
+    for f in "$h"/run/*.pid; do
       [[ -e "$f" ]] || continue
       pid="$(cat "$f" 2>/dev/null || true)"
       [[ "$pid" =~ ^[0-9]+$ ]] && kill -KILL "$pid" 2>/dev/null || true
     done
-  fi
+  done
   if [[ $rc -ne 0 && -d "$HOME_DIR/log" ]]; then
     log "failed (rc $rc); last server log lines:"
     tail -n 5 "$HOME_DIR"/log/*.log >&2 2>/dev/null || true
   fi
   if [[ -z "${BENCH_LOCAL_DIR:-}" ]]; then rm -rf "$WORK"; else
-    rm -rf "$HOME_DIR" "$MNT" "$LOCAL"/bench.* ; rmdir "$WORK" 2>/dev/null || true
+    rm -rf "$HOME_DIR" "$MNT" "$NODLM_HOME" "$NODLM_MNT" "$LOCAL"/bench.*
+    rmdir "$WORK" 2>/dev/null || true
   fi
   exit $rc
 }
@@ -149,8 +169,54 @@ for k in ("create", "stat", "remove"):
     print(sys.argv[1], k, "%.1f" % d[k])' "$label" "$md" >>"$RESULTS"
 }
 
-[[ "${BENCH_LOCAL_ONLY:-}" == 1 ]] || bench_dir stripefs "$SFS_DIR"
-bench_dir local "$LOCAL"
+if [[ "${BENCH_LOCK_ONLY:-}" != 1 ]]; then
+  [[ "${BENCH_LOCAL_ONLY:-}" == 1 ]] || bench_dir stripefs "$SFS_DIR"
+  bench_dir local "$LOCAL"
+fi
+
+# Lock service throughput: "dlm enqueue+cancel: N ops in S s = R ops/s ...".
+log "dlm_bench ($DLM_OPS enqueue+cancel pairs)"
+DLM_OUT="$("$BIN/dlm_bench" --ops "$DLM_OPS")" || die "dlm_bench failed"
+echo "$DLM_OUT" >&2
+"$PY" -c '
+import re, sys
+for line in sys.argv[1].splitlines():
+    m = re.match(r"dlm (.*?): .* = ([0-9.]+) ops/s .*\(\d+ threads, (\d+) failed\)",
+                 line)
+    if not m:
+        continue
+    if int(m.group(3)):
+        sys.exit("dlm_bench: %s" % line)
+    key = {"enqueue+cancel": "dlm_enqueue_cancel",
+           "cached lock reuse": "dlm_cached_reuse"}.get(m.group(1))
+    if key:
+        print("stripefs", key, m.group(2))' "$DLM_OUT" >>"$RESULTS" ||
+  die "dlm_bench reported failures"
+
+# md_create LABEL DIR: mdbench create rate in DIR -> "LABEL create_lock R".
+md_create() {
+  local label=$1 dir=$2 md
+  mkdir -p "$dir"
+  log "mdbench create ($LOCK_FILES files) on $label"
+  md="$("$BIN/stripefs-mdbench" --dir "$dir" --files "$LOCK_FILES" --json)" ||
+    die "stripefs-mdbench on $label failed"
+  "$PY" -c '
+import json, sys
+print("stripefs", sys.argv[1], "%.1f" % json.loads(sys.argv[2])["create"])' \
+    "$label" "$md" >>"$RESULTS"
+}
+
+if [[ "${BENCH_LOCAL_ONLY:-}" != 1 ]]; then
+  md_create create_dlm "$MNT/lockcost"
+  rm -rf "$MNT/lockcost"
+  log "starting a second cluster without the DLM in $NODLM_HOME"
+  mkdir -p "$NODLM_MNT"
+  "$BIN/stripefs" cluster up --home "$NODLM_HOME" --oss "$OSS" --no-dlm \
+    --mount "$NODLM_MNT" --bin-dir "$BIN" >&2
+  mountpoint -q "$NODLM_MNT" || die "$NODLM_MNT is not mounted"
+  md_create create_nodlm "$NODLM_MNT/lockcost"
+  "$BIN/stripefs" cluster down --home "$NODLM_HOME" >&2
+fi
 
 LOCAL_FS="$(df --output=fstype "$LOCAL" 2>/dev/null | tail -n 1 || echo "?")"
 "$PY" - "$RESULTS" "$LOCAL_FS" "${BENCH_JSON:-}" <<EOF
@@ -187,6 +253,17 @@ for key, name, ext4, fpt, mfs in rows:
     ratio = "-" if s is None else "%.2fx" % (s / mfs)
     print(fmt % (name, n(s), n(l), n(ext4), n(fpt), n(mfs), ratio))
 print("* reference numbers from DESIGN.md (same jobs, one machine, 2 cores)")
+def one(key):
+    return res.get(key, {}).get("stripefs")
+enq, reuse = one("dlm_enqueue_cancel"), one("dlm_cached_reuse")
+print()
+print("lock service (dlm_bench, $DLM_OPS ops, gRPC on 127.0.0.1): "
+      "enqueue+cancel %s ops/s, cached lock reuse %s ops/s" % (n(enq), n(reuse)))
+with_dlm, without = one("create_dlm"), one("create_nodlm")
+if with_dlm is not None and without is not None:
+    print("file create ($LOCK_FILES files, default layout): with DLM %s files/s, "
+          "without DLM (--no-dlm) %s files/s, locking costs %.1f%%"
+          % (n(with_dlm), n(without), 100.0 * (1 - with_dlm / without)))
 if sys.argv[3]:
     with open(sys.argv[3], "w") as f:
         json.dump(res, f, indent=1)

@@ -45,7 +45,7 @@ def sha(path):
 
 
 def targets(cluster):
-    return ["mdt0", *(f"ost{i}" for i in range(cluster.oss))]
+    return ["mdt0", *(f"ost{i}" for i in range(cluster.oss)), "dlm"]
 
 
 @pytest.fixture
@@ -86,7 +86,8 @@ def test_status_json_fields(cluster):
             assert int(f.read().strip()) == pid
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             cmd = f.read().split(b"\0")
-        want = b"stripefs-mds" if t == "mdt0" else b"stripefs-oss"
+        want = {"mdt0": b"stripefs-mds", "dlm": b"stripefs-dlm"}.get(
+            t, b"stripefs-oss")
         assert os.path.basename(cmd[0]) == want
         assert t.encode() in cmd
 

@@ -1,0 +1,82 @@
+// MdCache: the daemon-side metadata cache of a mount with a lock service.
+// Attributes (whole rpc::Entry) of an inode, the dentries (positive and
+// negative) and the listing of a directory are cached only while this mount holds a PR
+// IBITS lock on "ino:<N>" (bits kMdBits). The blocking callback of such a
+// lock drops everything cached for that inode (its attributes and the
+// dentries of which it is the parent) before the library cancels it, so a
+// cached answer is always backed by a granted lock.
+//
+// Never wait for one lock while holding another in use (the MDS takes its
+// EX locks in inode order and the client must not form a cycle with it).
+//
+// Thread-safe: one mutex guards the maps; no lock is held across an RPC or
+// a DLM call.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "dlm/dlm_client.h"
+#include "fuse-client/request_gate.h"
+#include "rpc/proto/mds.pb.h"
+
+namespace stripefs::client {
+
+// The IBITS a mount's metadata lock covers.
+inline constexpr uint64_t kMdBits = dlm::kBitLookup | dlm::kBitUpdate |
+                                    dlm::kBitPerm | dlm::kBitXattr;
+inline constexpr char kInoPrefix[] = "ino:";
+
+class MdCache : public dlm::LockHandler {
+ public:
+  // Registers itself for "ino:" with dlm (which must outlive it).
+  explicit MdCache(dlm::DlmClient* dlm);
+  ~MdCache() override;
+  MdCache(const MdCache&) = delete;
+  MdCache& operator=(const MdCache&) = delete;
+
+  // Takes (or reuses) this mount's PR lock on the inode; the result is in
+  // use until Release.
+  absl::StatusOr<dlm::LockInfo> LockInode(uint64_t ino,
+                                          const InterruptFn& interrupted);
+  void Release(const dlm::LockInfo& lock) { dlm_->Release(lock.handle); }
+
+  std::optional<rpc::Entry> GetAttr(uint64_t ino);
+  // Call only while holding LockInode(ino).
+  void PutAttr(uint64_t ino, const rpc::Entry& e);
+
+  // Dentry lookup: nullopt = not cached; 0 = cached negative; else ino.
+  std::optional<uint64_t> GetDentry(uint64_t parent, const std::string& name);
+  // Call only while holding LockInode(parent). ino 0 = negative.
+  void PutDentry(uint64_t parent, const std::string& name, uint64_t ino);
+
+  // A directory's complete listing (entries without attributes).
+  std::shared_ptr<const std::vector<rpc::DirEntry>> GetListing(uint64_t ino);
+  // Call only while holding LockInode(ino). Also caches the dentries.
+  void PutListing(uint64_t ino, std::vector<rpc::DirEntry> entries);
+
+  // Drops what is cached about ino (attributes, dentries, listing).
+  void Drop(uint64_t ino);
+
+  void OnBlocking(const dlm::LockInfo& lock, bool lost) override;
+
+ private:
+  dlm::DlmClient* const dlm_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<uint64_t, rpc::Entry> attrs_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, absl::flat_hash_map<std::string, uint64_t>>
+      dentries_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t,
+                      std::shared_ptr<const std::vector<rpc::DirEntry>>>
+      listings_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace stripefs::client

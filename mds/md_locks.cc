@@ -1,0 +1,32 @@
+#include "mds/md_locks.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+
+namespace stripefs::mds {
+
+absl::StatusOr<MdLocks> MdLocker::LockInodes(std::vector<uint64_t> inos) {
+  if (dlm_ == nullptr) return MdLocks();
+  std::sort(inos.begin(), inos.end());
+  inos.erase(std::unique(inos.begin(), inos.end()), inos.end());
+  std::vector<uint64_t> handles;
+  for (uint64_t ino : inos) {
+    if (ino == 0) continue;
+    dlm::LockSpec spec;
+    spec.resource = {absl::StrCat("ino:", ino), dlm::LockType::kIbits};
+    spec.mode = dlm::LockMode::kEX;
+    spec.bits = kMdLockBits;
+    absl::StatusOr<dlm::LockInfo> l = dlm_->Lock(spec);
+    if (!l.ok()) {
+      for (uint64_t h : handles) dlm_->Release(h);
+      spdlog::error("EX lock on ino:{} failed: {}", ino, l.status().ToString());
+      return l.status();
+    }
+    handles.push_back(l->handle);
+  }
+  return MdLocks(dlm_, std::move(handles));
+}
+
+}  // namespace stripefs::mds

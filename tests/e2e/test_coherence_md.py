@@ -1,0 +1,376 @@
+"""Metadata coherence across two mounts of one cluster with a lock service:
+what mount A's completed syscall changed, mount B's next syscall sees (no
+sleeps, no retries), while repeated stats of unchanged files on one mount
+cost no MDS RPC (counted by the virtual xattr user.stripefs.stats)."""
+import errno
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+
+from conftest import (BIN, OTHER_UID, USER_GID, USER_UID, Cluster, _mounted,
+                      _run_as)
+
+STATS = "user.stripefs.stats"
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _wait_port(port, timeout=20.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
+
+
+class DlmCluster:
+    """A cluster with a DLM and two mounts. When `cluster up` does not start
+    a DLM itself (no "dlm" server in cluster.json), one is started here and
+    the MDS is restarted with --dlm; whatever is started here is stopped
+    here."""
+
+    def __init__(self, root):
+        self.root = root
+        self.c = Cluster(os.path.join(root, "home"), os.path.join(root, "a"),
+                         oss=2)
+        self.own_procs = []  # (Popen) started by this fixture
+
+    def start(self):
+        self.c.up(mount=False)
+        roles = [s.get("role") for s in self.c.config()["servers"]]
+        if "dlm" not in roles:
+            self._add_dlm_by_hand()
+        self.a = self.c.mount_again(os.path.join(self.root, "a"))
+        self.b = self.c.mount_again(os.path.join(self.root, "b"))
+
+    def _add_dlm_by_hand(self):
+        port = _free_port()
+        data = os.path.join(self.root, "dlm-data")
+        os.makedirs(data, exist_ok=True)
+        log = open(os.path.join(self.root, "dlm.log"), "w")
+        dlm = subprocess.Popen(
+            [os.path.join(BIN, "stripefs-dlm"), "--target", "dlm", "--listen",
+             f"127.0.0.1:{port}", "--data", data],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.own_procs.append(dlm)
+        _wait_port(port)
+        # Restart the MDS with --dlm, same arguments otherwise.
+        mds = self.c.server("mdt0")
+        pidfile = os.path.join(self.c.home, "run", "mdt0.pid")
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = [a.decode() for a in f.read().split(b"\0") if a]
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.time() + 20
+        while time.time() < deadline and os.path.exists(f"/proc/{pid}"):
+            time.sleep(0.05)
+        mlog = open(os.path.join(self.root, "mds-dlm.log"), "w")
+        p = subprocess.Popen(argv + ["--dlm", f"127.0.0.1:{port}"],
+                             stdout=mlog, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        self.own_procs.append(p)
+        with open(pidfile, "w") as f:
+            f.write(f"{p.pid}\n")
+        _wait_port(int(mds["address"].rsplit(":", 1)[1]))
+
+    def stop(self):
+        for m in (getattr(self, "b", None), getattr(self, "a", None)):
+            if m:
+                self.c.umount(m)
+        self.c.down()
+        for p in reversed(self.own_procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self.c.force_cleanup()
+        for m in (os.path.join(self.root, "a"), os.path.join(self.root, "b")):
+            if _mounted(m):
+                subprocess.run(["fusermount3", "-u", "-z", m], check=False)
+
+
+@pytest.fixture(scope="module")
+def two():
+    root = tempfile.mkdtemp(prefix="stripefs-mdcoh-")
+    os.chmod(root, 0o755)  # other users reach the mounts
+    d = DlmCluster(root)
+    try:
+        d.start()
+        yield d
+    finally:
+        d.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def dirs(two):
+    name = "t-" + uuid.uuid4().hex[:12]
+    a = os.path.join(two.a, name)
+    os.mkdir(a)
+    os.chmod(a, 0o777)
+    return a, os.path.join(two.b, name)
+
+
+def _stats(path):
+    counts = {}
+    for line in os.getxattr(path, STATS).decode().splitlines():
+        target, method, n = line.split()
+        counts[(target, method)] = int(n)
+    return counts
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_cluster_has_dlm(two):
+    text = os.getxattr(two.a, STATS).decode()
+    assert any(line.startswith("dlm ") for line in text.splitlines()), text
+    assert STATS not in os.listxattr(two.a)
+
+
+def test_chmod_permission_follows(dirs):
+    a, b = dirs
+    with open(os.path.join(a, "f"), "wb") as f:
+        f.write(b"secret")
+    os.chmod(os.path.join(a, "f"), 0o644)
+    fb = os.path.join(b, "f")
+    assert _run_as(USER_UID, USER_GID, _read, fb) == b"secret"
+    assert stat.S_IMODE(os.stat(fb).st_mode) == 0o644
+    os.chmod(os.path.join(a, "f"), 0o600)
+    assert stat.S_IMODE(os.stat(fb).st_mode) == 0o600
+    with pytest.raises(PermissionError):
+        _run_as(USER_UID, USER_GID, _read, fb)
+    os.chmod(os.path.join(a, "f"), 0o644)
+    assert _run_as(USER_UID, USER_GID, _read, fb) == b"secret"
+
+
+def test_chown_follows(dirs):
+    a, b = dirs
+    open(os.path.join(a, "f"), "w").close()
+    os.chmod(os.path.join(a, "f"), 0o600)
+    fb = os.path.join(b, "f")
+    assert os.stat(fb).st_uid == 0
+    with pytest.raises(PermissionError):
+        _run_as(USER_UID, USER_GID, os.chmod, fb, 0o644)
+    os.chown(os.path.join(a, "f"), USER_UID, USER_GID)
+    st = os.stat(fb)
+    assert (st.st_uid, st.st_gid) == (USER_UID, USER_GID)
+    _run_as(USER_UID, USER_GID, os.chmod, fb, 0o640)  # owner may now
+    assert stat.S_IMODE(os.stat(os.path.join(a, "f")).st_mode) == 0o640
+
+
+def test_rename_follows(dirs):
+    a, b = dirs
+    with open(os.path.join(a, "old"), "w") as f:
+        f.write("x")
+    assert os.path.exists(os.path.join(b, "old"))
+    assert not os.path.exists(os.path.join(b, "new"))
+    os.rename(os.path.join(a, "old"), os.path.join(a, "new"))
+    assert not os.path.exists(os.path.join(b, "old"))
+    with open(os.path.join(b, "new")) as f:
+        assert f.read() == "x"
+
+
+def test_rename_over_existing_follows(dirs):
+    a, b = dirs
+    for n in ("src", "dst"):
+        with open(os.path.join(a, n), "w") as f:
+            f.write(n)
+    assert os.stat(os.path.join(b, "dst")).st_nlink == 1
+    ino_src = os.stat(os.path.join(b, "src")).st_ino
+    os.rename(os.path.join(a, "src"), os.path.join(a, "dst"))
+    assert os.stat(os.path.join(b, "dst")).st_ino == ino_src
+    assert not os.path.exists(os.path.join(b, "src"))
+
+
+def test_unlink_follows(dirs):
+    a, b = dirs
+    open(os.path.join(a, "f"), "w").close()
+    assert os.path.exists(os.path.join(b, "f"))
+    assert os.listdir(b) == ["f"]
+    os.unlink(os.path.join(a, "f"))
+    with pytest.raises(FileNotFoundError):
+        os.stat(os.path.join(b, "f"))
+    assert "f" not in os.listdir(b)
+
+
+def test_mkdir_rmdir_follow(dirs):
+    a, b = dirs
+    assert not os.path.exists(os.path.join(b, "sub"))
+    os.mkdir(os.path.join(a, "sub"))
+    assert os.path.isdir(os.path.join(b, "sub"))
+    assert os.stat(b).st_nlink == 3
+    os.rmdir(os.path.join(a, "sub"))
+    assert not os.path.exists(os.path.join(b, "sub"))
+    assert os.stat(b).st_nlink == 2
+    # And the other way round.
+    os.mkdir(os.path.join(b, "sub2"))
+    assert os.path.isdir(os.path.join(a, "sub2"))
+    os.rmdir(os.path.join(b, "sub2"))
+    assert not os.path.exists(os.path.join(a, "sub2"))
+
+
+def test_xattr_set_remove_follow(dirs):
+    a, b = dirs
+    open(os.path.join(a, "f"), "w").close()
+    fb = os.path.join(b, "f")
+    with pytest.raises(OSError) as e:
+        os.getxattr(fb, "user.color")
+    assert e.value.errno == errno.ENODATA
+    os.setxattr(os.path.join(a, "f"), "user.color", b"blue")
+    assert os.getxattr(fb, "user.color") == b"blue"
+    assert "user.color" in os.listxattr(fb)
+    os.setxattr(os.path.join(a, "f"), "user.color", b"red")
+    assert os.getxattr(fb, "user.color") == b"red"
+    os.removexattr(os.path.join(a, "f"), "user.color")
+    with pytest.raises(OSError) as e:
+        os.getxattr(fb, "user.color")
+    assert e.value.errno == errno.ENODATA
+    assert "user.color" not in os.listxattr(fb)
+
+
+def test_hard_link_count_follows(dirs):
+    a, b = dirs
+    open(os.path.join(a, "f"), "w").close()
+    fb = os.path.join(b, "f")
+    assert os.stat(fb).st_nlink == 1
+    os.link(os.path.join(a, "f"), os.path.join(a, "g"))
+    assert os.stat(fb).st_nlink == 2
+    assert os.stat(os.path.join(b, "g")).st_ino == os.stat(fb).st_ino
+    os.unlink(os.path.join(a, "g"))
+    assert os.stat(fb).st_nlink == 1
+    assert not os.path.exists(os.path.join(b, "g"))
+
+
+def test_create_appears_in_readdir(dirs):
+    a, b = dirs
+    assert os.listdir(b) == []
+    open(os.path.join(a, "new"), "w").close()
+    assert os.listdir(b) == ["new"]
+    open(os.path.join(a, "new2"), "w").close()
+    assert sorted(os.listdir(b)) == ["new", "new2"]
+
+
+def test_negative_lookup_turns_positive(dirs):
+    a, b = dirs
+    fb = os.path.join(b, "later")
+    for _ in range(3):
+        with pytest.raises(FileNotFoundError):
+            os.stat(fb)
+    with open(os.path.join(a, "later"), "w") as f:
+        f.write("hello")
+    assert os.stat(fb).st_size == 5
+    with open(fb) as f:
+        assert f.read() == "hello"
+
+
+def test_truncate_size_follows(dirs):
+    a, b = dirs
+    with open(os.path.join(a, "f"), "w") as f:
+        f.write("0123456789")
+    assert os.stat(os.path.join(b, "f")).st_size == 10
+    os.truncate(os.path.join(a, "f"), 3)
+    assert os.stat(os.path.join(b, "f")).st_size == 3
+
+
+def test_repeated_stats_send_no_mds_rpc(dirs):
+    a, _ = dirs
+    paths = []
+    for i in range(10):
+        p = os.path.join(a, f"f{i}")
+        with open(p, "w") as f:
+            f.write("x" * i)
+        paths.append(p)
+    for p in paths:  # warm the caches (and the stats read path)
+        os.stat(p)
+    _stats(a)
+    before = _stats(a)
+    for i in range(10000):
+        st = os.stat(paths[i % 10])
+        assert st.st_size == i % 10
+    after = _stats(a)
+    mds_before = {k: v for k, v in before.items() if k[0] == "mds"}
+    mds_after = {k: v for k, v in after.items() if k[0] == "mds"}
+    assert mds_after == mds_before
+    assert any(k[0] == "mds" and k[1] in ("Lookup", "GetAttr")
+               for k in after)
+
+
+def test_repeated_listing_sends_no_mds_rpc_until_changed(dirs):
+    a, b = dirs
+    for i in range(5):
+        open(os.path.join(a, f"f{i}"), "w").close()
+    expect = sorted(f"f{i}" for i in range(5))
+    assert sorted(os.listdir(b)) == expect
+    for name in expect:  # ls -l: attributes too
+        os.stat(os.path.join(b, name))
+    before = _stats(b)
+    for _ in range(200):
+        assert sorted(os.listdir(b)) == expect
+        for e in os.scandir(b):
+            e.stat()
+    after = _stats(b)
+    assert {k: v for k, v in after.items() if k[0] == "mds"} == \
+        {k: v for k, v in before.items() if k[0] == "mds"}
+    os.rename(os.path.join(a, "f0"), os.path.join(a, "g0"))
+    assert sorted(os.listdir(b)) == sorted(expect[1:] + ["g0"])
+
+
+def test_concurrent_changes_from_both_mounts_finish_coherent(dirs):
+    """Both mounts create, stat, rename, list and remove in one directory at
+    once (locks asked back and forth): everything finishes and both mounts
+    end with the same view."""
+    import concurrent.futures
+
+    a, b = dirs
+
+    def worker(base, tag):
+        for i in range(60):
+            p = os.path.join(base, f"{tag}{i}")
+            with open(p, "w") as f:
+                f.write(tag)
+            os.stat(p)
+            os.chmod(p, 0o600 if i % 2 else 0o644)
+            os.rename(p, p + ".r")
+            os.listdir(base)
+            if i % 3 == 0:
+                os.unlink(p + ".r")
+        return True
+
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        futs = [ex.submit(worker, a, "a"), ex.submit(worker, b, "b"),
+                ex.submit(worker, a, "c"), ex.submit(worker, b, "d")]
+        for f in futs:
+            assert f.result(timeout=120)
+    expect = sorted(f"{t}{i}.r" for t in "abcd" for i in range(60) if i % 3)
+    assert sorted(os.listdir(a)) == expect
+    assert sorted(os.listdir(b)) == expect
+    for name in expect:
+        sa = os.stat(os.path.join(a, name))
+        sb = os.stat(os.path.join(b, name))
+        assert (sa.st_ino, sa.st_mode, sa.st_nlink) == \
+            (sb.st_ino, sb.st_mode, sb.st_nlink)
