@@ -30,6 +30,8 @@ namespace {
 
 // How often a waiter polls its interrupt check.
 constexpr absl::Duration kInterruptPoll = absl::Milliseconds(20);
+// After Connect has failed this long, the reader opens a new channel.
+constexpr absl::Duration kNewChannelAfter = absl::Seconds(2);
 
 // The DLM is away (restarting, unreachable, not yet connected to us):
 // worth sending the same request again. EAGAIN (busy lock) is an answer.
@@ -129,6 +131,18 @@ class DlmClient::Impl {
     h.set_xid(next_xid_.fetch_add(1));
     return h;
   }
+  std::shared_ptr<rpc::Dlm::Stub> Stub() {
+    absl::MutexLock l(&stub_mu_);
+    return stub_;
+  }
+  // A fresh channel: a gRPC channel whose connection was lost can stay in
+  // TRANSIENT_FAILURE for many seconds after the DLM is back (seen ~17 s
+  // after a SIGTERM restart), long enough for the new DLM to evict us.
+  void NewChannel() {
+    auto stub = rpc::Dlm::NewStub(rpc::MakeChannel(options_.address));
+    absl::MutexLock l(&stub_mu_);
+    stub_ = std::move(stub);
+  }
   void CountRpc(const char* method) {
     absl::MutexLock l(&counts_mu_);
     ++counts_[method];
@@ -180,7 +194,7 @@ class DlmClient::Impl {
     return Rpc(
         "Cancel",
         [&](grpc::ClientContext* ctx) {
-          return stub_->Cancel(ctx, req, &rep);
+          return Stub()->Cancel(ctx, req, &rep);
         },
         retry);
   }
@@ -219,7 +233,9 @@ class DlmClient::Impl {
   const DlmClientOptions options_;
   const uint64_t client_id_;
   Clock* const clock_;
-  std::unique_ptr<rpc::Dlm::Stub> stub_;
+  absl::Mutex stub_mu_;  // taken alone
+  // Replaced by the reader when the DLM stays unreachable (see ReaderLoop).
+  std::shared_ptr<rpc::Dlm::Stub> stub_ ABSL_GUARDED_BY(stub_mu_);
 
   mutable absl::Mutex mu_;
   absl::CondVar cv_;  // a lock changed state
@@ -251,6 +267,8 @@ class DlmClient::Impl {
 void DlmClient::Impl::ReaderLoop() {
   absl::Duration backoff = options_.backoff_min;
   bool was_connected = false;
+  // Since when Connect has been failing (InfiniteFuture: it is not).
+  absl::Time failing_since = absl::InfiniteFuture();
   while (!Stopping()) {
     rpc::ConnectRequest creq = rpc::MakeConnectRequest(
         client_id_, options_.kind, options_.name);
@@ -258,7 +276,7 @@ void DlmClient::Impl::ReaderLoop() {
     absl::Status s = Rpc(
         "Connect",
         [&](grpc::ClientContext* ctx) {
-          return stub_->Connect(ctx, creq, &crep);
+          return Stub()->Connect(ctx, creq, &crep);
         },
         /*retry=*/false);
     if (!s.ok()) {
@@ -267,10 +285,18 @@ void DlmClient::Impl::ReaderLoop() {
                      s.ToString());
         was_connected = false;
       }
+      const absl::Time now = absl::Now();
+      if (failing_since == absl::InfiniteFuture()) {
+        failing_since = now;
+      } else if (now - failing_since >= kNewChannelAfter) {
+        NewChannel();
+        failing_since = now;
+      }
       Nap(Jitter(backoff), {});
       backoff = std::min(backoff * 2, options_.backoff_max);
       continue;
     }
+    failing_since = absl::InfiniteFuture();
     grpc::ClientContext ctx;
     {
       absl::MutexLock l(&mu_);
@@ -280,8 +306,9 @@ void DlmClient::Impl::ReaderLoop() {
     rpc::SessionRequest sreq;
     sreq.set_client_id(client_id_);
     CountRpc("Session");
+    std::shared_ptr<rpc::Dlm::Stub> stub = Stub();  // outlives the stream
     std::unique_ptr<grpc::ClientReader<rpc::Callback>> reader =
-        stub_->Session(&ctx, sreq);
+        stub->Session(&ctx, sreq);
     Replay();
     {
       absl::MutexLock l(&mu_);
@@ -324,7 +351,7 @@ void DlmClient::Impl::Replay() {
     absl::Status s = Rpc(
         "Replay",
         [&](grpc::ClientContext* ctx) {
-          return stub_->Replay(ctx, req, &rep);
+          return Stub()->Replay(ctx, req, &rep);
         },
         /*retry=*/false);
     if (s.ok()) continue;
@@ -348,7 +375,7 @@ void DlmClient::Impl::Replay() {
   rpc::DlmEmpty rep;
   absl::Status s = Rpc(
       "Replay",
-      [&](grpc::ClientContext* ctx) { return stub_->Replay(ctx, done, &rep); },
+      [&](grpc::ClientContext* ctx) { return Stub()->Replay(ctx, done, &rep); },
       /*retry=*/false);
   if (!s.ok() && !Stopping()) {
     spdlog::warn("dlm: replay done: {}", s.ToString());
@@ -403,7 +430,7 @@ void DlmClient::Impl::HandleCallback(const rpc::Callback& cb) {
       absl::Status s = Rpc(
           "GlimpseReply",
           [&](grpc::ClientContext* ctx) {
-            return stub_->GlimpseReply(ctx, req, &rep);
+            return Stub()->GlimpseReply(ctx, req, &rep);
           },
           /*retry=*/false);
       if (!s.ok()) spdlog::warn("dlm: glimpse reply: {}", s.ToString());
@@ -478,7 +505,7 @@ void DlmClient::Impl::MaintenanceLoop() {
     rpc::DlmEmpty rep;
     absl::Status s = Rpc(
         "Touch",
-        [&](grpc::ClientContext* ctx) { return stub_->Touch(ctx, req, &rep); },
+        [&](grpc::ClientContext* ctx) { return Stub()->Touch(ctx, req, &rep); },
         /*retry=*/false);
     if (!s.ok()) spdlog::warn("dlm: touch: {}", s.ToString());
   }
@@ -526,7 +553,7 @@ absl::StatusOr<LockInfo> DlmClient::Impl::Lock(const LockSpec& spec,
     absl::Status s = Rpc(
         "Enqueue",
         [&](grpc::ClientContext* ctx) {
-          return stub_->Enqueue(ctx, req, &rep);
+          return Stub()->Enqueue(ctx, req, &rep);
         },
         /*retry=*/true, opts.interrupted);
     absl::StatusOr<LockInfo> info =
@@ -615,7 +642,7 @@ absl::StatusOr<LockInfo> DlmClient::Impl::Convert(
   rpc::ConvertReply rep;
   absl::Status s = Rpc(
       "Convert",
-      [&](grpc::ClientContext* ctx) { return stub_->Convert(ctx, req, &rep); },
+      [&](grpc::ClientContext* ctx) { return Stub()->Convert(ctx, req, &rep); },
       /*retry=*/true, interrupted);
   if (!s.ok()) return s;
   auto info = FromProto(rep.lock());
@@ -656,7 +683,7 @@ absl::StatusOr<std::vector<GlimpseValue>> DlmClient::Impl::Glimpse(
   rpc::GlimpseResult rep;
   absl::Status s = Rpc(
       "Glimpse",
-      [&](grpc::ClientContext* ctx) { return stub_->Glimpse(ctx, req, &rep); },
+      [&](grpc::ClientContext* ctx) { return Stub()->Glimpse(ctx, req, &rep); },
       /*retry=*/true);
   if (!s.ok()) return s;
   std::vector<GlimpseValue> out;
