@@ -7,13 +7,13 @@ no syscall fail; the data verifies afterwards and both mounts keep working.
 This module runs its own cluster (2 OSS, two mounts) so that restarting the
 DLM cannot disturb tests that use the session cluster.
 
-Hook for fcntl/flock checks across a restart: `RestartChecks` below. Its
-before() runs once the I/O loops are going and before the DLM goes down, its
-after() once the loops have stopped; add lock-held assertions there (e.g.
-take an fcntl lock on mount A in before(), check in after() that F_GETLK on
-mount B still reports it and that A still holds it).
+An fcntl lock held across each restart: `RestartChecks` below takes it on
+mount A before the DLM goes down and checks afterwards that mount B is still
+refused, then that B gets it once A unlocks.
 """
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 
 import pytest
 
@@ -85,22 +86,68 @@ def content(name):
 
 
 class RestartChecks:
-    """Extra checks around a DLM restart (hook for lock-held assertions).
+    """An fcntl lock held across a DLM restart.
 
-    before(a, b) is called with the two mountpoints while the loops run and
-    before the DLM is stopped; after(a, b) after the loops have stopped and
-    the DLM is back. Both are no-ops for now; engineer C adds fcntl/flock
-    checks here."""
+    before(a, b): a helper process takes an exclusive fcntl lock on a file
+    through mount A and keeps it; mount B must be refused (EAGAIN/EACCES).
+    after(a, b): the holder is still alive, B is still refused, so the lock
+    survived the restart; then the holder unlocks and B gets the lock at
+    once, so the lock state is live and coherent. close() stops the holder
+    also on failure."""
+
+    HOLDER = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "fcntl.lockf(fd, fcntl.LOCK_UN)\n"
+        "print('unlocked', flush=True)\n"
+        "sys.stdin.readline()\n")
+
+    def __init__(self):
+        self.holder = None
+        self.name = "held-lock-" + uuid.uuid4().hex[:8]
+
+    @staticmethod
+    def _try_lock(path):
+        """True if this process can lock `path` exclusively right now."""
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            assert e.errno in (errno.EAGAIN, errno.EACCES), e
+            return False
+        finally:
+            os.close(fd)  # also drops a lock we got
+        return True
 
     def before(self, mnt_a, mnt_b):
-        pass
+        path_a = os.path.join(mnt_a, self.name)
+        with open(path_a, "wb") as f:
+            f.write(b"lock me")
+        self.holder = subprocess.Popen(
+            [sys.executable, "-c", self.HOLDER, path_a],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.holder.stdout.readline().strip() == "locked"
+        assert not self._try_lock(os.path.join(mnt_b, self.name)), \
+            "mount B got a lock that mount A holds"
 
     def after(self, mnt_a, mnt_b):
-        pass
+        path_b = os.path.join(mnt_b, self.name)
+        assert self.holder.poll() is None, "lock holder died"
+        assert not self._try_lock(path_b), \
+            "the fcntl lock held on mount A was lost across the DLM restart"
+        self.holder.stdin.write("\n")
+        self.holder.stdin.flush()
+        assert self.holder.stdout.readline().strip() == "unlocked"
+        assert self._try_lock(path_b), "mount B still refused after unlock"
 
     def close(self):
         """Releases whatever before() took; called also on failure."""
-        pass
+        if self.holder is not None and self.holder.poll() is None:
+            self.holder.kill()
+            self.holder.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
