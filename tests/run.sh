@@ -9,6 +9,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 BUILD="${STRIPEFS_BUILD:-$ROOT/build}"
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+# Cache hits across clones at different paths (CI clones afresh).
+export CCACHE_BASEDIR="$ROOT"
+export CCACHE_NOHASHDIR=1
 export STRIPEFS_BUILD="$BUILD"
 # No __pycache__ / .pytest_cache in the tree.
 export PYTHONDONTWRITEBYTECODE=1
