@@ -35,6 +35,9 @@ constexpr absl::Duration kNewChannelAfter = absl::Seconds(2);
 
 // The DLM is away (restarting, unreachable, not yet connected to us):
 // worth sending the same request again. EAGAIN (busy lock) is an answer.
+// ENOTCONN (the DLM does not know us, e.g. evicted) is retried only because
+// Rpc() kicks the session on it: the reader connects anew, so the retry is
+// bounded by a reconnect.
 bool Retryable(const absl::Status& s) {
   int err = ToErrno(s);
   if (err == ESHUTDOWN || err == ENOTCONN) return true;
@@ -101,6 +104,7 @@ class DlmClient::Impl {
   absl::StatusOr<LockInfo> Convert(uint64_t handle, LockMode mode,
                                    const std::function<bool()>& interrupted);
   absl::Status Cancel(uint64_t handle);
+  absl::StatusOr<std::optional<LockInfo>> Test(const LockSpec& spec);
   absl::StatusOr<std::vector<GlimpseValue>> Glimpse(const ResourceId& res,
                                                     uint64_t start,
                                                     uint64_t end);
@@ -176,6 +180,7 @@ class DlmClient::Impl {
       rpc::SetDeadline(ctx, options_.rpc_deadline);
       CountRpc(method);
       absl::Status s = rpc::FromGrpc(call(&ctx));
+      if (!s.ok() && ToErrno(s) == ENOTCONN) KickSession();
       if (s.ok() || !retry || !Retryable(s)) return s;
       if (Stopping()) return Errno(ESHUTDOWN, "DLM client closed");
       if (!Nap(Jitter(backoff), interrupted)) {
@@ -183,6 +188,23 @@ class DlmClient::Impl {
         return Errno(EINTR, absl::StrCat(method, " interrupted"));
       }
       backoff = std::min(backoff * 2, options_.backoff_max);
+    }
+  }
+
+  // The DLM does not know this client (ENOTCONN): it evicted us (the
+  // EVICTED callback may be lost with a broken stream) or lost its table.
+  // Ends the session stream so the reader connects anew (a new life on the
+  // DLM) and replays the locks it holds; those the DLM no longer has are
+  // dropped as lost (ESTALE), so a retried request does not spin on
+  // ENOTCONN.
+  void KickSession() {
+    absl::MutexLock l(&mu_);
+    if (connected_ && session_ctx_ != nullptr) {
+      spdlog::warn("dlm {}: the DLM does not know this client (evicted?); "
+                   "reconnecting",
+                   options_.address);
+      connected_ = false;
+      session_ctx_->TryCancel();
     }
   }
 
@@ -549,6 +571,8 @@ absl::StatusOr<LockInfo> DlmClient::Impl::Lock(const LockSpec& spec,
     req.set_start(spec.start);
     req.set_end(spec.end);
     req.set_no_wait(opts.no_wait);
+    req.set_exact(opts.exact);
+    req.set_carve_from(opts.carve_from);
     rpc::EnqueueReply rep;
     absl::Status s = Rpc(
         "Enqueue",
@@ -673,6 +697,28 @@ absl::Status DlmClient::Impl::Cancel(uint64_t handle) {
   return CancelRpc(handle, /*retry=*/true);
 }
 
+absl::StatusOr<std::optional<LockInfo>> DlmClient::Impl::Test(
+    const LockSpec& spec) {
+  rpc::EnqueueRequest req;
+  *req.mutable_hdr() = Header();
+  *req.mutable_resource() = ToProto(spec.resource);
+  req.set_mode(static_cast<rpc::LockMode>(spec.mode));
+  req.set_bits(spec.bits);
+  req.set_start(spec.start);
+  req.set_end(spec.end);
+  req.set_test_only(true);
+  rpc::EnqueueReply rep;
+  absl::Status s = Rpc(
+      "Enqueue",
+      [&](grpc::ClientContext* ctx) { return Stub()->Enqueue(ctx, req, &rep); },
+      /*retry=*/true);
+  if (!s.ok()) return s;
+  if (!rep.has_conflict()) return std::nullopt;
+  absl::StatusOr<LockInfo> c = FromProto(rep.conflict());
+  if (!c.ok()) return c.status();
+  return std::optional<LockInfo>(*c);
+}
+
 absl::StatusOr<std::vector<GlimpseValue>> DlmClient::Impl::Glimpse(
     const ResourceId& res, uint64_t start, uint64_t end) {
   rpc::GlimpseRequest req;
@@ -733,6 +779,10 @@ absl::StatusOr<LockInfo> DlmClient::Convert(
 }
 absl::Status DlmClient::Cancel(uint64_t handle) {
   return impl_->Cancel(handle);
+}
+absl::StatusOr<std::optional<LockInfo>> DlmClient::Test(
+    const LockSpec& spec) {
+  return impl_->Test(spec);
 }
 absl::StatusOr<std::vector<GlimpseValue>> DlmClient::Glimpse(
     const ResourceId& resource, uint64_t start, uint64_t end) {

@@ -45,6 +45,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,14 @@ struct LockOptions {
   bool no_wait = false;
   // Always enqueue a new lock, even when a cached one would cover it.
   bool no_cache_match = false;
+  // EXTENT: the DLM grants exactly [start, end], never a wider range
+  // (record locks, where a widened lock would make disjoint ranges of two
+  // mounts conflict).
+  bool exact = false;
+  // EXTENT: a granted lock (handle) of this client covering the request:
+  // the new lock is carved out of it, granted at once (see
+  // EnqueueRequest.carve_from); the caller then cancels or keeps the old.
+  uint64_t carve_from = 0;
 };
 
 class DlmClient {
@@ -125,6 +134,11 @@ class DlmClient {
   // Cancels a lock now (cached or in use; its users lose it). No handler
   // is called.
   [[nodiscard]] absl::Status Cancel(uint64_t handle);
+  // Takes nothing: a granted lock of another client that conflicts with
+  // `spec`, or nullopt when `spec` would not conflict with another client
+  // (F_GETLK). Waits while the DLM is away, like Lock.
+  [[nodiscard]] absl::StatusOr<std::optional<LockInfo>> Test(
+      const LockSpec& spec);
   // Asks the PW/EX holders of overlapping extent locks for their values.
   [[nodiscard]] absl::StatusOr<std::vector<GlimpseValue>> Glimpse(
       const ResourceId& resource, uint64_t start, uint64_t end);

@@ -312,6 +312,38 @@ class SlowHandler : public RecordingHandler {
   }
 };
 
+TEST_F(DlmComponentTest, ExactLocksAndTestThroughTheClient) {
+  DlmClient* c1 = NewClient("c1", nullptr);
+  DlmClient* c2 = NewClient("c2", nullptr);
+  LockOptions exact{.no_wait = true, .no_cache_match = true, .exact = true};
+  auto a = c1->Lock(Extent(LockMode::kPW, 0, 99), exact);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->spec.end, 99u);  // not widened
+  auto b = c2->Lock(Extent(LockMode::kPW, 100, 199), exact);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->spec.start, 100u);
+  EXPECT_EQ(b->spec.end, 199u);
+  // Test names the other client's lock, creates nothing, ignores its own.
+  auto t = c2->Test(Extent(LockMode::kPR, 50, 150));
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_TRUE(t->has_value());
+  EXPECT_EQ((*t)->handle, a->handle);
+  EXPECT_EQ((*t)->spec.start, 0u);
+  EXPECT_EQ((*t)->spec.end, 99u);
+  auto free = c2->Test(Extent(LockMode::kPW, 200, 300));
+  ASSERT_TRUE(free.ok());
+  EXPECT_FALSE(free->has_value());
+  // A normal (non-exact) lock of c1 elsewhere is still widened.
+  auto n = c1->Lock(Extent(LockMode::kPW, 500, 599),
+                    {.no_wait = true, .no_cache_match = true});
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(n->spec.start, 200u);
+  EXPECT_EQ(n->spec.end, kExtentEof);
+  c1->Release(a->handle);
+  c2->Release(b->handle);
+  c1->Release(n->handle);
+}
+
 TEST_F(DlmComponentTest, HolderThatHangsIsEvictedAndRecovers) {
   StopServer(/*clean=*/true);
   callback_timeout_ = absl::Seconds(1);

@@ -105,7 +105,20 @@ grpc::Status DlmService::Enqueue(grpc::ServerContext* ctx,
   auto mode = ModeFromProto(req->mode());
   if (!mode.ok()) return Finish(kEnqueue, mode.status(), client, xid);
   LockSpec spec{*res, *mode, req->bits(), req->start(), req->end()};
-  auto lock = manager_->Enqueue(client, xid, spec, req->no_wait());
+  if (req->test_only()) {
+    auto conflict = manager_->Test(client, spec);
+    if (conflict.ok()) {
+      LockInfo asked{0, client, spec, !conflict->has_value()};
+      *reply->mutable_lock() = ToProto(asked);
+      if (conflict->has_value()) {
+        *reply->mutable_conflict() = ToProto(**conflict);
+      }
+    }
+    return Finish(kEnqueue, conflict.status(), client, xid);
+  }
+  auto lock =
+      manager_->Enqueue(client, xid, spec, req->no_wait(), req->exact(),
+                        req->carve_from());
   if (lock.ok()) *reply->mutable_lock() = ToProto(*lock);
   return Finish(kEnqueue, lock.status(), client, xid);
 }

@@ -81,12 +81,23 @@ class LockManager {
                                      const std::string& name);
 
   // Enqueues a lock. Returns it granted, or waiting (a COMPLETION event
-  // follows when granted). `no_wait`: EAGAIN instead of waiting. A resent
-  // request with the same (client_id, xid) returns the same lock.
+  // follows when granted). `no_wait`: EAGAIN instead of waiting. `exact`:
+  // an EXTENT lock is granted over exactly the range asked, never expanded.
+  // `carve_from`: a granted EXTENT lock of the client covering the request
+  // (range and mode): granted at once, exact, ignoring that lock and the
+  // waiters (splitting a held lock); EINVAL when it does not cover.
+  // A resent request with the same (client_id, xid) returns the same lock.
   [[nodiscard]] absl::StatusOr<LockInfo> Enqueue(uint64_t client_id,
                                                  uint64_t xid,
                                                  const LockSpec& spec,
-                                                 bool no_wait = false);
+                                                 bool no_wait = false,
+                                                 bool exact = false,
+                                                 uint64_t carve_from = 0);
+  // Creates nothing: a granted lock of ANOTHER client that conflicts with
+  // `spec`, or nullopt when there is none (F_GETLK). Waiting locks and the
+  // caller's own locks are not considered.
+  [[nodiscard]] absl::StatusOr<std::optional<LockInfo>> Test(
+      uint64_t client_id, const LockSpec& spec);
   // Changes a granted lock's mode. Down-conversions are granted at once;
   // an up-conversion that conflicts returns granted=false and a COMPLETION
   // follows.

@@ -125,7 +125,9 @@ void LockManager::Reprocess(const std::string& key, Txn& txn) {
       lock.rec.granted = true;
       lock.rec.spec.mode = lock.rec.req_mode;
       res.waiting.erase(res.waiting.begin() + i);
-      if (res.id.type == LockType::kExtent) Expand(res, lock);
+      if (res.id.type == LockType::kExtent && !lock.rec.exact) {
+        Expand(res, lock);
+      }
       res.granted.push_back(lock.rec.handle);
       txn.locks.insert(lock.rec.handle);
       txn.events.push_back(
@@ -165,7 +167,8 @@ void LockManager::ReprocessAll(Txn& txn) {
 absl::StatusOr<LockInfo> LockManager::Enqueue(uint64_t client_id,
                                               uint64_t xid,
                                               const LockSpec& spec,
-                                              bool no_wait) {
+                                              bool no_wait, bool exact,
+                                              uint64_t carve_from) {
   absl::Status valid = ValidateSpec(spec);
   if (!valid.ok()) return valid;
   absl::MutexLock l(&mu_);
@@ -188,6 +191,40 @@ absl::StatusOr<LockInfo> LockManager::Enqueue(uint64_t client_id,
   lock.rec.spec = spec;
   lock.rec.req_mode = spec.mode;
   lock.rec.granted = false;
+  lock.rec.exact = exact;
+  if (carve_from != 0) {
+    auto src = locks_.find(carve_from);
+    if (src == locks_.end() || src->second.rec.client_id != client_id ||
+        !src->second.rec.granted ||
+        spec.resource.type != LockType::kExtent ||
+        !(src->second.rec.spec.resource == spec.resource) ||
+        src->second.rec.spec.start > spec.start ||
+        src->second.rec.spec.end < spec.end ||
+        !ModeCovers(src->second.rec.spec.mode, spec.mode)) {
+      if (res.granted.empty() && res.waiting.empty()) resources_.erase(key);
+      return Errno(EINVAL, absl::StrCat("lock ", carve_from,
+                                        " does not cover ", Describe(spec)));
+    }
+    for (uint64_t g : res.granted) {
+      const Lock& other = locks_.at(g);
+      if (g != carve_from &&
+          Conflicts(spec, spec.mode, other.rec.spec, other.rec.spec.mode)) {
+        return Errno(EAGAIN, absl::StrCat(Describe(spec), " is busy"));
+      }
+    }
+    lock.rec.exact = true;
+    lock.rec.granted = true;
+    const uint64_t handle = lock.rec.handle;
+    locks_[handle] = lock;
+    res.granted.push_back(handle);
+    (*c)->locks.insert(handle);
+    by_xid_[{client_id, xid}] = handle;
+    Txn txn;
+    txn.meta = true;
+    txn.locks.insert(handle);
+    Commit(txn);
+    return Info(locks_.at(handle));
+  }
   if (no_wait && !Grantable(res, lock, res.waiting.size())) {
     if (res.granted.empty() && res.waiting.empty()) resources_.erase(key);
     return Errno(EAGAIN, absl::StrCat(Describe(spec), " is busy"));
@@ -206,6 +243,25 @@ absl::StatusOr<LockInfo> LockManager::Enqueue(uint64_t client_id,
   DropCompletion(handle, txn);
   Commit(txn);
   return Info(locks_.at(handle));
+}
+
+absl::StatusOr<std::optional<LockInfo>> LockManager::Test(
+    uint64_t client_id, const LockSpec& spec) {
+  absl::Status valid = ValidateSpec(spec);
+  if (!valid.ok()) return valid;
+  absl::MutexLock l(&mu_);
+  auto c = FindClient(client_id);
+  if (!c.ok()) return c.status();
+  auto rit = resources_.find(spec.resource.Key());
+  if (rit == resources_.end()) return std::nullopt;
+  for (uint64_t g : rit->second.granted) {
+    const Lock& other = locks_.at(g);
+    if (other.rec.client_id == client_id) continue;
+    if (Conflicts(spec, spec.mode, other.rec.spec, other.rec.spec.mode)) {
+      return Info(other);
+    }
+  }
+  return std::nullopt;
 }
 
 absl::StatusOr<LockInfo> LockManager::Convert(uint64_t client_id,

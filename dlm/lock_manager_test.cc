@@ -168,6 +168,123 @@ TEST_F(LockManagerTest, ExtentExpansionStopsAtConflictingLocks) {
   ASSERT_FALSE(r.granted);  // w covers everything
 }
 
+TEST_F(LockManagerTest, ExactExtentIsNotWidened) {
+  // A normal request on a free resource is widened to all of it...
+  LockInfo n = Enq(kA, Extent(LockMode::kPW, 0, 99));
+  ASSERT_TRUE(n.granted);
+  EXPECT_EQ(n.spec.end, kExtentEof);
+  ASSERT_TRUE(m_->Cancel(kA, n.handle).ok());
+  // ...an exact one is granted over exactly what it asked for, so a
+  // disjoint (even adjacent) exact request of another client is granted
+  // at once and an overlapping one is refused.
+  auto a = m_->Enqueue(kA, ++xid_, Extent(LockMode::kPW, 0, 99),
+                       /*no_wait=*/true, /*exact=*/true);
+  ASSERT_TRUE(a.ok() && a->granted);
+  EXPECT_EQ(a->spec.start, 0u);
+  EXPECT_EQ(a->spec.end, 99u);
+  auto b = m_->Enqueue(kB, ++xid_, Extent(LockMode::kPW, 100, 199),
+                       /*no_wait=*/true, /*exact=*/true);
+  ASSERT_TRUE(b.ok() && b->granted);
+  EXPECT_EQ(b->spec.start, 100u);
+  EXPECT_EQ(b->spec.end, 199u);
+  auto c = m_->Enqueue(kC, ++xid_, Extent(LockMode::kPR, 99, 100),
+                       /*no_wait=*/true, /*exact=*/true);
+  EXPECT_EQ(ToErrno(c.status()), EAGAIN);
+  // A waiting exact lock stays exact when granted later.
+  auto w = m_->Enqueue(kC, ++xid_, Extent(LockMode::kPW, 50, 59),
+                       /*no_wait=*/false, /*exact=*/true);
+  ASSERT_TRUE(w.ok());
+  EXPECT_FALSE(w->granted);
+  ASSERT_TRUE(m_->Cancel(kA, a->handle).ok());
+  std::vector<CallbackEvent> ev = Events(kC);
+  ASSERT_FALSE(ev.empty());
+  EXPECT_EQ(ev.back().kind, CallbackEvent::kCompletion);
+  EXPECT_EQ(ev.back().lock.spec.start, 50u);
+  EXPECT_EQ(ev.back().lock.spec.end, 59u);
+  // The flag survives a restart (persisted) and a normal lock next to
+  // exact ones is still widened into the free space around them.
+  ASSERT_TRUE(m_->Close().ok());
+  Reopen();
+  LockInfo g = Enq(kA, Extent(LockMode::kPW, 300, 399));
+  ASSERT_TRUE(g.granted);
+  EXPECT_EQ(g.spec.start, 200u);
+  EXPECT_EQ(g.spec.end, kExtentEof);
+}
+
+TEST_F(LockManagerTest, CarvingSplitsAHeldLockBeforeAnyWaiter) {
+  LockInfo h = m_->Enqueue(kA, ++xid_, Extent(LockMode::kPW, 0, 199), false,
+                           /*exact=*/true)
+                   .value();
+  ASSERT_TRUE(h.granted);
+  // B waits for [0, 49].
+  LockInfo w = m_->Enqueue(kB, ++xid_, Extent(LockMode::kPW, 0, 49), false,
+                           true)
+                   .value();
+  ASSERT_FALSE(w.granted);
+  // A keeps [0, 49] and [100, 199], and [150, 199] only for reading: the
+  // pieces are granted at once although B waits, then the whole goes.
+  auto p1 = m_->Enqueue(kA, ++xid_, Extent(LockMode::kPW, 0, 49), true, true,
+                        /*carve_from=*/h.handle);
+  auto p2 = m_->Enqueue(kA, ++xid_, Extent(LockMode::kPW, 100, 149), true,
+                        true, h.handle);
+  auto p3 = m_->Enqueue(kA, ++xid_, Extent(LockMode::kPR, 150, 199), true,
+                        true, h.handle);
+  ASSERT_TRUE(p1.ok() && p1->granted) << p1.status();
+  ASSERT_TRUE(p2.ok() && p2->granted) << p2.status();
+  ASSERT_TRUE(p3.ok() && p3->granted) << p3.status();
+  EXPECT_EQ(p1->spec.end, 49u);
+  // Not covered (range or mode), or not A's: refused.
+  EXPECT_EQ(ToErrno(m_->Enqueue(kA, ++xid_, Extent(LockMode::kPW, 150, 250),
+                                true, true, h.handle)
+                        .status()),
+            EINVAL);
+  EXPECT_EQ(ToErrno(m_->Enqueue(kA, ++xid_, Extent(LockMode::kPW, 0, 1), true,
+                                true, p3->handle)
+                        .status()),
+            EINVAL);
+  EXPECT_EQ(ToErrno(m_->Enqueue(kC, ++xid_, Extent(LockMode::kPW, 0, 1), true,
+                                true, h.handle)
+                        .status()),
+            EINVAL);
+  ASSERT_TRUE(m_->Cancel(kA, h.handle).ok());
+  Events(kB);
+  for (const LockInfo& l : m_->Locks()) {
+    if (l.handle == w.handle) EXPECT_FALSE(l.granted);  // still waits
+  }
+  auto c = m_->Enqueue(kC, ++xid_, Extent(LockMode::kPW, 50, 99), true, true);
+  ASSERT_TRUE(c.ok() && c->granted);
+  auto d = m_->Enqueue(kC, ++xid_, Extent(LockMode::kPR, 160, 170), true,
+                       true);
+  ASSERT_TRUE(d.ok() && d->granted);
+  ASSERT_TRUE(m_->Cancel(kA, p1->handle).ok());
+  std::vector<CallbackEvent> ev = Events(kB);
+  ASSERT_FALSE(ev.empty());
+  EXPECT_EQ(ev.back().kind, CallbackEvent::kCompletion);
+  EXPECT_EQ(ev.back().lock.handle, w.handle);
+}
+
+TEST_F(LockManagerTest, TestReportsAnotherClientsConflictingLock) {
+  LockInfo a = m_->Enqueue(kA, ++xid_, Extent(LockMode::kPW, 10, 19),
+                           false, /*exact=*/true)
+                   .value();
+  ASSERT_TRUE(a.granted);
+  auto none = m_->Test(kB, Extent(LockMode::kPW, 20, 29));
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  auto hit = m_->Test(kB, Extent(LockMode::kPR, 0, 10));
+  ASSERT_TRUE(hit.ok());
+  ASSERT_TRUE(hit->has_value());
+  EXPECT_EQ((*hit)->handle, a.handle);
+  EXPECT_EQ((*hit)->spec.start, 10u);
+  EXPECT_EQ((*hit)->spec.end, 19u);
+  EXPECT_EQ((*hit)->spec.mode, LockMode::kPW);
+  // The caller's own locks never count; nothing was created.
+  auto own = m_->Test(kA, Extent(LockMode::kPW, 0, 100));
+  ASSERT_TRUE(own.ok());
+  EXPECT_FALSE(own->has_value());
+  EXPECT_EQ(m_->LockCount(), 1u);
+}
+
 TEST_F(LockManagerTest, ExpansionIsBoundedByNeighbours) {
   // Neighbours granted first keep the new lock between them.
   LockInfo lo = Enq(kA, Extent(LockMode::kPR, 0, 4095));

@@ -37,7 +37,9 @@ std::string EncodeLock(const LockRecord& r) {
   v.push_back(static_cast<char>(r.spec.resource.type));
   v.push_back(static_cast<char>(r.spec.mode));
   v.push_back(static_cast<char>(r.req_mode));
-  v.push_back(r.granted ? 1 : 0);
+  // Flags byte: bit 0 granted, bit 1 exact (records written before the
+  // exact flag existed have only bit 0).
+  v.push_back(static_cast<char>((r.granted ? 1 : 0) | (r.exact ? 2 : 0)));
   v.append(r.spec.resource.name);
   return v;
 }
@@ -65,7 +67,9 @@ absl::StatusOr<LockRecord> DecodeLock(std::string_view key,
   int type = v[p++];
   int mode = v[p++];
   int req = v[p++];
-  r.granted = v[p++] != 0;
+  const uint8_t flags = static_cast<uint8_t>(v[p++]);
+  r.granted = (flags & 1) != 0;
+  r.exact = (flags & 2) != 0;
   if (!ValidType(type) || !ValidMode(mode) || !ValidMode(req)) {
     return Errno(EIO, "corrupt lock record: bad type or mode");
   }

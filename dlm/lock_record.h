@@ -27,6 +27,7 @@ struct LockRecord {
   LockSpec spec;     // spec.mode: granted mode, or requested while waiting
   LockMode req_mode = LockMode::kNL;  // == spec.mode unless converting
   bool granted = false;
+  bool exact = false;  // EXTENT: never expanded (record locks)
 };
 
 struct MetaRecord {

@@ -36,7 +36,10 @@ int main(int argc, char** argv) {
   app.add_option("--listen", listen, "HOST:PORT to serve on")->required();
   app.add_option("--data", data, "data directory")->required();
   app.add_option("--callback-timeout", callback_timeout_s,
-                 "seconds a holder has to cancel after a blocking callback")
+                 "seconds a holder has to cancel after a blocking callback "
+                 "(default 10; env STRIPEFS_DLM_CALLBACK_TIMEOUT, e.g. for "
+                 "tests through `stripefs cluster up`)")
+      ->envname("STRIPEFS_DLM_CALLBACK_TIMEOUT")
       ->check(CLI::Range(0.1, 3600.0));
   app.add_option("--recovery-window", recovery_window_s,
                  "seconds clients may replay locks after an unclean restart")

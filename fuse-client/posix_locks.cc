@@ -4,43 +4,22 @@
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/errors.h"
 #include "spdlog/spdlog.h"
 
 namespace stripefs::client {
 namespace {
 
-struct Interval {
-  uint64_t start;
-  uint64_t end;  // inclusive
-};
+// How long a non-blocking request that conflicts waits for the conflicting
+// lock to be released anyway (see Set).
+constexpr absl::Duration kReleaseGrace = absl::Milliseconds(150);
+constexpr absl::Duration kGracePoll = absl::Milliseconds(5);
+// Bound of lost_handles_ (lost locks not stored when they were lost).
+constexpr size_t kMaxLostHandles = 4096;
 
 bool Overlaps(uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1) {
   return a0 <= b1 && b0 <= a1;
-}
-
-// The parts of [s, e] not covered by `cover`.
-std::vector<Interval> Subtract(uint64_t s, uint64_t e,
-                               std::vector<Interval> cover) {
-  std::sort(cover.begin(), cover.end(),
-            [](const Interval& a, const Interval& b) {
-              return a.start < b.start;
-            });
-  std::vector<Interval> out;
-  uint64_t pos = s;
-  bool done = false;
-  for (const Interval& c : cover) {
-    if (done) break;
-    if (c.end < pos || c.start > e) continue;
-    if (c.start > pos) out.push_back({pos, c.start - 1});
-    if (c.end >= e) {
-      done = true;
-    } else {
-      pos = std::max(pos, c.end + 1);
-    }
-  }
-  if (!done && pos <= e) out.push_back({pos, e});
-  return out;
 }
 
 }  // namespace
@@ -61,7 +40,8 @@ std::string PosixLocks::Resource(LockKind kind, uint64_t ino) {
 
 absl::StatusOr<dlm::LockInfo> PosixLocks::Take(
     LockKind kind, uint64_t ino, uint64_t start, uint64_t end, bool write,
-    bool wait, const std::function<bool()>& interrupted) {
+    bool wait, const std::function<bool()>& interrupted,
+    uint64_t carve_from) {
   dlm::LockSpec spec;
   spec.resource = {Resource(kind, ino), dlm::LockType::kExtent};
   spec.mode = write ? dlm::LockMode::kPW : dlm::LockMode::kPR;
@@ -71,6 +51,8 @@ absl::StatusOr<dlm::LockInfo> PosixLocks::Take(
   opts.interrupted = interrupted;
   opts.no_wait = !wait;
   opts.no_cache_match = true;  // never share a lock with another owner
+  opts.exact = true;           // never widened: ranges of mounts are exact
+  opts.carve_from = carve_from;
   return dlm_->Lock(spec, opts);
 }
 
@@ -80,96 +62,183 @@ void PosixLocks::Drop(uint64_t handle) {
   }
 }
 
+void PosixLocks::Store(const Key& key, OwnerLocks n) {
+  auto it = owners_.find(key);
+  if (it != owners_.end()) {
+    for (const Piece& p : it->second.pieces) by_handle_.erase(p.handle);
+    // Lost while the caller worked on a copy: stays lost.
+    if (it->second.lost) n.lost = true;
+  }
+  // Pieces lost (eviction) while the caller held no mu_ are not held.
+  n.pieces.erase(std::remove_if(n.pieces.begin(), n.pieces.end(),
+                                [&](const Piece& p) {
+                                  if (lost_handles_.erase(p.handle) == 0) {
+                                    return false;
+                                  }
+                                  n.lost = true;
+                                  return true;
+                                }),
+                 n.pieces.end());
+  if (n.pieces.empty() && !n.lost) {
+    if (it != owners_.end()) owners_.erase(it);
+    return;
+  }
+  std::sort(n.pieces.begin(), n.pieces.end(),
+            [](const Piece& a, const Piece& b) { return a.start < b.start; });
+  for (const Piece& p : n.pieces) by_handle_[p.handle] = key;
+  owners_[key] = std::move(n);
+}
+
 absl::Status PosixLocks::Set(LockKind kind, uint64_t ino, uint64_t owner,
                              const void* file, RangeLock lock, bool wait,
                              const std::function<bool()>& interrupted) {
   if (lock.end < lock.start) return Errno(EINVAL, "lock range ends first");
   const Key key{static_cast<int>(kind), ino, owner};
   const bool unlock = lock.type == LockType::kUnlock;
+  const bool write = lock.type == LockType::kWrite;
   OwnerLocks o;
   {
     absl::MutexLock l(&mu_);
     auto it = owners_.find(key);
-    if (it != owners_.end()) o = it->second;
-  }
-  if (unlock && o.handle == 0) return absl::OkStatus();
-  // The owner's new ranges: [start, end] replaces whatever it overlapped.
-  std::vector<Range> ranges;
-  for (const Range& r : o.ranges) {
-    if (!Overlaps(r.start, r.end, lock.start, lock.end)) {
-      ranges.push_back(r);
-      continue;
+    if (it != owners_.end()) {
+      if (it->second.lost) {
+        it->second.lost = false;
+        OwnerLocks left = it->second;
+        Store(key, std::move(left));
+        return Errno(ENOLCK,
+                     "lock lost: the lock service evicted this mount");
+      }
+      o = it->second;
     }
-    if (r.start < lock.start) ranges.push_back({r.start, lock.start - 1, r.write});
-    if (r.end > lock.end) ranges.push_back({lock.end + 1, r.end, r.write});
   }
-  if (!unlock) {
-    ranges.push_back({lock.start, lock.end, lock.type == LockType::kWrite});
-  }
-  std::sort(ranges.begin(), ranges.end(),
-            [](const Range& a, const Range& b) { return a.start < b.start; });
-  if (ranges.empty()) {
-    DropKey(key);
-    return absl::OkStatus();
-  }
-  bool write = false;
-  uint64_t lo = ranges.front().start, hi = 0;
-  for (const Range& r : ranges) {
-    write = write || r.write;
-    hi = std::max(hi, r.end);
-  }
-  const dlm::LockMode need = write ? dlm::LockMode::kPW : dlm::LockMode::kPR;
+  // The owner's pieces the request overlaps, and the rest.
+  std::vector<Piece> affected;
   OwnerLocks n = o;
-  n.ranges = std::move(ranges);
+  n.pieces.clear();
+  for (const Piece& p : o.pieces) {
+    (Overlaps(p.start, p.end, lock.start, lock.end) ? affected : n.pieces)
+        .push_back(p);
+  }
   if (file != nullptr) n.file = file;
   if (!unlock) n.pid = lock.pid;
-  const bool covers =
-      o.handle != 0 && o.granted.start <= lo && o.granted.end >= hi;
-  if (covers && o.granted.mode == need) {
-    // Same DLM lock.
-  } else if (covers && need == dlm::LockMode::kPR) {
-    absl::StatusOr<dlm::LockInfo> c = dlm_->Convert(o.handle, need);
-    if (c.ok()) {
-      n.granted = c->spec;
-    } else {
-      spdlog::warn("down-conversion of record lock {}: {}", o.handle,
+  if (unlock && affected.empty()) return absl::OkStatus();
+  if (!unlock && !wait) {
+    // Refuse before touching anything (so a refused request leaves the
+    // owner's locks as they were). A conflicting flock/OFD lock whose last
+    // close returned already is about to go (its FUSE_RELEASE is queued):
+    // give it kReleaseGrace.
+    const absl::Time deadline = absl::Now() + kReleaseGrace;
+    for (;;) {
+      absl::StatusOr<RangeLock> c = Get(kind, ino, owner, lock);
+      if (!c.ok()) return c.status();
+      if (c->type == LockType::kUnlock) break;
+      if (absl::Now() >= deadline || (interrupted && interrupted())) {
+        return Errno(EAGAIN, absl::StrCat("[", lock.start, ", ", lock.end,
+                                          "] of ino ", ino, " is locked"));
+      }
+      absl::SleepFor(kGracePoll);
+    }
+  }
+
+  if (!unlock && affected.size() == 1 && affected[0].start == lock.start &&
+      affected[0].end == lock.end) {
+    Piece p = affected[0];
+    if (p.write == write) {
+      n.pieces.push_back(p);  // already held as asked
+      absl::MutexLock l(&mu_);
+      Store(key, std::move(n));
+      return absl::OkStatus();
+    }
+    if (p.write && !write) {
+      absl::StatusOr<dlm::LockInfo> c =
+          dlm_->Convert(p.handle, dlm::LockMode::kPR);
+      if (c.ok()) {
+        p.write = false;
+        n.pieces.push_back(p);
+        absl::MutexLock l(&mu_);
+        Store(key, std::move(n));
+        return absl::OkStatus();
+      }
+      spdlog::warn("down-conversion of record lock {}: {}", p.handle,
                    c.status().ToString());
     }
-  } else {
-    if (o.handle != 0) Drop(o.handle);
+  }
+
+  // Takes `p` again without waiting (a restored piece, or a leftover whose
+  // carving failed).
+  auto take_back = [&](Piece p, const char* what) {
     absl::StatusOr<dlm::LockInfo> t =
-        Take(kind, ino, lo, hi, write, wait, interrupted);
+        Take(kind, ino, p.start, p.end, p.write, false, nullptr);
     if (!t.ok()) {
-      // The request fails as a whole: back to the old state.
-      if (o.handle != 0) {
-        absl::StatusOr<dlm::LockInfo> back =
-            Take(kind, ino, o.granted.start, o.granted.end,
-                 o.granted.mode == dlm::LockMode::kPW, false, nullptr);
-        absl::MutexLock l(&mu_);
-        if (back.ok()) {
-          o.handle = back->handle;
-          o.granted = back->spec;
-          owners_[key] = o;
-        } else {
-          spdlog::warn("record lock of ino {} lost on a failed conversion: {}",
-                       ino, back.status().ToString());
-          owners_.erase(key);
-        }
+      spdlog::warn("record lock [{}, {}] of ino {} lost on a {}: {}", p.start,
+                   p.end, ino, what, t.status().ToString());
+      return;
+    }
+    p.handle = t->handle;
+    n.pieces.push_back(p);
+  };
+  // Cuts `want` out of the held piece `from` before `from` goes, so no
+  // waiter can slip into what the owner keeps. False if the DLM refused.
+  auto carve = [&](const Piece& from, Piece want) {
+    absl::StatusOr<dlm::LockInfo> t = Take(kind, ino, want.start, want.end,
+                                           want.write, false, nullptr,
+                                           from.handle);
+    if (!t.ok()) {
+      spdlog::warn("splitting record lock {} of ino {}: {}", from.handle, ino,
+                   t.status().ToString());
+      return false;
+    }
+    want.handle = t->handle;
+    n.pieces.push_back(want);
+    return true;
+  };
+  // What the request does not cover of the pieces it overlaps stays held.
+  std::vector<Piece> retake;
+  for (const Piece& p : affected) {
+    if (p.start < lock.start) {
+      Piece left{p.start, lock.start - 1, p.write, 0};
+      if (!carve(p, left)) retake.push_back(left);
+    }
+    if (p.end > lock.end) {
+      Piece right{lock.end + 1, p.end, p.write, 0};
+      if (!carve(p, right)) retake.push_back(right);
+    }
+  }
+  // A request inside one piece that gives at least its mode (a read lock
+  // inside a write lock) is carved too: atomic.
+  bool done = unlock;
+  if (!done && affected.size() == 1 && affected[0].start <= lock.start &&
+      affected[0].end >= lock.end && (affected[0].write || !write)) {
+    done = carve(affected[0], {lock.start, lock.end, write, 0});
+  }
+  for (const Piece& p : affected) Drop(p.handle);
+  for (const Piece& p : retake) take_back(p, "split");
+  if (!done) {
+    absl::StatusOr<dlm::LockInfo> t =
+        Take(kind, ino, lock.start, lock.end, write, wait, interrupted);
+    if (!t.ok()) {
+      // The request fails as a whole: back to the old state (what the
+      // old pieces held inside the request's range).
+      for (const Piece& p : affected) {
+        take_back({std::max(p.start, lock.start), std::min(p.end, lock.end),
+                   p.write, 0},
+                  "failed conversion");
       }
+      n.pid = o.pid;
+      absl::MutexLock l(&mu_);
+      Store(key, std::move(n));
       return t.status();
     }
-    n.handle = t->handle;
-    n.granted = t->spec;
+    n.pieces.push_back({lock.start, lock.end, write, t->handle});
   }
   absl::MutexLock l(&mu_);
-  owners_[key] = std::move(n);
+  Store(key, std::move(n));
   return absl::OkStatus();
 }
 
 absl::StatusOr<RangeLock> PosixLocks::Get(LockKind kind, uint64_t ino,
                                           uint64_t owner, RangeLock lock) {
   const bool write = lock.type == LockType::kWrite;
-  std::vector<Interval> mine;
   {
     absl::MutexLock l(&mu_);
     auto it = owners_.lower_bound(Key{static_cast<int>(kind), ino, 0});
@@ -177,55 +246,43 @@ absl::StatusOr<RangeLock> PosixLocks::Get(LockKind kind, uint64_t ino,
            std::get<0>(it->first) == static_cast<int>(kind) &&
            std::get<1>(it->first) == ino;
          ++it) {
-      // Inside what an owner of this mount holds no other mount can
-      // conflict; between owners here the exact ranges decide.
-      if (it->second.handle != 0) {
-        mine.push_back({it->second.granted.start, it->second.granted.end});
-      }
       if (std::get<2>(it->first) == owner) continue;
-      for (const Range& r : it->second.ranges) {
-        if (!Overlaps(r.start, r.end, lock.start, lock.end)) continue;
-        if (write || r.write) {
-          return RangeLock{r.write ? LockType::kWrite : LockType::kRead,
-                           r.start, r.end, it->second.pid};
+      for (const Piece& p : it->second.pieces) {
+        if (!Overlaps(p.start, p.end, lock.start, lock.end)) continue;
+        if (write || p.write) {
+          return RangeLock{p.write ? LockType::kWrite : LockType::kRead,
+                           p.start, p.end, it->second.pid};
         }
       }
     }
   }
-  // Other mounts: probe without waiting (no callbacks are sent), outside
-  // what owners of this mount hold.
-  for (const Interval& r : Subtract(lock.start, lock.end, mine)) {
-    absl::StatusOr<dlm::LockInfo> n =
-        Take(kind, ino, r.start, r.end, write, false, nullptr);
-    if (n.ok()) {
-      Drop(n->handle);
-      continue;
-    }
-    if (ToErrno(n.status()) != EAGAIN) return n.status();
-    LockType held = LockType::kWrite;
-    if (write) {
-      absl::StatusOr<dlm::LockInfo> rd =
-          Take(kind, ino, r.start, r.end, false, false, nullptr);
-      if (rd.ok()) {
-        Drop(rd->handle);
-        held = LockType::kRead;
-      }
-    }
-    return RangeLock{held, r.start, r.end, 0};
-  }
-  return RangeLock{};
+  // Other mounts: the DLM names a conflicting lock without creating one.
+  dlm::LockSpec spec;
+  spec.resource = {Resource(kind, ino), dlm::LockType::kExtent};
+  spec.mode = write ? dlm::LockMode::kPW : dlm::LockMode::kPR;
+  spec.start = lock.start;
+  spec.end = lock.end;
+  absl::StatusOr<std::optional<dlm::LockInfo>> c = dlm_->Test(spec);
+  if (!c.ok()) return c.status();
+  if (!c->has_value()) return RangeLock{};
+  const dlm::LockInfo& held = **c;
+  const bool held_write = held.spec.mode == dlm::LockMode::kPW ||
+                          held.spec.mode == dlm::LockMode::kEX;
+  return RangeLock{held_write ? LockType::kWrite : LockType::kRead,
+                   held.spec.start, held.spec.end, 0};
 }
 
 void PosixLocks::DropKey(const Key& key) {
-  uint64_t handle = 0;
+  std::vector<Piece> pieces;
   {
     absl::MutexLock l(&mu_);
     auto it = owners_.find(key);
     if (it == owners_.end()) return;
-    handle = it->second.handle;
+    pieces = it->second.pieces;
+    for (const Piece& p : pieces) by_handle_.erase(p.handle);
     owners_.erase(it);
   }
-  if (handle != 0) Drop(handle);
+  for (const Piece& p : pieces) Drop(p.handle);
 }
 
 void PosixLocks::DropOwner(uint64_t ino, uint64_t owner) {
@@ -244,11 +301,34 @@ void PosixLocks::DropFile(const void* file) {
 }
 
 void PosixLocks::OnBlocking(const dlm::LockInfo& lock, bool lost) {
-  if (lost) {
-    spdlog::warn("record lock {} on {} lost (lock service eviction)",
-                 lock.handle, lock.spec.resource.name);
+  // Locks in use are never cancelled on a blocking callback; only a lost
+  // lock (eviction) matters: it is no longer held.
+  if (!lost) return;
+  absl::MutexLock l(&mu_);
+  auto h = by_handle_.find(lock.handle);
+  if (h == by_handle_.end()) {
+    // Not stored (yet): a Set in progress may store it; Store drops it.
+    if (lost_handles_.size() < kMaxLostHandles) {
+      lost_handles_.insert(lock.handle);
+    }
+    return;
   }
-  // Locks in use are never cancelled on a blocking callback; nothing to do.
+  const Key key = h->second;
+  by_handle_.erase(h);
+  auto it = owners_.find(key);
+  if (it == owners_.end()) return;
+  auto& pieces = it->second.pieces;
+  pieces.erase(std::remove_if(pieces.begin(), pieces.end(),
+                              [&](const Piece& p) {
+                                return p.handle == lock.handle;
+                              }),
+               pieces.end());
+  it->second.lost = true;
+  spdlog::warn("{} lock [{}, {}] on {} lost (lock service eviction)",
+               std::get<0>(key) == static_cast<int>(LockKind::kFlock)
+                   ? "flock"
+                   : "record",
+               lock.spec.start, lock.spec.end, lock.spec.resource.name);
 }
 
 }  // namespace stripefs::client

@@ -2,29 +2,48 @@
 // which the kernel passes with their own lock_owner) and flock(2) locks of a
 // mount, made cluster-wide through the DLM. Thread-safe.
 //
-// Mapping: each (inode, owner) with any lock holds ONE in-use DLM EXTENT
-// lock on "posix:<ino>" (record locks) or "flock:<ino>" (flock), PW when
-// any of its ranges is a write lock and PR otherwise, over the hull of its
-// ranges, taken with no_cache_match so that two owners of this mount never
-// share a DLM lock (the DLM makes same-client locks conflict like anyone
-// else's, which is what two owners need). One lock per owner means an owner
-// never conflicts with itself; its exact ranges (POSIX merge/split) are kept
-// here, for F_GETLK and for knowing when the DLM lock must change:
-//  - nothing left: cancelled at once (never left in the LRU);
-//  - write -> read only, same range: Convert down (atomic);
-//  - more mode or a range the granted lock does not cover: cancel and take
-//    anew (waiting or not as asked); when that fails the old lock is taken
-//    back with no_wait (not atomic: another mount may slip in; logged).
-// The DLM expands a granted extent lock to what nobody contends, so locks of
-// two owners on disjoint byte ranges may conflict when the first was
-// granted while the file was uncontended (ranges are exact only inside one
-// owner and between owners of one mount in F_GETLK). Whole-file locks,
-// flock and OFD locks are exact.
+// Mapping: each range an owner (inode, lock_owner) holds is ONE in-use
+// DLM EXTENT lock on "posix:<ino>" (record locks) or "flock:<ino>" (flock)
+// over exactly that range (an `exact` enqueue: the DLM never widens it), PR
+// for a read lock and PW for a write lock, taken with no_cache_match so two
+// owners of this mount never share a DLM lock (the DLM makes same-client
+// locks conflict like anyone else's, which is what two owners need). So two
+// owners on different mounts holding disjoint (even adjacent) ranges never
+// conflict. An owner's ranges never overlap each other; a request replaces
+// whatever part of them it overlaps (POSIX split):
+//  - nothing of the owner overlaps: the new range is enqueued (atomic);
+//  - the same range, write -> read: Convert down (atomic);
+//  - else the leftovers of the overlapped ranges outside the request are
+//    first carved out of them (EnqueueRequest.carve_from: granted at once,
+//    ahead of any waiter), and so is the request itself when it lies in
+//    one range of at least its mode (read inside write); then the
+//    overlapped locks are cancelled. So unlocking or down-converting a
+//    sub-range is atomic: nobody slips into what the owner keeps.
+//  - a request that needs more (write over read, or beyond the owner's
+//    ranges) is then taken anew, waiting or not as asked; when that fails,
+//    what the owner held inside its range is taken back with no_wait. Not
+//    atomic (a waiter on another mount may slip in; that loss is logged).
 //
-// F_GETLK answers from this mount's other owners first, then probes the DLM
-// (outside the ranges owners of this mount hold) with a no_wait lock
-// that is cancelled at once; pid is reported as 0 for a holder on another
-// mount.
+// Release at close: the kernel drops flock and OFD locks at the last close
+// of an open file only through FUSE_RELEASE, which it sends asynchronously
+// after close(2) returned (FUSE keeps no local flock/OFD list, so nothing
+// synchronous reaches us; FLUSH cannot tell a last close from a dup's). So
+// a non-blocking request first checks for a conflict (F_GETLK's way, which
+// changes nothing) and, while there is one, polls for up to 150 ms before
+// failing with EAGAIN: a lock released by a close that returned on another
+// mount is then granted (its RELEASE is already queued there), and a
+// refused request leaves the owner's locks untouched. The price: a refused
+// F_SETLK / LOCK_NB takes 150 ms and an accepted one one more DLM RPC.
+//
+// F_GETLK answers from this mount's other owners first, then asks the DLM
+// (a test-only enqueue: nothing is created) for another mount's
+// conflicting lock, whose exact range and mode are reported; pid is 0 for a
+// holder on another mount.
+//
+// Lost locks: when the DLM evicted this mount (OnBlocking with lost=true)
+// the owner's ranges on that lock are dropped (F_GETLK no longer reports
+// them as held) and the owner's next Set on that inode fails once with
+// ENOLCK, so a program learns that its lock was taken away.
 //
 // Lock order: mu_ is never held across a DLM call. Operations of one owner
 // on one inode are not serialized against each other (a process running
@@ -34,6 +53,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -84,32 +104,40 @@ class PosixLocks : public dlm::LockHandler {
   void OnBlocking(const dlm::LockInfo& lock, bool lost) override;
 
  private:
-  struct Range {
+  // One range held, with the DLM lock over exactly it.
+  struct Piece {
     uint64_t start = 0;
     uint64_t end = 0;
     bool write = false;
+    uint64_t handle = 0;
   };
   using Key = std::tuple<int, uint64_t, uint64_t>;  // kind, ino, owner
   struct OwnerLocks {
-    std::vector<Range> ranges;  // exact, non-overlapping
-    uint64_t handle = 0;        // the DLM lock (0: none)
-    dlm::LockSpec granted;      // its mode and (expanded) range
+    std::vector<Piece> pieces;  // exact, non-overlapping
     const void* file = nullptr;
     uint32_t pid = 0;
+    bool lost = false;  // a piece was lost (eviction): next Set fails once
   };
 
   static std::string Resource(LockKind kind, uint64_t ino);
-  // Takes one DLM lock.
+  // Takes one exact DLM lock (carved out of the held lock `carve_from`
+  // when not 0).
   absl::StatusOr<dlm::LockInfo> Take(LockKind kind, uint64_t ino,
                                      uint64_t start, uint64_t end, bool write,
                                      bool wait,
-                                     const std::function<bool()>& interrupted);
+                                     const std::function<bool()>& interrupted,
+                                     uint64_t carve_from = 0);
   void Drop(uint64_t handle);
   void DropKey(const Key& key);
+  // Stores the owner's new state (erases it when empty).
+  void Store(const Key& key, OwnerLocks n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   dlm::DlmClient* const dlm_;
   absl::Mutex mu_;
   std::map<Key, OwnerLocks> owners_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, Key> by_handle_ ABSL_GUARDED_BY(mu_);  // DLM lock
+  // Locks reported lost while no owner had them stored (a Set in progress).
+  std::set<uint64_t> lost_handles_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace stripefs::client

@@ -399,3 +399,215 @@ def test_no_dlm_cluster_runs_without_lock_service(tmp_path):
     finally:
         c.down()
         c.force_cleanup()
+
+
+# ---- Eviction: a mount that stops answering is evicted and carries on.
+
+EVICT_CALLBACK_TIMEOUT = 2  # seconds (stripefs-dlm --callback-timeout)
+
+
+@pytest.fixture
+def evict_cluster():
+    """A cluster whose DLM evicts after EVICT_CALLBACK_TIMEOUT seconds
+    (passed to stripefs-dlm through its environment), mounted twice."""
+    tmp_root = tempfile.mkdtemp(prefix="stripefs-evict-e2e-")
+    os.chmod(tmp_root, 0o755)
+    c = make_cluster(tmp_root, oss=2)
+    old = os.environ.get("STRIPEFS_DLM_CALLBACK_TIMEOUT")
+    os.environ["STRIPEFS_DLM_CALLBACK_TIMEOUT"] = str(EVICT_CALLBACK_TIMEOUT)
+    try:
+        try:
+            c.up(mount=True)
+        finally:
+            if old is None:
+                del os.environ["STRIPEFS_DLM_CALLBACK_TIMEOUT"]
+            else:
+                os.environ["STRIPEFS_DLM_CALLBACK_TIMEOUT"] = old
+        os.chmod(c.mnt, 0o777)
+        c.mnt_b = c.mount_again(os.path.join(tmp_root, "mnt-b"))
+        yield c
+    finally:
+        c.down()
+        c.force_cleanup()
+        shutil.rmtree(tmp_root, ignore_errors=True)
+
+
+def mount_daemon_pid(mountpoint):
+    """Pid of the stripefs-mount process serving `mountpoint`."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if (argv and os.path.basename(argv[0]) == b"stripefs-mount"
+                and mountpoint.encode() in argv):
+            return int(name)
+    raise AssertionError(f"no stripefs-mount for {mountpoint}")
+
+
+# Runs one operation on a path; prints "ok <result>" or the errno name.
+# Run with a timeout: a hang is the failure this guards against.
+OP = r"""
+import errno, fcntl, os, struct, sys
+op, path = sys.argv[1], sys.argv[2]
+def lk(t):
+    return struct.pack("hh4xqqi4x", t, 0, 0, 0, 0)
+try:
+    if op == "stat":
+        r = os.stat(path).st_size
+    elif op == "read":
+        with open(path, "rb") as f:
+            r = f.read().decode()
+    elif op == "write":
+        with open(path, "r+b") as f:
+            f.write(sys.argv[3].encode())
+        r = ""
+    elif op == "setlkw":
+        fd = os.open(path, os.O_RDWR)
+        fcntl.fcntl(fd, fcntl.F_SETLKW, lk(fcntl.F_WRLCK))
+        print("ok locked", flush=True)
+        sys.stdin.readline()
+        sys.exit(0)
+    elif op == "setlk":
+        fd = os.open(path, os.O_RDWR)
+        fcntl.fcntl(fd, fcntl.F_SETLK, lk(fcntl.F_WRLCK))
+        os.close(fd)
+        r = "locked"
+    elif op == "getlk":
+        fd = os.open(path, os.O_RDWR)
+        t = struct.unpack("hh4xqqi4x",
+                          fcntl.fcntl(fd, fcntl.F_GETLK, lk(fcntl.F_WRLCK)))[0]
+        r = {fcntl.F_UNLCK: "U", fcntl.F_RDLCK: "R", fcntl.F_WRLCK: "W"}[t]
+    print("ok", r, flush=True)
+except OSError as e:
+    print(errno.errorcode[e.errno], flush=True)
+"""
+
+
+def run_op(op, path, *args, timeout=20):
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run([sys.executable, "-c", OP, op, path, *args],
+                           capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"{op} {path} hung for {timeout}s")
+    return p.stdout.strip(), time.monotonic() - t0
+
+
+# Holds an fcntl write lock on a file; on each stdin line ("getlk",
+# "setlk", "unlock") runs that on its own lock and prints the outcome.
+LOCK_HOLDER = r"""
+import errno, fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+def lk(t):
+    return struct.pack("hh4xqqi4x", t, 0, 0, 0, 0)
+fcntl.fcntl(fd, fcntl.F_SETLK, lk(fcntl.F_WRLCK))
+print("locked", flush=True)
+for line in sys.stdin:
+    cmd = line.strip()
+    try:
+        if cmd == "getlk":
+            t = struct.unpack("hh4xqqi4x",
+                              fcntl.fcntl(fd, fcntl.F_GETLK,
+                                          lk(fcntl.F_WRLCK)))[0]
+            print({fcntl.F_UNLCK: "U", fcntl.F_RDLCK: "R",
+                   fcntl.F_WRLCK: "W"}[t], flush=True)
+        elif cmd == "setlk":
+            fcntl.fcntl(fd, fcntl.F_SETLK, lk(fcntl.F_WRLCK))
+            print("locked", flush=True)
+        elif cmd == "unlock":
+            fcntl.fcntl(fd, fcntl.F_SETLK, lk(fcntl.F_UNLCK))
+            print("unlocked", flush=True)
+        else:
+            break
+    except OSError as e:
+        print(errno.errorcode[e.errno], flush=True)
+"""
+
+
+def ask(p, cmd, timeout=20):
+    import select
+    p.stdin.write(cmd + "\n")
+    p.stdin.flush()
+    r, _, _ = select.select([p.stdout], [], [], timeout)
+    assert r, f"lock holder hung on {cmd}"
+    return p.stdout.readline().strip()
+
+
+def test_evicted_mount_never_hangs(evict_cluster):
+    """Mount A's daemon is stopped (SIGSTOP) while it holds a cached write
+    data lock and an fcntl lock; B's conflicting write and F_SETLKW are
+    granted once the DLM evicted A (not hung). After SIGCONT, A notices,
+    drops what it lost and carries on: its stat/read/write/fcntl calls all
+    return within a bounded time, with B's data and B's lock visible, and
+    the lost fcntl lock is reported as lost (ENOLCK), never as held."""
+    c = evict_cluster
+    name = "evict-" + uuid.uuid4().hex[:8]
+    fa, fb = os.path.join(c.mnt, name), os.path.join(c.mnt_b, name)
+    la, lb = fa + ".lock", fb + ".lock"
+    with open(fa, "wb") as f:
+        f.write(b"AAAA")  # A now caches a write data lock on it
+    with open(la, "wb") as f:
+        f.write(b"x")
+    assert run_op("stat", fb)[0] == "ok 4"
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, la],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    waiter = None
+    pid = mount_daemon_pid(c.mnt)
+    stopped = False
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with open(fa, "r+b") as f:  # a fresh write under the data lock
+            f.write(b"aaaa")
+        os.kill(pid, signal.SIGSTOP)
+        stopped = True
+        # B's conflicting write: granted after A's eviction, not hung.
+        out, took = run_op("write", fb, "BBBB", timeout=EVICT_CALLBACK_TIMEOUT + 25)
+        assert out == "ok", out
+        # B's blocking fcntl lock on A's locked file is granted too.
+        waiter = subprocess.Popen([sys.executable, "-c", OP, "setlkw", lb],
+                                  stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        import select
+        r, _, _ = select.select([waiter.stdout], [], [],
+                                EVICT_CALLBACK_TIMEOUT + 25)
+        assert r, "B's F_SETLKW was not granted after A's eviction"
+        assert waiter.stdout.readline().strip() == "ok locked"
+        assert run_op("read", fb)[0] == "ok BBBB"
+    finally:
+        if stopped:
+            os.kill(pid, signal.SIGCONT)
+    # The DLM said whom it evicted and why.
+    assert subprocess.run(["grep", "-rq", "evicting client", c.home]
+                          ).returncode == 0, log_tails(c.home)
+    try:
+        # A carries on, each call bounded; it sees B's data and B's lock.
+        assert run_op("stat", fa, timeout=30)[0] == "ok 4"
+        assert run_op("read", fa, timeout=30)[0] == "ok BBBB"
+        assert run_op("getlk", la, timeout=30)[0] == "ok W"
+        assert run_op("setlk", la, timeout=30)[0] in ("EAGAIN", "EACCES")
+        # The holder's lost lock: F_GETLK shows B's lock (not its own as
+        # held); its next F_SETLK says the lock was lost, then B's holds.
+        assert ask(holder, "getlk", timeout=30) == "W"
+        assert ask(holder, "setlk", timeout=30) == "ENOLCK"
+        assert ask(holder, "setlk", timeout=30) in ("EAGAIN", "EACCES")
+        # A writes again (after B): B reads A's bytes.
+        assert run_op("write", fa, "CC", timeout=30)[0] == "ok"
+        assert run_op("read", fb)[0] == "ok CCBB"
+        # B lets go: A's holder gets the lock again.
+        waiter.stdin.write("\n")
+        waiter.stdin.flush()
+        waiter.wait(timeout=20)
+        assert wait_for(lambda: ask(holder, "setlk") == "locked", timeout=10)
+        assert run_op("getlk", lb)[0] == "ok W"
+    finally:
+        for p in (holder, waiter):
+            if p is None:
+                continue
+            if p.poll() is None:
+                p.kill()
+            p.wait()

@@ -314,3 +314,176 @@ def test_ofd_locks(two_mounts):
         for fd in (f1, f2, fb):
             if fd >= 0:
                 os.close(fd)
+
+
+# (setlk, getlk, l_pid that F_GETLK reports for a holder on another mount:
+# 0 for classic locks (the pid is not known there), -1 for OFD locks).
+LOCK_KINDS = [
+    pytest.param(fcntl.F_SETLK, fcntl.F_GETLK, 0, id="posix"),
+    pytest.param(fcntl.F_OFD_SETLK, fcntl.F_OFD_GETLK, -1, id="ofd"),
+]
+
+
+def setlk(fd, cmd, t, start, length):
+    fcntl.fcntl(fd, cmd, flock_struct(t, start, length))
+
+
+def getlk(fd, cmd, t, start, length):
+    """(type, start, len, pid) of the lock F_GETLK reports."""
+    t, _, s, l, pid = struct.unpack(
+        "hh4xqqi4x", fcntl.fcntl(fd, cmd, flock_struct(t, start, length)))
+    return t, s, l, pid
+
+
+def refused(fd, cmd, t, start, length):
+    with pytest.raises(OSError) as e:
+        setlk(fd, cmd, t, start, length)
+    return e.value.errno in (errno.EAGAIN, errno.EACCES)
+
+
+@pytest.mark.parametrize("setcmd,getcmd,remote_pid", LOCK_KINDS)
+def test_disjoint_ranges_across_mounts_are_exact(two_mounts, setcmd, getcmd,
+                                                 remote_pid):
+    a, b = new_file(two_mounts, b"x" * 1000)
+    fa = os.open(a, os.O_RDWR)
+    fb = os.open(b, os.O_RDWR)
+    try:
+        # [0, 99] on A, then the adjacent [100, 199] and a far range on B:
+        # nothing is widened, so all are granted at once.
+        setlk(fa, setcmd, fcntl.F_WRLCK, 0, 100)
+        setlk(fb, setcmd, fcntl.F_WRLCK, 100, 100)
+        setlk(fb, setcmd, fcntl.F_RDLCK, 300, 50)
+        setlk(fa, setcmd, fcntl.F_RDLCK, 300, 10)  # read locks share
+        setlk(fa, setcmd, fcntl.F_WRLCK, 400, 1)
+        # One byte of overlap is enough to be refused, both ways.
+        assert refused(fb, setcmd, fcntl.F_RDLCK, 99, 2)
+        assert refused(fa, setcmd, fcntl.F_WRLCK, 199, 1)
+        assert refused(fa, setcmd, fcntl.F_WRLCK, 349, 1)
+        # F_GETLK names the other mount's lock with its exact range.
+        assert getlk(fb, getcmd, fcntl.F_WRLCK, 0, 1000) == (
+            fcntl.F_WRLCK, 0, 100, remote_pid)
+        assert getlk(fb, getcmd, fcntl.F_WRLCK, 50, 1) == (
+            fcntl.F_WRLCK, 0, 100, remote_pid)
+        assert getlk(fa, getcmd, fcntl.F_WRLCK, 150, 10) == (
+            fcntl.F_WRLCK, 100, 100, remote_pid)
+        assert getlk(fa, getcmd, fcntl.F_WRLCK, 340, 5) == (
+            fcntl.F_RDLCK, 300, 50, remote_pid)
+        # A read lock does not conflict with a read lock; the gap is free.
+        assert getlk(fa, getcmd, fcntl.F_RDLCK, 300, 50)[0] == fcntl.F_UNLCK
+        assert getlk(fb, getcmd, fcntl.F_WRLCK, 200, 100)[0] == fcntl.F_UNLCK
+    finally:
+        os.close(fa)
+        os.close(fb)
+
+
+@pytest.mark.parametrize("setcmd,getcmd,remote_pid", LOCK_KINDS)
+def test_unlocking_a_sub_range_splits_the_lock(two_mounts, setcmd, getcmd,
+                                               remote_pid):
+    a, b = new_file(two_mounts, b"x" * 1000)
+    fa = os.open(a, os.O_RDWR)
+    fb = os.open(b, os.O_RDWR)
+    try:
+        setlk(fa, setcmd, fcntl.F_WRLCK, 0, 200)
+        setlk(fa, setcmd, fcntl.F_UNLCK, 50, 50)  # [50, 99]
+        setlk(fb, setcmd, fcntl.F_WRLCK, 50, 50)
+        assert refused(fb, setcmd, fcntl.F_WRLCK, 0, 50)
+        assert refused(fb, setcmd, fcntl.F_RDLCK, 49, 1)
+        assert refused(fb, setcmd, fcntl.F_RDLCK, 100, 1)
+        assert getlk(fb, getcmd, fcntl.F_RDLCK, 0, 10) == (
+            fcntl.F_WRLCK, 0, 50, remote_pid)
+        assert getlk(fb, getcmd, fcntl.F_RDLCK, 120, 0) == (
+            fcntl.F_WRLCK, 100, 100, remote_pid)
+        # Down-convert a part: B may then read-lock it, not write-lock it.
+        setlk(fa, setcmd, fcntl.F_RDLCK, 150, 50)
+        setlk(fb, setcmd, fcntl.F_RDLCK, 160, 10)
+        assert refused(fb, setcmd, fcntl.F_WRLCK, 160, 1)
+        assert refused(fb, setcmd, fcntl.F_RDLCK, 149, 1)
+        # Unlocking everything on A frees all of it.
+        setlk(fa, setcmd, fcntl.F_UNLCK, 0, 0)
+        setlk(fb, setcmd, fcntl.F_WRLCK, 0, 50)
+        setlk(fb, setcmd, fcntl.F_WRLCK, 100, 50)
+    finally:
+        os.close(fa)
+        os.close(fb)
+
+
+@pytest.mark.parametrize("kind", ["flock", "ofd"])
+def test_last_close_releases_at_once(two_mounts, kind):
+    """close(2) of the last fd of an open file on A drops its flock / OFD
+    lock before close returns: B's non-blocking lock right after succeeds,
+    every time."""
+    a, b = new_file(two_mounts, b"x")
+
+    def lock(fd):
+        if kind == "flock":
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            setlk(fd, fcntl.F_OFD_SETLK, fcntl.F_WRLCK, 0, 0)
+
+    def unlock(fd):
+        if kind == "flock":
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        else:
+            setlk(fd, fcntl.F_OFD_SETLK, fcntl.F_UNLCK, 0, 0)
+
+    failures = 0
+    for _ in range(200):
+        fa = os.open(a, os.O_RDWR)
+        lock(fa)
+        os.close(fa)
+        fb = os.open(b, os.O_RDWR)
+        try:
+            try:
+                lock(fb)
+            except BlockingIOError:
+                failures += 1
+                continue
+            unlock(fb)
+        finally:
+            os.close(fb)
+    assert failures == 0, f"{failures}/200 locks on B refused right after close on A"
+
+
+SETLKW_HELPER = r"""
+import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.fcntl(fd, fcntl.F_SETLKW, struct.pack("hh4xqqi4x", fcntl.F_WRLCK, 0,
+                                            int(sys.argv[2]),
+                                            int(sys.argv[3]), 0))
+print("locked", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_split_keeps_what_the_owner_keeps_from_a_waiter(two_mounts):
+    """A holds [0, 199]; a waiter on B wants [0, 49]. A unlocks [50, 99]
+    and downgrades [150, 199] to read: the waiter must not slip into what
+    A keeps; it gets [0, 49] only when A lets go of it."""
+    a, b = new_file(two_mounts, b"x" * 1000)
+    fa = os.open(a, os.O_RDWR)
+    fb = os.open(b, os.O_RDWR)
+    setlk(fa, fcntl.F_SETLK, fcntl.F_WRLCK, 0, 200)
+    waiter = subprocess.Popen([sys.executable, "-c", SETLKW_HELPER, b, "0",
+                               "50"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        w = Holder.__new__(Holder)
+        w.p = waiter
+        assert w.pending(1.0), "the waiter got a lock A holds"
+        setlk(fa, fcntl.F_SETLK, fcntl.F_UNLCK, 50, 50)
+        setlk(fa, fcntl.F_SETLK, fcntl.F_RDLCK, 150, 50)
+        assert w.pending(1.0), "the waiter slipped into what A kept"
+        # What A gave up is free, what it kept is not.
+        setlk(fb, fcntl.F_SETLK, fcntl.F_WRLCK, 50, 50)
+        setlk(fb, fcntl.F_SETLK, fcntl.F_RDLCK, 160, 10)
+        assert refused(fb, fcntl.F_SETLK, fcntl.F_RDLCK, 0, 1)
+        assert refused(fb, fcntl.F_SETLK, fcntl.F_RDLCK, 120, 1)
+        assert refused(fb, fcntl.F_SETLK, fcntl.F_WRLCK, 199, 1)
+        setlk(fa, fcntl.F_SETLK, fcntl.F_UNLCK, 0, 50)
+        assert w.result(timeout=20) == "locked"
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+        waiter.wait()
+        os.close(fa)
+        os.close(fb)
