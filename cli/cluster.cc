@@ -182,7 +182,7 @@ absl::Status WaitUp(
 }
 
 // Starts every server in `group` that is not running and waits for all of
-// them. A non-empty dlm_address is passed to the MDS as --dlm.
+// them. A non-empty dlm_address is passed to the MDS and the OSSs as --dlm.
 absl::Status StartGroup(const std::vector<const ServerConfig*>& group,
                         const ClusterConfig& config, const HomePaths& paths,
                         const std::string& bin_dir, absl::Duration timeout,
@@ -218,6 +218,10 @@ absl::Status StartGroup(const std::vector<const ServerConfig*>& group,
         argv.push_back("--dlm");
         argv.push_back(dlm_address);
       }
+    }
+    if (s->role == "oss" && !dlm_address.empty()) {
+      argv.push_back("--dlm");
+      argv.push_back(dlm_address);
     }
     absl::StatusOr<pid_t> spawned =
         SpawnDetached(argv, paths.LogFile(s->target));
@@ -400,7 +404,7 @@ absl::Status ClusterUp(const UpOptions& o) {
     dlm_address = dlm->address;
   }
   if (absl::Status s = StartGroup(config.Osses(), config, paths, o.bin_dir,
-                                  o.start_timeout, "");
+                                  o.start_timeout, dlm_address);
       !s.ok()) {
     return s;
   }

@@ -86,6 +86,7 @@ absl::StatusOr<ReadData> FileIo::Read(const FileLayout& layout,
   for (size_t i = 0; i < pieces.size(); ++i) {
     std::string& c = out.chunks[i];
     if (!c.empty()) out.iov.push_back({c.data(), c.size()});
+    if (c.size() < pieces[i].length) out.short_object = true;
     AppendZeros(out, pieces[i].length - c.size());
   }
   out.size = len;

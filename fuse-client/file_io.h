@@ -55,6 +55,8 @@ struct ReadData {
   std::vector<std::string> chunks;
   std::vector<iovec> iov;
   size_t size = 0;
+  // Some object ended before the range read from it (zeros were filled in).
+  bool short_object = false;
   std::string Flatten() const;
 };
 

@@ -196,27 +196,34 @@ absl::StatusOr<std::pair<rpc::Entry, OpenFile*>> Fs::Create(
 }
 
 namespace {
-// Releases a data lock (if any) at scope exit.
+// Releases data locks (if any) at scope exit.
 class DataHold {
  public:
   explicit DataHold(DataLocks* dl) : dl_(dl) {}
   ~DataHold() {
-    if (lock_.has_value()) dl_->Release(*lock_);
+    if (dl_ != nullptr) dl_->Release(locks_);
   }
-  absl::Status Take(uint64_t ino, bool write, const InterruptFn& intr) {
+  // The objects [off, off+len) touches; whole: every object, all of it.
+  absl::Status Take(uint64_t ino, const FileLayout& layout, uint64_t off,
+                    uint64_t len, bool write, bool whole,
+                    const InterruptFn& intr) {
     if (dl_ == nullptr) return absl::OkStatus();
-    absl::StatusOr<dlm::LockInfo> l = dl_->Lock(ino, write, intr);
+    absl::StatusOr<std::vector<dlm::LockInfo>> l =
+        whole ? dl_->LockWhole(ino, layout, write, intr)
+              : dl_->Lock(ino, layout, off, len, write, intr);
     if (!l.ok()) return l.status();
-    lock_ = *l;
+    locks_ = std::move(*l);
+    held_ = true;
     gen_ = dl_->Gen();
     return absl::OkStatus();
   }
-  bool held() const { return lock_.has_value(); }
+  bool held() const { return held_; }
   uint64_t gen() const { return gen_; }
 
  private:
   DataLocks* const dl_;
-  std::optional<dlm::LockInfo> lock_;
+  std::vector<dlm::LockInfo> locks_;
+  bool held_ = false;
   uint64_t gen_ = 0;
 };
 }  // namespace
@@ -224,22 +231,30 @@ class DataHold {
 absl::StatusOr<ReadData> Fs::Read(const OpCtx& ctx, OpenFile* f, uint64_t off,
                                   uint64_t size) {
   InodeState& st = *f->inode;
-  // With a DLM: PR while reading, so no other mount writes meanwhile and
-  // the pages the kernel caches from this read stay valid until asked back.
+  std::shared_ptr<const FileLayout> layout;
+  {
+    absl::MutexLock lock(&st.mu);
+    layout = st.layout;
+  }
+  // With a DLM: PR on the object ranges read, so no other mount writes
+  // there meanwhile and the pages the kernel caches from this read stay
+  // valid until asked back.
   DataHold hold(data_locks_);
-  if (absl::Status s = hold.Take(st.ino, false, ctx.interrupted); !s.ok()) {
+  if (absl::Status s = hold.Take(st.ino, *layout, off, size, false, false,
+                                 ctx.interrupted);
+      !s.ok()) {
     return s;
   }
-  std::shared_ptr<const FileLayout> layout;
   uint64_t known;
   bool stale = false;
   {
     absl::MutexLock lock(&st.mu);
-    layout = st.layout;
     known = st.KnownSize();
     stale = hold.held() && st.size_gen != hold.gen();
   }
+  bool fetched = false;
   if (off + size > known || stale) {
+    fetched = true;
     // Near the end of what we know: another mount may have grown the file.
     rpc::Entry e;
     absl::Status s = mds_->Call(
@@ -251,26 +266,50 @@ absl::StatusOr<ReadData> Fs::Read(const OpCtx& ctx, OpenFile* f, uint64_t off,
     if (hold.held()) st.size_gen = hold.gen();
     known = st.KnownSize();
   }
-  return io_.Read(*layout, known, off, size, ctx.interrupted);
+  absl::StatusOr<ReadData> r =
+      io_.Read(*layout, known, off, size, ctx.interrupted);
+  if (!r.ok() || !hold.held() || fetched || !r->short_object) return r;
+  // An object ends before the size we know: a truncate on another mount
+  // that none of our data locks covered may have cut the file (our locks
+  // only cover the ranges we used). Ask again (cached under the metadata
+  // lock, which that truncate took back) and read with the new size.
+  absl::StatusOr<rpc::Entry> e = CachedGetAttr(ctx, st.ino);
+  if (!e.ok()) return e.status();
+  uint64_t now_known;
+  {
+    absl::MutexLock lock(&st.mu);
+    st.SawMds(e->attr(), false);
+    now_known = st.KnownSize();
+  }
+  if (now_known >= known) return r;
+  return io_.Read(*layout, now_known, off, size, ctx.interrupted);
 }
 
 absl::StatusOr<size_t> Fs::Write(const OpCtx& ctx, OpenFile* f, uint64_t off,
                                  const char* data, size_t size) {
   InodeState& st = *f->inode;
-  // With a DLM: PW while writing and while reporting a new size, so the
-  // MDS knows the size before any other mount may look at the file.
-  DataHold hold(data_locks_);
-  if (absl::Status s = hold.Take(st.ino, true, ctx.interrupted); !s.ok()) {
-    return s;
-  }
   std::shared_ptr<const FileLayout> layout;
-  bool stale = false;
   {
     absl::MutexLock lock(&st.mu);
     layout = st.layout;
+  }
+  // With a DLM: PW on the object ranges written, while writing and while
+  // reporting a new size, so the MDS knows the size before any other mount
+  // may look at the file. An append needs the true end of file: PW on all
+  // of every object, so every other writer has reported its size.
+  const bool append = (f->flags & O_APPEND) != 0;
+  DataHold hold(data_locks_);
+  if (absl::Status s = hold.Take(st.ino, *layout, off, size, true, append,
+                                 ctx.interrupted);
+      !s.ok()) {
+    return s;
+  }
+  bool stale = false;
+  {
+    absl::MutexLock lock(&st.mu);
     stale = hold.held() && st.size_gen != hold.gen();
   }
-  if (hold.held() && (f->flags & O_APPEND) != 0) {
+  if (hold.held() && append) {
     // The kernel's offset is its idea of the end of file; another mount
     // may have appended since.
     if (stale) {

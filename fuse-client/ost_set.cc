@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "fuse-client/data_locks.h"
 
 namespace stripefs::client {
 
@@ -71,7 +72,7 @@ absl::Status OstSet::Truncate(uint32_t ost, uint64_t oid, uint64_t size,
   absl::StatusOr<OstClient*> c = Find(ost);
   if (!c.ok()) return c.status();
   rpc::Empty reply;
-  return (*c)->Call(
+  absl::Status s = (*c)->Call(
       &Oss::Stub::Truncate, "Truncate", intr,
       [&](rpc::TruncateRequest& r) {
         (*c)->FillHeader(r.mutable_hdr());
@@ -79,6 +80,9 @@ absl::Status OstSet::Truncate(uint32_t ost, uint64_t oid, uint64_t size,
         r.set_size(size);
       },
       &reply);
+  if (!s.ok() || data_locks_ == nullptr) return s;
+  // Pages other mounts cache beyond the cut go now (data_locks.h).
+  return data_locks_->RevokeBeyond(ost, oid, size, intr);
 }
 
 absl::Status OstSet::Sync(uint32_t ost, const std::vector<uint64_t>& oids,

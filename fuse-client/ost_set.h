@@ -14,6 +14,8 @@
 
 namespace stripefs::client {
 
+class DataLocks;
+
 class OstSet : public ObjectIo {
  public:
   OstSet() = default;
@@ -21,6 +23,10 @@ class OstSet : public ObjectIo {
   // before the mount serves requests.
   absl::Status Add(uint32_t index, const std::string& address,
                    const TargetOptions& options);
+
+  // With a lock service: Truncate then takes PW over [size, EOF] of the
+  // object once it is cut (DataLocks::RevokeBeyond). Set before use.
+  void set_data_locks(DataLocks* d) { data_locks_ = d; }
 
   // Null when the index is unknown.
   OstClient* Get(uint32_t index) const;
@@ -42,6 +48,7 @@ class OstSet : public ObjectIo {
  private:
   absl::StatusOr<OstClient*> Find(uint32_t index) const;
   std::map<uint32_t, std::unique_ptr<OstClient>> osts_;
+  DataLocks* data_locks_ = nullptr;
 };
 
 }  // namespace stripefs::client

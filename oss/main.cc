@@ -10,11 +10,16 @@
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/logging.h"
 #include "common/version.h"
+#include "dlm/dlm_client.h"
+#include "oss/object_locks.h"
 #include "oss/object_store.h"
 #include "oss/oss_service.h"
 #include "spdlog/spdlog.h"
@@ -52,7 +57,20 @@ int main(int argc, char** argv) {
   app.add_option("--max-open-files", max_open_files,
                  "open object files kept cached")
       ->check(CLI::Range(16, 1 << 20));
+  std::string dlm_address;
+  app.add_option("--dlm", dlm_address,
+                 "HOST:PORT of the lock service: lock objects before "
+                 "truncate, punch and destroy");
   CLI11_PARSE(app, argc, argv);
+  // The OST index of the object resources is the number in "ostN".
+  uint32_t ost_index = 0;
+  if (!dlm_address.empty() &&
+      (!absl::StartsWith(target, "ost") ||
+       !absl::SimpleAtoi(absl::string_view(target).substr(3), &ost_index))) {
+    fprintf(stderr, "stripefs-oss: --dlm needs a target named ostN, got '%s'\n",
+            target.c_str());
+    return 2;
+  }
   if (listen.find(':') == std::string::npos) {
     fprintf(stderr, "stripefs-oss: --listen must be HOST:PORT, got '%s'\n",
             listen.c_str());
@@ -79,8 +97,26 @@ int main(int argc, char** argv) {
   }
   const uint64_t instance = static_cast<uint64_t>(
       absl::ToUnixNanos(stripefs::RealClock()->Now()));
-  stripefs::oss::OssService service({.target = target, .instance = instance},
-                                    store->get());
+  std::unique_ptr<stripefs::dlm::DlmClient> dlm;
+  if (!dlm_address.empty()) {
+    stripefs::dlm::DlmClientOptions dopts;
+    dopts.address = dlm_address;
+    dopts.kind = "oss";
+    dopts.name = absl::StrCat(target, ":", getpid());
+    auto started = stripefs::dlm::DlmClient::Start(dopts);
+    if (!started.ok()) {
+      fprintf(stderr, "stripefs-oss: cannot start the lock client for %s: %s\n",
+              dlm_address.c_str(), started.status().ToString().c_str());
+      return 1;
+    }
+    dlm = std::move(*started);
+  }
+  stripefs::oss::ObjectLocks locks(dlm.get(), ost_index);
+  stripefs::oss::OssService service(
+      {.target = target,
+       .instance = instance,
+       .locks = dlm ? &locks : nullptr},
+      store->get());
   auto server = stripefs::oss::StartOssServer(&service, listen);
   if (!server.ok()) {
     fprintf(stderr, "stripefs-oss: %s\n", server.status().ToString().c_str());
@@ -96,6 +132,7 @@ int main(int argc, char** argv) {
   service.SetStopping();
   (*server)->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   (*server)->Wait();
+  if (dlm) dlm->Close(/*cancel_locks=*/true);
   absl::Status s = (*store)->Close();
   if (!s.ok()) {
     spdlog::error("closing store: {}", s.ToString());

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "grpcpp/grpcpp.h"
+#include "oss/object_locks.h"
 #include "oss/object_store.h"
 #include "rpc/proto/oss.grpc.pb.h"
 
@@ -23,6 +24,8 @@ namespace stripefs::oss {
 struct OssServiceOptions {
   std::string target;     // "ost0", ...
   uint64_t instance = 0;  // changes with every server process start
+  // Locks taken before Truncate/Punch/Destroy (object_locks.h); null: none.
+  ObjectLocks* locks = nullptr;
 };
 
 class OssService final : public rpc::Oss::Service {
