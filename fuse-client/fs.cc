@@ -61,6 +61,7 @@ Fs::~Fs() = default;
 void Fs::set_dlm(dlm::DlmClient* dlm) {
   dlm_ = dlm;
   md_ = dlm != nullptr ? std::make_unique<MdCache>(dlm) : nullptr;
+  if (md_ != nullptr) md_->set_adaptive(options_.md_adaptive);
 }
 
 std::string Fs::StatsText() const {
@@ -76,6 +77,9 @@ std::string Fs::StatsText() const {
     add(absl::StrCat("ost", index), ost->RpcCounts());
   }
   if (dlm_ != nullptr) add("dlm", dlm_->RpcCounts());
+  if (md_ != nullptr) {
+    absl::StrAppend(&out, "client md_bypass ", md_->BypassCount(), "\n");
+  }
   return out;
 }
 
@@ -83,6 +87,8 @@ absl::StatusOr<rpc::Entry> Fs::CachedGetAttr(const OpCtx& ctx, uint64_t ino) {
   std::optional<dlm::LockInfo> held;
   if (md_ != nullptr) {
     if (std::optional<rpc::Entry> e = md_->GetAttr(ino)) return *e;
+  }
+  if (md_ != nullptr && !md_->Bypassed(ino)) {
     absl::StatusOr<dlm::LockInfo> l = md_->LockInode(ino, ctx.interrupted);
     if (!l.ok()) return l.status();
     held = *l;
@@ -124,11 +130,15 @@ absl::StatusOr<rpc::Entry> Fs::Lookup(const OpCtx& ctx, uint64_t parent,
                                       const std::string& name) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   std::optional<dlm::LockInfo> held;
+  bool bypass = false;
   if (md_ != nullptr) {
     // The kernel (default_permissions) has checked search permission on
     // the parent with attributes this cache gave it.
     std::optional<uint64_t> ino = md_->GetDentry(parent, name);
-    if (!ino.has_value()) {
+    if (!ino.has_value() && md_->Bypassed(parent)) {
+      // A contended directory: ask the MDS, lock and cache nothing.
+      bypass = true;
+    } else if (!ino.has_value()) {
       absl::StatusOr<dlm::LockInfo> l = md_->LockInode(parent, ctx.interrupted);
       if (!l.ok()) return l.status();
       held = *l;
@@ -164,6 +174,7 @@ absl::StatusOr<rpc::Entry> Fs::Lookup(const OpCtx& ctx, uint64_t parent,
     md_->Release(*held);
   }
   if (!s.ok()) return s;
+  if (bypass) md_->InheritBypass(parent, e.attr().ino());
   Overlay(&e);
   return e;
 }
@@ -309,6 +320,7 @@ absl::StatusOr<rpc::Entry> Fs::Mknod(const OpCtx& ctx, uint64_t parent,
       },
       &e);
   if (!s.ok()) return s;
+  NoteNewChild(parent, e.attr().ino());
   return e;
 }
 
@@ -327,6 +339,7 @@ absl::StatusOr<rpc::Entry> Fs::Mkdir(const OpCtx& ctx, uint64_t parent,
       },
       &e);
   if (!s.ok()) return s;
+  NoteNewChild(parent, e.attr().ino());
   return e;
 }
 
@@ -347,6 +360,7 @@ absl::StatusOr<rpc::Entry> Fs::Symlink(const OpCtx& ctx, uint64_t parent,
       },
       &e);
   if (!s.ok()) return s;
+  NoteNewChild(parent, e.attr().ino());
   return e;
 }
 
@@ -404,6 +418,10 @@ absl::Status Fs::Rename(const OpCtx& ctx, uint64_t parent,
         r.set_flags(flags);
       },
       &reply);
+}
+
+void Fs::NoteNewChild(uint64_t parent, uint64_t child) {
+  if (md_ != nullptr) md_->InheritBypass(parent, child);
 }
 
 absl::StatusOr<std::string> Fs::Readlink(const OpCtx& ctx, uint64_t ino) {

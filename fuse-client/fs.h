@@ -49,6 +49,9 @@ struct FsOptions {
   bool writeback_cache = false;  // the single switch for kernel writeback
   int io_threads = 8;            // FileIo pool
   uint32_t readdir_batch = 256;  // entries fetched per MDS Readdir
+  // With a lock service: bypass the metadata cache of contended inodes
+  // (md_cache.h, "adaptive caching"); -o no_md_adaptive turns it off.
+  bool md_adaptive = true;
 };
 
 // The caller of one operation.
@@ -155,7 +158,10 @@ class Fs {
   // the mount serves requests.
   void set_posix_locks(PosixLocks* p) { posix_locks_ = p; }
   PosixLocks* posix_locks() const { return posix_locks_; }
-  void set_data_locks(DataLocks* d) { data_locks_ = d; }
+  void set_data_locks(DataLocks* d) {
+    data_locks_ = d;
+    if (osts_ != nullptr) osts_->set_data_locks(d);
+  }
   DataLocks* data_locks() const { return data_locks_; }
 
   // Namespace (fs.cc).
@@ -183,6 +189,9 @@ class Fs {
   absl::StatusOr<std::string> Readlink(const OpCtx& ctx, uint64_t ino);
   absl::StatusOr<rpc::StatfsReply> Statfs(const OpCtx& ctx);
   absl::Status Access(const OpCtx& ctx, uint64_t ino, uint32_t mask);
+  // A name was created in parent (for the metadata cache's adaptive mode:
+  // the child of a contended directory starts uncached, md_cache.h).
+  void NoteNewChild(uint64_t parent, uint64_t child);
 
   // Files (fs_file.cc). Open/Create return an OpenFile owned by the caller
   // until Release.

@@ -33,6 +33,8 @@ absl::Status Fs::ListWhole(const OpCtx& ctx, uint64_t ino, DirHandle* d,
     use(*listing);
     return absl::OkStatus();
   }
+  // A contended directory: leave d invalid, the caller reads it uncached.
+  if (md_->Bypassed(ino)) return absl::OkStatus();
   absl::StatusOr<dlm::LockInfo> l = md_->LockInode(ino, ctx.interrupted);
   if (!l.ok()) return l.status();
   dlm::ScopedLock held(dlm_, *l);

@@ -251,17 +251,17 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   if (to_set & FUSE_SET_ATTR_CTIME) a.valid |= rpc::SETATTR_CTIME;
   if (fi != nullptr && fi->fh != 0) a.file = File(fi);
   OpCtx ctx = MakeCtx(req);
-  // A truncate changes the data other mounts may cache: PW on it first
-  // (their pages are dropped and their size refetched, data_locks.h).
-  DataLocks* dl = fs->data_locks();
-  std::optional<dlm::LockInfo> data_lock;
-  if ((a.valid & rpc::SETATTR_SIZE) && dl != nullptr) {
-    absl::StatusOr<dlm::LockInfo> l = dl->Lock(ino, true, ctx.interrupted);
-    if (!l.ok()) return ReplyErr(req, l.status(), "setattr", ino);
-    data_lock = *l;
+  // A truncate changes the data other mounts may cache: the OSS (and
+  // then this mount) take PW beyond the cut, which makes the others drop
+  // their pages and refetch the size; no data lock may be held in use
+  // across it (data_locks.h). The size this mount knows must be current
+  // so that a cut below another mount's writes reaches the objects: a
+  // GetAttr (cached under the metadata lock) refreshes it.
+  if ((a.valid & rpc::SETATTR_SIZE) && fs->data_locks() != nullptr) {
+    absl::StatusOr<rpc::Entry> cur = fs->GetAttr(ctx, ino);
+    if (!cur.ok()) return ReplyErr(req, cur.status(), "setattr", ino);
   }
   absl::StatusOr<rpc::Entry> e = fs->SetAttr(ctx, ino, a);
-  if (data_lock.has_value()) dl->Release(*data_lock);
   if (!e.ok()) return ReplyErr(req, e.status(), "setattr", ino);
   struct stat st;
   ToStat(e->attr(), &st);
@@ -339,6 +339,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   auto r = fs->Create(MakeCtx(req), parent, name, mode | S_IFREG,
                       static_cast<uint32_t>(fi->flags));
   if (!r.ok()) return ReplyErr(req, r.status(), "create", parent);
+  fs->NoteNewChild(parent, r->first.attr().ino());
   fuse_entry_param p;
   ToEntryParam(fs, r->first, &p);
   fi->fh = reinterpret_cast<uintptr_t>(r->second);

@@ -1,12 +1,16 @@
 #include "fuse-client/md_cache.h"
 
+#include <algorithm>
+
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "spdlog/spdlog.h"
 
 namespace stripefs::client {
 
-MdCache::MdCache(dlm::DlmClient* dlm) : dlm_(dlm) {
+MdCache::MdCache(dlm::DlmClient* dlm, Clock* clock)
+    : dlm_(dlm), clock_(clock != nullptr ? clock : RealClock()) {
   dlm_->RegisterHandler(kInoPrefix, this);
 }
 
@@ -20,7 +24,45 @@ absl::StatusOr<dlm::LockInfo> MdCache::LockInode(
   spec.bits = kMdBits;
   dlm::LockOptions opts;
   opts.interrupted = interrupted;
-  return dlm_->Lock(spec, opts);
+  absl::StatusOr<dlm::LockInfo> l = dlm_->Lock(spec, opts);
+  if (l.ok()) NoteTaken(ino);
+  return l;
+}
+
+void MdCache::NoteTaken(uint64_t ino) {
+  absl::Time now = clock_->Now();
+  absl::MutexLock lock(&mu_);
+  auto [it, added] = contention_.try_emplace(
+      ino, Contention{now, absl::InfinitePast(), kBypassMin});
+  // The first use since the lock was (re)taken starts its life.
+  if (!added && it->second.taken == absl::InfinitePast()) {
+    it->second.taken = now;
+  }
+}
+
+bool MdCache::Bypassed(uint64_t ino) {
+  absl::Time now = clock_->Now();
+  absl::MutexLock lock(&mu_);
+  auto it = contention_.find(ino);
+  if (it == contention_.end() || it->second.bypass_until <= now) return false;
+  ++bypassed_;
+  return true;
+}
+
+void MdCache::InheritBypass(uint64_t parent, uint64_t child) {
+  absl::MutexLock lock(&mu_);
+  auto p = contention_.find(parent);
+  if (p == contention_.end()) return;
+  absl::Time until = p->second.bypass_until;
+  Contention& c = contention_.try_emplace(
+      child, Contention{absl::InfinitePast(), absl::InfinitePast(),
+                        kBypassMin}).first->second;
+  c.bypass_until = std::max(c.bypass_until, until);
+}
+
+uint64_t MdCache::BypassCount() {
+  absl::MutexLock lock(&mu_);
+  return bypassed_;
 }
 
 std::optional<rpc::Entry> MdCache::GetAttr(uint64_t ino) {
@@ -89,6 +131,32 @@ void MdCache::OnBlocking(const dlm::LockInfo& lock, bool lost) {
     return;
   }
   Drop(ino);
+  if (lost || !adaptive_) return;
+  absl::Time now = clock_->Now();
+  absl::MutexLock l(&mu_);
+  auto it = contention_.find(ino);
+  if (it == contention_.end()) return;
+  Contention& c = it->second;
+  if (c.taken != absl::InfinitePast() && now - c.taken < kContendedLife) {
+    // Asked back soon after it was taken, again and again: stop locking
+    // for a while, and longer each time the contention goes on.
+    if (++c.quick >= kContendedRevokes) {
+      c.bypass_until = now + c.window;
+      c.window = std::min(c.window * 2, kBypassMax);
+    }
+    c.taken = absl::InfinitePast();
+  } else if (c.bypass_until <= now) {
+    // A long-lived lock: nothing to remember.
+    contention_.erase(it);
+  } else {
+    c.taken = absl::InfinitePast();
+  }
+  // Bound the table (inodes never revoked again would stay forever).
+  if (contention_.size() > 65536) {
+    absl::erase_if(contention_, [now](const auto& kv) {
+      return kv.second.bypass_until <= now;
+    });
+  }
 }
 
 }  // namespace stripefs::client

@@ -6,6 +6,18 @@
 // dentries of which it is the parent) before the library cancels it, so a
 // cached answer is always backed by a granted lock.
 //
+// Adaptive caching: when a lock on a directory (or any inode) has been asked
+// back soon after this mount took it (kContendedLife) kContendedRevokes
+// times in a row, the inode is "contended":
+// for a bypass window (1 s, doubling up to 8 s while the contention goes
+// on) lookups, getattrs and listings of it go straight to the MDS without
+// enqueueing the lock and without caching. Without this, every create in a
+// directory costs a PR/EX ping-pong (the negative lookup caches under PR,
+// the MDS's create revokes it). Answers in bypass mode are uncached MDS
+// answers, so coherence is unchanged; children returned by a bypassed
+// lookup are bypassed for the same window (their attributes would otherwise
+// be locked and revoked one by one by the following unlink or rename).
+//
 // Never wait for one lock while holding another in use (the MDS takes its
 // EX locks in inode order and the client must not form a cycle with it).
 //
@@ -24,6 +36,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
 #include "dlm/dlm_client.h"
 #include "fuse-client/request_gate.h"
 #include "rpc/proto/mds.pb.h"
@@ -37,8 +51,17 @@ inline constexpr char kInoPrefix[] = "ino:";
 
 class MdCache : public dlm::LockHandler {
  public:
-  // Registers itself for "ino:" with dlm (which must outlive it).
-  explicit MdCache(dlm::DlmClient* dlm);
+  // A lock asked back within this time of being taken marks contention.
+  static constexpr absl::Duration kContendedLife = absl::Seconds(2);
+  // Quick revokes in a row before bypassing: a few changes (a test that
+  // creates ten files, then stats them) keep the cache.
+  static constexpr int kContendedRevokes = 16;
+  static constexpr absl::Duration kBypassMin = absl::Seconds(1);
+  static constexpr absl::Duration kBypassMax = absl::Seconds(8);
+
+  // Registers itself for "ino:" with dlm (which must outlive it). clock:
+  // null = real clock.
+  explicit MdCache(dlm::DlmClient* dlm, Clock* clock = nullptr);
   ~MdCache() override;
   MdCache(const MdCache&) = delete;
   MdCache& operator=(const MdCache&) = delete;
@@ -66,11 +89,37 @@ class MdCache : public dlm::LockHandler {
   // Drops what is cached about ino (attributes, dentries, listing).
   void Drop(uint64_t ino);
 
+  // Adaptive caching on (default) or off. Set before use.
+  void set_adaptive(bool on) { adaptive_ = on; }
+
+  // True while ino is in its bypass window: ask the MDS, take no lock,
+  // cache nothing.
+  bool Bypassed(uint64_t ino);
+  // Puts child in bypass mode until parent's window ends (a child looked
+  // up through a bypassed parent).
+  void InheritBypass(uint64_t parent, uint64_t child);
+  // Number of requests answered in bypass mode (for tests and stats).
+  uint64_t BypassCount();
+  // Notes that this mount has taken (or reused) its lock on ino; called by
+  // LockInode (public for tests).
+  void NoteTaken(uint64_t ino);
+
   void OnBlocking(const dlm::LockInfo& lock, bool lost) override;
 
  private:
+  struct Contention {
+    absl::Time taken;         // when this mount last took the lock (or Past)
+    absl::Time bypass_until;  // InfinitePast: not bypassed
+    absl::Duration window;    // next bypass window
+    int quick = 0;            // quick revokes in a row
+  };
+
   dlm::DlmClient* const dlm_;
+  Clock* const clock_;
+  bool adaptive_ = true;
   absl::Mutex mu_;
+  absl::flat_hash_map<uint64_t, Contention> contention_ ABSL_GUARDED_BY(mu_);
+  uint64_t bypassed_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<uint64_t, rpc::Entry> attrs_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, absl::flat_hash_map<std::string, uint64_t>>
       dentries_ ABSL_GUARDED_BY(mu_);

@@ -2,6 +2,8 @@
 
 #include <memory>
 
+#include "absl/strings/str_cat.h"
+#include "dlm/fake_clock.h"
 #include "gtest/gtest.h"
 
 namespace stripefs::client {
@@ -71,6 +73,72 @@ TEST(MdCacheTest, BlockingCallbackDropsOnlyThatInode) {
 
   cache.OnBlocking(LockOn("ino:5", dlm::LockType::kIbits), /*lost=*/true);
   EXPECT_FALSE(cache.GetAttr(5).has_value());
+  dlm->Close(/*cancel_locks=*/false);
+}
+
+// Takes and quickly loses the lock on ino `times` times.
+void QuickRevokes(MdCache& cache, uint64_t ino, int times) {
+  for (int i = 0; i < times; ++i) {
+    cache.NoteTaken(ino);
+    cache.OnBlocking(LockOn(absl::StrCat("ino:", ino), dlm::LockType::kIbits),
+                     false);
+  }
+}
+
+TEST(MdCacheTest, LockAskedBackSoonAfterTakenBypassesWithGrowingWindow) {
+  auto dlm = OfflineDlm();
+  dlm::FakeClock clock;
+  MdCache cache(dlm.get(), &clock);
+  EXPECT_FALSE(cache.Bypassed(6));
+  // A few quick revokes keep the cache in use.
+  QuickRevokes(cache, 6, MdCache::kContendedRevokes - 1);
+  EXPECT_FALSE(cache.Bypassed(6));
+  cache.NoteTaken(6);
+  clock.Advance(absl::Milliseconds(100));
+  cache.OnBlocking(LockOn("ino:6", dlm::LockType::kIbits), false);
+  EXPECT_TRUE(cache.Bypassed(6));
+  EXPECT_FALSE(cache.Bypassed(7));
+  // A child looked up through the bypassed directory follows it.
+  cache.InheritBypass(6, 9);
+  EXPECT_TRUE(cache.Bypassed(9));
+  clock.Advance(MdCache::kBypassMin + absl::Milliseconds(1));
+  EXPECT_FALSE(cache.Bypassed(6));
+  EXPECT_FALSE(cache.Bypassed(9));
+  // Contended again right after re-taking: a window twice as long.
+  cache.NoteTaken(6);
+  cache.OnBlocking(LockOn("ino:6", dlm::LockType::kIbits), false);
+  clock.Advance(MdCache::kBypassMin + absl::Milliseconds(500));
+  EXPECT_TRUE(cache.Bypassed(6));
+  clock.Advance(MdCache::kBypassMin);
+  EXPECT_FALSE(cache.Bypassed(6));
+  EXPECT_EQ(cache.BypassCount(), 3u);
+  dlm->Close(/*cancel_locks=*/false);
+}
+
+TEST(MdCacheTest, LongLivedOrLostLockDoesNotBypass) {
+  auto dlm = OfflineDlm();
+  dlm::FakeClock clock;
+  MdCache cache(dlm.get(), &clock);
+  cache.NoteTaken(6);
+  clock.Advance(MdCache::kContendedLife + absl::Seconds(1));
+  cache.OnBlocking(LockOn("ino:6", dlm::LockType::kIbits), false);
+  EXPECT_FALSE(cache.Bypassed(6));
+  // Lost (eviction): invalidated, but that is no contention.
+  cache.NoteTaken(7);
+  cache.OnBlocking(LockOn("ino:7", dlm::LockType::kIbits), true);
+  EXPECT_FALSE(cache.Bypassed(7));
+  // After a long-lived lock the count and the window start afresh.
+  QuickRevokes(cache, 8, MdCache::kContendedRevokes + 1);
+  clock.Advance(MdCache::kBypassMax);
+  cache.NoteTaken(8);
+  clock.Advance(MdCache::kContendedLife + absl::Seconds(1));
+  cache.OnBlocking(LockOn("ino:8", dlm::LockType::kIbits), false);
+  QuickRevokes(cache, 8, MdCache::kContendedRevokes - 1);
+  EXPECT_FALSE(cache.Bypassed(8));
+  QuickRevokes(cache, 8, 1);
+  EXPECT_TRUE(cache.Bypassed(8));
+  clock.Advance(MdCache::kBypassMin + absl::Milliseconds(1));
+  EXPECT_FALSE(cache.Bypassed(8));
   dlm->Close(/*cancel_locks=*/false);
 }
 

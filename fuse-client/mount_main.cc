@@ -68,6 +68,8 @@ bool ParseMountOptions(const std::vector<std::string>& raw, MountConfig* cfg,
         }
         (kv.first == "attr_timeout" ? cfg->fs.attr_timeout
                                     : cfg->fs.entry_timeout) = v;
+      } else if (kv.first == "no_md_adaptive") {
+        cfg->fs.md_adaptive = false;
       } else if (kv.first == "writeback_cache") {
         cfg->fs.writeback_cache = true;
       } else if (kv.first == "io_threads") {
@@ -281,7 +283,8 @@ int Main(int argc, char** argv) {
   app.add_flag("-d,--debug", cfg.debug, "FUSE debug output (implies -f)");
   app.add_option("-o", raw_opts,
                  "mount options: attr_timeout=S, entry_timeout=S, "
-                 "writeback_cache, io_threads=N, or libfuse options");
+                 "writeback_cache, io_threads=N, no_md_adaptive, or libfuse "
+                 "options");
   app.add_option("--log-level", cfg.log_level, "debug, info, warn, error");
   app.add_option("--log-file", cfg.log_file, "append logs to this file");
   app.add_option("mountpoint", cfg.mountpoint, "where to mount")->required();

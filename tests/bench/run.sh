@@ -22,8 +22,9 @@
 #   BENCH_LOCAL_ONLY=1  skip the cluster (checks the script and the local fs)
 #   BENCH_DLM_OPS       enqueue+cancel pairs for dlm_bench (20000)
 #   BENCH_LOCK_FILES    files for the create-cost comparison (MD_FILES)
-#   BENCH_LOCK_ONLY=1   only the lock lines: dlm_bench and the create rate on
-#                       a mount with the DLM versus a `cluster up --no-dlm` one
+#   BENCH_LOCK_ONLY=1   only the lock lines: dlm_bench and the create, stat
+#                       and remove rates on a mount with the DLM (and on one
+#                       with -o no_md_adaptive) versus a `cluster up --no-dlm` one
 #
 # Lock lines: `dlm_bench` (dlm/) measures lock enqueue/cancel throughput
 # through real gRPC; the create cost of locking is stripefs-mdbench's create
@@ -82,7 +83,7 @@ cleanup() {
       "$BIN/stripefs" cluster down --home "$h" >/dev/null 2>&1 || true
     fi
   done
-  for m in "$MNT" "$NODLM_MNT"; do
+  for m in "$MNT" "$NODLM_MNT" "$WORK/mnt-noadapt"; do
     if mountpoint -q "$m" 2>/dev/null; then fusermount3 -u -z "$m" || true; fi
   done
   # Servers the CLI may have left behind: only the pids it recorded here.
@@ -193,7 +194,8 @@ for line in sys.argv[1].splitlines():
         print("stripefs", key, m.group(2))' "$DLM_OUT" >>"$RESULTS" ||
   die "dlm_bench reported failures"
 
-# md_create LABEL DIR: mdbench create rate in DIR -> "LABEL create_lock R".
+# md_create SUFFIX DIR: mdbench rates in DIR -> "stripefs create_SUFFIX R",
+# and the same for stat and remove.
 md_create() {
   local label=$1 dir=$2 md
   mkdir -p "$dir"
@@ -202,21 +204,82 @@ md_create() {
     die "stripefs-mdbench on $label failed"
   "$PY" -c '
 import json, sys
-print("stripefs", sys.argv[1], "%.1f" % json.loads(sys.argv[2])["create"])' \
+d = json.loads(sys.argv[2])
+for k in ("create", "stat", "remove"):
+    print("stripefs", k + "_" + sys.argv[1], "%.1f" % d[k])' \
     "$label" "$md" >>"$RESULTS"
 }
 
 if [[ "${BENCH_LOCAL_ONLY:-}" != 1 ]]; then
-  md_create create_dlm "$MNT/lockcost"
+  md_create dlm "$MNT/lockcost"
   rm -rf "$MNT/lockcost"
+  # The same on a second mount with adaptive metadata caching turned off
+  # (every lookup in a directory being changed takes the directory's lock).
+  NOADAPT_MNT="$WORK/mnt-noadapt"
+  mkdir -p "$NOADAPT_MNT"
+  MDS_ADDR="$("$PY" -c '
+import json, sys
+c = json.load(open(sys.argv[1]))
+print([s["address"] for s in c["servers"] if s.get("role") == "mds"][0])' \
+    "$HOME_DIR/cluster.json")" || die "no MDS address in cluster.json"
+  "$BIN/stripefs-mount" --mds "$MDS_ADDR" -o no_md_adaptive "$NOADAPT_MNT" >&2 ||
+    die "mount with -o no_md_adaptive failed"
+  md_create dlm_noadaptive "$NOADAPT_MNT/lockcost"
+  rm -rf "$NOADAPT_MNT/lockcost"
+  fusermount3 -u "$NOADAPT_MNT" || fusermount3 -u -z "$NOADAPT_MNT" || true
   log "starting a second cluster without the DLM in $NODLM_HOME"
   mkdir -p "$NODLM_MNT"
   "$BIN/stripefs" cluster up --home "$NODLM_HOME" --oss "$OSS" --no-dlm \
     --mount "$NODLM_MNT" --bin-dir "$BIN" >&2
   mountpoint -q "$NODLM_MNT" || die "$NODLM_MNT is not mounted"
-  md_create create_nodlm "$NODLM_MNT/lockcost"
+  md_create nodlm "$NODLM_MNT/lockcost"
   "$BIN/stripefs" cluster down --home "$NODLM_HOME" >&2
 fi
+
+# --- N-to-1 shared file (data extent locks): two mounts of the cluster
+# write disjoint halves of one file at once, 64 KiB pwrites, then fsync;
+# MiB/s overall. BENCH_N1_MIB (default 128): file size.
+# Appends "stripefs n1_shared R"; printed after the table.
+if [[ "${BENCH_LOCAL_ONLY:-}" != 1 ]]; then
+  N1_MNT2="$WORK/mnt2"
+  mkdir -p "$N1_MNT2"
+  "$BIN/stripefs" mount --home "$HOME_DIR" "$N1_MNT2" >&2 ||
+    die "second mount for the N-to-1 line failed"
+  log "N-to-1: two mounts write disjoint halves of one ${BENCH_N1_MIB:-128} MiB file"
+  N1_OK=1
+  "$PY" - "$SFS_DIR/n1.dat" "$N1_MNT2/bench/n1.dat" "${BENCH_N1_MIB:-128}" \
+    >>"$RESULTS" <<'PYN1' || N1_OK=0
+import os, sys, time
+a, b, mib = sys.argv[1], sys.argv[2], int(sys.argv[3])
+half, bs = (mib << 20) // 2, 64 << 10
+open(a, "wb").close()
+buf = os.urandom(bs)
+start = time.monotonic()
+pids = []
+for path, base in ((a, 0), (b, half)):
+    pid = os.fork()
+    if pid == 0:
+        fd = os.open(path, os.O_WRONLY)
+        for off in range(base, base + half, bs):
+            os.pwrite(fd, buf, off)
+        os.fsync(fd)
+        os.close(fd)
+        os._exit(0)
+    pids.append(pid)
+for pid in pids:
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        sys.exit("N-to-1 writer failed")
+secs = time.monotonic() - start
+if os.stat(a).st_size != 2 * half:
+    sys.exit("N-to-1 file has the wrong size")
+os.unlink(a)
+print("stripefs n1_shared %.1f" % (2 * half / (1 << 20) / secs))
+PYN1
+  "$BIN/stripefs" umount --home "$HOME_DIR" "$N1_MNT2" >&2 || true
+  [[ $N1_OK == 1 ]] || die "N-to-1 bench failed"
+fi
+# --- end N-to-1
 
 LOCAL_FS="$(df --output=fstype "$LOCAL" 2>/dev/null | tail -n 1 || echo "?")"
 "$PY" - "$RESULTS" "$LOCAL_FS" "${BENCH_JSON:-}" <<EOF
@@ -259,12 +322,21 @@ enq, reuse = one("dlm_enqueue_cancel"), one("dlm_cached_reuse")
 print()
 print("lock service (dlm_bench, $DLM_OPS ops, gRPC on 127.0.0.1): "
       "enqueue+cancel %s ops/s, cached lock reuse %s ops/s" % (n(enq), n(reuse)))
-with_dlm, without = one("create_dlm"), one("create_nodlm")
-if with_dlm is not None and without is not None:
-    print("file create ($LOCK_FILES files, default layout): with DLM %s files/s, "
-          "without DLM (--no-dlm) %s files/s, locking costs %.1f%%"
-          % (n(with_dlm), n(without), 100.0 * (1 - with_dlm / without)))
+for op in ("create", "stat", "remove"):
+    with_dlm, without = one(op + "_dlm"), one(op + "_nodlm")
+    noad = one(op + "_dlm_noadaptive")
+    if with_dlm is not None and without is not None:
+        print("file %s ($LOCK_FILES files, default layout): with DLM %s files/s "
+              "(adaptive caching off: %s), without DLM (--no-dlm) %s files/s, "
+              "locking costs %.1f%%"
+              % (op, n(with_dlm), n(noad), n(without),
+                 100.0 * (1 - with_dlm / without)))
 if sys.argv[3]:
     with open(sys.argv[3], "w") as f:
         json.dump(res, f, indent=1)
 EOF
+
+# --- N-to-1 shared file line (measured in the N-to-1 block above).
+if [[ "${BENCH_LOCAL_ONLY:-}" != 1 ]]; then
+  awk '$2 == "n1_shared" { printf "N-to-1 shared file (2 mounts, disjoint halves, 64 KiB writes): %s MiB/s\n", $3 }' "$RESULTS"
+fi

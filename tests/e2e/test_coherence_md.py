@@ -374,3 +374,58 @@ def test_concurrent_changes_from_both_mounts_finish_coherent(dirs):
         sb = os.stat(os.path.join(b, name))
         assert (sa.st_ino, sa.st_mode, sa.st_nlink) == \
             (sb.st_ino, sb.st_mode, sb.st_nlink)
+
+
+def test_contended_directory_bypasses_cache_and_stays_coherent(dirs):
+    """Many creates in one directory by one mount make it contended on that
+    mount (adaptive caching: lookups go straight to the MDS, no lock); the
+    other mount's changes in it are still seen by the next syscall."""
+    a, b = dirs
+    before = _stats(a).get(("client", "md_bypass"), 0)
+    for i in range(60):
+        fd = os.open(os.path.join(a, f"c{i}"), os.O_CREAT | os.O_EXCL |
+                     os.O_WRONLY, 0o644)
+        os.close(fd)
+    assert _stats(a).get(("client", "md_bypass"), 0) > before
+    # B changes the contended directory; A sees each change at once.
+    with open(os.path.join(b, "fromb"), "w") as f:
+        f.write("bb")
+    assert os.stat(os.path.join(a, "fromb")).st_size == 2
+    assert "fromb" in os.listdir(a)
+    os.rename(os.path.join(b, "c1"), os.path.join(b, "c1.moved"))
+    assert not os.path.exists(os.path.join(a, "c1"))
+    assert os.path.exists(os.path.join(a, "c1.moved"))
+    os.unlink(os.path.join(b, "c2"))
+    assert not os.path.exists(os.path.join(a, "c2"))
+    os.mkdir(os.path.join(b, "sub"))
+    assert stat.S_ISDIR(os.stat(os.path.join(a, "sub")).st_mode)
+    os.chmod(os.path.join(b, "c3"), 0o600)
+    assert stat.S_IMODE(os.stat(os.path.join(a, "c3")).st_mode) == 0o600
+    # A's own changes are seen by B too.
+    os.unlink(os.path.join(a, "c4"))
+    assert not os.path.exists(os.path.join(b, "c4"))
+    assert sorted(os.listdir(a)) == sorted(os.listdir(b))
+    assert len(os.listdir(a)) == 60 - 2 + 2  # c2, c4 gone; fromb, sub
+
+
+def test_contended_directory_is_cached_again_when_quiet(dirs):
+    """After the bypass window (at most MdCache::kBypassMax = 8 s) a
+    directory that stopped changing is cached again: repeated stats send no
+    MDS RPC."""
+    a, _ = dirs
+    for i in range(60):
+        open(os.path.join(a, f"q{i}"), "w").close()
+    paths = [os.path.join(a, f"q{i}") for i in range(5)]
+    deadline = time.time() + 30
+    while True:
+        for p in paths:
+            os.stat(p)
+        before = {k: v for k, v in _stats(a).items() if k[0] == "mds"}
+        for _ in range(200):
+            for p in paths:
+                os.stat(p)
+        after = {k: v for k, v in _stats(a).items() if k[0] == "mds"}
+        if after == before:
+            break
+        assert time.time() < deadline, "still sending MDS RPCs after 30 s"
+        time.sleep(0.5)
