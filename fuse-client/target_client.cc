@@ -31,8 +31,7 @@ absl::Status TargetClient::Connect() {
                                ": ", s.message()));
   }
   // The server negotiated; check that its answer is within what we speak.
-  absl::StatusOr<rpc::Negotiated> n = rpc::Negotiate(
-      {}, rpc::kFeatures, {reply.proto(), reply.proto()}, reply.features());
+  absl::StatusOr<rpc::Negotiated> n = rpc::CheckConnectReply(reply);
   if (!n.ok()) {
     return absl::Status(
         n.status().code(),
