@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "cli/cluster.h"
 #include "cli/config.h"
@@ -398,10 +399,14 @@ TEST_F(CliTest, ClusterTest_ServerStartStopUnknownTargetAndStopped) {
   EXPECT_EQ(ToErrno(s), ENOENT);
   EXPECT_NE(std::string(s.message()).find("mdt0, ost0, dlm"),
             std::string::npos);
-  EXPECT_EQ(ToErrno(ServerStart(dir, "nope", dir + "/nobin")), ENOENT);
+  StartOptions nobin;
+  nobin.default_bin_dir = dir + "/nobin";
+  EXPECT_EQ(ToErrno(ServerStart(dir, "nope", nobin)), ENOENT);
   // Stopping a server that is not running succeeds.
   EXPECT_TRUE(ServerStop(dir, "dlm").ok());
-  s = ServerStart(dir, "dlm", dir + "/nobin");
+  EXPECT_TRUE(ServerStopControlled(dir, "dlm").ok());
+  EXPECT_EQ(ToErrno(ServerStopControlled(dir, "ost7")), ENOENT);
+  s = ServerStart(dir, "dlm", nobin);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(std::string(s.message()).find("stripefs-dlm"), std::string::npos);
 }
@@ -422,6 +427,175 @@ TEST_F(CliTest, ClusterTest_StatusFormatsDlmCountsAndRpcCounts) {
   EXPECT_NE(json.find("\"locks\": 17"), std::string::npos) << json;
   // Only the DLM carries sessions/locks.
   EXPECT_EQ(json.find("\"sessions\""), json.rfind("\"sessions\""));
+}
+
+TEST_F(CliTest, ConfigTest_RuntimeFieldsRoundTripAndValidate) {
+  ClusterConfig c;
+  c.servers = {{"mdt0", "mds", "127.0.0.1:4000", "/d/mdt0", "/opt/n1/bin"},
+               {"ost0", "oss", "127.0.0.1:4001", "/d/ost0", "", "podman",
+                "stripefs:1.0.0"}};
+  const std::string json = ConfigToJson(c);
+  absl::StatusOr<ClusterConfig> back = ConfigFromJson(json);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, c);
+  // Empty fields are not written (older CLIs read the file unchanged).
+  EXPECT_EQ(json.find("\"image\""), json.rfind("\"image\""));
+  EXPECT_EQ(json.find("\"binary_dir\""), json.rfind("\"binary_dir\""));
+  const std::string bad_runtime = R"({"servers": [{"target": "mdt0",
+      "role": "mds", "address": "a:1", "data": "/d", "runtime": "docker"}]})";
+  EXPECT_EQ(ToErrno(ConfigFromJson(bad_runtime).status()), EINVAL);
+  const std::string no_image = R"({"servers": [{"target": "mdt0",
+      "role": "mds", "address": "a:1", "data": "/d", "runtime": "podman"}]})";
+  EXPECT_EQ(ToErrno(ConfigFromJson(no_image).status()), EINVAL);
+}
+
+TEST_F(CliTest, UpgradeTest_OrderDefaultsToMdsOssesThenDlm) {
+  ClusterConfig c;
+  c.servers = {{"dlm", "dlm", "127.0.0.1:4002", "/d/dlm"},
+               {"ost1", "oss", "127.0.0.1:4004", "/d/ost1"},
+               {"mdt0", "mds", "127.0.0.1:4000", "/d/mdt0"},
+               {"ost0", "oss", "127.0.0.1:4001", "/d/ost0"}};
+  absl::StatusOr<std::vector<std::string>> order = UpgradeOrder(c, {});
+  ASSERT_TRUE(order.ok());
+  // OSSs keep their cluster.json order (index order as `cluster up` writes).
+  EXPECT_EQ(*order,
+            (std::vector<std::string>{"mdt0", "ost1", "ost0", "dlm"}));
+  order = UpgradeOrder(c, {"ost0", "dlm"});
+  ASSERT_TRUE(order.ok());
+  EXPECT_EQ(*order, (std::vector<std::string>{"ost0", "dlm"}));
+  absl::Status unknown = UpgradeOrder(c, {"ost9"}).status();
+  EXPECT_EQ(ToErrno(unknown), ENOENT);
+  EXPECT_NE(std::string(unknown.message()).find("ost9"), std::string::npos);
+  EXPECT_EQ(ToErrno(UpgradeOrder(c, {"mdt0", "mdt0"}).status()), EINVAL);
+}
+
+TEST_F(CliTest, UpgradeTest_ParsesReleasesAndImageTags) {
+  EXPECT_EQ(ParseReleaseOutput("1.1.0\n"), "1.1.0");
+  EXPECT_EQ(ParseReleaseOutput("stripefs-mds 1.0.0\n"), "1.0.0");
+  EXPECT_EQ(ParseReleaseOutput("stripefs v2.10.3"), "2.10.3");
+  EXPECT_EQ(ParseReleaseOutput("--listen is required\n"), std::nullopt);
+  EXPECT_EQ(ParseReleaseOutput("1.1"), std::nullopt);
+  EXPECT_EQ(ParseReleaseOutput("1.x.0"), std::nullopt);
+  EXPECT_EQ(ParseReleaseOutput(""), std::nullopt);
+  EXPECT_EQ(ImageRelease("stripefs:1.1.0"), "1.1.0");
+  EXPECT_EQ(ImageRelease("localhost:5000/stripefs"), std::nullopt);
+  EXPECT_EQ(ImageRelease("stripefs"), std::nullopt);
+}
+
+TEST_F(CliTest, StatusTest_ConnectionsParsedAndShown) {
+  using Conns = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(ParseConnections("mount-1=2,mds=1"),
+            (Conns{{"mount-1", "2"}, {"mds", "1"}}));
+  EXPECT_EQ(ParseConnections(""), Conns{});
+  EXPECT_EQ(ParseConnections("a=1, broken ,b=2"),
+            (Conns{{"a", "1"}, {"broken", "?"}, {"b", "2"}}));
+  ServerState mds{"mdt0", "mds", "127.0.0.1:1", 10, "running", "1.1.0"};
+  mds.connections = "mount-a=2,mount-b=1";
+  ServerState oss{"ost0", "oss", "127.0.0.1:2", 11, "running", "1.0.0"};
+  const std::string text = FormatStatusText({mds, oss});
+  EXPECT_NE(text.find("connections=mount-a:v2,mount-b:v1"), std::string::npos)
+      << text;
+  // No info["connections"] (an older server): "-".
+  EXPECT_NE(text.find("release=1.0.0 connections=-"), std::string::npos)
+      << text;
+  const std::string json = FormatStatusJson({mds, oss});
+  EXPECT_NE(json.find("\"client\": \"mount-b\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"connections\": null"), std::string::npos) << json;
+}
+
+TEST_F(CliTest, PodmanTest_RunArgvUsesHostNetworkAndBindMount) {
+  ServerConfig s{"ost1", "oss", "127.0.0.1:4711", "/h/ost1", "", "podman",
+                 "stripefs:1.0.0"};
+  EXPECT_EQ(ContainerName(s), "stripefs-ost1-4711");
+  std::vector<std::string> argv =
+      PodmanRunArgv(s, {"--target", "ost1"}, {"STRIPEFS_X"});
+  const std::string joined = absl::StrJoin(argv, " ");
+  EXPECT_NE(joined.find("--network host"), std::string::npos) << joined;
+  EXPECT_NE(joined.find("--volume /h/ost1:/h/ost1"), std::string::npos);
+  EXPECT_NE(joined.find("--env STRIPEFS_X"), std::string::npos);
+  EXPECT_NE(joined.find(
+                "stripefs:1.0.0 /usr/local/bin/stripefs-oss --target ost1"),
+            std::string::npos)
+      << joined;
+  EXPECT_EQ(argv.front(), "run");
+}
+
+TEST_F(CliTest, ProcTest_ReapChildGivesExitCode) {
+  absl::StatusOr<pid_t> pid =
+      SpawnDetached({"/bin/sh", "-c", "exit 3"}, TempDir() + "/log");
+  ASSERT_TRUE(pid.ok());
+  std::optional<int> code;
+  for (int i = 0; i < 200 && !code.has_value(); ++i) {
+    code = ReapChild(*pid);
+    if (!code.has_value()) absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(code, 3);
+  EXPECT_EQ(ReapChild(*pid), std::nullopt);  // already reaped
+}
+
+// A directory of fake binaries: `stripefs --version` prints `release`, and
+// stripefs-oss refuses to start as a real server's startup check does.
+void WriteExecutable(const std::string& path, const std::string& text) {
+  ASSERT_TRUE(WriteFileAtomic(path, text).ok());
+  ASSERT_EQ(::chmod(path.c_str(), 0755), 0);
+}
+
+TEST_F(CliTest, UpgradeTest_RefusedStartIsReportedAndStopsTheRoll) {
+  const std::string dir = TempDir();
+  const std::string bin = dir + "/bin";
+  ASSERT_TRUE(MakeDirs(bin).ok());
+  WriteExecutable(bin + "/stripefs", "#!/bin/sh\necho 9.8.7\n");
+  WriteExecutable(bin + "/stripefs-oss",
+                  "#!/bin/sh\necho 'ost0: refusing to start: release 9.8.7 "
+                  "after an unclean stop of release 9.8.6' >&2\nexit 3\n");
+  ASSERT_TRUE(BinaryRelease(bin, "oss").ok());
+  EXPECT_EQ(*BinaryRelease(bin, "oss"), "9.8.7");
+  EXPECT_EQ(ToErrno(BinaryRelease(dir, "oss").status()), ENOENT);
+  ClusterConfig c;
+  c.servers = {{"mdt0", "mds", "127.0.0.1:1", dir + "/mdt0"},
+               {"ost0", "oss", "127.0.0.1:2", dir + "/ost0"},
+               {"ost1", "oss", "127.0.0.1:3", dir + "/ost1"}};
+  ASSERT_TRUE(SaveConfig(dir + "/cluster.json", c).ok());
+
+  StartOptions so;
+  so.bin_dir = bin;
+  so.start_timeout = absl::Seconds(10);
+  absl::Status s = ServerStart(dir, "ost0", so);
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_NE(std::string(s.message()).find("refusing to start: release 9.8.7"),
+            std::string::npos)
+      << s;
+  // The binary dir was recorded for later starts.
+  absl::StatusOr<ClusterConfig> saved = LoadConfig(dir + "/cluster.json");
+  ASSERT_TRUE(saved.ok());
+  absl::StatusOr<std::string> real_bin = RealPath(bin);
+  ASSERT_TRUE(real_bin.ok());
+  EXPECT_EQ(saved->Find("ost0")->binary_dir, *real_bin);
+  EXPECT_EQ(saved->Find("ost1")->binary_dir, "");
+  // A later start without --binary-dir uses the recorded one, not the
+  // default beside the CLI.
+  StartOptions later;
+  later.default_bin_dir = dir + "/nobin";
+  later.start_timeout = absl::Seconds(10);
+  s = ServerStart(dir, "ost0", later);
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  s = ServerStart(dir, "ost1", later);
+  EXPECT_EQ(ToErrno(s), ENOENT) << s;
+  EXPECT_NE(std::string(s.message()).find("/nobin/stripefs-oss"),
+            std::string::npos)
+      << s;
+
+  // The roll stops at ost0: ost1 is never started (nor recorded).
+  UpgradeOptions uo;
+  uo.home = dir;
+  uo.bin_dir = bin;
+  uo.targets = {"ost0", "ost1"};
+  uo.start_timeout = absl::Seconds(10);
+  s = Upgrade(uo);
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  saved = LoadConfig(dir + "/cluster.json");
+  ASSERT_TRUE(saved.ok());
+  EXPECT_EQ(saved->Find("ost1")->binary_dir, "");
 }
 
 TEST_F(CliTest, ClusterTest_UpRejectsBadStripeDefaults) {

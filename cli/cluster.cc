@@ -6,7 +6,9 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -15,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "cli/config.h"
 #include "cli/layout.h"
@@ -54,12 +57,24 @@ bool RunsBinary(pid_t pid, const std::string& exe) {
   return argv[0] == exe || absl::EndsWith(argv[0], absl::StrCat("/", exe));
 }
 
+bool InPodman(const ServerConfig& s) { return s.runtime == "podman"; }
+
+// The process the pid file names: the server itself, or for a container the
+// `podman run` client attached to it (it lives exactly as long as the
+// container and proxies signals to it).
+std::string ProcessBinaryFor(const ServerConfig& s) {
+  return InPodman(s) ? "podman" : BinaryFor(s.role);
+}
+
 // The pid of the server for `s`, or 0: the pid file if it names a live
-// server binary, else the pid the server reports over Status.
+// server binary, else the pid the server reports over Status (plain
+// processes only: a container reports its own pid namespace's).
 pid_t ServerPid(const HomePaths& paths, const ServerConfig& s, bool ask) {
   absl::StatusOr<pid_t> pid = ReadPidFile(paths.PidFile(s.target));
-  if (pid.ok() && *pid > 0 && RunsBinary(*pid, BinaryFor(s.role))) return *pid;
-  if (!ask) return 0;
+  if (pid.ok() && *pid > 0 && RunsBinary(*pid, ProcessBinaryFor(s))) {
+    return *pid;
+  }
+  if (!ask || InPodman(s)) return 0;
   absl::StatusOr<ServerStatus> st =
       QueryStatus(s.role, s.address, kStatusDeadline);
   if (st.ok() && st->pid > 0 &&
@@ -67,6 +82,66 @@ pid_t ServerPid(const HomePaths& paths, const ServerConfig& s, bool ask) {
     return static_cast<pid_t>(st->pid);
   }
   return 0;
+}
+
+// The podman command prefix with PLATFORM.md's settings; points
+// CONTAINERS_CONF at a file with `default_ulimits = []` (written under the
+// run dir) unless the caller set one.
+absl::StatusOr<std::vector<std::string>> PodmanPrefix(const HomePaths& paths) {
+  const char* conf = std::getenv("CONTAINERS_CONF");
+  if (conf == nullptr || conf[0] == '\0') {
+    const std::string file = paths.RunDir() + "/containers.conf";
+    if (absl::Status s = MakeDirs(paths.RunDir()); !s.ok()) return s;
+    if (absl::Status s = WriteFileAtomic(
+            file, "[containers]\ndefault_ulimits = []\n");
+        !s.ok()) {
+      return s;
+    }
+    if (::setenv("CONTAINERS_CONF", file.c_str(), 1) != 0) {
+      return Errno(errno, "setenv CONTAINERS_CONF");
+    }
+  }
+  // SpawnDetached does not search PATH.
+  std::string podman;
+  const char* path_env = std::getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(
+           path_env != nullptr ? path_env : "/usr/bin:/bin", ':',
+           absl::SkipEmpty())) {
+    const std::string candidate = absl::StrCat(dir, "/podman");
+    if (::access(candidate.c_str(), X_OK) == 0) {
+      podman = candidate;
+      break;
+    }
+  }
+  if (podman.empty()) {
+    return Errno(ENOENT,
+                 "podman is not installed (apt-get install podman runc, or "
+                 "deploy/install-deps.sh)");
+  }
+  return std::vector<std::string>{podman, "--runtime", "runc",
+                                  "--cgroup-manager=cgroupfs"};
+}
+
+// Names of the STRIPEFS_* environment variables set here (passed on to
+// containers as plain processes inherit them).
+std::vector<std::string> StripefsEnvNames() {
+  std::vector<std::string> out;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const std::string kv = *e;
+    if (!absl::StartsWith(kv, "STRIPEFS_")) continue;
+    out.push_back(kv.substr(0, kv.find('=')));
+  }
+  return out;
+}
+
+// The last non-empty line of a log tail.
+std::string LastLine(const std::string& text) {
+  std::vector<std::string> lines = absl::StrSplit(text, '\n');
+  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+    std::string line(absl::StripAsciiWhitespace(*it));
+    if (!line.empty()) return line;
+  }
+  return "";
 }
 
 absl::StatusOr<std::string> AbsHome(const std::string& home, bool create) {
@@ -134,9 +209,13 @@ absl::Status Started(const ServerConfig& s, const HomePaths& paths, pid_t pid,
 }
 
 // Waits until every (server, pid) answers Status as its target.
+// A server that exits with kRefusedExit failed its startup check.
+constexpr int kRefusedExit = 3;
+
 absl::Status WaitUp(
     const std::vector<std::pair<const ServerConfig*, pid_t>>& servers,
-    const HomePaths& paths, absl::Duration timeout) {
+    const HomePaths& paths, absl::Duration timeout,
+    const std::string& expect_release = "") {
   const absl::Time deadline = absl::Now() + timeout;
   std::vector<bool> up(servers.size(), false);
   size_t remaining = servers.size();
@@ -153,11 +232,36 @@ absl::Status WaitUp(
                                          "', expected ", s.target,
                                          " (another cluster on this port?)"));
         }
+        if (!expect_release.empty() && st->release != expect_release) {
+          // The old instance may still be answering on its way out.
+          if (absl::Now() >= deadline) {
+            return Errno(EIO, absl::StrCat(s.target, " at ", s.address,
+                                           " answers with release ",
+                                           st->release, ", expected ",
+                                           expect_release));
+          }
+          continue;
+        }
         up[i] = true;
         --remaining;
         Say(absl::StrFormat("%-6s up at %s (pid %d, release %s)", s.target,
                             s.address, pid, st->release));
         continue;
+      }
+      if (std::optional<int> code = ReapChild(pid); code.has_value()) {
+        ::unlink(paths.PidFile(s.target).c_str());
+        if (*code == kRefusedExit) {
+          const std::string line =
+              LastLine(TailFile(paths.LogFile(s.target), kLogTailLines));
+          return absl::FailedPreconditionError(absl::StrCat(
+              s.target, " refused to start (exit code 3): ", line,
+              " (see ", paths.LogFile(s.target),
+              "; 'stripefs server start --force' overrides the check and "
+              "evicts the old clients)"));
+        }
+        return Started(s, paths, pid,
+                       absl::StrCat("(pid ", pid, ") exited with code ", *code,
+                                    " during start"));
       }
       if (pid > 0 && !ProcessAlive(pid)) {
         ::unlink(paths.PidFile(s.target).c_str());
@@ -181,47 +285,101 @@ absl::Status WaitUp(
   return absl::OkStatus();
 }
 
-// Starts every server in `group` that is not running and waits for all of
-// them. A non-empty dlm_address is passed to the MDS and the OSSs as --dlm.
-absl::Status StartGroup(const std::vector<const ServerConfig*>& group,
-                        const ClusterConfig& config, const HomePaths& paths,
-                        const std::string& bin_dir, absl::Duration timeout,
-                        const std::string& dlm_address) {
+struct GroupStart {
+  std::string bin_dir;  // explicit: used for every server and recorded
+  std::string default_bin_dir;
+  std::string image;  // explicit: podman from this image, recorded
+  bool force = false;
+  std::string expect_release;
+  absl::Duration timeout = absl::Seconds(20);
+  std::string dlm_address;  // passed to the MDS and the OSSs as --dlm
+};
+
+// Starts every server in `targets` that is not running and waits for all of
+// them. Saves cluster.json when an explicit binary dir or image changed an
+// entry.
+absl::Status StartGroup(const std::vector<std::string>& targets,
+                        ClusterConfig* config, const HomePaths& paths,
+                        const GroupStart& g) {
   std::vector<std::pair<const ServerConfig*, pid_t>> wait;
-  for (const ServerConfig* s : group) {
+  for (const std::string& t : targets) {
+    ServerConfig* s = nullptr;
+    for (auto& e : config->servers) {
+      if (e.target == t) s = &e;
+    }
+    if (s == nullptr) return Errno(ENOENT, absl::StrCat("no server ", t));
     pid_t pid = ServerPid(paths, *s, /*ask=*/false);
     if (pid > 0) {
       Say(absl::StrFormat("%-6s already running (pid %d)", s->target, pid));
       wait.push_back({s, pid});
       continue;
     }
+    // Record what this start uses, so later starts keep using it.
+    bool changed = false;
+    if (!g.bin_dir.empty() && s->binary_dir != g.bin_dir) {
+      s->binary_dir = g.bin_dir;
+      changed = true;
+    }
+    if (!g.image.empty() && (s->image != g.image || !InPodman(*s))) {
+      s->runtime = "podman";
+      s->image = g.image;
+      changed = true;
+    }
+    if (changed) {
+      if (absl::Status st = SaveConfig(paths.ConfigFile(), *config); !st.ok())
+        return st;
+    }
     if (absl::Status st = MakeDirs(s->data); !st.ok()) return st;
-    const std::string exe = absl::StrCat(bin_dir, "/", BinaryFor(s->role));
-    if (::access(exe.c_str(), X_OK) != 0) {
+    const std::string dir =
+        s->binary_dir.empty() ? g.default_bin_dir : s->binary_dir;
+    const std::string exe = absl::StrCat(dir, "/", BinaryFor(s->role));
+    if (!InPodman(*s) && ::access(exe.c_str(), X_OK) != 0) {
       return Errno(ENOENT, absl::StrCat(exe,
                                         " not found or not executable "
                                         "(build it, or pass --bin-dir)"));
     }
-    std::vector<std::string> argv = {
-        exe, "--target", s->target, "--listen", s->address, "--data", s->data};
+    std::vector<std::string> args = {"--target", s->target, "--listen",
+                                     s->address, "--data", s->data};
     if (s->role == "mds") {
       int index = 0;
-      for (const ServerConfig* o : config.Osses()) {
-        argv.push_back("--ost");
-        argv.push_back(absl::StrCat(index++, "=", o->address));
+      for (const ServerConfig* o : config->Osses()) {
+        args.push_back("--ost");
+        args.push_back(absl::StrCat(index++, "=", o->address));
       }
-      argv.push_back("--stripe-count");
-      argv.push_back(absl::StrCat(config.stripe_count));
-      argv.push_back("--stripe-size");
-      argv.push_back(absl::StrCat(config.stripe_size));
-      if (!dlm_address.empty()) {
-        argv.push_back("--dlm");
-        argv.push_back(dlm_address);
+      args.push_back("--stripe-count");
+      args.push_back(absl::StrCat(config->stripe_count));
+      args.push_back("--stripe-size");
+      args.push_back(absl::StrCat(config->stripe_size));
+      if (!g.dlm_address.empty()) {
+        args.push_back("--dlm");
+        args.push_back(g.dlm_address);
       }
     }
-    if (s->role == "oss" && !dlm_address.empty()) {
-      argv.push_back("--dlm");
-      argv.push_back(dlm_address);
+    if (s->role == "oss" && !g.dlm_address.empty()) {
+      args.push_back("--dlm");
+      args.push_back(g.dlm_address);
+    }
+    if (g.force) args.push_back("--force");
+    std::vector<std::string> argv;
+    if (InPodman(*s)) {
+      absl::StatusOr<std::vector<std::string>> prefix = PodmanPrefix(paths);
+      if (!prefix.ok()) return prefix.status();
+      // A container left by a killed `podman run` would block the name.
+      std::vector<std::string> rm = *prefix;
+      rm.insert(rm.end(), {"rm", "-f", "--ignore", ContainerName(*s)});
+      absl::StatusOr<CommandResult> r = RunCommand(rm, absl::Seconds(60));
+      if (!r.ok()) return r.status();
+      if (r->exit_code != 0) {
+        return Errno(EIO, absl::StrCat("podman rm ", ContainerName(*s),
+                                       " failed: ", r->output));
+      }
+      argv = *prefix;
+      std::vector<std::string> run =
+          PodmanRunArgv(*s, args, StripefsEnvNames());
+      argv.insert(argv.end(), run.begin(), run.end());
+    } else {
+      argv = {exe};
+      argv.insert(argv.end(), args.begin(), args.end());
     }
     absl::StatusOr<pid_t> spawned =
         SpawnDetached(argv, paths.LogFile(s->target));
@@ -233,7 +391,7 @@ absl::Status StartGroup(const std::vector<const ServerConfig*>& group,
     }
     wait.push_back({s, *spawned});
   }
-  return WaitUp(wait, paths, timeout);
+  return WaitUp(wait, paths, g.timeout, g.expect_release);
 }
 
 // Sends SIGTERM to each pid, waits for all, SIGKILLs what is left.
@@ -392,24 +550,32 @@ absl::Status ClusterUp(const UpOptions& o) {
     }
   }
 
+  GroupStart g;
+  if (o.bin_dir_explicit) {
+    absl::StatusOr<std::string> dir = RealPath(o.bin_dir);
+    if (!dir.ok()) {
+      return Errno(ENOENT, absl::StrCat("--bin-dir ", o.bin_dir,
+                                        " does not exist"));
+    }
+    g.bin_dir = *dir;
+  }
+  g.default_bin_dir = o.bin_dir;
+  g.image = o.image;
+  g.timeout = o.start_timeout;
   // The DLM first: the MDS and every mount connect to it.
-  std::string dlm_address;
   if (!o.no_dlm) {
-    const ServerConfig* dlm = config.Dlm();
-    if (absl::Status s =
-            StartGroup({dlm}, config, paths, o.bin_dir, o.start_timeout, "");
+    if (absl::Status s = StartGroup({config.Dlm()->target}, &config, paths, g);
         !s.ok()) {
       return s;
     }
-    dlm_address = dlm->address;
+    g.dlm_address = config.Dlm()->address;
   }
-  if (absl::Status s = StartGroup(config.Osses(), config, paths, o.bin_dir,
-                                  o.start_timeout, dlm_address);
-      !s.ok()) {
+  std::vector<std::string> osses;
+  for (const ServerConfig* s : config.Osses()) osses.push_back(s->target);
+  if (absl::Status s = StartGroup(osses, &config, paths, g); !s.ok()) {
     return s;
   }
-  if (absl::Status s = StartGroup({config.Mds()}, config, paths, o.bin_dir,
-                                  o.start_timeout, dlm_address);
+  if (absl::Status s = StartGroup({config.Mds()->target}, &config, paths, g);
       !s.ok()) {
     return s;
   }
@@ -530,6 +696,7 @@ absl::StatusOr<std::vector<ServerState>> ClusterStatus(
     st.target = s->target;
     st.role = s->role;
     st.address = s->address;
+    st.runtime = s->runtime;
     pid_t pid = ServerPid(paths, *s, /*ask=*/false);
     // A live process gets a patient query (a loaded machine may take a
     // moment to connect); a stopped one is probed once, failing fast.
@@ -541,6 +708,9 @@ absl::StatusOr<std::vector<ServerState>> ClusterStatus(
       st.release = reply->release;
       st.pid = pid > 0 ? pid : reply->pid;
       st.rpc_counts = reply->rpc_counts;
+      if (auto it = reply->info.find("connections"); it != reply->info.end()) {
+        st.connections = it->second;
+      }
       if (s->role == "dlm") {
         uint64_t n = 0;
         auto it = reply->info.find("sessions");
@@ -582,6 +752,17 @@ std::string FormatStatusText(const std::vector<ServerState>& states) {
       for (const auto& [name, count] : s.rpc_counts) total += count;
       absl::StrAppend(&out, " rpcs=", total);
     }
+    if (!s.runtime.empty()) absl::StrAppend(&out, " runtime=", s.runtime);
+    // Protocol negotiated with each client it answered Connect for.
+    std::string conns = "-";
+    if (s.connections.has_value() && !s.connections->empty()) {
+      std::vector<std::string> items;
+      for (const auto& [name, proto] : ParseConnections(*s.connections)) {
+        items.push_back(absl::StrCat(name, ":v", proto));
+      }
+      conns = absl::StrJoin(items, ",");
+    }
+    absl::StrAppend(&out, " connections=", conns);
     absl::StrAppend(&out, "\n");
   }
   return out;
@@ -601,6 +782,16 @@ std::string FormatStatusJson(const std::vector<ServerState>& states) {
         {"release", s.release.empty() ? nlohmann::json(nullptr)
                                       : nlohmann::json(s.release)},
         {"rpc_counts", counts}};
+    if (s.connections.has_value()) {
+      nlohmann::json conns = nlohmann::json::array();
+      for (const auto& [name, proto] : ParseConnections(*s.connections)) {
+        conns.push_back({{"client", name}, {"protocol", proto}});
+      }
+      entry["connections"] = std::move(conns);
+    } else {
+      entry["connections"] = nullptr;
+    }
+    if (!s.runtime.empty()) entry["runtime"] = s.runtime;
     if (s.role == "dlm") {
       entry["sessions"] =
           s.sessions ? nlohmann::json(*s.sessions) : nlohmann::json(nullptr);
@@ -646,8 +837,7 @@ absl::StatusOr<ClusterConfig> LoadForTarget(const std::string& home_arg,
 }  // namespace
 
 absl::Status ServerStart(const std::string& home_arg, const std::string& target,
-                         const std::string& bin_dir,
-                         absl::Duration start_timeout) {
+                         const StartOptions& o) {
   std::string home;
   absl::StatusOr<ClusterConfig> config =
       LoadForTarget(home_arg, target, &home);
@@ -655,9 +845,24 @@ absl::Status ServerStart(const std::string& home_arg, const std::string& target,
   HomePaths paths(home);
   if (absl::Status s = MakeDirs(paths.RunDir()); !s.ok()) return s;
   if (absl::Status s = MakeDirs(paths.LogDir()); !s.ok()) return s;
+  GroupStart g;
+  if (!o.bin_dir.empty()) {
+    absl::StatusOr<std::string> dir = RealPath(o.bin_dir);
+    if (!dir.ok()) {
+      return Errno(ENOENT, absl::StrCat("binary dir ", o.bin_dir,
+                                        " does not exist"));
+    }
+    g.bin_dir = *dir;
+  }
+  g.default_bin_dir = o.default_bin_dir;
+  g.image = o.image;
+  g.force = o.force;
+  g.expect_release = o.expect_release;
+  g.timeout = o.start_timeout;
   const ServerConfig* dlm = config->Dlm();
-  return StartGroup({config->Find(target)}, *config, paths, bin_dir,
-                    start_timeout, dlm != nullptr ? dlm->address : "");
+  // The DLM itself never gets --dlm (StartGroup adds it to MDS/OSS only).
+  if (dlm != nullptr) g.dlm_address = dlm->address;
+  return StartGroup({target}, &*config, paths, g);
 }
 
 absl::Status ServerStop(const std::string& home_arg, const std::string& target,
@@ -679,6 +884,291 @@ absl::Status ServerStop(const std::string& home_arg, const std::string& target,
     }
   }
   ::unlink(paths.PidFile(s.target).c_str());
+  return absl::OkStatus();
+}
+
+absl::Status ServerStopControlled(const std::string& home_arg,
+                                  const std::string& target,
+                                  absl::Duration timeout) {
+  std::string home;
+  absl::StatusOr<ClusterConfig> config =
+      LoadForTarget(home_arg, target, &home);
+  if (!config.ok()) return config.status();
+  HomePaths paths(home);
+  const ServerConfig& s = *config->Find(target);
+  const pid_t pid = ServerPid(paths, s, /*ask=*/true);
+  if (pid <= 0) {
+    Say(absl::StrFormat("%-6s not running", s.target));
+    ::unlink(paths.PidFile(s.target).c_str());
+    return absl::OkStatus();
+  }
+  if (InPodman(s)) {
+    // `podman run` proxies SIGTERM but not SIGUSR2: signal the container.
+    absl::StatusOr<std::vector<std::string>> argv = PodmanPrefix(paths);
+    if (!argv.ok()) return argv.status();
+    argv->insert(argv->end(),
+                 {"kill", "--signal", "USR2", ContainerName(s)});
+    absl::StatusOr<CommandResult> r = RunCommand(*argv, absl::Seconds(60));
+    if (!r.ok()) return r.status();
+    if (r->exit_code != 0) {
+      return Errno(EIO, absl::StrCat("podman kill --signal USR2 ",
+                                     ContainerName(s), " failed: ",
+                                     absl::StripAsciiWhitespace(r->output)));
+    }
+  } else if (::kill(pid, SIGUSR2) != 0) {
+    const int err = errno;
+    if (err == ESRCH) {
+      Say(absl::StrFormat("%-6s not running", s.target));
+      ::unlink(paths.PidFile(s.target).c_str());
+      return absl::OkStatus();
+    }
+    return Errno(err, absl::StrCat("cannot signal ", s.target, " (pid ", pid,
+                                   "): ", std::strerror(err)));
+  }
+  if (!WaitForExit(pid, timeout)) {
+    return Errno(ETIMEDOUT,
+                 absl::StrCat(s.target, " (pid ", pid,
+                              ") did not finish its controlled stop within ",
+                              absl::FormatDuration(timeout),
+                              "; it is still running (see ",
+                              paths.LogFile(s.target),
+                              "; 'stripefs server stop' stops it plainly)"));
+  }
+  ::unlink(paths.PidFile(s.target).c_str());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> UpgradeOrder(
+    const ClusterConfig& config, const std::vector<std::string>& targets) {
+  std::vector<std::string> out;
+  if (targets.empty()) {
+    if (config.Mds() != nullptr) out.push_back(config.Mds()->target);
+    for (const ServerConfig* s : config.Osses()) out.push_back(s->target);
+    if (config.Dlm() != nullptr) out.push_back(config.Dlm()->target);
+    return out;
+  }
+  std::set<std::string> seen;
+  for (const std::string& t : targets) {
+    if (config.Find(t) == nullptr) {
+      std::vector<std::string> names;
+      for (const auto& s : config.servers) names.push_back(s.target);
+      return Errno(ENOENT, absl::StrCat("no server '", t, "' (servers: ",
+                                        absl::StrJoin(names, ", "), ")"));
+    }
+    if (!seen.insert(t).second) {
+      return Errno(EINVAL, absl::StrCat("target ", t, " named twice"));
+    }
+    out.push_back(t);
+  }
+  return out;
+}
+
+namespace {
+bool LooksLikeRelease(const std::string& token) {
+  std::vector<std::string> parts = absl::StrSplit(token, '.');
+  if (parts.size() != 3) return false;
+  for (const auto& p : parts) {
+    if (p.empty()) return false;
+    for (char c : p) {
+      if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
+    }
+  }
+  return true;
+}
+}  // namespace
+
+std::optional<std::string> ParseReleaseOutput(const std::string& output) {
+  std::vector<std::string> tokens =
+      absl::StrSplit(output, absl::ByAnyChar(" \t\r\n"), absl::SkipEmpty());
+  for (auto it = tokens.rbegin(); it != tokens.rend(); ++it) {
+    std::string t = *it;
+    if (absl::StartsWith(t, "v")) t = t.substr(1);
+    if (LooksLikeRelease(t)) return t;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> ImageRelease(const std::string& image) {
+  const size_t colon = image.rfind(':');
+  if (colon == std::string::npos || image.find('/', colon) != std::string::npos)
+    return std::nullopt;
+  std::string tag = image.substr(colon + 1);
+  if (tag.empty()) return std::nullopt;
+  return tag;
+}
+
+std::vector<std::pair<std::string, std::string>> ParseConnections(
+    const std::string& text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (absl::string_view item :
+       absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    std::string it(absl::StripAsciiWhitespace(item));
+    const size_t eq = it.rfind('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == it.size()) {
+      out.push_back({it, "?"});
+    } else {
+      out.push_back({it.substr(0, eq), it.substr(eq + 1)});
+    }
+  }
+  return out;
+}
+
+std::string ContainerName(const ServerConfig& server) {
+  const size_t colon = server.address.rfind(':');
+  std::string port =
+      colon == std::string::npos ? "0" : server.address.substr(colon + 1);
+  return absl::StrCat("stripefs-", server.target, "-", port);
+}
+
+std::vector<std::string> PodmanRunArgv(
+    const ServerConfig& server, const std::vector<std::string>& server_args,
+    const std::vector<std::string>& env_names) {
+  // Attached (no -d): this `podman run` lives as long as the server, proxies
+  // SIGTERM to it (SIGUSR2 goes through `podman kill`), passes its output to our log file and exits with
+  // its exit code (3 when the startup check refuses).
+  std::vector<std::string> argv = {
+      "run",     "--rm", "--name",   ContainerName(server), "--network",
+      "host",    "--sig-proxy=true", "--stop-timeout",      "60",
+      "--volume", absl::StrCat(server.data, ":", server.data)};
+  for (const std::string& name : env_names) {
+    argv.push_back("--env");
+    argv.push_back(name);
+  }
+  argv.push_back(server.image);
+  argv.push_back(absl::StrCat("/usr/local/bin/", BinaryFor(server.role)));
+  argv.insert(argv.end(), server_args.begin(), server_args.end());
+  return argv;
+}
+
+absl::StatusOr<std::string> BinaryRelease(const std::string& bin_dir,
+                                          const std::string& role) {
+  for (const std::string& exe :
+       {absl::StrCat(bin_dir, "/", BinaryFor(role)),
+        absl::StrCat(bin_dir, "/stripefs")}) {
+    if (::access(exe.c_str(), X_OK) != 0) continue;
+    absl::StatusOr<CommandResult> r =
+        RunCommand({exe, "--version"}, absl::Seconds(10));
+    if (!r.ok()) return r.status();
+    if (r->exit_code != 0) continue;
+    if (std::optional<std::string> rel = ParseReleaseOutput(r->output)) {
+      return *rel;
+    }
+  }
+  return Errno(ENOENT, absl::StrCat("cannot tell the release of ", bin_dir,
+                                    ": neither ", BinaryFor(role),
+                                    " --version nor stripefs --version "
+                                    "there prints one"));
+}
+
+absl::Status Upgrade(const UpgradeOptions& o) {
+  std::string home;
+  absl::StatusOr<std::string> abs = AbsHome(o.home, /*create=*/false);
+  if (!abs.ok()) {
+    return Errno(ENOENT, absl::StrCat("no cluster in ", o.home));
+  }
+  home = *abs;
+  HomePaths paths(home);
+  absl::StatusOr<ClusterConfig> config = LoadConfig(paths.ConfigFile());
+  if (!config.ok()) return config.status();
+  absl::StatusOr<std::vector<std::string>> order =
+      UpgradeOrder(*config, o.targets);
+  if (!order.ok()) return order.status();
+  std::string bin_dir;
+  if (!o.bin_dir.empty()) {
+    absl::StatusOr<std::string> dir = RealPath(o.bin_dir);
+    if (!dir.ok()) {
+      return Errno(ENOENT, absl::StrCat("binary dir ", o.bin_dir,
+                                        " does not exist"));
+    }
+    bin_dir = *dir;
+  }
+  const absl::Time all_start = absl::Now();
+  const size_t n = order->size();
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& target = (*order)[i];
+    const ServerConfig& s = *config->Find(target);
+    const std::string step = absl::StrFormat("[%d/%d] %-6s", i + 1, n, target);
+    // What to start and which release it must report.
+    std::string image;
+    std::string expect;
+    if (InPodman(s)) {
+      if (!o.image.empty()) {
+        image = o.image;
+      } else {
+        if (bin_dir.empty()) {
+          return Errno(EINVAL, absl::StrCat(target,
+                                            " runs in podman: give --image "
+                                            "or --binary-dir"));
+        }
+        absl::StatusOr<std::string> rel = BinaryRelease(bin_dir, s.role);
+        if (!rel.ok()) return rel.status();
+        image = absl::StrCat("stripefs:", *rel);
+      }
+      std::optional<std::string> rel = ImageRelease(image);
+      if (!rel.has_value()) {
+        return Errno(EINVAL, absl::StrCat("image ", image,
+                                          " has no release tag"));
+      }
+      expect = *rel;
+    } else {
+      if (bin_dir.empty()) {
+        return Errno(EINVAL, absl::StrCat(target, " is a plain process: give "
+                                                  "--binary-dir"));
+      }
+      absl::StatusOr<std::string> rel = BinaryRelease(bin_dir, s.role);
+      if (!rel.ok()) return rel.status();
+      expect = *rel;
+    }
+    std::string from = "?";
+    if (absl::StatusOr<ServerStatus> st =
+            QueryStatus(s.role, s.address, kPatientStatusDeadline);
+        st.ok()) {
+      from = st->release;
+    } else if (ServerPid(paths, s, /*ask=*/false) <= 0) {
+      from = "stopped";
+    }
+    Say(absl::StrFormat("%s %s -> %s: controlled stop ...", step, from,
+                        expect));
+    const absl::Time t0 = absl::Now();
+    if (absl::Status st = ServerStopControlled(home, target, o.stop_timeout);
+        !st.ok()) {
+      Say(absl::StrFormat("%s FAILED to stop after %s", step,
+                          absl::FormatDuration(absl::Trunc(
+                              absl::Now() - t0, absl::Milliseconds(1)))));
+      return st;
+    }
+    const absl::Time t1 = absl::Now();
+    Say(absl::StrFormat("%s stopped in %s; starting %s ...", step,
+                        absl::FormatDuration(absl::Trunc(t1 - t0,
+                                             absl::Milliseconds(1))),
+                        InPodman(s) ? absl::StrCat("image ", image)
+                                    : absl::StrCat("from ", bin_dir)));
+    StartOptions so;
+    if (InPodman(s)) {
+      so.image = image;
+      if (!bin_dir.empty()) so.bin_dir = bin_dir;
+    } else {
+      so.bin_dir = bin_dir;
+    }
+    so.default_bin_dir = bin_dir;
+    so.expect_release = expect;
+    so.start_timeout = o.start_timeout;
+    if (absl::Status st = ServerStart(home, target, so); !st.ok()) {
+      Say(absl::StrFormat("%s FAILED to start after %s", step,
+                          absl::FormatDuration(absl::Trunc(
+                              absl::Now() - t1, absl::Milliseconds(1)))));
+      return st;
+    }
+    const absl::Time t2 = absl::Now();
+    Say(absl::StrFormat(
+        "%s done: release %s, stop %s + start %s = %s", step, expect,
+        absl::FormatDuration(absl::Trunc(t1 - t0, absl::Milliseconds(1))),
+        absl::FormatDuration(absl::Trunc(t2 - t1, absl::Milliseconds(1))),
+        absl::FormatDuration(absl::Trunc(t2 - t0, absl::Milliseconds(1)))));
+  }
+  Say(absl::StrFormat("upgraded %d server(s) in %s", n,
+                      absl::FormatDuration(absl::Trunc(
+                          absl::Now() - all_start, absl::Milliseconds(1)))));
   return absl::OkStatus();
 }
 

@@ -73,10 +73,14 @@ std::string DefaultHome() {
 std::string ConfigToJson(const ClusterConfig& config) {
   json servers = json::array();
   for (const auto& s : config.servers) {
-    servers.push_back({{"target", s.target},
-                       {"role", s.role},
-                       {"address", s.address},
-                       {"data", s.data}});
+    json entry = {{"target", s.target},
+                  {"role", s.role},
+                  {"address", s.address},
+                  {"data", s.data}};
+    if (!s.binary_dir.empty()) entry["binary_dir"] = s.binary_dir;
+    if (!s.runtime.empty()) entry["runtime"] = s.runtime;
+    if (!s.image.empty()) entry["image"] = s.image;
+    servers.push_back(std::move(entry));
   }
   json j = {{"servers", servers},
             {"stripe_count", config.stripe_count},
@@ -106,6 +110,23 @@ absl::StatusOr<ClusterConfig> ConfigFromJson(const std::string& text) {
     sc.address = *v;
     if (v = GetString(s, "data"); !v.ok()) return v.status();
     sc.data = *v;
+    for (auto [key, field] :
+         {std::pair<const char*, std::string*>{"binary_dir", &sc.binary_dir},
+          {"runtime", &sc.runtime},
+          {"image", &sc.image}}) {
+      if (!s.contains(key)) continue;
+      if (v = GetString(s, key); !v.ok()) return v.status();
+      *field = *v;
+    }
+    if (!sc.runtime.empty() && sc.runtime != "podman") {
+      return Errno(EINVAL, absl::StrCat("server ", sc.target,
+                                        " has unknown runtime '", sc.runtime,
+                                        "' (expected \"podman\" or none)"));
+    }
+    if (sc.runtime == "podman" && sc.image.empty()) {
+      return Errno(EINVAL, absl::StrCat("server ", sc.target,
+                                        " runs in podman but names no image"));
+    }
     if (sc.role != "mds" && sc.role != "oss" && sc.role != "dlm") {
       return Errno(EINVAL, absl::StrCat("server ", sc.target,
                                         " has unknown role '", sc.role, "'"));

@@ -18,6 +18,14 @@ struct ServerConfig {
   std::string role;     // "mds", "oss" or "dlm"
   std::string address;  // "127.0.0.1:PORT"
   std::string data;     // absolute data dir
+  // Directory the server's binary was last started from (`server start
+  // --binary-dir`, `upgrade`); empty: beside the stripefs CLI. Kept so
+  // later starts use the same release.
+  std::string binary_dir;
+  // "" (a plain process) or "podman" (a container of `image`, host network,
+  // data dir bind-mounted; see deploy/).
+  std::string runtime;
+  std::string image;  // podman only, e.g. "stripefs:1.1.0"
   bool operator==(const ServerConfig&) const = default;
 };
 

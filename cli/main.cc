@@ -67,6 +67,10 @@ int main(int argc, char** argv) {
       "--bin-dir", bin_dir,
       "directory holding stripefs-mds/-oss/-dlm/-mount (default: beside "
       "stripefs)");
+  std::string image;
+  up->add_option("--image", image,
+                 "run every server in podman from this image (e.g. "
+                 "stripefs:1.1.0; see deploy/)");
   bool no_dlm = false;
   up->add_flag("--no-dlm", no_dlm,
                "do not start the lock service; the MDS and mounts run "
@@ -89,15 +93,56 @@ int main(int argc, char** argv) {
   CLI::App* server_start = server->add_subcommand(
       "start", "start one server as 'cluster up' would and wait for it");
   server_start->add_option("--home", home, "cluster home");
-  server_start->add_option("--bin-dir", bin_dir,
-                           "directory holding the server binaries");
+  server_start->add_option(
+      "--binary-dir,--bin-dir", bin_dir,
+      "start the server binary from this directory and record it in "
+      "cluster.json (default: the recorded one, else beside stripefs)");
+  server_start->add_option("--image", image,
+                           "run the server in podman from this image "
+                           "(recorded in cluster.json)");
+  bool force = false;
+  server_start->add_flag("--force", force,
+                         "start even if the server's startup check refuses "
+                         "(evicts the old clients)");
   server_start->add_option("TARGET", server_target, "mdt0, ostN or dlm")
       ->required();
   CLI::App* server_stop = server->add_subcommand(
-      "stop", "SIGTERM one server and wait for it to exit");
+      "stop",
+      "stop one server (SIGTERM; --controlled: SIGUSR2) and wait for it to "
+      "exit");
   server_stop->add_option("--home", home, "cluster home");
+  bool controlled = false;
+  server_stop->add_flag(
+      "--controlled", controlled,
+      "controlled stop (SIGUSR2): clients pause and keep their open files "
+      "until the server is back");
+  double stop_timeout = 60;
+  server_stop->add_option("--timeout", stop_timeout,
+                          "seconds to wait for a controlled stop (60)")
+      ->check(CLI::PositiveNumber);
   server_stop->add_option("TARGET", server_target, "mdt0, ostN or dlm")
       ->required();
+
+  // upgrade
+  CLI::App* upgrade = app.add_subcommand(
+      "upgrade",
+      "roll servers one at a time to the binaries of --binary-dir (or to "
+      "--image for servers in podman): controlled stop, start, wait healthy");
+  upgrade->add_option("--home", home, "cluster home");
+  std::string upgrade_dir;
+  upgrade->add_option("--binary-dir,--bin-dir", upgrade_dir,
+                      "directory holding the new release's stripefs-* "
+                      "binaries");
+  upgrade->add_option("--image", image,
+                      "image for servers in podman (default "
+                      "stripefs:<release of --binary-dir>)");
+  std::vector<std::string> upgrade_targets;
+  upgrade->add_option("--targets", upgrade_targets,
+                      "servers to roll, in this order (default: mdt0, the "
+                      "OSSs, then the DLM)");
+  upgrade->add_option("--timeout", stop_timeout,
+                      "seconds to wait for each controlled stop (60)")
+      ->check(CLI::PositiveNumber);
 
   // mount / umount
   std::string mountpoint;
@@ -154,6 +199,8 @@ int main(int argc, char** argv) {
     absl::StatusOr<std::string> dir = BinDir(bin_dir);
     if (!dir.ok()) return Fail(dir.status());
     o.bin_dir = *dir;
+    o.bin_dir_explicit = !bin_dir.empty();
+    o.image = image;
     o.no_dlm = no_dlm;
     return Done(stripefs::cli::ClusterUp(o));
   }
@@ -167,12 +214,38 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*server_start) {
-    absl::StatusOr<std::string> dir = BinDir(bin_dir);
-    if (!dir.ok()) return Fail(dir.status());
-    return Done(stripefs::cli::ServerStart(home, server_target, *dir));
+    absl::StatusOr<std::string> self = stripefs::cli::SelfDir();
+    if (!self.ok()) return Fail(self.status());
+    stripefs::cli::StartOptions so;
+    so.bin_dir = bin_dir;
+    so.default_bin_dir = *self;
+    so.image = image;
+    so.force = force;
+    absl::Status s = stripefs::cli::ServerStart(home, server_target, so);
+    if (s.ok()) return 0;
+    Fail(s);
+    // The server's own startup check refused: its documented exit code.
+    return absl::IsFailedPrecondition(s) ? 3 : 1;
   }
   if (*server_stop) {
+    if (controlled) {
+      return Done(stripefs::cli::ServerStopControlled(
+          home, server_target, absl::Seconds(stop_timeout)));
+    }
     return Done(stripefs::cli::ServerStop(home, server_target));
+  }
+  if (*upgrade) {
+    if (upgrade_dir.empty() && image.empty()) {
+      return Fail(absl::InvalidArgumentError(
+          "upgrade needs --binary-dir (and/or --image for podman servers)"));
+    }
+    stripefs::cli::UpgradeOptions uo;
+    uo.home = home;
+    uo.bin_dir = upgrade_dir;
+    uo.image = image;
+    uo.targets = upgrade_targets;
+    uo.stop_timeout = absl::Seconds(stop_timeout);
+    return Done(stripefs::cli::Upgrade(uo));
   }
   if (*mount) {
     absl::StatusOr<std::string> dir = BinDir(bin_dir);

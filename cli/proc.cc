@@ -268,6 +268,15 @@ absl::StatusOr<CommandResult> RunCommand(
   return result;
 }
 
+std::optional<int> ReapChild(pid_t pid) {
+  if (pid <= 0) return std::nullopt;
+  int status = 0;
+  if (::waitpid(pid, &status, WNOHANG) != pid) return std::nullopt;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return std::nullopt;
+}
+
 bool ProcessAlive(pid_t pid) {
   if (pid <= 0) return false;
   int status = 0;

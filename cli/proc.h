@@ -41,6 +41,11 @@ absl::StatusOr<CommandResult> RunCommand(
 // True if pid exists and is not a zombie (reaps it if it is our child).
 bool ProcessAlive(pid_t pid);
 
+// If pid is our child and has exited, reaps it and returns its exit code
+// (128+signal when killed by a signal); nullopt otherwise (still running,
+// or not our child). Call it before ProcessAlive, which reaps silently.
+std::optional<int> ReapChild(pid_t pid);
+
 // argv of a process from /proc/<pid>/cmdline (empty if gone).
 std::vector<std::string> ProcessCmdline(pid_t pid);
 

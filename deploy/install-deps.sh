@@ -12,6 +12,8 @@ PKGS=(
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   # tests and benchmarks
   fio attr acl python3 python3-pytest util-linux procps psmisc iproute2 e2fsprogs
+  # containers (deploy/container, tests/e2e/test_upgrade_podman.py)
+  podman runc netavark
 )
 
 missing=()

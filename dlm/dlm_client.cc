@@ -58,12 +58,13 @@ class DlmClient::Impl {
         next_xid_(static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()))) {}
 
   void Start() {
+    if (!options_.defer_connect) connect_allowed_.Notify();
     reader_ = std::thread([this] { ReaderLoop(); });
     worker_ = std::thread([this] { WorkerLoop(); });
     maintenance_ = std::thread([this] { MaintenanceLoop(); });
   }
 
-  void Close(bool cancel_locks) {
+  void Close(bool cancel_locks, uint64_t keep) {
     {
       absl::MutexLock l(&mu_);
       if (closed_) return;
@@ -83,6 +84,7 @@ class DlmClient::Impl {
       for (uint64_t h : handles) cache_.Erase(h);
     }
     for (uint64_t h : handles) {
+      if (h == keep) continue;
       absl::Status s = CancelRpc(h, /*retry=*/false);
       if (!s.ok()) {
         spdlog::warn("dlm: cancelling lock {} at close: {}", h, s.ToString());
@@ -105,6 +107,7 @@ class DlmClient::Impl {
                                    const std::function<bool()>& interrupted);
   absl::Status Cancel(uint64_t handle);
   absl::StatusOr<std::optional<LockInfo>> Test(const LockSpec& spec);
+  size_t CancelUnused(const ResourceId& resource);
   absl::StatusOr<std::vector<GlimpseValue>> Glimpse(const ResourceId& res,
                                                     uint64_t start,
                                                     uint64_t end);
@@ -112,6 +115,11 @@ class DlmClient::Impl {
   bool Connected() const {
     absl::MutexLock l(&mu_);
     return connected_;
+  }
+  uint64_t Evictions() const { return evictions_.load(); }
+  void StartConnecting() {
+    absl::MutexLock l(&mu_);
+    if (!connect_allowed_.HasBeenNotified()) connect_allowed_.Notify();
   }
   size_t CachedCount() const {
     absl::MutexLock l(&mu_);
@@ -127,6 +135,9 @@ class DlmClient::Impl {
     LockInfo lock;
     bool lost = false;        // gone already: handler only, no cancel
     bool call_handler = true;  // false: just cancel on the server
+    // Only tell the handler that this in-use lock was asked back
+    // (OnBlockedInUse); no cancel.
+    bool in_use_notice = false;
   };
 
   rpc::ReqHeader Header() {
@@ -203,6 +214,7 @@ class DlmClient::Impl {
       spdlog::warn("dlm {}: the DLM does not know this client (evicted?); "
                    "reconnecting",
                    options_.address);
+      evictions_.fetch_add(1);
       connected_ = false;
       session_ctx_->TryCancel();
     }
@@ -280,7 +292,10 @@ class DlmClient::Impl {
 
   std::atomic<uint64_t> next_xid_;
   std::atomic<bool> closing_{false};
+  std::atomic<uint64_t> evictions_{0};  // see DlmClient::Evictions
   absl::Notification stop_;
+  // Set by Start() or, with defer_connect, by StartConnecting().
+  absl::Notification connect_allowed_;
   std::thread reader_;
   std::thread worker_;
   std::thread maintenance_;
@@ -291,9 +306,15 @@ void DlmClient::Impl::ReaderLoop() {
   bool was_connected = false;
   // Since when Connect has been failing (InfiniteFuture: it is not).
   absl::Time failing_since = absl::InfiniteFuture();
+  // The reset is asked for until a connect succeeded, never after.
+  bool reset = options_.reset_on_first_connect;
+  while (!Stopping() && !connect_allowed_.HasBeenNotified()) {
+    Nap(kInterruptPoll, {});
+  }
   while (!Stopping()) {
     rpc::ConnectRequest creq = rpc::MakeConnectRequest(
         client_id_, options_.kind, options_.name);
+    creq.set_reset(reset);
     rpc::ConnectReply crep;
     absl::Status s = Rpc(
         "Connect",
@@ -319,6 +340,11 @@ void DlmClient::Impl::ReaderLoop() {
       continue;
     }
     failing_since = absl::InfiniteFuture();
+    if (reset) {
+      spdlog::info("dlm {}: connected with reset (client {})",
+                   options_.address, client_id_);
+      reset = false;
+    }
     grpc::ClientContext ctx;
     {
       absl::MutexLock l(&mu_);
@@ -436,6 +462,9 @@ void DlmClient::Impl::HandleCallback(const rpc::Callback& cb) {
         }
         return;
       }
+      if (!c->blocked && c->users > 0) {
+        PushWork({c->info, false, true, /*in_use_notice=*/true});
+      }
       c->blocked = true;
       MaybeCancelLocked(*c);
       return;
@@ -461,6 +490,7 @@ void DlmClient::Impl::HandleCallback(const rpc::Callback& cb) {
     case rpc::Callback::EVICTED: {
       spdlog::error("dlm: evicted by the DLM (lock {} {}); dropping all locks",
                     h, Describe(info->spec));
+      evictions_.fetch_add(1);
       absl::MutexLock l(&mu_);
       for (uint64_t handle : cache_.Handles()) {
         CachedLock* c = cache_.Find(handle);
@@ -490,6 +520,12 @@ void DlmClient::Impl::WorkerLoop() {
       if (work_.empty()) return;
       w = std::move(work_.front());
       work_.pop_front();
+    }
+    if (w.in_use_notice) {
+      if (LockHandler* handler = FindHandler(w.lock.spec.resource.name)) {
+        handler->OnBlockedInUse(w.lock);
+      }
+      continue;
     }
     if (w.call_handler) {
       if (LockHandler* handler = FindHandler(w.lock.spec.resource.name)) {
@@ -599,7 +635,10 @@ absl::StatusOr<LockInfo> DlmClient::Impl::Lock(const LockSpec& spec,
         c.info = it->second;
         early_grants_.erase(it);
       }
-      if (early_blocks_.erase(h) > 0) c.blocked = true;
+      if (early_blocks_.erase(h) > 0) {
+        c.blocked = true;
+        PushWork({c.info, false, true, /*in_use_notice=*/true});
+      }
       if (pending_enqueues_ == 0) {
         early_grants_.clear();
         early_blocks_.clear();
@@ -697,6 +736,30 @@ absl::Status DlmClient::Impl::Cancel(uint64_t handle) {
   return CancelRpc(handle, /*retry=*/true);
 }
 
+size_t DlmClient::Impl::CancelUnused(const ResourceId& resource) {
+  std::vector<LockInfo> victims;
+  {
+    absl::MutexLock l(&mu_);
+    if (closed_ || !connected_) return 0;
+    victims = cache_.TakeUnused(resource);
+  }
+  for (const LockInfo& lock : victims) {
+    if (LockHandler* handler = FindHandler(lock.spec.resource.name)) {
+      handler->OnBlocking(lock, /*lost=*/false);
+    }
+    absl::Status s = CancelRpc(lock.handle, /*retry=*/true);
+    if (!s.ok() && !Stopping()) {
+      spdlog::warn("dlm: early cancel of lock {} ({}): {}", lock.handle,
+                   Describe(lock.spec), s.ToString());
+    }
+    absl::MutexLock l(&mu_);
+    CachedLock* c = cache_.Find(lock.handle);
+    if (c != nullptr && c->cancelling) cache_.Erase(lock.handle);
+    cv_.SignalAll();
+  }
+  return victims.size();
+}
+
 absl::StatusOr<std::optional<LockInfo>> DlmClient::Impl::Test(
     const LockSpec& spec) {
   rpc::EnqueueRequest req;
@@ -739,12 +802,22 @@ absl::StatusOr<std::vector<GlimpseValue>> DlmClient::Impl::Glimpse(
   return out;
 }
 
+uint64_t ServerDlmClientId(const std::string& target) {
+  // FNV-1a 64: stable across builds and releases (std::hash is not).
+  uint64_t h = 1469598103934665603ull;
+  for (char ch : "server:" + target) {
+    h ^= static_cast<unsigned char>(ch);
+    h *= 1099511628211ull;
+  }
+  return h != 0 ? h : 1;
+}
+
 // ---- DlmClient: forwards to Impl.
 
 DlmClient::DlmClient(std::unique_ptr<Impl> impl, uint64_t client_id)
     : impl_(std::move(impl)), client_id_(client_id) {}
 
-DlmClient::~DlmClient() { Close(true); }
+DlmClient::~DlmClient() { Close(true, 0); }
 
 absl::StatusOr<std::unique_ptr<DlmClient>> DlmClient::Start(
     DlmClientOptions options) {
@@ -760,7 +833,10 @@ absl::StatusOr<std::unique_ptr<DlmClient>> DlmClient::Start(
   return std::unique_ptr<DlmClient>(new DlmClient(std::move(impl), id));
 }
 
-void DlmClient::Close(bool cancel_locks) { impl_->Close(cancel_locks); }
+void DlmClient::Close(bool cancel_locks, uint64_t keep) {
+  impl_->Close(cancel_locks, keep);
+}
+void DlmClient::StartConnecting() { impl_->StartConnecting(); }
 void DlmClient::RegisterHandler(const std::string& prefix,
                                 LockHandler* handler) {
   impl_->RegisterHandler(prefix, handler);
@@ -784,11 +860,15 @@ absl::StatusOr<std::optional<LockInfo>> DlmClient::Test(
     const LockSpec& spec) {
   return impl_->Test(spec);
 }
+size_t DlmClient::CancelUnused(const ResourceId& resource) {
+  return impl_->CancelUnused(resource);
+}
 absl::StatusOr<std::vector<GlimpseValue>> DlmClient::Glimpse(
     const ResourceId& resource, uint64_t start, uint64_t end) {
   return impl_->Glimpse(resource, start, end);
 }
 bool DlmClient::Connected() const { return impl_->Connected(); }
+uint64_t DlmClient::Evictions() const { return impl_->Evictions(); }
 size_t DlmClient::CachedCount() const { return impl_->CachedCount(); }
 std::map<std::string, uint64_t> DlmClient::RpcCounts() const {
   return impl_->RpcCounts();

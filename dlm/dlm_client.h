@@ -62,6 +62,15 @@ struct DlmClientOptions {
   uint64_t client_id = 0;    // stable id of this session; 0 = random
   std::string kind = "client";  // "client", "mds", "oss", "cli"
   std::string name;          // free text for the DLM's logs (host:pid)
+  // Ask the DLM, on the first successful connect only (never on a
+  // reconnect), to drop every lock `client_id` still holds: a restarted
+  // server on its stable id (ServerDlmClientId) releases what its previous
+  // instance left, e.g. the EX on active:<target>. Default false.
+  bool reset_on_first_connect = false;
+  // Do not connect before StartConnecting() (Lock() and the other calls
+  // wait meanwhile, as while the DLM is away): a restarting server
+  // connects (with reset) only once it serves. Default false.
+  bool defer_connect = false;
   // LRU of unused granted locks.
   size_t lru_max_count = 4096;
   absl::Duration lru_max_age = absl::Minutes(5);
@@ -83,6 +92,13 @@ class LockHandler {
   virtual ~LockHandler() = default;
   virtual void OnBlocking(const LockInfo& lock, bool lost) = 0;
   virtual uint64_t OnGlimpse(const LockInfo& lock) { return 0; }
+  // A lock that is in use (Lock() not yet Release()d) was asked back. The
+  // library keeps it, Touching it, until its last user releases it; this
+  // tells the embedder so it can finish with it and Release (e.g. the
+  // active-server lock, dlm/active_watch.h). Called once per lock, on a
+  // library thread, possibly before Lock() returned the lock to its
+  // caller. Must be quick: no RPC, no waiting.
+  virtual void OnBlockedInUse(const LockInfo& lock) {}
 };
 
 struct LockOptions {
@@ -112,8 +128,13 @@ class DlmClient {
   ~DlmClient();
 
   // Stops the threads; with cancel_locks, cancels every cached lock first
-  // (without calling handlers).
-  void Close(bool cancel_locks = true);
+  // (without calling handlers) except `keep`, which stays in the DLM (a
+  // controlled stop's EX on active:<target>, for the next instance of the
+  // server to reset).
+  void Close(bool cancel_locks = true, uint64_t keep = 0);
+
+  // With options.defer_connect: lets the client connect now. Idempotent.
+  void StartConnecting();
 
   // `handler` must outlive the client (or be unregistered).
   void RegisterHandler(const std::string& prefix, LockHandler* handler);
@@ -134,6 +155,12 @@ class DlmClient {
   // Cancels a lock now (cached or in use; its users lose it). No handler
   // is called.
   [[nodiscard]] absl::Status Cancel(uint64_t handle);
+  // Early cancel: cancels this client's cached locks on `resource` that
+  // nobody uses, now, calling their handlers first (as a blocking callback
+  // would). For a caller about to ask a server to change what the locks
+  // protect: the server's conflicting lock is then granted without a
+  // callback round trip. Returns how many were cancelled.
+  size_t CancelUnused(const ResourceId& resource);
   // Takes nothing: a granted lock of another client that conflicts with
   // `spec`, or nullopt when `spec` would not conflict with another client
   // (F_GETLK). Waits while the DLM is away, like Lock.
@@ -146,6 +173,9 @@ class DlmClient {
   uint64_t client_id() const { return client_id_; }
   // True while a Session stream is established.
   bool Connected() const;
+  // How many times this client learned that the DLM evicted it (EVICTED
+  // callback, or the DLM no longer knew it): every lock held before is gone.
+  uint64_t Evictions() const;
   size_t CachedCount() const;
   std::map<std::string, uint64_t> RpcCounts() const;
 
@@ -155,6 +185,11 @@ class DlmClient {
   std::unique_ptr<Impl> impl_;
   const uint64_t client_id_;
 };
+
+// The stable DLM client id of the server of `target` ("mdt0", "ost3"): a
+// nonzero 64-bit hash of "server:" + target, the same for every instance
+// and release, so a new instance can reset what the previous one held.
+uint64_t ServerDlmClientId(const std::string& target);
 
 // Releases a lock taken with DlmClient::Lock when it goes out of scope.
 class ScopedLock {

@@ -232,6 +232,73 @@ TEST_F(DlmComponentTest, InterruptedWaitFailsWithEintr) {
   c1->Release(held->handle);
 }
 
+// Controlled failover through the client library: a server instance on its
+// stable id keeps EX on active:mdt0 and closes without cancelling it; a
+// client's PR waits; the next instance (same id, reset_on_first_connect,
+// defer_connect) drops the EX only once it starts connecting, and only on
+// its first connect.
+TEST_F(DlmComponentTest, NextServerInstanceResetsTheLocksOfThePrevious) {
+  const std::string address = "127.0.0.1:" + std::to_string(port_);
+  const uint64_t id = ServerDlmClientId("mdt0");
+  EXPECT_NE(id, 0u);
+  EXPECT_EQ(id, ServerDlmClientId("mdt0"));
+  EXPECT_NE(id, ServerDlmClientId("ost0"));
+  const LockSpec active{{"active:mdt0", LockType::kPlain}, LockMode::kEX};
+  auto old = DlmClient::Start({.address = address,
+                               .client_id = id,
+                               .kind = "mds",
+                               .name = "mdt0",
+                               .reset_on_first_connect = true});
+  ASSERT_TRUE(old.ok());
+  auto ex = (*old)->Lock(active);
+  ASSERT_TRUE(ex.ok()) << ex.status();
+  auto md = (*old)->Lock({{"ino:5", LockType::kIbits}, LockMode::kEX, 3});
+  ASSERT_TRUE(md.ok()) << md.status();
+  (*old)->Release(md->handle);  // cached
+  EXPECT_EQ(manager_->LockCount(), 2u);
+  // A controlled stop: everything is cancelled but the EX on active:mdt0.
+  (*old)->Close(/*cancel_locks=*/true, /*keep=*/ex->handle);
+  ASSERT_EQ(manager_->LockCount(), 1u);
+  EXPECT_EQ(manager_->Locks()[0].handle, ex->handle);
+
+  DlmClient* mount = NewClient("mount", nullptr);
+  std::atomic<bool> granted{false};
+  std::thread waiter([&] {
+    auto pr = mount->Lock({{"active:mdt0", LockType::kPlain}, LockMode::kPR});
+    EXPECT_TRUE(pr.ok()) << pr.status();
+    granted = pr.ok();
+    if (pr.ok()) mount->Release(pr->handle);
+  });
+  auto next = DlmClient::Start({.address = address,
+                                .client_id = id,
+                                .kind = "mds",
+                                .name = "mdt0",
+                                .reset_on_first_connect = true,
+                                .defer_connect = true});
+  ASSERT_TRUE(next.ok());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE((*next)->Connected());
+  EXPECT_FALSE(granted.load());  // the old EX still holds the PR back
+  (*next)->StartConnecting();
+  EXPECT_TRUE(Eventually([&] { return granted.load(); }));
+  waiter.join();
+  ASSERT_TRUE((*next)->Connected());
+  // A reconnect (DLM restart) does not reset again: the new EX survives.
+  auto ex2 = (*next)->Lock(active);
+  ASSERT_TRUE(ex2.ok()) << ex2.status();
+  StopServer(/*clean=*/true);
+  StartServer(port_);
+  EXPECT_TRUE(Eventually([&] { return (*next)->Connected(); }));
+  absl::SleepFor(absl::Milliseconds(300));
+  bool found = false;
+  for (const LockInfo& l : manager_->Locks()) {
+    found |= l.handle == ex2->handle && l.client_id == id;
+  }
+  EXPECT_TRUE(found);
+  (*next)->Release(ex2->handle);
+  (*next)->Close(/*cancel_locks=*/true);
+}
+
 TEST_F(DlmComponentTest, CleanServerRestartKeepsLocks) {
   RecordingHandler h1;
   DlmClient* c1 = NewClient("c1", &h1, "flock:");

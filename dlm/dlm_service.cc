@@ -67,8 +67,12 @@ grpc::Status DlmService::Connect(grpc::ServerContext* ctx,
   if (r.ok()) {
     s = manager_->Connect(
         req->client_id(),
-        absl::StrCat(req->client_kind(), " ", req->client_name()));
-    if (s.ok()) *reply = *r;
+        absl::StrCat(req->client_kind(), " ", req->client_name()),
+        req->reset());
+    if (s.ok()) {
+      *reply = *r;
+      connections_.Note(req->client_name(), reply->proto());
+    }
   }
   return Finish(kConnect, s, req->client_id(), 0);
 }
@@ -92,6 +96,7 @@ grpc::Status DlmService::Status(grpc::ServerContext* ctx,
   info["sessions"] = absl::StrCat(manager_->SessionCount());
   info["locks"] = absl::StrCat(manager_->LockCount());
   info["recovering"] = manager_->InRecovery() ? "true" : "false";
+  info["connections"] = connections_.Render();
   return grpc::Status::OK;
 }
 

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "dlm/lock_manager.h"
+#include "rpc/connection_log.h"
 #include "grpcpp/grpcpp.h"
 #include "rpc/proto/dlm.grpc.pb.h"
 
@@ -94,6 +95,8 @@ class DlmService final : public rpc::Dlm::Service {
   LockManager* const manager_;
   std::atomic<bool> stopping_{false};
   std::array<std::atomic<uint64_t>, kNumMethods> counts_{};
+  // Clients answered by Connect and their protocol (Status "connections").
+  rpc::ConnectionLog connections_;
   absl::Notification stop_ticker_;
   std::thread ticker_;
 };

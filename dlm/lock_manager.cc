@@ -171,8 +171,10 @@ LockInfo LockManager::Info(const Lock& lock) {
 }
 
 absl::Status LockManager::Connect(uint64_t client_id,
-                                  const std::string& name) {
+                                  const std::string& name, bool reset,
+                                  size_t* dropped) {
   absl::MutexLock l(&mu_);
+  if (dropped != nullptr) *dropped = 0;
   if (closed_) return Errno(ESHUTDOWN, "DLM is shutting down");
   auto [it, inserted] = clients_.try_emplace(client_id);
   Client& c = it->second;
@@ -181,10 +183,28 @@ absl::Status LockManager::Connect(uint64_t client_id,
     c = Client{};
     inserted = true;
   }
+  Txn txn;
+  if (reset && !c.locks.empty()) {
+    // A new instance of a server on its stable id: what the old one held
+    // (e.g. its EX on active:<target>) goes, and its waiters are granted.
+    std::set<std::string> keys;
+    std::vector<uint64_t> handles(c.locks.begin(), c.locks.end());
+    for (uint64_t h : handles) {
+      keys.insert(locks_.at(h).rec.spec.resource.Key());
+      RemoveLock(h, txn);
+    }
+    c.events.clear();
+    recovering_.erase(client_id);
+    spdlog::info("client {} ({}) connected with reset: dropped {} locks",
+                 client_id, name, handles.size());
+    if (dropped != nullptr) *dropped = handles.size();
+    for (const std::string& key : keys) Reprocess(key, txn);
+  }
   if (inserted || c.name != name) {
     c.name = name;
-    Txn txn;
     txn.clients.insert(client_id);
+  }
+  if (!txn.locks.empty() || !txn.clients.empty() || !txn.events.empty()) {
     Commit(txn);
   }
   return absl::OkStatus();

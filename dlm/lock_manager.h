@@ -76,9 +76,15 @@ class LockManager {
   // clean shutdown. Further calls fail with ESHUTDOWN.
   [[nodiscard]] absl::Status Close();
 
-  // Registers (or refreshes) a client. A known client keeps its locks.
+  // Registers (or refreshes) a client. A known client keeps its locks,
+  // unless `reset`: then every lock it holds or waits for is dropped first
+  // (their waiters are granted), as if cancelled; returns how many through
+  // *dropped when given. Used by a restarting server whose client id is
+  // stable, to release what its previous instance left (active:<target>).
   [[nodiscard]] absl::Status Connect(uint64_t client_id,
-                                     const std::string& name);
+                                     const std::string& name,
+                                     bool reset = false,
+                                     size_t* dropped = nullptr);
 
   // Enqueues a lock. Returns it granted, or waiting (a COMPLETION event
   // follows when granted). `no_wait`: EAGAIN instead of waiting. `exact`:

@@ -418,6 +418,54 @@ TEST_F(LockManagerTest, HolderThatDoesNotCancelIsEvicted) {
   EXPECT_TRUE(m_->Enqueue(kA, ++xid_, Plain(LockMode::kNL)).ok());
 }
 
+// Controlled failover: the stopping server's EX on active:T stays in the
+// table after it exits; its next instance connects on the same id with
+// reset, which drops the EX and grants the PR waiters, also after a DLM
+// restart (the drop is persisted).
+TEST_F(LockManagerTest, ConnectWithResetDropsLocksAndGrantsWaiters) {
+  LockInfo ex = Enq(kA, Plain(LockMode::kEX));
+  ASSERT_TRUE(ex.granted);
+  LockInfo pr = Enq(kB, Plain(LockMode::kPR));
+  EXPECT_FALSE(pr.granted);
+  Events(kB);
+  // A plain reconnect keeps the lock.
+  size_t dropped = 99;
+  ASSERT_TRUE(m_->Connect(kA, "server mdt0", false, &dropped).ok());
+  EXPECT_EQ(dropped, 0u);
+  EXPECT_EQ(m_->LockCount(), 2u);
+  EXPECT_TRUE(Events(kB).empty());
+  ASSERT_TRUE(m_->Connect(kA, "server mdt0", true, &dropped).ok());
+  EXPECT_EQ(dropped, 1u);
+  auto ev = Events(kB);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, CallbackEvent::kCompletion);
+  EXPECT_EQ(ev[0].lock.handle, pr.handle);
+  EXPECT_EQ(m_->LockCount(), 1u);
+  // Reset with nothing held is a plain connect.
+  ASSERT_TRUE(m_->Connect(kA, "server mdt0", true, &dropped).ok());
+  EXPECT_EQ(dropped, 0u);
+  ASSERT_TRUE(m_->Close().ok());
+  Reopen();
+  std::vector<LockInfo> locks = m_->Locks();
+  ASSERT_EQ(locks.size(), 1u);
+  EXPECT_EQ(locks[0].handle, pr.handle);
+  EXPECT_EQ(locks[0].client_id, kB);
+  EXPECT_TRUE(locks[0].granted);
+}
+
+TEST_F(LockManagerTest, ResetDropsWaitingLocksToo) {
+  LockInfo b = Enq(kB, Plain(LockMode::kEX));
+  ASSERT_TRUE(b.granted);
+  LockInfo a = Enq(kA, Plain(LockMode::kEX));
+  EXPECT_FALSE(a.granted);
+  ASSERT_TRUE(m_->Connect(kA, "server ost0", true).ok());
+  ASSERT_EQ(m_->LockCount(), 1u);
+  EXPECT_EQ(m_->Locks()[0].handle, b.handle);
+  // B can cancel without A's old waiter being granted anything.
+  ASSERT_TRUE(m_->Cancel(kB, b.handle).ok());
+  EXPECT_EQ(m_->LockCount(), 0u);
+}
+
 TEST_F(LockManagerTest, TouchExtendsTimeoutInsteadOfEvicting) {
   LockInfo a = Enq(kA, Plain(LockMode::kPW));
   Enq(kB, Plain(LockMode::kEX));

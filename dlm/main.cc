@@ -1,6 +1,8 @@
-// stripefs-dlm: serves the lock service over gRPC until SIGTERM or SIGINT,
+// stripefs-dlm: serves the lock service over gRPC until SIGTERM, SIGINT or
+// SIGUSR2 (controlled stop: the same here, the lock table being persisted),
 // then closes every session stream, finishes in-flight calls, records a
-// clean shutdown in the lock table and exits 0.
+// clean shutdown in the lock table and the server record and exits 0.
+// Refuses to start (exit 3) when the start-up check fails, unless --force.
 #include <signal.h>
 
 #include <chrono>
@@ -15,6 +17,7 @@
 #include "common/version.h"
 #include "dlm/dlm_service.h"
 #include "dlm/lock_manager.h"
+#include "rpc/server_lifecycle.h"
 #include "spdlog/spdlog.h"
 #include "storage/kv.h"
 
@@ -46,6 +49,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 3600.0));
   app.add_option("--log-level", log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  bool force = false;
+  app.add_flag("--force", force,
+               "start even when the start-up check refuses (the previous "
+               "instance of another release did not stop cleanly)");
   CLI11_PARSE(app, argc, argv);
   if (listen.find(':') == std::string::npos) {
     fprintf(stderr, "stripefs-dlm: --listen must be HOST:PORT, got '%s'\n",
@@ -53,11 +60,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  stripefs::rpc::StopSignals signals;
 
   stripefs::InitLogging(target, log_level);
 
@@ -67,6 +70,23 @@ int main(int argc, char** argv) {
             kv.status().ToString().c_str());
     return 1;
   }
+  auto startup = stripefs::rpc::StartupCheck(**kv, "dlm", target, force);
+  if (!startup.ok()) {
+    fprintf(stderr, "stripefs-dlm: %s\n",
+            std::string(startup.status().message()).c_str());
+    return stripefs::rpc::Refused(startup.status())
+               ? stripefs::rpc::kExitRefused
+               : 1;
+  }
+  // Records the stop: clean after serving, as clean as the previous
+  // instance after a failed start.
+  auto stop_record = [&](bool served = false) -> bool {
+    absl::Status s =
+        served ? stripefs::rpc::RecordCleanStop(**kv, startup->record)
+               : stripefs::rpc::RecordFailedStart(**kv, *startup);
+    if (!s.ok()) spdlog::error("recording the clean stop: {}", s.ToString());
+    return s.ok();
+  };
   stripefs::dlm::LockManagerOptions mopts;
   mopts.callback_timeout = absl::Seconds(callback_timeout_s);
   mopts.recovery_window = absl::Seconds(recovery_window_s);
@@ -75,6 +95,7 @@ int main(int argc, char** argv) {
   if (!manager.ok()) {
     fprintf(stderr, "stripefs-dlm: cannot load lock table in %s: %s\n",
             data.c_str(), manager.status().ToString().c_str());
+    stop_record();
     return 1;
   }
   const uint64_t instance = static_cast<uint64_t>(
@@ -84,6 +105,8 @@ int main(int argc, char** argv) {
   auto server = stripefs::dlm::StartDlmServer(&service, listen);
   if (!server.ok()) {
     fprintf(stderr, "stripefs-dlm: %s\n", server.status().ToString().c_str());
+    if (!(*manager)->Close().ok()) return 1;
+    stop_record();
     return 1;
   }
   spdlog::info(
@@ -92,10 +115,9 @@ int main(int argc, char** argv) {
       target, stripefs::kRelease, data, listen, instance, callback_timeout_s,
       recovery_window_s);
 
-  int sig = 0;
-  while (sigwait(&sigs, &sig) != 0) {
-  }
-  spdlog::info("signal {}: shutting down", sig);
+  // A controlled stop is a clean stop here: clients hold their locks and
+  // their new requests while the DLM is away, and the table is persisted.
+  signals.Wait();
   service.SetStopping();
   // Closing the manager ends every Session stream, so Shutdown need not
   // wait for them; clients reconnect to the next instance.
@@ -107,6 +129,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   manager->reset();
+  if (!stop_record(/*served=*/true)) return 1;
   kv->reset();
   spdlog::info("{} stopped", target);
   return 0;

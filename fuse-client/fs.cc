@@ -64,6 +64,15 @@ void Fs::set_dlm(dlm::DlmClient* dlm) {
   if (md_ != nullptr) md_->set_adaptive(options_.md_adaptive);
 }
 
+void Fs::set_on_md_drop(std::function<void(uint64_t)> fn) {
+  if (md_ != nullptr) md_->set_on_drop(std::move(fn));
+}
+
+double Fs::AttrTimeout(uint64_t ino) const {
+  if (md_ == nullptr) return options_.attr_timeout;
+  return md_->HasAttr(ino) ? options_.locked_attr_timeout : 0;
+}
+
 std::string Fs::StatsText() const {
   std::string out;
   auto add = [&out](const std::string& target,
@@ -80,6 +89,7 @@ std::string Fs::StatsText() const {
   if (md_ != nullptr) {
     absl::StrAppend(&out, "client md_bypass ", md_->BypassCount(), "\n");
   }
+  absl::StrAppend(&out, "client fuse_getattr ", fuse_getattrs_.load(), "\n");
   return out;
 }
 
@@ -225,6 +235,7 @@ absl::StatusOr<rpc::Entry> Fs::SetAttr(const OpCtx& ctx, uint64_t ino,
       }
     }
   }
+  CancelEarly({ino});
   rpc::Entry e;
   absl::Status s = mds_->Call(
       &Mds::Stub::SetAttr, "SetAttr", ctx.interrupted,
@@ -307,6 +318,7 @@ absl::StatusOr<rpc::Entry> Fs::Mknod(const OpCtx& ctx, uint64_t parent,
                                      const std::string& name, uint32_t mode,
                                      uint64_t rdev) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
+  CancelEarly({parent});
   rpc::Entry e;
   absl::Status s = mds_->Call(
       &Mds::Stub::Mknod, "Mknod", ctx.interrupted,
@@ -327,6 +339,7 @@ absl::StatusOr<rpc::Entry> Fs::Mknod(const OpCtx& ctx, uint64_t parent,
 absl::StatusOr<rpc::Entry> Fs::Mkdir(const OpCtx& ctx, uint64_t parent,
                                      const std::string& name, uint32_t mode) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
+  CancelEarly({parent});
   rpc::Entry e;
   absl::Status s = mds_->Call(
       &Mds::Stub::Mkdir, "Mkdir", ctx.interrupted,
@@ -348,6 +361,7 @@ absl::StatusOr<rpc::Entry> Fs::Symlink(const OpCtx& ctx, uint64_t parent,
                                        const std::string& target) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   if (target.size() >= 4096) return Errno(ENAMETOOLONG, "symlink too long");
+  CancelEarly({parent});
   rpc::Entry e;
   absl::Status s = mds_->Call(
       &Mds::Stub::Symlink, "Symlink", ctx.interrupted,
@@ -368,6 +382,7 @@ absl::StatusOr<rpc::Entry> Fs::Link(const OpCtx& ctx, uint64_t ino,
                                     uint64_t new_parent,
                                     const std::string& new_name) {
   if (absl::Status s = CheckName(new_name); !s.ok()) return s;
+  CancelEarly({ino, new_parent});
   rpc::Entry e;
   absl::Status s = mds_->Call(
       &Mds::Stub::Link, "Link", ctx.interrupted,
@@ -387,6 +402,7 @@ absl::StatusOr<rpc::Entry> Fs::Link(const OpCtx& ctx, uint64_t ino,
 absl::Status Fs::Remove(const OpCtx& ctx, uint64_t parent,
                         const std::string& name, bool dir) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
+  CancelEarly({CachedChild(parent, name), parent});
   rpc::RemoveReply reply;
   return mds_->Call(
       &Mds::Stub::Remove, "Remove", ctx.interrupted,
@@ -405,6 +421,8 @@ absl::Status Fs::Rename(const OpCtx& ctx, uint64_t parent,
                         const std::string& new_name, uint32_t flags) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   if (absl::Status s = CheckName(new_name); !s.ok()) return s;
+  CancelEarly({CachedChild(parent, name), CachedChild(new_parent, new_name),
+               parent, new_parent});
   rpc::RenameReply reply;
   return mds_->Call(
       &Mds::Stub::Rename, "Rename", ctx.interrupted,
@@ -418,6 +436,18 @@ absl::Status Fs::Rename(const OpCtx& ctx, uint64_t parent,
         r.set_flags(flags);
       },
       &reply);
+}
+
+void Fs::CancelEarly(std::initializer_list<uint64_t> inos) {
+  if (md_ == nullptr) return;
+  for (uint64_t ino : inos) {
+    if (ino != 0) md_->CancelEarly(ino);
+  }
+}
+
+uint64_t Fs::CachedChild(uint64_t parent, const std::string& name) {
+  if (md_ == nullptr) return 0;
+  return md_->GetDentry(parent, name).value_or(0);
 }
 
 void Fs::NoteNewChild(uint64_t parent, uint64_t child) {

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -21,6 +22,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -52,6 +54,10 @@ struct FsOptions {
   // With a lock service: bypass the metadata cache of contended inodes
   // (md_cache.h, "adaptive caching"); -o no_md_adaptive turns it off.
   bool md_adaptive = true;
+  // With a lock service: seconds the kernel may cache attributes that are
+  // backed by a metadata lock of this mount (the lock's callback makes the
+  // kernel forget them, attr_inval.h). 0: the kernel asks every time.
+  double locked_attr_timeout = 60.0;
 };
 
 // The caller of one operation.
@@ -76,6 +82,9 @@ struct InodeState {
   bool dirty ABSL_GUARDED_BY(mu) = false;      // the MDS must be told
   bool kill_priv ABSL_GUARDED_BY(mu) = false;
   uint64_t write_gen ABSL_GUARDED_BY(mu) = 0;  // bumped by every write
+  // write_gen when an fsync last completed: writes since then are what an
+  // evicted mount cannot vouch for (Fs::ReopenAll).
+  uint64_t synced_gen ABSL_GUARDED_BY(mu) = 0;
   // DataLocks::Gen() when mds_size was last fetched (with a DLM).
   uint64_t size_gen ABSL_GUARDED_BY(mu) = 0;
   rpc::Timespec mtime ABSL_GUARDED_BY(mu);     // of the last write
@@ -108,6 +117,10 @@ struct OpenFile {
   OpCtx opener;  // credentials used when reporting the size at release
   bool keep_cache = false;  // the kernel may keep its cached pages
   bool direct_io = false;   // bypass the page cache (O_APPEND with a DLM)
+  // The MDS refused to re-establish the handle after a failover (or this
+  // mount was evicted with writes the MDS never heard of): every later
+  // operation fails with EIO; release only forgets it (Fs::ReopenAll).
+  std::atomic<bool> broken{false};
 };
 
 // One opendir(2) (fuse_file_info::fh): a batch of entries fetched ahead.
@@ -152,6 +165,17 @@ class Fs {
   // before the mount serves requests.
   // With a lock service, attributes and dentries are cached (MdCache).
   void set_dlm(dlm::DlmClient* dlm);
+  // With a lock service: called with an inode whose metadata lock is being
+  // called back (the mount invalidates the kernel's attributes). Set
+  // before the mount serves requests.
+  void set_on_md_drop(std::function<void(uint64_t)> fn);
+  // Seconds the kernel may cache the attributes of ino just answered:
+  // attr_timeout without a lock service; with one, locked_attr_timeout
+  // while they are cached under a lock of this mount, else 0.
+  double AttrTimeout(uint64_t ino) const;
+  // Counts a FUSE GETATTR the kernel sent (it sends none while its cached
+  // attributes are valid; "client fuse_getattr" in StatsText).
+  void CountFuseGetattr() { fuse_getattrs_.fetch_add(1); }
   dlm::DlmClient* dlm() const { return dlm_; }
   // fcntl/flock locks through the DLM (posix_locks.h) and data coherence
   // (data_locks.h); null without a DLM. Owned by the mount; set once before
@@ -192,6 +216,10 @@ class Fs {
   // A name was created in parent (for the metadata cache's adaptive mode:
   // the child of a contended directory starts uncached, md_cache.h).
   void NoteNewChild(uint64_t parent, uint64_t child);
+  // Early lock cancel before a change (md_cache.h CancelEarly); 0s skipped.
+  void CancelEarly(std::initializer_list<uint64_t> inos);
+  // The inode this mount has cached for parent/name, or 0.
+  uint64_t CachedChild(uint64_t parent, const std::string& name);
 
   // Files (fs_file.cc). Open/Create return an OpenFile owned by the caller
   // until Release.
@@ -208,6 +236,20 @@ class Fs {
   absl::Status Fsync(const OpCtx& ctx, OpenFile* f);
   // Reports the size, closes the MDS handle and deletes f.
   absl::Status Release(const OpCtx& ctx, OpenFile* f);
+
+  // Controlled failover of the MDS (fuse-client/failover.h): re-establishes
+  // the MDS handle of every open file of this mount on the server instance
+  // now active (Open with reopen_handle, in the negotiated protocol). A file
+  // whose handle is refused (ESTALE: forced start, reopen window over), or,
+  // when `evicted` (this mount lost its active lock without cancelling it,
+  // e.g. it was stopped during the shutdown), that has something to replay
+  // beyond its open (writes not yet fsynced, or a size the MDS was not
+  // told), is marked broken (OpenFile::broken). Other errors (the
+  // MDS unreachable) are returned: call again. Runs while the MDS gate is
+  // closed, under a GateBypass.
+  absl::Status ReopenAll(bool evicted);
+  // Number of open files marked broken (for logs and tests).
+  size_t BrokenFiles();
 
   // Directories (fs_dir.cc). emit returns false when the reply is full.
   absl::StatusOr<DirHandle*> OpenDir(const OpCtx& ctx, uint64_t ino);
@@ -246,6 +288,8 @@ class Fs {
   absl::StatusOr<rpc::Entry> KillPriv(const OpCtx& ctx, uint64_t ino,
                                       uint32_t new_mode);
   absl::Status ReleaseHandle(const OpCtx& ctx, uint64_t handle);
+  // EIO for an open file lost in a failover (OpenFile::broken).
+  static absl::Status CheckNotBroken(const OpenFile& f);
   absl::StatusOr<std::string> DfText(const OpCtx& ctx);
   void ForgetCap(uint64_t ino);
   // ReadDir from offset 0 with a metadata cache: fills d with the cached
@@ -262,6 +306,7 @@ class Fs {
   const FsOptions options_;
   dlm::DlmClient* dlm_ = nullptr;
   std::unique_ptr<MdCache> md_;  // set with dlm_
+  std::atomic<uint64_t> fuse_getattrs_{0};
   PosixLocks* posix_locks_ = nullptr;
   DataLocks* data_locks_ = nullptr;
   ThreadPool pool_;
@@ -270,6 +315,8 @@ class Fs {
   absl::Mutex open_mu_;
   absl::flat_hash_map<uint64_t, std::shared_ptr<InodeState>> open_
       ABSL_GUARDED_BY(open_mu_);
+  // Every OpenFile of this mount (between FinishOpen and Release).
+  absl::flat_hash_set<OpenFile*> files_ ABSL_GUARDED_BY(open_mu_);
   // Size and mtime of closed inodes whose kernel cache was valid at the
   // last close; bounded, cleared when it grows too big.
   struct CacheStamp {

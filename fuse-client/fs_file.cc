@@ -9,6 +9,7 @@
 #include "common/errors.h"
 #include "fuse-client/data_locks.h"
 #include "fuse-client/fs.h"
+#include "fuse-client/versioned_calls.h"
 #include "spdlog/spdlog.h"
 
 namespace stripefs::client {
@@ -128,6 +129,7 @@ absl::StatusOr<OpenFile*> Fs::FinishOpen(const OpCtx& ctx,
       st->write_end = 0;
       st->dirty = false;
       ++st->write_gen;
+      st->synced_gen = st->write_gen;  // the MDS truncated it: nothing owed
     }
     absl::Status s = layout->objects.empty()
                          ? absl::OkStatus()
@@ -151,21 +153,23 @@ absl::StatusOr<OpenFile*> Fs::FinishOpen(const OpCtx& ctx,
   f->direct_io = data_locks_ != nullptr && (flags & O_APPEND) != 0;
   f->opener = ctx;
   f->opener.interrupted = nullptr;
+  {
+    absl::MutexLock lock(&open_mu_);
+    files_.insert(f);
+  }
   return f;
 }
 
 absl::StatusOr<OpenFile*> Fs::Open(const OpCtx& ctx, uint64_t ino,
                                    uint32_t flags) {
   rpc::OpenReply reply;
-  absl::Status s = mds_->Call(
-      &Mds::Stub::Open, "Open", ctx.interrupted,
-      [&](rpc::OpenRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
-        FillCred(ctx, r.mutable_cred());
-        r.set_ino(ino);
-        r.set_flags(flags);
-      },
-      &reply);
+  // Open or Open2, as negotiated with the MDS (versioned_calls.h).
+  absl::Status s = OpenInProtocol(
+      *mds_,
+      {.ino = ino,
+       .flags = flags,
+       .fill_cred = [&](rpc::Cred* c) { FillCred(ctx, c); }},
+      ctx.interrupted, &reply);
   if (!s.ok()) return s;
   return FinishOpen(ctx, reply.entry(), reply.handle(), reply.truncated(),
                     flags);
@@ -175,6 +179,7 @@ absl::StatusOr<std::pair<rpc::Entry, OpenFile*>> Fs::Create(
     const OpCtx& ctx, uint64_t parent, const std::string& name, uint32_t mode,
     uint32_t flags) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
+  CancelEarly({CachedChild(parent, name), parent});
   rpc::CreateReply reply;
   absl::Status s = mds_->Call(
       &Mds::Stub::Create, "Create", ctx.interrupted,
@@ -230,6 +235,7 @@ class DataHold {
 
 absl::StatusOr<ReadData> Fs::Read(const OpCtx& ctx, OpenFile* f, uint64_t off,
                                   uint64_t size) {
+  if (absl::Status s = CheckNotBroken(*f); !s.ok()) return s;
   InodeState& st = *f->inode;
   std::shared_ptr<const FileLayout> layout;
   {
@@ -287,6 +293,7 @@ absl::StatusOr<ReadData> Fs::Read(const OpCtx& ctx, OpenFile* f, uint64_t off,
 
 absl::StatusOr<size_t> Fs::Write(const OpCtx& ctx, OpenFile* f, uint64_t off,
                                  const char* data, size_t size) {
+  if (absl::Status s = CheckNotBroken(*f); !s.ok()) return s;
   InodeState& st = *f->inode;
   std::shared_ptr<const FileLayout> layout;
   {
@@ -401,25 +408,131 @@ absl::Status Fs::ReportSize(const OpCtx& ctx, InodeState& st) {
 }
 
 absl::Status Fs::Flush(const OpCtx& ctx, OpenFile* f) {
+  if (absl::Status s = CheckNotBroken(*f); !s.ok()) return s;
   return ReportSize(ctx, *f->inode);
 }
 
 absl::Status Fs::Fsync(const OpCtx& ctx, OpenFile* f) {
+  if (absl::Status s = CheckNotBroken(*f); !s.ok()) return s;
   std::shared_ptr<const FileLayout> layout;
+  uint64_t gen = 0;
   {
     absl::MutexLock lock(&f->inode->mu);
     layout = f->inode->layout;
+    gen = f->inode->write_gen;
   }
   if (absl::Status s = io_.Sync(*layout, ctx.interrupted); !s.ok()) return s;
-  return ReportSize(ctx, *f->inode);
+  absl::Status s = ReportSize(ctx, *f->inode);
+  if (s.ok()) {
+    absl::MutexLock lock(&f->inode->mu);
+    f->inode->synced_gen = std::max(f->inode->synced_gen, gen);
+  }
+  return s;
 }
 
 absl::Status Fs::Release(const OpCtx& ctx, OpenFile* f) {
   std::unique_ptr<OpenFile> owned(f);
+  {
+    absl::MutexLock lock(&open_mu_);
+    files_.erase(f);
+  }
+  if (f->broken) {
+    // The MDS no longer has the handle: nothing to report or close.
+    DropOpen(f->inode);
+    return absl::OkStatus();
+  }
   absl::Status s = ReportSize(f->opener, *f->inode);
   absl::Status r = ReleaseHandle(f->opener, f->handle);
   DropOpen(f->inode);
   return s.ok() ? r : s;
+}
+
+absl::Status Fs::ReopenAll(bool evicted) {
+  struct Item {
+    uint64_t handle = 0;
+    uint64_t ino = 0;
+    uint32_t flags = 0;
+    OpCtx opener;
+    bool dirty = false;
+  };
+  std::vector<Item> items;
+  {
+    absl::MutexLock lock(&open_mu_);
+    for (OpenFile* f : files_) {
+      if (f->broken) continue;
+      Item it{f->handle, f->inode->ino, f->flags, f->opener, false};
+      absl::MutexLock il(&f->inode->mu);
+      it.dirty = f->inode->dirty ||
+                 f->inode->write_gen != f->inode->synced_gen;
+      items.push_back(std::move(it));
+    }
+  }
+  // Marks the open file that has `handle` broken.
+  auto mark_broken = [&](uint64_t handle, const std::string& why) {
+    absl::MutexLock lock(&open_mu_);
+    for (OpenFile* f : files_) {
+      if (f->handle == handle && !f->broken.exchange(true)) {
+        spdlog::error(
+            "open file of inode {} (MDS handle {}) is lost after the MDS "
+            "failover: {}; its operations now fail with EIO",
+            f->inode->ino, handle, why);
+      }
+    }
+  };
+  size_t reopened = 0;
+  for (const Item& it : items) {
+    if (evicted && it.dirty) {
+      mark_broken(it.handle,
+                  "this mount was evicted (unreachable during the server's "
+                  "shutdown) with writes to the file not yet fsynced");
+      continue;
+    }
+    rpc::OpenReply reply;
+    absl::Status s = OpenInProtocol(
+        *mds_,
+        {.ino = it.ino,
+         // Re-establish, never re-create or truncate.
+         .flags = it.flags & ~static_cast<uint32_t>(O_CREAT | O_EXCL | O_TRUNC),
+         .reopen_handle = it.handle,
+         .fill_cred = [&](rpc::Cred* c) { FillCred(it.opener, c); }},
+        {}, &reply);
+    if (s.ok()) {
+      ++reopened;
+      if (reply.handle() != it.handle) {
+        absl::MutexLock lock(&open_mu_);
+        for (OpenFile* f : files_) {
+          if (f->handle == it.handle) f->handle = reply.handle();
+        }
+      }
+      continue;
+    }
+    const int e = ToErrno(s);
+    if (e == ESTALE || e == ENOENT || e == EBADF || e == EINVAL) {
+      mark_broken(it.handle, s.ToString());
+      continue;
+    }
+    return absl::Status(s.code(),
+                        absl::StrCat("reopen of inode ", it.ino, " (handle ",
+                                     it.handle, "): ", s.message()));
+  }
+  if (!items.empty()) {
+    spdlog::info("re-established {} of {} open files on the MDS", reopened,
+                 items.size());
+  }
+  return absl::OkStatus();
+}
+
+size_t Fs::BrokenFiles() {
+  absl::MutexLock lock(&open_mu_);
+  size_t n = 0;
+  for (OpenFile* f : files_) n += f->broken ? 1 : 0;
+  return n;
+}
+
+absl::Status Fs::CheckNotBroken(const OpenFile& f) {
+  if (!f.broken) return absl::OkStatus();
+  return Errno(EIO, absl::StrCat("open file of inode ", f.inode->ino,
+                                 " was lost in an MDS failover"));
 }
 
 }  // namespace stripefs::client

@@ -109,7 +109,7 @@ void ToEntryParam(Fs* fs, const rpc::Entry& e, fuse_entry_param* p) {
   p->ino = e.attr().ino();
   p->generation = 1;
   ToStat(e.attr(), &p->attr);
-  p->attr_timeout = fs->options().attr_timeout;
+  p->attr_timeout = fs->AttrTimeout(p->ino);
   p->entry_timeout = fs->options().entry_timeout;
 }
 
@@ -194,11 +194,12 @@ void ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
 
 void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Fs* fs = GetFs(req);
+  fs->CountFuseGetattr();
   absl::StatusOr<rpc::Entry> e = fs->GetAttr(MakeCtx(req), ino);
   if (!e.ok()) return ReplyErr(req, e.status(), "getattr", ino);
   struct stat st;
   ToStat(e->attr(), &st);
-  fuse_reply_attr(req, &st, fs->options().attr_timeout);
+  fuse_reply_attr(req, &st, fs->AttrTimeout(ino));
 }
 
 rpc::Timespec ToTimespec(const struct timespec& ts) {
@@ -265,7 +266,7 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   if (!e.ok()) return ReplyErr(req, e.status(), "setattr", ino);
   struct stat st;
   ToStat(e->attr(), &st);
-  fuse_reply_attr(req, &st, fs->options().attr_timeout);
+  fuse_reply_attr(req, &st, fs->AttrTimeout(ino));
 }
 
 void Readlink(fuse_req_t req, fuse_ino_t ino) {

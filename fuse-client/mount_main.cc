@@ -30,6 +30,8 @@
 #include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "dlm/dlm_client.h"
+#include "fuse-client/attr_inval.h"
+#include "fuse-client/failover.h"
 #include "fuse-client/fs.h"
 #include "fuse-client/posix_locks.h"
 #include "fuse-client/data_locks.h"
@@ -40,6 +42,10 @@
 
 namespace stripefs::client {
 namespace {
+
+// How long a starting mount waits for the MDS and for the servers' active
+// locks (a controlled failover in progress).
+constexpr absl::Duration kMountConnectWait = absl::Seconds(120);
 
 struct MountConfig {
   std::string mds;
@@ -68,6 +74,13 @@ bool ParseMountOptions(const std::vector<std::string>& raw, MountConfig* cfg,
         }
         (kv.first == "attr_timeout" ? cfg->fs.attr_timeout
                                     : cfg->fs.entry_timeout) = v;
+      } else if (kv.first == "locked_attr_timeout") {
+        double v = 0;
+        if (!absl::SimpleAtod(kv.second, &v) || v < 0 || v > 86400) {
+          *err = absl::StrCat("bad value in -o ", opt);
+          return false;
+        }
+        cfg->fs.locked_attr_timeout = v;
       } else if (kv.first == "no_md_adaptive") {
         cfg->fs.md_adaptive = false;
       } else if (kv.first == "writeback_cache") {
@@ -147,9 +160,21 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
   topts.client_name = absl::StrCat(host, ":", getpid());
 
   MdsClient mds(cfg.mds, topts);
-  if (absl::Status s = mds.Connect(); !s.ok()) {
-    return notify.Fail(
-        absl::StrCat("cannot reach MDS at ", cfg.mds, ": ", s.message()));
+  // The MDS may be restarting (controlled failover): wait for it a while.
+  const absl::Time connect_until = absl::Now() + kMountConnectWait;
+  for (absl::Duration nap = absl::Milliseconds(100);;
+       nap = std::min(nap * 2, absl::Seconds(1))) {
+    absl::Status s = mds.Reconnect();
+    if (s.ok()) break;
+    if (absl::Now() + nap >= connect_until ||
+        (s.code() != absl::StatusCode::kUnavailable &&
+         s.code() != absl::StatusCode::kDeadlineExceeded)) {
+      return notify.Fail(
+          absl::StrCat("cannot reach MDS at ", cfg.mds, ": ", s.message()));
+    }
+    spdlog::info("MDS at {} not reachable yet ({}); waiting", cfg.mds,
+                 s.ToString());
+    absl::SleepFor(nap);
   }
   rpc::GetConfigReply config;
   if (absl::Status s = mds.Call(
@@ -208,6 +233,21 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
     fs.set_data_locks(data_locks.get());
   }
 
+  // Controlled failover: PR on active:<target> for the MDT and every OST,
+  // taken before the mount serves (a mount started while a server is
+  // stopping waits here until the next instance is up).
+  std::unique_ptr<MountFailover> failover;
+  if (dlm) {
+    auto started = MountFailover::Start(dlm.get(), &mds, &osts, &fs);
+    if (!started.ok() || !(*started)->WaitActive(kMountConnectWait)) {
+      return notify.Fail(
+          started.ok() ? "the servers did not become active (controlled "
+                         "failover in progress?)"
+                       : std::string(started.status().message()));
+    }
+    failover = std::move(*started);
+  }
+
   std::vector<std::string> argv_s = {"stripefs-mount"};
   if (cfg.debug) argv_s.push_back("-d");
   // The MDS checks every request against the caller's credentials; the
@@ -238,6 +278,27 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
     return notify.Fail(absl::StrCat("cannot mount at ", cfg.mountpoint));
   }
   if (data_locks) data_locks->set_session(se);
+  // The session, for attribute invalidations until the loop ends.
+  struct {
+    absl::Mutex mu;
+    fuse_session* se ABSL_GUARDED_BY(mu) = nullptr;
+  } inval_session;
+  {
+    absl::MutexLock l(&inval_session.mu);
+    inval_session.se = se;
+  }
+  std::unique_ptr<AttrInvalidator> attr_inval;
+  if (dlm) {
+    attr_inval =
+        std::make_unique<AttrInvalidator>([&inval_session](uint64_t ino) {
+          absl::MutexLock l(&inval_session.mu);
+          if (inval_session.se == nullptr) return 0;
+          return fuse_lowlevel_notify_inval_inode(inval_session.se, ino, -1,
+                                                  0);
+        });
+    fs.set_on_md_drop(
+        [inv = attr_inval.get()](uint64_t ino) { inv->Invalidate(ino); });
+  }
   spdlog::info("mounted {} (mds {}, {} OSTs, client id {:#x})", cfg.mountpoint,
                cfg.mds, osts.all().size(), client_id);
   if (!cfg.foreground) {
@@ -265,10 +326,15 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
   fuse_loop_cfg_destroy(loop);
   tune.join();
   if (data_locks) data_locks->set_session(nullptr);  // waits for a call
+  {
+    absl::MutexLock l(&inval_session.mu);  // waits for a call
+    inval_session.se = nullptr;
+  }
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   fuse_opt_free_args(&args);
+  if (failover) failover->Stop();
   if (dlm) dlm->Close(/*cancel_locks=*/true);
   spdlog::info("unmounted {} (loop rc {})", cfg.mountpoint, rc);
   return 0;
@@ -283,8 +349,8 @@ int Main(int argc, char** argv) {
   app.add_flag("-d,--debug", cfg.debug, "FUSE debug output (implies -f)");
   app.add_option("-o", raw_opts,
                  "mount options: attr_timeout=S, entry_timeout=S, "
-                 "writeback_cache, io_threads=N, no_md_adaptive, or libfuse "
-                 "options");
+                 "locked_attr_timeout=S, writeback_cache, io_threads=N, "
+                 "no_md_adaptive, or libfuse options");
   app.add_option("--log-level", cfg.log_level, "debug, info, warn, error");
   app.add_option("--log-file", cfg.log_file, "append logs to this file");
   app.add_option("mountpoint", cfg.mountpoint, "where to mount")->required();

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
 #include "fuse-client/data_locks.h"
+#include "fuse-client/versioned_calls.h"
 
 namespace stripefs::client {
 
@@ -56,14 +57,9 @@ absl::Status OstSet::Write(uint32_t ost, uint64_t oid, uint64_t offset,
   absl::StatusOr<OstClient*> c = Find(ost);
   if (!c.ok()) return c.status();
   rpc::WriteReply reply;
-  return (*c)->Call(
-      &Oss::Stub::Write, "Write", intr,
-      [&](rpc::WriteRequest& r) {
-        (*c)->FillHeader(r.mutable_hdr());
-        r.set_oid(oid);
-        r.set_offset(offset);
-        r.set_data(data, len);
-      },
+  // Write or Write2 (with a crc32), as negotiated (versioned_calls.h).
+  return WriteInProtocol(
+      **c, {.oid = oid, .offset = offset, .data = data, .len = len}, intr,
       &reply);
 }
 

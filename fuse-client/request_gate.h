@@ -50,6 +50,18 @@ class RequestGate {
   int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// While one is alive on a thread, every RequestGate admits that thread's
+// requests even when closed (still counted in flight): the failover's own
+// requests (reconnect, reopen of open files) run with the gate closed.
+class GateBypass {
+ public:
+  GateBypass();
+  ~GateBypass();
+  GateBypass(const GateBypass&) = delete;
+  GateBypass& operator=(const GateBypass&) = delete;
+  static bool Active();
+};
+
 // Enter() on construction (check ok()), Exit() on destruction if admitted.
 class GatePass {
  public:

@@ -105,5 +105,31 @@ TEST(RequestGateTest, ManyWaitersAllProceedAfterReopen) {
   EXPECT_EQ(gate.in_flight(), 0);
 }
 
+TEST(RequestGateTest, BypassAdmitsOnlyItsOwnThreadThroughAClosedGate) {
+  RequestGate gate(absl::Milliseconds(5));
+  gate.Close();
+  std::atomic<bool> other_admitted{false};
+  std::thread other([&] {
+    GatePass pass(gate, {});
+    other_admitted = pass.status().ok();
+  });
+  {
+    GateBypass bypass;  // the failover's own requests (reopen)
+    GatePass pass(gate, [] { return true; });  // would fail with EINTR
+    ASSERT_TRUE(pass.status().ok());
+    EXPECT_EQ(gate.in_flight(), 1);  // counted like any request
+  }
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(other_admitted.load());  // still held at the gate
+  {
+    GatePass pass(gate, [] { return true; });  // no bypass any more
+    EXPECT_EQ(ToErrno(pass.status()), EINTR);
+  }
+  gate.Reopen();
+  other.join();
+  EXPECT_TRUE(other_admitted.load());
+  EXPECT_EQ(gate.in_flight(), 0);
+}
+
 }  // namespace
 }  // namespace stripefs::client

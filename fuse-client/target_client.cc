@@ -49,6 +49,32 @@ absl::Status TargetClient::Connect() {
   return absl::OkStatus();
 }
 
+absl::Status TargetClient::Reconnect() {
+  Clock* clock = options_.clock;
+  bool fresh = false;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = clock->Now();
+    if (failing_since_ != absl::InfiniteFuture() &&
+        now - failing_since_ >= kFreshChannelAfter) {
+      fresh = true;
+      failing_since_ = now;
+    }
+  }
+  if (fresh) {
+    spdlog::info("{}: new channel to {}", name_, address_);
+    NewStub(rpc::MakeChannel(address_));
+  }
+  absl::Status s = Connect();
+  absl::MutexLock lock(&mu_);
+  if (s.ok()) {
+    failing_since_ = absl::InfiniteFuture();
+  } else if (failing_since_ == absl::InfiniteFuture()) {
+    failing_since_ = clock->Now();
+  }
+  return s;
+}
+
 absl::Status TargetClient::RetryState::Wait(const grpc::Status& last,
                                             const char* method,
                                             const InterruptFn& intr) {
@@ -98,7 +124,14 @@ MdsClient::MdsClient(std::string address, TargetOptions options)
 grpc::Status MdsClient::DoConnect(grpc::ClientContext* ctx,
                                   const rpc::ConnectRequest& req,
                                   rpc::ConnectReply* reply) {
-  return stub_->Connect(ctx, req, reply);
+  return stub()->Connect(ctx, req, reply);
+}
+
+void MdsClient::NewStub(std::shared_ptr<grpc::Channel> channel) {
+  std::shared_ptr<rpc::Mds::Stub> stub = rpc::Mds::NewStub(channel);
+  absl::MutexLock l(&stub_mu_);
+  channel_ = std::move(channel);
+  stub_ = std::move(stub);
 }
 
 OstClient::OstClient(std::string name, std::string address,
@@ -109,7 +142,14 @@ OstClient::OstClient(std::string name, std::string address,
 grpc::Status OstClient::DoConnect(grpc::ClientContext* ctx,
                                   const rpc::ConnectRequest& req,
                                   rpc::ConnectReply* reply) {
-  return stub_->Connect(ctx, req, reply);
+  return stub()->Connect(ctx, req, reply);
+}
+
+void OstClient::NewStub(std::shared_ptr<grpc::Channel> channel) {
+  std::shared_ptr<rpc::Oss::Stub> stub = rpc::Oss::NewStub(channel);
+  absl::MutexLock l(&stub_mu_);
+  channel_ = std::move(channel);
+  stub_ = std::move(stub);
 }
 
 }  // namespace stripefs::client

@@ -50,6 +50,12 @@ class TargetClient {
 
   // Handshake; on success remembers the negotiated version and features.
   absl::Status Connect();
+  // Connect() after a failover (dlm/active_watch.h): when connecting has been
+  // failing for kFreshChannelAfter, first replaces the gRPC channel (one
+  // that lost its connection can stay in TRANSIENT_FAILURE for many seconds
+  // after the server is back).
+  absl::Status Reconnect();
+  static constexpr absl::Duration kFreshChannelAfter = absl::Seconds(2);
 
   const std::string& name() const { return name_; }
   const std::string& address() const { return address_; }
@@ -58,6 +64,12 @@ class TargetClient {
   uint64_t features() const { return features_.load(); }
   uint64_t instance() const { return instance_.load(); }
   std::string server_release() const;
+  // The channel requests go over (protocol-2 stubs are made on it per call,
+  // see versioned_calls.h).
+  std::shared_ptr<grpc::Channel> channel() const {
+    absl::MutexLock l(&stub_mu_);
+    return channel_;
+  }
 
   uint64_t NextXid() { return next_xid_.fetch_add(1) + 1; }
   // Fills a modifying request's header with this session's id and a new xid.
@@ -86,9 +98,10 @@ class TargetClient {
       rpc::SetDeadline(ctx, options_.deadline);
       grpc::Status gs = (stub->*fn)(&ctx, req, reply);
       Count(method);
-      if (gs.error_code() != grpc::StatusCode::UNAVAILABLE) {
-        return rpc::FromGrpc(gs);
-      }
+      absl::Status st = rpc::FromGrpc(gs);
+      // UNAVAILABLE: unreachable, or a call cut by the transport
+      // (rpc::FromGrpc): resent with the same xid.
+      if (!absl::IsUnavailable(st)) return st;
       if (absl::Status s = retry.Wait(gs, method, intr); !s.ok()) return s;
     }
   }
@@ -111,7 +124,12 @@ class TargetClient {
   virtual grpc::Status DoConnect(grpc::ClientContext* ctx,
                                  const rpc::ConnectRequest& req,
                                  rpc::ConnectReply* reply) = 0;
-  std::shared_ptr<grpc::Channel> channel_;
+  // Builds the stub over a new channel (Reconnect).
+  virtual void NewStub(std::shared_ptr<grpc::Channel> channel) = 0;
+  // Guards channel_ and the subclasses' stub (replaced by Reconnect;
+  // callers keep a shared_ptr copy for the duration of a call).
+  mutable absl::Mutex stub_mu_;
+  std::shared_ptr<grpc::Channel> channel_ ABSL_GUARDED_BY(stub_mu_);
 
  private:
   void Count(const char* method);
@@ -126,20 +144,26 @@ class TargetClient {
   std::atomic<uint64_t> instance_{0};
   mutable absl::Mutex mu_;
   std::string server_release_ ABSL_GUARDED_BY(mu_);
+  // Since when Reconnect has been failing (InfiniteFuture: it is not).
+  absl::Time failing_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   absl::flat_hash_map<const char*, uint64_t> counts_ ABSL_GUARDED_BY(mu_);
 };
 
 class MdsClient : public TargetClient {
  public:
   MdsClient(std::string address, TargetOptions options);
-  rpc::Mds::Stub* stub() { return stub_.get(); }
+  std::shared_ptr<rpc::Mds::Stub> stub() const {
+    absl::MutexLock l(&stub_mu_);
+    return stub_;
+  }
 
   template <typename Req, typename Reply, typename Format>
   absl::Status Call(grpc::Status (rpc::Mds::Stub::*fn)(grpc::ClientContext*,
                                                        const Req&, Reply*),
                     const char* method, const InterruptFn& intr,
                     Format&& format, Reply* reply) {
-    return TargetClient::Call(stub_.get(), fn, method, intr,
+    std::shared_ptr<rpc::Mds::Stub> s = stub();
+    return TargetClient::Call(s.get(), fn, method, intr,
                               std::forward<Format>(format), reply);
   }
 
@@ -147,22 +171,27 @@ class MdsClient : public TargetClient {
   grpc::Status DoConnect(grpc::ClientContext* ctx,
                          const rpc::ConnectRequest& req,
                          rpc::ConnectReply* reply) override;
+  void NewStub(std::shared_ptr<grpc::Channel> channel) override;
 
  private:
-  std::unique_ptr<rpc::Mds::Stub> stub_;
+  std::shared_ptr<rpc::Mds::Stub> stub_ ABSL_GUARDED_BY(stub_mu_);
 };
 
 class OstClient : public TargetClient {
  public:
   OstClient(std::string name, std::string address, TargetOptions options);
-  rpc::Oss::Stub* stub() { return stub_.get(); }
+  std::shared_ptr<rpc::Oss::Stub> stub() const {
+    absl::MutexLock l(&stub_mu_);
+    return stub_;
+  }
 
   template <typename Req, typename Reply, typename Format>
   absl::Status Call(grpc::Status (rpc::Oss::Stub::*fn)(grpc::ClientContext*,
                                                        const Req&, Reply*),
                     const char* method, const InterruptFn& intr,
                     Format&& format, Reply* reply) {
-    return TargetClient::Call(stub_.get(), fn, method, intr,
+    std::shared_ptr<rpc::Oss::Stub> s = stub();
+    return TargetClient::Call(s.get(), fn, method, intr,
                               std::forward<Format>(format), reply);
   }
 
@@ -170,9 +199,10 @@ class OstClient : public TargetClient {
   grpc::Status DoConnect(grpc::ClientContext* ctx,
                          const rpc::ConnectRequest& req,
                          rpc::ConnectReply* reply) override;
+  void NewStub(std::shared_ptr<grpc::Channel> channel) override;
 
  private:
-  std::unique_ptr<rpc::Oss::Stub> stub_;
+  std::shared_ptr<rpc::Oss::Stub> stub_ ABSL_GUARDED_BY(stub_mu_);
 };
 
 }  // namespace stripefs::client

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "dlm/active_watch.h"
 #include "mds/ost_pool.h"
 #include "rpc/channel.h"
 #include "rpc/handshake.h"
@@ -30,10 +31,45 @@ class GrpcOstPool : public OstPool {
     }
   }
 
+  ~GrpcOstPool() override { StopWatching(); }
+
   const std::vector<OstTarget>& Targets() const override { return targets_; }
+
+  void WatchActive(dlm::DlmClient* dlm) override {
+    if (dlm == nullptr) return;
+    for (const auto& t : targets_) {
+      const uint32_t ost = t.index;
+      Conn* c = conns_.at(ost).get();
+      auto w = dlm::ActiveWatch::Start(
+          dlm, absl::StrCat("ost", ost),
+          {.pause = [c] { Pause(*c); },
+           .resume = [this, c, ost](bool) -> absl::Status {
+             {
+               absl::MutexLock l(&c->mu);
+               c->connected = false;  // handshake with the next instance
+             }
+             if (auto s = Connected(ost); !s.ok()) return s.status();
+             absl::MutexLock l(&c->gate_mu);
+             c->paused = false;
+             return absl::OkStatus();
+           }});
+      if (!w.ok()) {
+        spdlog::error("ost{}: cannot watch its active lock: {}", ost,
+                      w.status().ToString());
+        continue;
+      }
+      watches_.push_back(std::move(*w));
+    }
+  }
+
+  void StopWatching() override {
+    for (auto& w : watches_) w->Stop();
+  }
 
   absl::StatusOr<ObjectRange> Precreate(uint32_t ost, uint32_t count,
                                         absl::Duration deadline) override {
+    GatePass pass(this, ost, deadline);
+    if (!pass.status().ok()) return pass.status();
     auto c = Connected(ost);
     if (!c.ok()) return c.status();
     rpc::PrecreateRequest req;
@@ -50,6 +86,8 @@ class GrpcOstPool : public OstPool {
 
   absl::Status Destroy(uint32_t ost,
                        const std::vector<uint64_t>& oids) override {
+    GatePass pass(this, ost, kCallDeadline);
+    if (!pass.status().ok()) return pass.status();
     auto c = Connected(ost);
     if (!c.ok()) return c.status();
     rpc::DestroyRequest req;
@@ -62,6 +100,8 @@ class GrpcOstPool : public OstPool {
   }
 
   absl::StatusOr<OstStatfs> Statfs(uint32_t ost) override {
+    GatePass pass(this, ost, absl::Seconds(10));
+    if (!pass.status().ok()) return pass.status();
     auto c = Connected(ost);
     if (!c.ok()) return c.status();
     rpc::OssStatfsRequest req;
@@ -79,7 +119,56 @@ class GrpcOstPool : public OstPool {
     std::unique_ptr<rpc::Oss::Stub> stub;
     absl::Mutex mu;
     bool connected ABSL_GUARDED_BY(mu) = false;
+    // The OST's gate (controlled failover): closed while its server stops.
+    absl::Mutex gate_mu;
+    bool paused ABSL_GUARDED_BY(gate_mu) = false;
+    int in_flight ABSL_GUARDED_BY(gate_mu) = 0;
   };
+
+  // Admits one call to an OST, waiting up to `wait` while it is paused.
+  class GatePass {
+   public:
+    GatePass(GrpcOstPool* pool, uint32_t ost, absl::Duration wait) {
+      auto it = pool->conns_.find(ost);
+      if (it == pool->conns_.end()) return;  // Connected() reports it
+      Conn* c = it->second.get();
+      absl::MutexLock l(&c->gate_mu);
+      auto open = [c]() ABSL_SHARED_LOCKS_REQUIRED(c->gate_mu) {
+        return !c->paused;
+      };
+      if (!c->gate_mu.AwaitWithTimeout(absl::Condition(&open), wait)) {
+        status_ = Errno(EAGAIN, absl::StrCat("ost", ost,
+                                             " is failing over; try again"));
+        return;
+      }
+      ++c->in_flight;
+      conn_ = c;
+    }
+    ~GatePass() {
+      if (conn_ == nullptr) return;
+      absl::MutexLock l(&conn_->gate_mu);
+      --conn_->in_flight;
+    }
+    const absl::Status& status() const { return status_; }
+
+   private:
+    Conn* conn_ = nullptr;
+    absl::Status status_;
+  };
+
+  // Closes the gate, then waits (bounded) for the calls in flight.
+  static void Pause(Conn& c) {
+    absl::MutexLock l(&c.gate_mu);
+    c.paused = true;
+    auto idle = [&c]() ABSL_SHARED_LOCKS_REQUIRED(c.gate_mu) {
+      return c.in_flight == 0;
+    };
+    if (!c.gate_mu.AwaitWithTimeout(absl::Condition(&idle),
+                                    absl::Seconds(20))) {
+      spdlog::warn("{} calls to a stopping OST still in flight after 20s",
+                   c.in_flight);
+    }
+  }
 
   void FillHeader(rpc::ReqHeader* hdr) {
     hdr->set_client_id(client_id_);
@@ -127,6 +216,7 @@ class GrpcOstPool : public OstPool {
   const uint64_t client_id_;
   std::map<uint32_t, std::unique_ptr<Conn>> conns_;  // fixed after ctor
   std::atomic<uint64_t> next_xid_{1};
+  std::vector<std::unique_ptr<dlm::ActiveWatch>> watches_;
 };
 
 }  // namespace

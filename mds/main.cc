@@ -1,4 +1,7 @@
 // stripefs-mds: the metadata server process. Flags per docs/internals.md.
+// SIGTERM/SIGINT: clean stop. SIGUSR2: controlled stop (EX on
+// active:<target> through the DLM first, see rpc/server_lifecycle.h).
+// Refuses to start (exit 3) when the start-up check fails, unless --force.
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -24,6 +27,7 @@
 #include "mds/mds_service.h"
 #include "mds/ost_pool.h"
 #include "rpc/channel.h"
+#include "rpc/server_lifecycle.h"
 #include "spdlog/spdlog.h"
 #include "storage/kv.h"
 
@@ -38,6 +42,8 @@ struct Config {
   uint64_t stripe_size = 1 << 20;
   std::string log_level = "info";
   std::string dlm;
+  bool force = false;
+  double reopen_window_s = 60;
 };
 
 int Fail(const std::string& msg) {
@@ -61,6 +67,15 @@ int main(int argc, char** argv) {
                  "root default stripe size at format (bytes)")
       ->default_val(1 << 20);
   app.add_option("--dlm", cfg.dlm, "HOST:PORT of the lock service");
+  app.add_flag("--force", cfg.force,
+               "start even when the start-up check refuses (the previous "
+               "instance of another release did not stop cleanly); the old "
+               "clients' open handles are discarded");
+  app.add_option("--reopen-window", cfg.reopen_window_s,
+                 "seconds the open handles of a cleanly stopped previous "
+                 "instance wait for their clients to reopen them")
+      ->default_val(60)
+      ->check(CLI::Range(0.0, 86400.0));
   app.add_option("--log-level", cfg.log_level, "debug|info|warn|error")
       ->default_val("info")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
@@ -106,17 +121,39 @@ int main(int argc, char** argv) {
     return Fail("data dir " + cfg.data + " is not writable");
   }
 
-  // Signals go to a dedicated thread; block them before any thread starts.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  // Block the stop signals before any thread starts.
+  stripefs::rpc::StopSignals signals;
 
   auto store = stripefs::storage::OpenRocksKv(cfg.data + "/db");
   if (!store.ok()) {
     return Fail("cannot open " + cfg.data + "/db: " + store.status().ToString());
   }
+  auto startup =
+      stripefs::rpc::StartupCheck(**store, "mds", cfg.target, cfg.force);
+  if (!startup.ok()) {
+    Fail(std::string(startup.status().message()));
+    return stripefs::rpc::Refused(startup.status())
+               ? stripefs::rpc::kExitRefused
+               : 1;
+  }
+  // Records the stop after the store's last write and closes it: clean
+  // after serving, as clean as the previous instance after a failed start.
+  auto close_store = [&](bool served = false) -> bool {
+    bool ok = true;
+    if (absl::Status s = (*store)->Sync(); !s.ok()) {
+      spdlog::error("final sync: {}", s.ToString());
+      ok = false;
+    }
+    if (absl::Status s =
+            served ? stripefs::rpc::RecordCleanStop(**store, startup->record)
+                   : stripefs::rpc::RecordFailedStart(**store, *startup);
+        !s.ok()) {
+      spdlog::error("recording the clean stop: {}", s.ToString());
+      ok = false;
+    }
+    store->reset();
+    return ok;
+  };
   const uint64_t instance =
       static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())) ^
       (static_cast<uint64_t>(getpid()) << 40);
@@ -137,22 +174,30 @@ int main(int argc, char** argv) {
   opts.dlm_address = cfg.dlm;
   opts.default_stripe_count = cfg.stripe_count;
   opts.default_stripe_size = static_cast<uint32_t>(cfg.stripe_size);
+  // Open handles of a cleanly stopped previous instance wait for their
+  // clients to reopen them; after an unclean or forced start they go.
+  opts.keep_open_handles =
+      startup->previous_clean && !startup->evict_clients;
+  opts.reopen_window = absl::Seconds(cfg.reopen_window_s);
   auto core = std::make_unique<stripefs::mds::MdsCore>(
       store->get(), pool.get(), stripefs::RealClock(), opts);
   if (absl::Status s = core->Start(); !s.ok()) {
+    core.reset();
+    close_store();
     return Fail("cannot start: " + s.ToString());
   }
   // With a lock service, changes to what clients cache are made under EX
-  // metadata locks (see mds/md_locks.h).
+  // metadata locks (see mds/md_locks.h). The client connects (with reset:
+  // it drops the EX on active:<target> a controlled stop of the previous
+  // instance left) only once the server serves.
   std::unique_ptr<stripefs::dlm::DlmClient> dlm;
   if (!cfg.dlm.empty()) {
-    stripefs::dlm::DlmClientOptions dopts;
-    dopts.address = cfg.dlm;
-    dopts.kind = "mds";
-    dopts.name = cfg.target;
-    auto started = stripefs::dlm::DlmClient::Start(dopts);
+    auto started = stripefs::dlm::DlmClient::Start(
+        stripefs::rpc::ServerDlmOptions(cfg.dlm, "mds", cfg.target));
     if (!started.ok()) {
       core->Stop();
+      core.reset();
+      close_store();
       return Fail("cannot start the lock client for " + cfg.dlm + ": " +
                   started.status().ToString());
     }
@@ -167,31 +212,57 @@ int main(int argc, char** argv) {
   int port = 0;
   builder.AddListeningPort(cfg.listen, grpc::InsecureServerCredentials(),
                            &port);
-  builder.RegisterService(&service);
+  service.RegisterWith(builder);  // Mds, and MdsV2 in release N+1
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
+    if (dlm) dlm->Close(/*cancel_locks=*/true);
     core->Stop();
+    core.reset();
+    close_store();
     return Fail("cannot listen on " + cfg.listen);
   }
   spdlog::info("serving {} on {} (port {})", cfg.target, cfg.listen, port);
+  if (dlm) dlm->StartConnecting();
+  // PR on active:ost<i>: calls to a stopping OSS wait (grpc_ost_pool.cc).
+  if (dlm) pool->WatchActive(dlm.get());
+  // A forced start: the old clients must find out that their open handles
+  // are gone (Reopen -> ESTALE) instead of carrying on with them.
+  if (dlm && startup->evict_clients) {
+    if (absl::Status s = stripefs::rpc::BounceActiveLock(*dlm, cfg.target);
+        !s.ok()) {
+      spdlog::error("forced start: could not make the old clients "
+                    "reconnect: {}",
+                    s.ToString());
+    }
+  }
 
-  std::thread signal_thread([&] {
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    spdlog::info("signal {}: shutting down", sig);
-    service.SetStopping();
-    server->Shutdown(std::chrono::system_clock::now() +
-                     std::chrono::seconds(10));
-  });
+  const stripefs::rpc::StopKind kind = signals.Wait();
+  // The EX on active:<target> a controlled stop leaves in the DLM.
+  uint64_t active_lock = 0;
+  if (kind == stripefs::rpc::StopKind::kControlled) {
+    if (!dlm) {
+      spdlog::info("controlled stop without a lock service: plain stop");
+    } else if (absl::StatusOr<uint64_t> h =
+                   stripefs::rpc::TakeActiveLock(*dlm, cfg.target);
+               !h.ok()) {
+      spdlog::error("controlled stop: {}; stopping plainly",
+                    h.status().ToString());
+    } else {
+      active_lock = *h;
+    }
+  }
+  const bool keep_active_lock = active_lock != 0;
+  service.SetStopping();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   server->Wait();
-  signal_thread.join();
-  if (dlm) dlm->Close(/*cancel_locks=*/true);
+  // A controlled stop leaves its EX on active:<target> in the DLM for the
+  // next instance to reset; every other lock (metadata locks, PR on the
+  // OSTs' active locks) is cancelled so no client waits for a dead holder.
+  pool->StopWatching();
+  if (dlm) dlm->Close(/*cancel_locks=*/true, /*keep=*/active_lock);
   core->Stop();
   core.reset();
-  if (absl::Status s = (*store)->Sync(); !s.ok()) {
-    spdlog::error("final sync: {}", s.ToString());
-  }
-  store->reset();
-  spdlog::info("stopped cleanly");
+  if (!close_store(/*served=*/true)) return 1;
+  spdlog::info("stopped cleanly{}", keep_active_lock ? " (controlled)" : "");
   return 0;
 }

@@ -108,25 +108,40 @@ absl::Status MdsCore::Start() {
   if (options_.background_threads) {
     refill_thread_ = std::thread([this] { RefillLoop(); });
     destroy_thread_ = std::thread([this] { DestroyLoop(); });
+    reopen_thread_ = std::thread([this] { ReopenWindowLoop(); });
     KickBackground();
   }
   return absl::OkStatus();
 }
 
 absl::Status MdsCore::Recover() {
-  // Issue 2 has no client reconnect: handles of the previous instance are
-  // gone, and so are the orphans they kept alive.
+  // Without keep_open_handles (unclean or forced start) the handles of the
+  // previous instance are gone, and so are the orphans they kept alive.
+  // With it, they wait for their clients to reopen them (controlled
+  // failover) and only orphans no handle keeps are reclaimed.
   storage::WriteBatch b;
   size_t handles = 0, orphans = 0;
   {
     auto it = store_->NewIterator();
     for (it->Seek(kHandlePrefix); it->Valid() && it->key()[0] == 'H';
          it->Next()) {
-      b.Delete(it->key());
       if (it->key().size() == 9) {
-        sb_.next_handle = std::max(sb_.next_handle,
-                                   storage::DecodeBE64(it->key().substr(1)) + 1);
+        const uint64_t h = storage::DecodeBE64(it->key().substr(1));
+        sb_.next_handle = std::max(sb_.next_handle, h + 1);
+        if (options_.keep_open_handles) {
+          absl::StatusOr<HandleRec> rec = DecodeHandle(it->value());
+          if (rec.ok()) {
+            handles_[h] = {rec->ino, rec->flags, rec->client_id,
+                           /*reopen_pending=*/true};
+            open_count_[rec->ino]++;
+            ++pending_reopen_;
+            continue;
+          }
+          spdlog::warn("discarding unreadable open handle {}: {}", h,
+                       rec.status().ToString());
+        }
       }
+      b.Delete(it->key());
       ++handles;
     }
     MDS_RETURN_IF_ERROR(it->status());
@@ -137,10 +152,26 @@ absl::Status MdsCore::Recover() {
     for (it->Seek(kOrphanPrefix); it->Valid() && it->key()[0] == 'O';
          it->Next()) {
       if (it->key().size() != 9) continue;
-      orphan_inos.push_back(storage::DecodeBE64(it->key().substr(1)));
+      const uint64_t ino = storage::DecodeBE64(it->key().substr(1));
+      if (open_count_.contains(ino)) {
+        orphans_.insert(ino);  // a kept handle keeps it
+        continue;
+      }
+      orphan_inos.push_back(ino);
     }
     MDS_RETURN_IF_ERROR(it->status());
   }
+  if (pending_reopen_ > 0) {
+    reopen_deadline_ = clock_->Now() + options_.reopen_window;
+    spdlog::info(
+        "recovery: keeping {} open handles of the previous instance ({} "
+        "unlinked-while-open inodes) for their clients to reopen within {}",
+        pending_reopen_, orphans_.size(),
+        absl::FormatDuration(options_.reopen_window));
+  }
+  // The handle counter resumes past every handle the store has had, so an
+  // old handle is never handed out again.
+  PutSuper(&b);
   for (uint64_t ino : orphan_inos) {
     auto n = LoadInode(ino);
     if (n.ok()) {
@@ -163,6 +194,74 @@ absl::Status MdsCore::Recover() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<size_t> MdsCore::ExpireReopenWindow() {
+  absl::MutexLock l(&mu_);
+  if (pending_reopen_ == 0) return 0;
+  // What stays open once the pending handles go.
+  absl::flat_hash_map<uint64_t, uint32_t> left = open_count_;
+  std::vector<uint64_t> expired;
+  storage::WriteBatch b;
+  for (const auto& [h, oh] : handles_) {
+    if (!oh.reopen_pending) continue;
+    expired.push_back(h);
+    b.Delete(HandleKey(h));
+    if (--left[oh.ino] == 0) left.erase(oh.ino);
+  }
+  std::vector<uint64_t> reclaimed;
+  for (uint64_t ino : orphans_) {
+    if (left.contains(ino)) continue;
+    auto n = LoadInode(ino);
+    if (n.ok() && n->nlink == 0) {
+      DeleteInode(&b, *n);
+    } else {
+      b.Delete(OrphanKey(ino));
+    }
+    reclaimed.push_back(ino);
+  }
+  PutSuper(&b);
+  MDS_RETURN_IF_ERROR(store_->Write(b));
+  for (uint64_t h : expired) handles_.erase(h);
+  open_count_ = std::move(left);
+  for (uint64_t ino : reclaimed) orphans_.erase(ino);
+  pending_reopen_ = 0;
+  spdlog::info(
+      "reopen window over: discarded {} open handles not reopened, "
+      "reclaimed {} orphan inodes",
+      expired.size(), reclaimed.size());
+  return expired.size();
+}
+
+size_t MdsCore::PendingReopenCount() {
+  absl::MutexLock l(&mu_);
+  return pending_reopen_;
+}
+
+void MdsCore::ReopenWindowLoop() {
+  for (;;) {
+    absl::Time deadline;
+    {
+      absl::MutexLock l(&mu_);
+      if (pending_reopen_ == 0) return;
+      deadline = reopen_deadline_;
+    }
+    if (clock_->Now() >= deadline) break;
+    absl::MutexLock l(&bg_mu_);
+    bg_mu_.AwaitWithTimeout(
+        absl::Condition(
+            +[](MdsCore* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->bg_mu_) {
+              return c->stop_;
+            },
+            this),
+        std::min(absl::Seconds(1), deadline - clock_->Now()));
+    if (stop_) return;
+  }
+  absl::StatusOr<size_t> n = ExpireReopenWindow();
+  if (!n.ok()) {
+    spdlog::error("discarding the open handles not reopened: {}",
+                  n.status().ToString());
+  }
+}
+
 void MdsCore::Stop() {
   {
     absl::MutexLock l(&bg_mu_);
@@ -170,6 +269,7 @@ void MdsCore::Stop() {
   }
   if (refill_thread_.joinable()) refill_thread_.join();
   if (destroy_thread_.joinable()) destroy_thread_.join();
+  if (reopen_thread_.joinable()) reopen_thread_.join();
 }
 
 absl::StatusOr<Inode> MdsCore::LoadInode(uint64_t ino) {

@@ -68,6 +68,14 @@ struct MdsOptions {
   absl::Duration destroy_retry = absl::Seconds(2);
   // How long the destroy thread lets removals accumulate before an OSS call.
   absl::Duration destroy_batch_delay = absl::Milliseconds(200);
+  // Start(): keep the open handles the previous instance persisted (it
+  // stopped cleanly and the start is not forced) so their clients can
+  // Reopen them for `reopen_window`; false: discard them at start. Default
+  // false.
+  bool keep_open_handles = false;
+  // How long kept handles wait for Reopen before ExpireReopenWindow
+  // discards them (a background thread calls it). Default 60 s.
+  absl::Duration reopen_window = absl::Seconds(60);
 };
 
 // The caller of a syscall.
@@ -136,8 +144,10 @@ class MdsCore {
   MdsCore& operator=(const MdsCore&) = delete;
 
   // Formats an empty store (root inode) or loads an existing one; discards
-  // open handles of a previous instance and reclaims their orphans; starts
-  // background threads. Call once before anything else.
+  // open handles of a previous instance and reclaims their orphans (with
+  // keep_open_handles: keeps them for the reopen window and reclaims only
+  // orphans no handle keeps); starts background threads. Call once before
+  // anything else.
   [[nodiscard]] absl::Status Start();
   // Stops background threads. Idempotent.
   void Stop();
@@ -152,6 +162,22 @@ class MdsCore {
                                     uint32_t mode, uint32_t flags);
   absl::StatusOr<OpenResult> Open(const ReqId& req, const Cred& cred,
                                   uint64_t ino, uint32_t flags);
+  // Controlled failover: the client req.client_id re-establishes its open
+  // `handle` of inode `ino`, kept from the previous instance (see
+  // MdsOptions::keep_open_handles). Returns the same handle and the
+  // inode's current attributes. ESTALE when the handle is gone (forced or
+  // unclean start, reopen window over), belongs to another client or to
+  // another inode. A repeated reopen of a handle already reopened by the
+  // same client answers the same.
+  absl::StatusOr<OpenResult> Reopen(const ReqId& req, uint64_t handle,
+                                    uint64_t ino);
+  // Discards the kept handles not reopened yet (their orphans are
+  // reclaimed when no handle is left). Returns how many it discarded.
+  // Called by a background thread once the reopen window is over; tests
+  // may call it by hand.
+  absl::StatusOr<size_t> ExpireReopenWindow();
+  // Kept handles still waiting to be reopened.
+  size_t PendingReopenCount();
   absl::Status Release(const ReqId& req, uint64_t handle);
   absl::StatusOr<Inode> Mknod(const ReqId& req, const Cred& cred,
                               uint64_t parent, const std::string& name,
@@ -219,6 +245,8 @@ class MdsCore {
   struct OpenHandle {
     uint64_t ino = 0;
     uint32_t flags = 0;
+    uint64_t client_id = 0;      // who opened it (0: unknown)
+    bool reopen_pending = false;  // kept from the previous instance
   };
 
   Timespec Now();
@@ -263,7 +291,12 @@ class MdsCore {
   bool IsAncestor(uint64_t maybe_ancestor, uint64_t dir)
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::Status Recover() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Loads the kept handles (keep_open_handles) into handles_.
+  absl::Status LoadKeptHandles(std::vector<uint64_t>* orphan_inos,
+                               storage::WriteBatch* b)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void KickBackground();
+  void ReopenWindowLoop();
   void RefillLoop();
   void DestroyLoop();
   absl::Status RefillOne(uint32_t ost) ABSL_LOCKS_EXCLUDED(mu_);
@@ -281,6 +314,8 @@ class MdsCore {
   absl::flat_hash_map<uint64_t, uint32_t> open_count_ ABSL_GUARDED_BY(mu_);
   // Inodes unlinked while open (an O key exists).
   absl::flat_hash_set<uint64_t> orphans_ ABSL_GUARDED_BY(mu_);
+  size_t pending_reopen_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time reopen_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 
   absl::Mutex bg_mu_;
   bool stop_ ABSL_GUARDED_BY(bg_mu_) = false;
@@ -288,6 +323,7 @@ class MdsCore {
   bool destroy_pending_ ABSL_GUARDED_BY(bg_mu_) = false;
   std::thread refill_thread_;
   std::thread destroy_thread_;
+  std::thread reopen_thread_;
   bool started_ = false;
 };
 

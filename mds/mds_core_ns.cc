@@ -212,7 +212,7 @@ absl::StatusOr<OpenResult> MdsCore::OpenLocked(const ReqId& req,
   // next_handle is not persisted here: handles are discarded at start-up,
   // which resumes after the highest H key it finds.
   out.handle = sb_.next_handle++;
-  b->Put(HandleKey(out.handle), EncodeHandle({n.ino, flags}));
+  b->Put(HandleKey(out.handle), EncodeHandle({n.ino, flags, req.client_id}));
   out.inode = std::move(n);
   return out;
 }
@@ -224,9 +224,32 @@ absl::StatusOr<OpenResult> MdsCore::Open(const ReqId& req, const Cred& cred,
   storage::WriteBatch b;
   MDS_ASSIGN_OR_RETURN(OpenResult r, OpenLocked(req, cred, std::move(n), flags, &b));
   MDS_RETURN_IF_ERROR(Commit(req, &b));
-  handles_[r.handle] = {r.inode.ino, flags};
+  handles_[r.handle] = {r.inode.ino, flags, req.client_id};
   open_count_[r.inode.ino]++;
   return r;
+}
+
+absl::StatusOr<OpenResult> MdsCore::Reopen(const ReqId& req, uint64_t handle,
+                                           uint64_t ino) {
+  absl::MutexLock l(&mu_);
+  auto it = handles_.find(handle);
+  if (it == handles_.end() || it->second.ino != ino ||
+      (it->second.client_id != 0 && it->second.client_id != req.client_id)) {
+    return Errno(ESTALE,
+                 absl::StrCat("open handle ", handle, " of inode ", ino,
+                              " is not known to this server instance (a "
+                              "forced or unclean start, or the reopen window "
+                              "is over): the file must be opened again"));
+  }
+  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  if (it->second.reopen_pending) {
+    it->second.reopen_pending = false;
+    --pending_reopen_;
+  }
+  OpenResult out;
+  out.inode = std::move(n);
+  out.handle = handle;
+  return out;
 }
 
 absl::Status MdsCore::Release(const ReqId& req, uint64_t handle) {
@@ -246,6 +269,7 @@ absl::Status MdsCore::Release(const ReqId& req, uint64_t handle) {
     if (n.ok() && n->nlink == 0) DeleteInode(&b, *n);
   }
   MDS_RETURN_IF_ERROR(Commit(req, &b));
+  if (it->second.reopen_pending) --pending_reopen_;
   handles_.erase(it);
   if (reclaim) orphans_.erase(ino);
   if (last) {
@@ -282,7 +306,8 @@ absl::StatusOr<Inode> MdsCore::MakeNode(const ReqId& req, const Cred& cred,
     MDS_ASSIGN_OR_RETURN(*open_out, OpenLocked(req, cred, std::move(n),
                                                *open_flags, &b));
     MDS_RETURN_IF_ERROR(Commit(req, &b));
-    handles_[open_out->handle] = {open_out->inode.ino, *open_flags};
+    handles_[open_out->handle] = {open_out->inode.ino, *open_flags,
+                                  req.client_id};
     open_count_[open_out->inode.ino]++;
     return open_out->inode;
   }
@@ -335,12 +360,13 @@ absl::StatusOr<Inode> MdsCore::MakeNode(const ReqId& req, const Cred& cred,
     // The creator may open what it created whatever the mode says.
     open_out->inode = n;
     open_out->handle = sb_.next_handle++;
-    b.Put(HandleKey(open_out->handle), EncodeHandle({n.ino, *open_flags}));
+    b.Put(HandleKey(open_out->handle),
+          EncodeHandle({n.ino, *open_flags, req.client_id}));
   }
   PutSuper(&b);
   MDS_RETURN_IF_ERROR(Commit(req, &b));
   if (open_flags.has_value()) {
-    handles_[open_out->handle] = {n.ino, *open_flags};
+    handles_[open_out->handle] = {n.ino, *open_flags, req.client_id};
     open_count_[n.ino]++;
   }
   return n;

@@ -406,6 +406,94 @@ TEST_F(MdsCoreTest, RestartReclaimsOrphansAndKeepsNamespace) {
   EXPECT_FALSE(osts_->Exists(obj.ost, obj.oid));
 }
 
+// Controlled failover: after a clean stop the handles wait for their
+// clients; an unlinked-while-open file survives the restart with its
+// objects; its owner reopens the same handle, another client cannot.
+TEST_F(MdsCoreTest, KeptHandlesAreReopenedByTheirOwner) {
+  auto c = core_->Create({7, ++xid_}, kRoot, kRootIno, "f", 0644,
+                         O_CREAT | O_RDWR);
+  ASSERT_TRUE(c.ok());
+  auto o = core_->Create({8, ++xid_}, kRoot, kRootIno, "g", 0644,
+                         O_CREAT | O_RDWR);
+  ASSERT_TRUE(o.ok());
+  ASSERT_TRUE(core_->Remove(Req(), kRoot, kRootIno, "f", false).ok());
+  ASSERT_TRUE(core_->UpdateSize(Req(), kRoot, c->inode.ino, 4096,
+                                std::nullopt, false)
+                  .ok());
+  const StripeObject obj = c->inode.layout.objects[0];
+  Restart({.keep_open_handles = true});
+  EXPECT_EQ(core_->OpenHandleCount(), 2u);
+  EXPECT_EQ(core_->PendingReopenCount(), 2u);
+  ASSERT_TRUE(core_->DrainDestroyQueue().ok());
+  EXPECT_TRUE(osts_->Exists(obj.ost, obj.oid));
+  // Client 8 cannot take client 7's handle; a wrong inode is refused too.
+  EXPECT_EQ(Err(core_->Reopen({8, ++xid_}, c->handle, c->inode.ino)), ESTALE);
+  EXPECT_EQ(Err(core_->Reopen({7, ++xid_}, c->handle, o->inode.ino)), ESTALE);
+  EXPECT_EQ(Err(core_->Reopen({7, ++xid_}, c->handle + 1000, c->inode.ino)),
+            ESTALE);
+  auto r = core_->Reopen({7, ++xid_}, c->handle, c->inode.ino);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->handle, c->handle);
+  EXPECT_EQ(r->inode.size, 4096u);
+  EXPECT_EQ(r->inode.nlink, 0u);
+  // Repeated (a resent reopen): same answer.
+  ASSERT_TRUE(core_->Reopen({7, ++xid_}, c->handle, c->inode.ino).ok());
+  EXPECT_EQ(core_->PendingReopenCount(), 1u);
+  // The window ends: g's handle (not reopened) goes, f's stays.
+  auto expired = core_->ExpireReopenWindow();
+  ASSERT_TRUE(expired.ok());
+  EXPECT_EQ(*expired, 1u);
+  EXPECT_EQ(core_->OpenHandleCount(), 1u);
+  EXPECT_EQ(Err(core_->Reopen({8, ++xid_}, o->handle, o->inode.ino)), ESTALE);
+  EXPECT_EQ(Err(core_->Release({8, ++xid_}, o->handle)), EBADF);
+  ASSERT_TRUE(core_->DrainDestroyQueue().ok());
+  EXPECT_TRUE(osts_->Exists(obj.ost, obj.oid));
+  // A new open gets a handle never used before.
+  auto fresh = core_->Open(Req(), kRoot, o->inode.ino, O_RDONLY);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_GT(fresh->handle, o->handle);
+  // The last release of the reopened handle reclaims the orphan.
+  ASSERT_TRUE(core_->Release({7, ++xid_}, c->handle).ok());
+  EXPECT_EQ(Err(core_->GetAttr(c->inode.ino)), ENOENT);
+  ASSERT_TRUE(core_->DrainDestroyQueue().ok());
+  EXPECT_FALSE(osts_->Exists(obj.ost, obj.oid));
+}
+
+TEST_F(MdsCoreTest, ExpiredWindowReclaimsOrphansNotReopened) {
+  auto c = core_->Create(Req(), kRoot, kRootIno, "f", 0644, O_CREAT | O_RDWR);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(core_->Remove(Req(), kRoot, kRootIno, "f", false).ok());
+  const StripeObject obj = c->inode.layout.objects[0];
+  Restart({.keep_open_handles = true});
+  EXPECT_TRUE(core_->GetAttr(c->inode.ino).ok());
+  auto expired = core_->ExpireReopenWindow();
+  ASSERT_TRUE(expired.ok());
+  EXPECT_EQ(*expired, 1u);
+  EXPECT_EQ(Err(core_->GetAttr(c->inode.ino)), ENOENT);
+  ASSERT_TRUE(core_->DrainDestroyQueue().ok());
+  EXPECT_FALSE(osts_->Exists(obj.ost, obj.oid));
+  // The discard is persisted: a later clean restart keeps nothing.
+  Restart({.keep_open_handles = true});
+  EXPECT_EQ(core_->OpenHandleCount(), 0u);
+  EXPECT_EQ(Err(core_->Reopen(Req(), c->handle, c->inode.ino)), ESTALE);
+}
+
+// A forced or unclean start (keep_open_handles false) discards the
+// handles: their reopen is ESTALE while new opens work.
+TEST_F(MdsCoreTest, DiscardedHandlesAreStale) {
+  auto c = core_->Create(Req(), kRoot, kRootIno, "f", 0644, O_CREAT | O_RDWR);
+  ASSERT_TRUE(c.ok());
+  Restart({.keep_open_handles = false});
+  EXPECT_EQ(core_->OpenHandleCount(), 0u);
+  auto r = core_->Reopen(Req(), c->handle, c->inode.ino);
+  EXPECT_EQ(Err(r), ESTALE);
+  EXPECT_NE(std::string(r.status().message()).find("opened again"),
+            std::string::npos);
+  auto n = core_->Open(Req(), kRoot, c->inode.ino, O_RDWR);
+  ASSERT_TRUE(n.ok());
+  EXPECT_GT(n->handle, c->handle);
+}
+
 TEST_F(MdsCoreTest, DestroyRetriesAfterOstFailure) {
   Inode f = MustCreate(kRootIno, "f");
   const StripeObject obj = f.layout.objects[0];

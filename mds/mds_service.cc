@@ -10,6 +10,7 @@
 #include "common/version.h"
 #include "rpc/handshake.h"
 #include "rpc/status.h"
+#include "rpc/wire_v2.h"
 #include "spdlog/spdlog.h"
 
 namespace stripefs::mds {
@@ -21,7 +22,7 @@ constexpr const char* kMethodNames[] = {
     "Mkdir",    "Symlink",  "Link",      "Remove",      "Rename",
     "Readlink", "Readdir",  "Statfs",    "SetXattr",    "GetXattr",
     "ListXattr", "RemoveXattr", "Access", "UpdateSize", "SetLayout",
-    "GetLayout"};
+    "GetLayout", "Open2"};
 static_assert(sizeof(kMethodNames) / sizeof(kMethodNames[0]) ==
               MdsService::kNumMethods);
 
@@ -127,6 +128,7 @@ grpc::Status MdsService::Connect(grpc::ServerContext*,
     spdlog::info("connect from {} {} (client {}, release {}): proto {}",
                  req->client_kind(), req->client_name(), req->client_id(),
                  req->release(), reply->proto());
+    connections_.Note(req->client_name(), reply->proto());
   }
   return Finish(kConnect, r.status(), req->client_id());
 }
@@ -150,6 +152,7 @@ grpc::Status MdsService::Status(grpc::ServerContext*,
   info["inodes"] = std::to_string(core_->InodeCount());
   info["open_handles"] = std::to_string(core_->OpenHandleCount());
   info["osts"] = std::to_string(core_->Osts().size());
+  info["connections"] = connections_.Render();
   return grpc::Status::OK;
 }
 
@@ -222,6 +225,18 @@ grpc::Status MdsService::Create(grpc::ServerContext*,
 grpc::Status MdsService::Open(grpc::ServerContext*,
                               const rpc::OpenRequest* req,
                               rpc::OpenReply* reply) {
+  if (req->reopen_handle() != 0) {
+    // Controlled failover: the client re-establishes a handle of the
+    // previous instance (no lock needed: nothing changes).
+    auto r = core_->Reopen(FromProto(req->hdr()), req->reopen_handle(),
+                           req->ino());
+    if (r.ok()) {
+      ToProto(r->inode, reply->mutable_entry());
+      reply->set_handle(r->handle);
+    }
+    return Finish(kOpen, r.status(), req->hdr().client_id(),
+                  req->hdr().xid());
+  }
   absl::StatusOr<MdLocks> held = MdLocks();
   if (req->flags() & O_TRUNC) held = LockFor({req->ino()});
   if (!held.ok()) return Finish(kOpen, held.status());
@@ -234,6 +249,30 @@ grpc::Status MdsService::Open(grpc::ServerContext*,
   }
   return Finish(kOpen, r.status(), req->hdr().client_id(), req->hdr().xid());
 }
+
+void MdsService::RegisterWith(grpc::ServerBuilder& builder) {
+  builder.RegisterService(static_cast<rpc::Mds::Service*>(this));
+#if STRIPEFS_PROTO_MAX >= 2
+  builder.RegisterService(&v2_);
+#endif
+}
+
+#if STRIPEFS_PROTO_MAX >= 2
+grpc::Status MdsService::Open2(grpc::ServerContext* ctx,
+                               const rpc::Open2Request* req,
+                               rpc::Open2Reply* reply) {
+  absl::StatusOr<rpc::OpenRequest> v1 = rpc::FromOpen2(*req);
+  if (!v1.ok()) {
+    return Finish(kOpen2, v1.status(), req->hdr().client_id(),
+                  req->hdr().xid());
+  }
+  counts_[kOpen2].fetch_add(1, std::memory_order_relaxed);
+  rpc::OpenReply r1;
+  grpc::Status gs = Open(ctx, &*v1, &r1);
+  if (gs.ok()) *reply = rpc::ToOpen2Reply(std::move(r1), *req);
+  return gs;
+}
+#endif
 
 grpc::Status MdsService::Release(grpc::ServerContext*,
                                  const rpc::ReleaseRequest* req,

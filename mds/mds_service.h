@@ -9,9 +9,15 @@
 #include <cstdint>
 #include <string>
 
+#include "common/version.h"
+#include "grpcpp/grpcpp.h"
 #include "mds/md_locks.h"
 #include "mds/mds_core.h"
+#include "rpc/connection_log.h"
 #include "rpc/proto/mds.grpc.pb.h"
+#if STRIPEFS_PROTO_MAX >= 2
+#include "rpc/proto/mds_v2.grpc.pb.h"
+#endif
 
 namespace stripefs::mds {
 
@@ -25,6 +31,9 @@ class MdsService final : public rpc::Mds::Service {
   // Metadata locks taken before changes (optional; must outlive the
   // service). Set before serving.
   void set_locker(MdLocker* locker) { locker_ = locker; }
+  // Registers the services of every protocol this build speaks on
+  // `builder`: Mds, and in release N+1 also MdsV2 (Open2).
+  void RegisterWith(grpc::ServerBuilder& builder);
 
   grpc::Status Connect(grpc::ServerContext*, const rpc::ConnectRequest*,
                        rpc::ConnectReply*) override;
@@ -44,6 +53,13 @@ class MdsService final : public rpc::Mds::Service {
                     rpc::OpenReply*) override;
   grpc::Status Release(grpc::ServerContext*, const rpc::ReleaseRequest*,
                        rpc::ReleaseReply*) override;
+#if STRIPEFS_PROTO_MAX >= 2
+  // MdsV2.Open2 (protocol 2): translated into the Open path
+  // (rpc/wire_v2.h), so both formats behave alike. Counted as Open and as
+  // Open2.
+  grpc::Status Open2(grpc::ServerContext*, const rpc::Open2Request*,
+                     rpc::Open2Reply*);
+#endif
   grpc::Status Mknod(grpc::ServerContext*, const rpc::MknodRequest*,
                      rpc::Entry*) override;
   grpc::Status Mkdir(grpc::ServerContext*, const rpc::MkdirRequest*,
@@ -84,7 +100,8 @@ class MdsService final : public rpc::Mds::Service {
     kConnect, kStatus, kGetConfig, kLookup, kGetAttr, kSetAttr, kCreate,
     kOpen, kRelease, kMknod, kMkdir, kSymlink, kLink, kRemove, kRename,
     kReadlink, kReaddir, kStatfs, kSetXattr, kGetXattr, kListXattr,
-    kRemoveXattr, kAccess, kUpdateSize, kSetLayout, kGetLayout, kNumMethods
+    kRemoveXattr, kAccess, kUpdateSize, kSetLayout, kGetLayout, kOpen2,
+    kNumMethods
   };
 
  private:
@@ -104,6 +121,23 @@ class MdsService final : public rpc::Mds::Service {
   const uint64_t instance_;
   std::atomic<bool> stopping_{false};
   std::array<std::atomic<uint64_t>, kNumMethods> counts_{};
+  // Clients answered by Connect and their protocol (Status "connections").
+  rpc::ConnectionLog connections_;
+#if STRIPEFS_PROTO_MAX >= 2
+  // Service MdsV2 on the same server, forwarding to this one.
+  class V2 final : public rpc::MdsV2::Service {
+   public:
+    explicit V2(MdsService* s) : s_(s) {}
+    grpc::Status Open2(grpc::ServerContext* ctx, const rpc::Open2Request* req,
+                       rpc::Open2Reply* reply) override {
+      return s_->Open2(ctx, req, reply);
+    }
+
+   private:
+    MdsService* const s_;
+  };
+  V2 v2_{this};
+#endif
 };
 
 // Record -> message conversions (also used by tests).

@@ -15,6 +15,7 @@
 #include "rpc/handshake.h"
 #include "rpc/proto/oss.grpc.pb.h"
 #include "rpc/status.h"
+#include "rpc/wire_v2.h"
 
 namespace stripefs::mds {
 namespace {
@@ -35,12 +36,12 @@ class MdsServiceTest : public ::testing::Test {
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                              &port);
-    builder.RegisterService(service_.get());
+    service_->RegisterWith(builder);
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     ASSERT_GT(port, 0);
-    stub_ = rpc::Mds::NewStub(
-        rpc::MakeChannel("127.0.0.1:" + std::to_string(port)));
+    channel_ = rpc::MakeChannel("127.0.0.1:" + std::to_string(port));
+    stub_ = rpc::Mds::NewStub(channel_);
   }
   void TearDown() override {
     if (server_) server_->Shutdown();
@@ -77,6 +78,7 @@ class MdsServiceTest : public ::testing::Test {
   std::unique_ptr<MdsCore> core_;
   std::unique_ptr<MdsService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<rpc::Mds::Stub> stub_;
   uint64_t xid_ = 0;
 };
@@ -105,7 +107,77 @@ TEST_F(MdsServiceTest, ConnectStatusAndConfig) {
   EXPECT_GT(st.pid(), 0);
   EXPECT_EQ(st.rpc_counts().at("Connect"), 2u);
   EXPECT_EQ(st.rpc_counts().at("GetConfig"), 1u);
+  // Only the answered Connect is listed, with its protocol.
+  EXPECT_EQ(st.info().at("connections"),
+            "test=" + std::to_string(rpc::kProtoMax));
+  rpc::ConnectRequest old = rpc::MakeConnectRequest(10, "client", "old",
+                                                    rpc::kReleaseN);
+  ASSERT_EQ(Call(&rpc::Mds::Stub::Connect, old, &cr), 0);
+  EXPECT_EQ(cr.proto(), 1u);
+  ASSERT_EQ(Call(&rpc::Mds::Stub::Status, rpc::StatusRequest(), &st), 0);
+  EXPECT_EQ(st.info().at("connections"),
+            "test=" + std::to_string(rpc::kProtoMax) + ",old=1");
 }
+
+#if STRIPEFS_PROTO_MAX >= 2
+// Open2 (protocol 2) goes down the Open path: same handle semantics, same
+// errors, O_TRUNC truncates; a malformed intent is EINVAL.
+TEST_F(MdsServiceTest, Open2IsServedLikeOpen) {
+  rpc::CreateRequest cr;
+  cr.mutable_hdr()->set_client_id(1);
+  cr.mutable_hdr()->set_xid(++xid_);
+  cr.set_parent(1);
+  cr.set_name("f");
+  cr.set_mode(S_IFREG | 0644);
+  cr.set_flags(O_CREAT | O_WRONLY);
+  rpc::CreateReply created;
+  ASSERT_EQ(Call(&rpc::Mds::Stub::Create, cr, &created), 0);
+  const uint64_t ino = created.entry().attr().ino();
+  rpc::UpdateSizeRequest us;
+  us.mutable_hdr()->set_client_id(1);
+  us.mutable_hdr()->set_xid(++xid_);
+  us.set_ino(ino);
+  us.set_size(5000);
+  rpc::Entry e;
+  ASSERT_EQ(Call(&rpc::Mds::Stub::UpdateSize, us, &e), 0);
+
+  auto v2 = rpc::MdsV2::NewStub(channel_);
+  auto open2 = [&](uint32_t flags, uint64_t cookie, rpc::Open2Reply* out) {
+    rpc::OpenRequest v1;
+    v1.mutable_hdr()->set_client_id(1);
+    v1.mutable_hdr()->set_xid(++xid_);
+    v1.set_ino(ino);
+    v1.set_flags(flags);
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(ctx, absl::Seconds(10));
+    return ToErrno(
+        rpc::FromGrpc(v2->Open2(&ctx, rpc::ToOpen2(v1, cookie), out)));
+  };
+  rpc::Open2Reply r;
+  ASSERT_EQ(open2(O_RDONLY, 77, &r), 0);
+  EXPECT_NE(r.handle(), 0u);
+  EXPECT_EQ(r.client_cookie(), 77u);
+  EXPECT_FALSE(r.reopened());
+  EXPECT_FALSE(r.truncated());
+  EXPECT_EQ(r.entry().attr().size(), 5000u);
+  const uint64_t first = r.handle();
+  ASSERT_EQ(open2(O_RDWR | O_TRUNC, 78, &r), 0);
+  EXPECT_NE(r.handle(), first);
+  EXPECT_TRUE(r.truncated());
+  EXPECT_EQ(r.entry().attr().size(), 0u);
+
+  rpc::Open2Request bad;
+  bad.set_ino(ino);  // no access mode
+  grpc::ClientContext ctx;
+  rpc::SetDeadline(ctx, absl::Seconds(10));
+  EXPECT_EQ(ToErrno(rpc::FromGrpc(v2->Open2(&ctx, bad, &r))), EINVAL);
+
+  rpc::StatusReply st;
+  ASSERT_EQ(Call(&rpc::Mds::Stub::Status, rpc::StatusRequest(), &st), 0);
+  EXPECT_EQ(st.rpc_counts().at("Open2"), 3u);
+  EXPECT_EQ(st.rpc_counts().at("Open"), 2u);  // the two that got through
+}
+#endif
 
 TEST_F(MdsServiceTest, CreateStatReaddirRemove) {
   rpc::CreateRequest c;

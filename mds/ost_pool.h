@@ -16,6 +16,10 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
+namespace stripefs::dlm {
+class DlmClient;
+}  // namespace stripefs::dlm
+
 namespace stripefs::mds {
 
 struct OstTarget {
@@ -47,6 +51,13 @@ class OstPool {
   virtual absl::Status Destroy(uint32_t ost,
                                const std::vector<uint64_t>& oids) = 0;
   virtual absl::StatusOr<OstStatfs> Statfs(uint32_t ost) = 0;
+  // Controlled failover of the OSTs (dlm/active_watch.h): holds PR on
+  // active:ost<i> for every OST; while an OST's server is stopping, calls
+  // to it wait (up to their deadline, then EAGAIN) before they are
+  // formatted, and resume after a new handshake with the next instance.
+  // `dlm` must outlive the pool or StopWatching. Default: nothing.
+  virtual void WatchActive(dlm::DlmClient* dlm) {}
+  virtual void StopWatching() {}
 };
 
 // Talks to each OST at its address; every call has a deadline and the

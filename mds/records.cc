@@ -205,12 +205,16 @@ std::string EncodeHandle(const HandleRec& h) {
   std::string v;
   AppendBE64(&v, h.ino);
   AppendBE32(&v, h.flags);
+  AppendBE64(&v, h.client_id);
   return v;
 }
 absl::StatusOr<HandleRec> DecodeHandle(std::string_view v) {
   Reader r(v);
   HandleRec h;
   r.U64(&h.ino) && r.U32(&h.flags);
+  if (!r.ok()) return Corrupt("handle");
+  // The owner was added later: older records end before it.
+  if (v.size() >= 20) r.U64(&h.client_id);
   if (!r.ok()) return Corrupt("handle");
   return h;
 }

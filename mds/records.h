@@ -65,10 +65,13 @@ struct CookieEntry {
   std::string name;
 };
 
-// Value of H<handle>.
+// Value of H<handle>. client_id: the client that opened it (0 in records
+// written before it was kept), the only one that may reopen it after a
+// server restart (MdsCore::Reopen).
 struct HandleRec {
   uint64_t ino = 0;
   uint32_t flags = 0;
+  uint64_t client_id = 0;
 };
 
 // Value of S.

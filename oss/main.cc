@@ -1,5 +1,8 @@
 // stripefs-oss: serves one object storage target over gRPC until SIGTERM or
-// SIGINT, then finishes in-flight calls, closes the store and exits 0.
+// SIGINT, then finishes in-flight calls, closes the store, records a clean
+// stop and exits 0. SIGUSR2: controlled stop, which first takes EX on
+// active:<target> through the DLM (--dlm) so that clients drain and wait.
+// Refuses to start (exit 3) when the start-up check fails, unless --force.
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -8,6 +11,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/match.h"
@@ -22,7 +26,9 @@
 #include "oss/object_locks.h"
 #include "oss/object_store.h"
 #include "oss/oss_service.h"
+#include "rpc/server_lifecycle.h"
 #include "spdlog/spdlog.h"
+#include "storage/on_disk_features.h"
 
 namespace {
 
@@ -61,6 +67,16 @@ int main(int argc, char** argv) {
   app.add_option("--dlm", dlm_address,
                  "HOST:PORT of the lock service: lock objects before "
                  "truncate, punch and destroy");
+  bool force = false;
+  app.add_flag("--force", force,
+               "start even when the start-up check refuses (the previous "
+               "instance of another release did not stop cleanly)");
+  std::vector<std::string> enable_features;
+#if STRIPEFS_PROTO_MAX >= 2
+  app.add_option("--enable-feature", enable_features,
+                 "turn on an on-disk feature (wide_dirs); an incompatible "
+                 "one makes a downgrade to release 1.0.0 impossible");
+#endif
   CLI11_PARSE(app, argc, argv);
   // The OST index of the object resources is the number in "ostN".
   uint32_t ost_index = 0;
@@ -79,11 +95,7 @@ int main(int argc, char** argv) {
 
   // Signals are taken synchronously by the main thread; block them before
   // any other thread exists so every thread inherits the mask.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  stripefs::rpc::StopSignals signals;
 
   stripefs::InitLogging(target, log_level);
   RaiseFdLimit();
@@ -95,18 +107,56 @@ int main(int argc, char** argv) {
             store.status().ToString().c_str());
     return 1;
   }
+  auto startup = stripefs::rpc::StartupCheck((*store)->kv(), "oss", target,
+                                             force, enable_features);
+  if (!startup.ok()) {
+    fprintf(stderr, "stripefs-oss: %s\n",
+            std::string(startup.status().message()).c_str());
+    return stripefs::rpc::Refused(startup.status())
+               ? stripefs::rpc::kExitRefused
+               : 1;
+  }
+#if STRIPEFS_PROTO_MAX >= 2
+  // On-disk layout features of the record (storage/on_disk_features.h).
+  if (startup->record.incompat & stripefs::storage::kIncompatWideDirs) {
+    if (absl::Status s = (*store)->UseWideDirs(); !s.ok()) {
+      fprintf(stderr, "stripefs-oss: cannot move to wide_dirs in %s: %s\n",
+              data.c_str(), s.ToString().c_str());
+      return 1;
+    }
+  }
+#endif
+  // Closes the store and records the stop (after its last write): clean
+  // after serving, as clean as the previous instance after a failed start.
+  auto close_store = [&](bool served = false) -> bool {
+    absl::Status s = (*store)->Close();
+    if (!s.ok()) {
+      spdlog::error("closing store: {}", s.ToString());
+      return false;
+    }
+    s = served ? stripefs::rpc::RecordCleanStop((*store)->kv(),
+                                                startup->record)
+               : stripefs::rpc::RecordFailedStart((*store)->kv(), *startup);
+    if (!s.ok()) {
+      spdlog::error("recording the clean stop: {}", s.ToString());
+      return false;
+    }
+    return true;
+  };
   const uint64_t instance = static_cast<uint64_t>(
       absl::ToUnixNanos(stripefs::RealClock()->Now()));
+  // The lock client connects (with reset, which releases the EX on
+  // active:<target> a controlled stop of the previous instance left) only
+  // once the server serves, so clients granted their PR again find it
+  // ready.
   std::unique_ptr<stripefs::dlm::DlmClient> dlm;
   if (!dlm_address.empty()) {
-    stripefs::dlm::DlmClientOptions dopts;
-    dopts.address = dlm_address;
-    dopts.kind = "oss";
-    dopts.name = absl::StrCat(target, ":", getpid());
-    auto started = stripefs::dlm::DlmClient::Start(dopts);
+    auto started = stripefs::dlm::DlmClient::Start(
+        stripefs::rpc::ServerDlmOptions(dlm_address, "oss", target));
     if (!started.ok()) {
       fprintf(stderr, "stripefs-oss: cannot start the lock client for %s: %s\n",
               dlm_address.c_str(), started.status().ToString().c_str());
+      close_store();
       return 1;
     }
     dlm = std::move(*started);
@@ -120,24 +170,48 @@ int main(int argc, char** argv) {
   auto server = stripefs::oss::StartOssServer(&service, listen);
   if (!server.ok()) {
     fprintf(stderr, "stripefs-oss: %s\n", server.status().ToString().c_str());
+    if (dlm) dlm->Close(/*cancel_locks=*/true);
+    close_store();
     return 1;
   }
   spdlog::info("{} release {} serving {} on {} (instance {})", target,
                stripefs::kRelease, data, listen, instance);
-
-  int sig = 0;
-  while (sigwait(&sigs, &sig) != 0) {
+  if (dlm) dlm->StartConnecting();
+  // A forced start: the old clients reconnect and start afresh with this
+  // instance.
+  if (dlm && startup->evict_clients) {
+    if (absl::Status s = stripefs::rpc::BounceActiveLock(*dlm, target);
+        !s.ok()) {
+      spdlog::error("forced start: could not make the old clients "
+                    "reconnect: {}",
+                    s.ToString());
+    }
   }
-  spdlog::info("signal {}: shutting down", sig);
+
+  const stripefs::rpc::StopKind kind = signals.Wait();
+  // The EX on active:<target> a controlled stop leaves in the DLM.
+  uint64_t active_lock = 0;
+  if (kind == stripefs::rpc::StopKind::kControlled) {
+    if (!dlm) {
+      spdlog::info("controlled stop without a lock service: plain stop");
+    } else if (absl::StatusOr<uint64_t> h =
+                   stripefs::rpc::TakeActiveLock(*dlm, target);
+               !h.ok()) {
+      spdlog::error("controlled stop: {}; stopping plainly",
+                    h.status().ToString());
+    } else {
+      active_lock = *h;
+    }
+  }
+  const bool keep_active_lock = active_lock != 0;
   service.SetStopping();
   (*server)->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   (*server)->Wait();
-  if (dlm) dlm->Close(/*cancel_locks=*/true);
-  absl::Status s = (*store)->Close();
-  if (!s.ok()) {
-    spdlog::error("closing store: {}", s.ToString());
-    return 1;
-  }
-  spdlog::info("{} stopped", target);
+  // A controlled stop leaves its EX on active:<target> in the DLM for the
+  // next instance to reset; every other lock it holds is cancelled.
+  if (dlm) dlm->Close(/*cancel_locks=*/true, /*keep=*/active_lock);
+  if (!close_store(/*served=*/true)) return 1;
+  spdlog::info("{} stopped{}", target,
+               keep_active_lock ? " (controlled)" : "");
   return 0;
 }

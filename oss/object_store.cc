@@ -1,5 +1,6 @@
 #include "oss/object_store.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
@@ -9,7 +10,9 @@
 #include <cerrno>
 #include <cstring>
 #include <utility>
+#include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/errors.h"
@@ -152,8 +155,78 @@ absl::Status ObjectStore::Load() {
   return absl::OkStatus();
 }
 
-std::string ObjectStore::RelPath(uint64_t oid) {
-  return absl::StrFormat("%02x/%u", oid % kSubdirs, oid);
+std::string ObjectStore::SubdirName(uint64_t oid) const {
+  return wide_dirs_.load() ? absl::StrFormat("%03x", oid % kWideSubdirs)
+                           : absl::StrFormat("%02x", oid % kSubdirs);
+}
+
+std::string ObjectStore::RelPath(uint64_t oid) const {
+  return absl::StrCat(SubdirName(oid), "/", oid);
+}
+
+absl::Status ObjectStore::UseWideDirs() {
+  const std::string objects = data_dir_ + "/objects";
+  for (size_t i = 0; i < kWideSubdirs; ++i) {
+    if (absl::Status s = MakeDir(absl::StrFormat("%s/%03x", objects, i));
+        !s.ok()) {
+      return s;
+    }
+  }
+  uint64_t moved = 0;
+  std::vector<std::string> emptied;  // old subdirectories files left
+  for (size_t i = 0; i < kSubdirs; ++i) {
+    const std::string old_sub = absl::StrFormat("%02x", i);
+    int dfd = openat(objects_fd_, old_sub.c_str(),
+                     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return SysError(errno, "open", old_sub);
+    DIR* d = fdopendir(dfd);
+    if (d == nullptr) {
+      int err = errno;
+      close(dfd);
+      return SysError(err, "fdopendir", old_sub);
+    }
+    // Names first, then the moves (not while reading the directory).
+    std::vector<uint64_t> oids;
+    errno = 0;
+    while (struct dirent* e = readdir(d)) {
+      uint64_t oid = 0;
+      if (absl::SimpleAtoi(e->d_name, &oid)) oids.push_back(oid);
+      errno = 0;
+    }
+    absl::Status st;
+    if (errno != 0) st = SysError(errno, "readdir", old_sub);
+    for (size_t k = 0; st.ok() && k < oids.size(); ++k) {
+      const uint64_t oid = oids[k];
+      const std::string from = absl::StrCat(oid);
+      const std::string to =
+          absl::StrFormat("%03x/%u", oid % kWideSubdirs, oid);
+      if (renameat(dfd, from.c_str(), objects_fd_, to.c_str()) != 0) {
+        st = SysError(errno, "rename object file to", to);
+        break;
+      }
+      subdir_dirty_[oid % kWideSubdirs].store(true);
+      ++moved;
+    }
+    closedir(d);  // closes dfd
+    if (!st.ok()) return st;
+    if (!oids.empty()) emptied.push_back(old_sub);
+  }
+  wide_dirs_.store(true);
+  // Durable: first the new entries, then the old ones' removal, so that a
+  // crash never loses a file (the next start finishes the moves).
+  for (size_t i = 0; i < kWideSubdirs; ++i) {
+    if (absl::Status s = SyncSubdir(i); !s.ok()) return s;
+  }
+  for (const std::string& sub : emptied) {
+    if (absl::Status s = FsyncPath(absl::StrCat(objects, "/", sub)); !s.ok()) {
+      return s;
+    }
+  }
+  if (absl::Status s = FsyncPath(objects); !s.ok()) return s;
+  spdlog::info("object store {}: wide_dirs ({} subdirectories), {} object "
+               "files moved",
+               data_dir_, kWideSubdirs, moved);
+  return absl::OkStatus();
 }
 
 std::string ObjectStore::ObjectKey(uint64_t oid) {
@@ -215,7 +288,7 @@ absl::StatusOr<ObjectStore::FilePtr> ObjectStore::Acquire(uint64_t oid,
     if (!create) return FilePtr();
     // life_mu is held: nobody else creates this object's file meanwhile.
     fd = openat(objects_fd_, rel.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd >= 0) subdir_dirty_[oid % kSubdirs].store(true);
+    if (fd >= 0) subdir_dirty_[SubdirIndex(oid)].store(true);
   }
   if (fd < 0) return SysError(errno, "open object", rel);
   auto file = std::make_shared<ObjectFile>(fd);
@@ -224,9 +297,9 @@ absl::StatusOr<ObjectStore::FilePtr> ObjectStore::Acquire(uint64_t oid,
 }
 
 absl::Status ObjectStore::SyncSubdir(uint64_t oid) {
-  auto& dirty = subdir_dirty_[oid % kSubdirs];
+  auto& dirty = subdir_dirty_[SubdirIndex(oid)];
   if (!dirty.exchange(false)) return absl::OkStatus();
-  const std::string sub = absl::StrFormat("%02x", oid % kSubdirs);
+  const std::string sub = SubdirName(oid);
   int fd = openat(objects_fd_, sub.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     dirty.store(true);

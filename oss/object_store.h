@@ -106,9 +106,23 @@ class ObjectStore {
   // Number of existing objects.
   uint64_t object_count() const { return objects_.load(); }
 
+  // On-disk feature wide_dirs (storage/on_disk_features.h, incompatible
+  // with release N): object files live in 4096 subdirectories
+  // DATA/objects/<oid % 4096 as 3 hex digits>/<oid> instead of 256. Moves
+  // every object file still in the 256 old subdirectories (idempotent: a
+  // move interrupted by a crash is finished by the next call) and makes
+  // the moves durable. Call at start, before serving, each time the
+  // store's record has the feature (after the record was stored).
+  [[nodiscard]] absl::Status UseWideDirs();
+  bool wide_dirs() const { return wide_dirs_.load(); }
+
   // Closes every cached file and makes the KV store durable. Further calls
   // are refused. Called by the destructor if not called before.
   [[nodiscard]] absl::Status Close();
+
+  // The store's KV, for the server record (rpc/server_lifecycle.h), which
+  // the main writes at start and after Close().
+  storage::KvStore& kv() { return *kv_; }
 
  private:
   // An open object file; closes its descriptor when the last user drops it.
@@ -131,13 +145,19 @@ class ObjectStore {
   };
   static constexpr size_t kShards = 16;
   static constexpr size_t kSubdirs = 256;
+  static constexpr size_t kWideSubdirs = 4096;  // with wide_dirs
 
   ObjectStore(std::string data_dir, int objects_fd,
               std::unique_ptr<storage::KvStore> kv, size_t max_open_files);
 
   [[nodiscard]] absl::Status Load();
   Shard& ShardFor(uint64_t oid) { return shards_[oid % kShards]; }
-  static std::string RelPath(uint64_t oid);
+  // Subdirectory of an object (per the layout in use) and its name.
+  size_t SubdirIndex(uint64_t oid) const {
+    return oid % (wide_dirs_.load() ? kWideSubdirs : kSubdirs);
+  }
+  std::string SubdirName(uint64_t oid) const;
+  std::string RelPath(uint64_t oid) const;
   static std::string ObjectKey(uint64_t oid);
 
   // The open file of an existing object. ENOENT if the object does not
@@ -160,7 +180,9 @@ class ObjectStore {
 
   std::array<Shard, kShards> shards_;
   // Set when a file was created in subdir i and its entry is not yet synced.
-  std::array<std::atomic<bool>, kSubdirs> subdir_dirty_{};
+  std::array<std::atomic<bool>, kWideSubdirs> subdir_dirty_{};
+  // Layout of the object files: set by UseWideDirs before serving.
+  std::atomic<bool> wide_dirs_{false};
   std::atomic<uint64_t> objects_{0};
   std::atomic<bool> closed_{false};
 

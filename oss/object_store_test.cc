@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -258,6 +259,54 @@ TEST_F(ObjectStoreTest, ParallelIoWithSmallFdCache) {
   for (uint64_t i = 0; i < 64; ++i) {
     EXPECT_EQ(store_->GetAttr(*first + i)->size, 20u * 4096);
   }
+}
+
+// On-disk feature wide_dirs: existing files move to the 4096 directories,
+// data stays readable, new files land there, a repeated call (every start
+// with the feature) is harmless, and a file left behind in an old
+// directory (a move interrupted by a crash) is moved by the next call.
+TEST_F(ObjectStoreTest, WideDirsMovesObjectFiles) {
+  const std::string objects = dir_ + "/ost/objects";
+  auto path_in = [&](const char* fmt, uint64_t fanout, uint64_t oid) {
+    char sub[8];
+    snprintf(sub, sizeof(sub), fmt,
+             static_cast<unsigned long long>(oid % fanout));
+    return objects + "/" + sub + "/" + std::to_string(oid);
+  };
+  auto old_path = [&](uint64_t oid) { return path_in("%02llx", 256, oid); };
+  auto wide_path = [&](uint64_t oid) { return path_in("%03llx", 4096, oid); };
+  struct stat st;
+
+  std::vector<uint64_t> oids;
+  for (int i = 0; i < 300; ++i) oids.push_back(NewObject());
+  for (uint64_t oid : oids) {
+    ASSERT_TRUE(store_->Write(oid, 0, "obj" + std::to_string(oid), false).ok());
+  }
+  ASSERT_EQ(stat(old_path(oids.back()).c_str(), &st), 0);
+  EXPECT_FALSE(store_->wide_dirs());
+  ASSERT_TRUE(store_->UseWideDirs().ok());
+  EXPECT_TRUE(store_->wide_dirs());
+  for (uint64_t oid : oids) {
+    ASSERT_EQ(stat(wide_path(oid).c_str(), &st), 0) << oid;
+    ASSERT_NE(stat(old_path(oid).c_str(), &st), 0) << oid;
+    EXPECT_EQ(ReadAll(oid, 0, 100), "obj" + std::to_string(oid));
+  }
+  const uint64_t fresh = NewObject();
+  ASSERT_TRUE(store_->Write(fresh, 0, "new", true).ok());
+  EXPECT_EQ(stat(wide_path(fresh).c_str(), &st), 0);
+
+  // Reopen (the caller calls UseWideDirs again at every start) after "a
+  // crash" left one file in its old directory.
+  Reopen();
+  std::filesystem::rename(wide_path(oids[5]), old_path(oids[5]));
+  ASSERT_TRUE(store_->UseWideDirs().ok());
+  for (uint64_t oid : {oids[0], oids[5], oids.back(), fresh}) {
+    EXPECT_EQ(stat(wide_path(oid).c_str(), &st), 0) << oid;
+  }
+  EXPECT_EQ(ReadAll(oids[5], 0, 100), "obj" + std::to_string(oids[5]));
+  EXPECT_EQ(ReadAll(fresh, 0, 100), "new");
+  ASSERT_TRUE(store_->Destroy({fresh}).ok());
+  EXPECT_NE(stat(wide_path(fresh).c_str(), &st), 0);
 }
 
 TEST_F(ObjectStoreTest, UnusableDataDirIsRefused) {

@@ -13,6 +13,7 @@
 #include "rpc/channel.h"
 #include "rpc/handshake.h"
 #include "rpc/status.h"
+#include "rpc/wire_v2.h"
 #include "spdlog/spdlog.h"
 
 namespace stripefs::oss {
@@ -23,7 +24,7 @@ constexpr size_t kMaxLockedDestroy = 64;
 
 const char* const OssService::kMethodNames[kNumMethods] = {
     "Connect", "Status",  "Precreate", "Write",   "Read",  "Truncate",
-    "Punch",   "Destroy", "Sync",      "ObjAttr", "Statfs"};
+    "Punch",   "Destroy", "Sync",      "ObjAttr", "Statfs",   "Write2"};
 
 OssService::OssService(OssServiceOptions options, ObjectStore* store)
     : options_(std::move(options)), store_(store) {}
@@ -53,6 +54,10 @@ grpc::Status OssService::Connect(grpc::ServerContext*,
     return rpc::ToGrpc(answer.status());
   }
   *reply = std::move(*answer);
+  connections_.Note(req->client_name(), reply->proto());
+  spdlog::info("connect from {} {} (client {}, release {}): proto {}",
+               req->client_kind(), req->client_name(), req->client_id(),
+               req->release(), reply->proto());
   return grpc::Status::OK;
 }
 
@@ -69,12 +74,14 @@ grpc::Status OssService::Status(grpc::ServerContext*,
   reply->set_instance(options_.instance);
   auto& counts = *reply->mutable_rpc_counts();
   for (int m = 0; m < kNumMethods; ++m) {
+    if (m == kWrite2 && STRIPEFS_PROTO_MAX < 2) continue;  // release N
     counts[kMethodNames[m]] = counts_[m].load(std::memory_order_relaxed);
   }
   auto& info = *reply->mutable_info();
   info["role"] = "oss";
   info["objects"] = absl::StrCat(store_->object_count());
   info["last_oid"] = absl::StrCat(store_->last_oid());
+  info["connections"] = connections_.Render();
   return grpc::Status::OK;
 }
 
@@ -97,6 +104,27 @@ grpc::Status OssService::Write(grpc::ServerContext*,
   auto size = store_->Write(req->oid(), req->offset(), req->data(), req->sync());
   if (size.ok()) reply->set_object_size(*size);
   return Finish(kWrite, size.status(), &req->hdr(), req->oid());
+}
+
+#if STRIPEFS_PROTO_MAX >= 2
+grpc::Status OssService::Write2(grpc::ServerContext*,
+                                const rpc::Write2Request* req,
+                                rpc::Write2Reply* reply) {
+  Count(kWrite2);
+  if (absl::Status s = rpc::VerifyWriteCrc(*req); !s.ok()) {
+    return Finish(kWrite2, s, &req->hdr(), req->oid());
+  }
+  auto size = store_->Write(req->oid(), req->offset(), req->data(), req->sync());
+  if (size.ok()) reply->set_object_size(*size);
+  return Finish(kWrite2, size.status(), &req->hdr(), req->oid());
+}
+#endif
+
+void OssService::RegisterWith(grpc::ServerBuilder& builder) {
+  builder.RegisterService(static_cast<rpc::Oss::Service*>(this));
+#if STRIPEFS_PROTO_MAX >= 2
+  builder.RegisterService(&v2_);
+#endif
 }
 
 grpc::Status OssService::Read(grpc::ServerContext*, const rpc::ReadRequest* req,
@@ -211,7 +239,7 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartOssServer(
   builder.SetResourceQuota(quota);
   int port = 0;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(service);
+  service->RegisterWith(builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     return Errno(EADDRINUSE, absl::StrCat("cannot listen on ", listen));

@@ -14,10 +14,15 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/version.h"
 #include "grpcpp/grpcpp.h"
 #include "oss/object_locks.h"
 #include "oss/object_store.h"
+#include "rpc/connection_log.h"
 #include "rpc/proto/oss.grpc.pb.h"
+#if STRIPEFS_PROTO_MAX >= 2
+#include "rpc/proto/oss_v2.grpc.pb.h"
+#endif
 
 namespace stripefs::oss {
 
@@ -64,6 +69,16 @@ class OssService final : public rpc::Oss::Service {
   grpc::Status Statfs(grpc::ServerContext* ctx,
                       const rpc::OssStatfsRequest* req,
                       rpc::OssStatfsReply* reply) override;
+#if STRIPEFS_PROTO_MAX >= 2
+  // OssV2.Write2 (protocol 2): verifies the data's crc32 (EIO and a log
+  // line on mismatch, nothing written), then writes as Write.
+  grpc::Status Write2(grpc::ServerContext* ctx, const rpc::Write2Request* req,
+                      rpc::Write2Reply* reply);
+#endif
+
+  // Registers the services of every protocol this build speaks: Oss, and
+  // in release N+1 also OssV2 (Write2).
+  void RegisterWith(grpc::ServerBuilder& builder);
 
  private:
   enum Method {
@@ -78,6 +93,7 @@ class OssService final : public rpc::Oss::Service {
     kSync,
     kObjAttr,
     kStatfs,
+    kWrite2,
     kNumMethods
   };
   static const char* const kMethodNames[kNumMethods];
@@ -91,6 +107,24 @@ class OssService final : public rpc::Oss::Service {
   ObjectStore* const store_;
   std::atomic<bool> stopping_{false};
   std::array<std::atomic<uint64_t>, kNumMethods> counts_{};
+  // Clients answered by Connect and their protocol (Status "connections").
+  rpc::ConnectionLog connections_;
+#if STRIPEFS_PROTO_MAX >= 2
+  // Service OssV2 on the same server, forwarding to this one.
+  class V2 final : public rpc::OssV2::Service {
+   public:
+    explicit V2(OssService* s) : s_(s) {}
+    grpc::Status Write2(grpc::ServerContext* ctx,
+                        const rpc::Write2Request* req,
+                        rpc::Write2Reply* reply) override {
+      return s_->Write2(ctx, req, reply);
+    }
+
+   private:
+    OssService* const s_;
+  };
+  V2 v2_{this};
+#endif
 };
 
 // Builds and starts a server for `service` on `listen` (HOST:PORT; port 0

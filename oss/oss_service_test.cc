@@ -13,6 +13,7 @@
 #include "rpc/channel.h"
 #include "rpc/handshake.h"
 #include "rpc/status.h"
+#include "rpc/wire_v2.h"
 
 namespace stripefs::oss {
 namespace {
@@ -33,8 +34,8 @@ class OssServiceTest : public ::testing::Test {
     auto server = StartOssServer(service_.get(), "127.0.0.1:0", &port);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
-    stub_ = rpc::Oss::NewStub(
-        rpc::MakeChannel("127.0.0.1:" + std::to_string(port)));
+    channel_ = rpc::MakeChannel("127.0.0.1:" + std::to_string(port));
+    stub_ = rpc::Oss::NewStub(channel_);
   }
   void TearDown() override {
     if (server_) server_->Shutdown();
@@ -93,6 +94,7 @@ class OssServiceTest : public ::testing::Test {
   std::unique_ptr<ObjectStore> store_;
   std::unique_ptr<OssService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<rpc::Oss::Stub> stub_;
   uint64_t xid_ = 0;
 };
@@ -223,6 +225,63 @@ TEST_F(OssServiceTest, OversizedMessageIsRefusedAndServerStaysUp) {
   ASSERT_TRUE(Read(oid, 0, 10, &rr).ok());
   EXPECT_EQ(rr.data(), "fine");
 }
+
+TEST_F(OssServiceTest, StatusListsConnectionsWithTheirProtocol) {
+  for (const rpc::Build* b : {&rpc::kReleaseN, &rpc::kReleaseN1}) {
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(ctx);
+    rpc::ConnectReply reply;
+    ASSERT_TRUE(stub_->Connect(&ctx,
+                               rpc::MakeConnectRequest(
+                                   1, "client", b->release, *b),
+                               &reply)
+                    .ok());
+  }
+  rpc::StatusReply st;
+  ASSERT_TRUE(ServerAnswers(&st));
+  EXPECT_EQ(st.info().at("connections"),
+            "1.0.0=1,1.1.0=" + std::to_string(rpc::kProtoMax));
+}
+
+#if STRIPEFS_PROTO_MAX >= 2
+// Write2 checks the crc32 of its data: a damaged payload is refused with
+// EIO and nothing is written; a good one is stored as Write stores it.
+TEST_F(OssServiceTest, Write2VerifiesTheDataCrc) {
+  const uint64_t oid = NewObject();
+  auto v2 = rpc::OssV2::NewStub(channel_);
+  auto write2 = [&](const std::string& data, uint32_t crc) {
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(ctx);
+    rpc::Write2Request req;
+    req.mutable_hdr()->set_client_id(1);
+    req.mutable_hdr()->set_xid(++xid_);
+    req.set_oid(oid);
+    req.set_offset(10);
+    req.set_data(data);
+    req.set_data_crc(crc);
+    rpc::Write2Reply reply;
+    absl::Status s = rpc::FromGrpc(v2->Write2(&ctx, req, &reply));
+    return std::make_pair(s, reply.object_size());
+  };
+  const std::string data = "checksummed bytes";
+  const uint32_t good = rpc::DataCrc32(data.data(), data.size());
+  auto [bad_status, bad_size] = write2(data, good ^ 1);
+  EXPECT_EQ(ToErrno(bad_status), EIO);
+  rpc::ReadReply rr;
+  ASSERT_TRUE(Read(oid, 0, 100, &rr).ok());
+  EXPECT_EQ(rr.object_size(), 0u) << "nothing written";
+
+  auto [ok_status, size] = write2(data, good);
+  ASSERT_TRUE(ok_status.ok()) << ok_status;
+  EXPECT_EQ(size, 10 + data.size());
+  ASSERT_TRUE(Read(oid, 10, 100, &rr).ok());
+  EXPECT_EQ(rr.data(), data);
+  rpc::StatusReply st;
+  ASSERT_TRUE(ServerAnswers(&st));
+  EXPECT_EQ(st.rpc_counts().at("Write2"), 2u);
+  EXPECT_EQ(st.rpc_counts().at("Write"), 0u);
+}
+#endif
 
 }  // namespace
 }  // namespace stripefs::oss

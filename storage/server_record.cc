@@ -15,9 +15,9 @@ namespace stripefs::storage {
 std::string EncodeServerRecord(const ServerRecord& r) {
   return absl::StrFormat(
       "role=%s\ntarget=%s\nrelease=%s\nclean=%d\ninstance=%d\ncompat=%#x\n"
-      "ro_compat=%#x\nincompat=%#x\n",
+      "ro_compat=%#x\nincompat=%#x\nfeature_names=%s\n",
       r.role, r.target, r.release, r.clean ? 1 : 0, r.instance, r.compat,
-      r.ro_compat, r.incompat);
+      r.ro_compat, r.incompat, r.feature_names);
 }
 
 namespace {
@@ -57,6 +57,8 @@ absl::StatusOr<ServerRecord> DecodeServerRecord(std::string_view v) {
       ok = ParseU64(kv.second, &r.ro_compat);
     } else if (kv.first == "incompat") {
       ok = ParseU64(kv.second, &r.incompat);
+    } else if (kv.first == "feature_names") {
+      r.feature_names = std::string(kv.second);
     }  // Unknown names: written by a later release; ignored.
     if (!ok) {
       return Errno(EIO, absl::StrCat("corrupt server record line '", line,
@@ -82,12 +84,49 @@ absl::Status StoreServerRecord(KvStore& kv, const ServerRecord& r) {
   return kv.Write(b, {.sync = true});
 }
 
-std::string FeatureNames(const char* kind, uint64_t bits) {
-  std::vector<std::string> names;
-  for (int i = 0; i < 64; ++i) {
-    if (bits & (1ull << i)) names.push_back(absl::StrFormat("%s:%#x", kind, 1ull << i));
+namespace {
+
+// The name of `kind:bit` in `names` ("kind:0xBIT=name,..."); empty if none.
+std::string NameOf(const std::string& names, const std::string& id) {
+  for (absl::string_view item :
+       absl::StrSplit(absl::string_view(names), ',', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(item, absl::MaxSplits('=', 1));
+    if (kv.first == id) return std::string(kv.second);
   }
-  return absl::StrJoin(names, ",");
+  return "";
+}
+
+}  // namespace
+
+std::string FeatureNames(const char* kind, uint64_t bits,
+                         const std::string& names) {
+  std::vector<std::string> out;
+  for (int i = 0; i < 64; ++i) {
+    if ((bits & (1ull << i)) == 0) continue;
+    std::string id = absl::StrFormat("%s:%#x", kind, 1ull << i);
+    std::string name = NameOf(names, id);
+    out.push_back(name.empty() ? id : absl::StrCat(id, "=", name));
+  }
+  return absl::StrJoin(out, ",");
+}
+
+std::string MergeFeatureNames(const ServerRecord& r, const std::string& a,
+                              const std::string& b) {
+  std::vector<std::string> out;
+  for (const auto& [kind, bits] :
+       {std::pair<const char*, uint64_t>{"compat", r.compat},
+        {"ro_compat", r.ro_compat},
+        {"incompat", r.incompat}}) {
+    for (int i = 0; i < 64; ++i) {
+      if ((bits & (1ull << i)) == 0) continue;
+      std::string id = absl::StrFormat("%s:%#x", kind, 1ull << i);
+      std::string name = NameOf(a, id);
+      if (name.empty()) name = NameOf(b, id);
+      if (!name.empty()) out.push_back(absl::StrCat(id, "=", name));
+    }
+  }
+  return absl::StrJoin(out, ",");
 }
 
 absl::StatusOr<StartupDecision> CheckStartup(
@@ -102,6 +141,7 @@ absl::StatusOr<StartupDecision> CheckStartup(
   d.record.compat = known.default_compat;
   if (!previous.has_value()) {
     d.record.instance = 1;
+    d.record.feature_names = MergeFeatureNames(d.record, known.names, "");
     return d;
   }
   const ServerRecord& p = *previous;
@@ -118,7 +158,8 @@ absl::StatusOr<StartupDecision> CheckStartup(
                  absl::StrCat(
                      "release ", release, " cannot start ", target,
                      ": the store has incompatible on-disk features (",
-                     FeatureNames("incompat", unknown), ") turned on by release ",
+                     FeatureNames("incompat", unknown, p.feature_names),
+                     ") turned on by release ",
                      p.release, "; start release ", p.release,
                      " or later (a downgrade is impossible once an "
                      "incompatible feature is on)"));
@@ -127,7 +168,8 @@ absl::StatusOr<StartupDecision> CheckStartup(
     return Errno(EPERM,
                  absl::StrCat("release ", release, " cannot write to ", target,
                               ": the store has read-only-compatible features (",
-                              FeatureNames("ro_compat", unknown),
+                              FeatureNames("ro_compat", unknown,
+                                           p.feature_names),
                               ") of release ", p.release));
   }
   if (p.release != release && !p.clean) {
@@ -146,6 +188,8 @@ absl::StatusOr<StartupDecision> CheckStartup(
   d.record.compat = p.compat | known.default_compat;
   d.record.ro_compat = p.ro_compat;
   d.record.incompat = p.incompat;
+  d.record.feature_names =
+      MergeFeatureNames(d.record, known.names, p.feature_names);
   return d;
 }
 

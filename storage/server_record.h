@@ -32,6 +32,11 @@ struct ServerRecord {
   uint64_t compat = 0;
   uint64_t ro_compat = 0;
   uint64_t incompat = 0;
+  // Names of the feature bits set, as the release that set them calls them:
+  // "kind:0xBIT=name,..." (kind compat, ro_compat or incompat), so that a
+  // release that does not know a feature can still name it when it refuses
+  // the store.
+  std::string feature_names;
 };
 
 // On-disk features a release knows, and those it turns on by itself in a
@@ -42,6 +47,8 @@ struct FeatureSet {
   uint64_t ro_compat = 0;
   uint64_t incompat = 0;
   uint64_t default_compat = 0;
+  // Their names, "kind:0xBIT=name,..." (see ServerRecord::feature_names).
+  const char* names = "";
 };
 
 std::string EncodeServerRecord(const ServerRecord& r);
@@ -72,7 +79,15 @@ absl::StatusOr<StartupDecision> CheckStartup(
     const std::string& target, const std::string& release,
     const FeatureSet& known, bool force);
 
-// Names of feature bits, for messages ("compat:btime", "incompat:0x4").
-std::string FeatureNames(const char* kind, uint64_t bits);
+// Names of feature bits, for messages ("incompat:0x4", or
+// "incompat:0x4=wide_dirs" when `names` (ServerRecord::feature_names form)
+// names it).
+std::string FeatureNames(const char* kind, uint64_t bits,
+                         const std::string& names = "");
+
+// ServerRecord::feature_names for the bits set in `r`, taken from `a` and
+// then `b` (both in that form).
+std::string MergeFeatureNames(const ServerRecord& r, const std::string& a,
+                              const std::string& b);
 
 }  // namespace stripefs::storage

@@ -13,6 +13,10 @@ export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
 export CCACHE_BASEDIR="$ROOT"
 export CCACHE_NOHASHDIR=1
 export STRIPEFS_BUILD="$BUILD"
+# Release N (the previous release: this tree with -DSTRIPEFS_PREVIOUS_RELEASE=ON)
+# for the upgrade/downgrade tests; only its binaries are built.
+BUILD_N="${STRIPEFS_BUILD_N:-$ROOT/build-n}"
+export STRIPEFS_BUILD_N="$BUILD_N"
 # No __pycache__ / .pytest_cache in the tree.
 export PYTHONDONTWRITEBYTECODE=1
 
@@ -23,7 +27,8 @@ our_daemons() {
   local exe
   for exe in /proc/[0-9]*/exe; do
     case "$(readlink "$exe" 2>/dev/null)" in
-      "$BUILD"/bin/stripefs-mds|"$BUILD"/bin/stripefs-oss|"$BUILD"/bin/stripefs-mount)
+      "$BUILD"/bin/stripefs-mds|"$BUILD"/bin/stripefs-oss|"$BUILD"/bin/stripefs-mount|"$BUILD"/bin/stripefs-dlm|\
+      "$BUILD_N"/bin/stripefs-mds|"$BUILD_N"/bin/stripefs-oss|"$BUILD_N"/bin/stripefs-mount|"$BUILD_N"/bin/stripefs-dlm)
         exe="${exe#/proc/}"; echo "${exe%/exe}" ;;
     esac
   done | sort
@@ -36,9 +41,25 @@ log "configuring and building $BUILD"
 mkdir -p "$CCACHE_DIR"
 cmake -G Ninja -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 ninja -C "$BUILD" -j"$(nproc)"
+log "configuring and building release N in $BUILD_N (server, mount and CLI binaries only)"
+# Same compiler flags as $BUILD, so ccache serves every object that does not
+# depend on the release (only version.h and the protocol-2 paths differ).
+cmake -G Ninja -S "$ROOT" -B "$BUILD_N" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DSTRIPEFS_PREVIOUS_RELEASE=ON
+ninja -C "$BUILD_N" -j"$(nproc)" stripefs-mds stripefs-oss stripefs-dlm \
+  stripefs-mount stripefs
 ccache -s 2>/dev/null | grep -Ei 'hits|misses' || true
 
+# Containers of servers (tests/e2e/test_upgrade_podman.py): stripefs-<target>-<port>.
+our_containers() {
+  command -v podman >/dev/null || return 0
+  CONTAINERS_CONF="${CONTAINERS_CONF:-/dev/null}" podman --runtime runc \
+    --cgroup-manager=cgroupfs ps -a --format '{{.Names}}' 2>/dev/null |
+    grep -E '^stripefs-(mdt|ost|dlm)' | sort || true
+}
+
 before="$(our_daemons)"
+before_containers="$(our_containers)"
 rc=0
 
 log "ctest"
@@ -67,11 +88,22 @@ leftover="$(comm -13 <(echo "$before") <(our_daemons) | grep . || true)"
 if [ -n "$leftover" ]; then
   log "FAILED: tests left stripefs processes running: $(echo $leftover)"
   for pid in $leftover; do
-    if [ "$(readlink /proc/$pid/exe 2>/dev/null)" = "$BUILD/bin/stripefs-mount" ]; then
+    exe="$(readlink /proc/$pid/exe 2>/dev/null || true)"
+    if [ "$exe" = "$BUILD/bin/stripefs-mount" ] || [ "$exe" = "$BUILD_N/bin/stripefs-mount" ]; then
       mnt="$(tr '\0' '\n' < /proc/$pid/cmdline | tail -n 1)"
       [ -n "$mnt" ] && fusermount3 -u -z "$mnt" 2>/dev/null || true
     fi
     kill -KILL "$pid" 2>/dev/null || true
+  done
+  rc=1
+fi
+
+left_containers="$(comm -13 <(echo "$before_containers") <(our_containers) | grep . || true)"
+if [ -n "$left_containers" ]; then
+  log "FAILED: tests left server containers: $(echo $left_containers)"
+  for c in $left_containers; do
+    CONTAINERS_CONF="${CONTAINERS_CONF:-/dev/null}" podman --runtime runc \
+      --cgroup-manager=cgroupfs rm -f "$c" >/dev/null 2>&1 || true
   done
   rc=1
 fi

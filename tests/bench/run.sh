@@ -340,3 +340,15 @@ EOF
 if [[ "${BENCH_LOCAL_ONLY:-}" != 1 ]]; then
   awk '$2 == "n1_shared" { printf "N-to-1 shared file (2 mounts, disjoint halves, 64 KiB writes): %s MiB/s\n", $3 }' "$RESULTS"
 fi
+
+# --- Failover pause line (issue 4): a rolling N -> N+1 -> N upgrade under
+# fio; longest I/O stall per server restart against DESIGN.md's 1 s target.
+# Needs release N built (tests/run.sh builds build-n); BENCH_FAILOVER=0 skips.
+if [[ "${BENCH_LOCAL_ONLY:-}" != 1 && "${BENCH_FAILOVER:-1}" != 0 ]]; then
+  if [[ -x "${STRIPEFS_BUILD_N:-$REPO/build-n}/bin/stripefs-mds" ]]; then
+    STRIPEFS_BUILD="$BUILD" "$REPO/tests/bench/failover_pause.sh" || rc_failover=$?
+    [[ -z "${rc_failover:-}" ]] || log "failover pause run failed (exit $rc_failover)"
+  else
+    echo "failover pause: skipped (release N not built in ${STRIPEFS_BUILD_N:-$REPO/build-n}; see tests/run.sh)"
+  fi
+fi

@@ -1,0 +1,55 @@
+// MountFailover: the mount's side of controlled failover (DESIGN.md
+// "Controlled failover", docs/internals.md "Controlled failover"). One
+// dlm::ActiveWatch per target: mdt0 and every OST of the mount.
+//  - pause: close the target's RequestGate (new requests wait before they
+//    are formatted; a signal interrupts the wait with EINTR) and wait, at
+//    most kDrainLimit, for the requests in flight.
+//  - resume: reconnect (Connect handshake again: the server may now be
+//    another release; TargetClient remembers the new protocol and
+//    features), for mdt0 re-establish every open file (Fs::ReopenAll), then
+//    reopen the gate.
+// Without a lock service there is no watch (and no controlled failover).
+// Thread-safe; the hooks run on the watches' threads.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "dlm/active_watch.h"
+#include "dlm/dlm_client.h"
+#include "fuse-client/fs.h"
+#include "fuse-client/ost_set.h"
+#include "fuse-client/target_client.h"
+
+namespace stripefs::client {
+
+class MountFailover {
+ public:
+  // Longest wait for in-flight requests of a target asked back.
+  static constexpr absl::Duration kDrainLimit = absl::Seconds(20);
+
+  // Closes every target's gate and starts the watches (each gate reopens
+  // once its target's active lock is granted). All pointers must outlive
+  // the result.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<MountFailover>> Start(
+      dlm::DlmClient* dlm, MdsClient* mds, OstSet* osts, Fs* fs);
+  ~MountFailover();
+
+  // Waits until every target is active once (a mount started during a
+  // controlled shutdown waits here); false on timeout.
+  bool WaitActive(absl::Duration timeout);
+  // Stops the watches (before the DLM client closes).
+  void Stop();
+
+  // The hooks, public for tests.
+  static void Pause(TargetClient& t);
+  static absl::Status ResumeTarget(TargetClient& t);
+
+ private:
+  MountFailover() = default;
+  std::vector<std::unique_ptr<dlm::ActiveWatch>> watches_;
+};
+
+}  // namespace stripefs::client

@@ -1,0 +1,109 @@
+// What the three server mains (stripefs-mds, -oss, -dlm) share about their
+// life cycle (DESIGN.md "Controlled failover", docs/internals.md "Server
+// life cycle"):
+//  - StopSignals: SIGTERM/SIGINT (plain clean stop) and SIGUSR2 (controlled
+//    stop), blocked in every thread and taken by one waiter;
+//  - the start-up check over storage/server_record: refuse (exit code 3,
+//    one line naming both releases) unless --force, record {release,
+//    clean=0} before serving and {release, clean=1} after the store's last
+//    write;
+//  - the controlled stop's EX lock on PLAIN resource `active:<target>`,
+//    taken through the server's DlmClient on its stable client id.
+// Thread-compatible: each object is used by the main thread (StopSignals::
+// Wait may run on a dedicated thread).
+#pragma once
+
+#include <signal.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "dlm/dlm_client.h"
+#include "storage/kv.h"
+#include "storage/server_record.h"
+
+namespace stripefs::rpc {
+
+// Exit code of a server that refuses to start (start-up check failed).
+inline constexpr int kExitRefused = 3;
+
+// How long a controlled stop waits for its EX on active:<target> before it
+// gives up and stops plainly. Default 60 s.
+inline constexpr absl::Duration kActiveLockTimeout = absl::Seconds(60);
+
+enum class StopKind {
+  kClean,       // SIGTERM / SIGINT
+  kControlled,  // SIGUSR2: take EX on active:<target> first
+};
+
+class StopSignals {
+ public:
+  // Blocks SIGTERM, SIGINT and SIGUSR2 in the calling thread; call before
+  // any other thread starts so that every thread inherits the mask.
+  StopSignals();
+  // Waits for one of them.
+  StopKind Wait();
+
+ private:
+  sigset_t sigs_;
+};
+
+// The on-disk features this release knows (per role), for CheckStartup
+// (storage/on_disk_features.h).
+storage::FeatureSet KnownFeatures(const std::string& role);
+
+// The start-up check of a server: loads the record from `kv`, checks it
+// against this build's release (rpc::ThisBuild()) and, when allowed, stores
+// the new record (clean=0). A refusal is an error whose message says why;
+// the caller prints it on one line and exits kExitRefused (see Refused).
+// `enable_features`: on-disk features the operator turns on
+// (--enable-feature; storage::EnableFeatures), set in the record before it
+// is stored. Also keeps the store's release history (compat feature).
+absl::StatusOr<storage::StartupDecision> StartupCheck(
+    storage::KvStore& kv, const std::string& role, const std::string& target,
+    bool force, const std::vector<std::string>& enable_features = {});
+// True for a StartupCheck error that is a refusal (exit kExitRefused) rather
+// than an unreadable store.
+bool Refused(const absl::Status& s);
+
+// Stores `record` with clean=1: call after the store's last write.
+absl::Status RecordCleanStop(storage::KvStore& kv,
+                             storage::ServerRecord record);
+// A start that failed before serving: stores the decided record with the
+// PREVIOUS instance's clean flag, so that a failed start never turns an
+// unclean store (not recovered yet) into a clean one.
+absl::Status RecordFailedStart(storage::KvStore& kv,
+                               const storage::StartupDecision& d);
+
+// The stable DLM client options of the server of `target`: id
+// dlm::ServerDlmClientId(target), kind `role`, reset on the first connect
+// (drops what a previous instance left, e.g. its EX on active:<target>),
+// deferred: call DlmClient::StartConnecting() once the server serves, so
+// that clients granted their PR again find it ready.
+dlm::DlmClientOptions ServerDlmOptions(const std::string& address,
+                                       const std::string& role,
+                                       const std::string& target);
+
+// Controlled stop: takes EX on PLAIN active:<target> (every client holding
+// PR gets a blocking callback, drains and cancels) and waits for the grant,
+// at most `timeout`. Returns the lock's handle; the lock stays in use:
+// close the client with Close(/*cancel_locks=*/true, handle) so that the EX
+// (and only it) stays in the DLM until the next instance resets it.
+// ETIMEDOUT when not granted in time (the request is cancelled).
+absl::StatusOr<uint64_t> TakeActiveLock(
+    dlm::DlmClient& dlm, const std::string& target,
+    absl::Duration timeout = kActiveLockTimeout);
+
+// A forced start (StartupDecision::evict_clients), once serving: takes EX on
+// active:<target> and cancels it at once. Every client holding PR gets the
+// blocking callback, drains, and on the new grant reconnects and
+// re-establishes its state with THIS instance, which refuses what the old
+// clients held (MDS: open handles -> ESTALE), so their old handles get a
+// clear error instead of silently pointing at nothing. At most `timeout`.
+absl::Status BounceActiveLock(dlm::DlmClient& dlm, const std::string& target,
+                              absl::Duration timeout = kActiveLockTimeout);
+
+}  // namespace stripefs::rpc

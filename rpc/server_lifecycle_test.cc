@@ -1,0 +1,104 @@
+// The server mains' start-up check over a store (rpc/server_lifecycle.h).
+#include "rpc/server_lifecycle.h"
+
+#include <cerrno>
+
+#include "common/errors.h"
+#include "gtest/gtest.h"
+#include "rpc/handshake.h"
+
+namespace stripefs::rpc {
+namespace {
+
+// The release this binary is not (N for N+1 and the other way round).
+const char* OtherRelease() {
+  return std::string(ThisBuild().release) == kReleaseN.release
+             ? kReleaseN1.release
+             : kReleaseN.release;
+}
+
+storage::ServerRecord Stored(storage::KvStore& kv) {
+  auto r = storage::LoadServerRecord(kv);
+  EXPECT_TRUE(r.ok() && r->has_value());
+  return r.ok() && r->has_value() ? **r : storage::ServerRecord{};
+}
+
+TEST(ServerLifecycleTest, RecordsUncleanWhileRunningAndCleanAfterStop) {
+  auto kv = storage::NewMemKv();
+  auto d = StartupCheck(*kv, "mds", "mdt0", /*force=*/false);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_FALSE(d->evict_clients);
+  EXPECT_FALSE(Stored(*kv).clean);
+  EXPECT_EQ(Stored(*kv).release, ThisBuild().release);
+  ASSERT_TRUE(RecordCleanStop(*kv, d->record).ok());
+  EXPECT_TRUE(Stored(*kv).clean);
+  // The next start sees a clean previous instance.
+  auto again = StartupCheck(*kv, "mds", "mdt0", false);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->previous_clean);
+  EXPECT_GT(again->record.instance, d->record.instance);
+}
+
+TEST(ServerLifecycleTest, FailedStartKeepsThePreviousCleanFlag) {
+  auto kv = storage::NewMemKv();
+  auto first = StartupCheck(*kv, "dlm", "dlm", false);
+  ASSERT_TRUE(first.ok());
+  // Crash: the record stays clean=0. A start of the same release that
+  // fails before serving must not turn it into a clean one.
+  auto second = StartupCheck(*kv, "dlm", "dlm", false);
+  ASSERT_TRUE(second.ok());
+  EXPECT_FALSE(second->previous_clean);
+  ASSERT_TRUE(RecordFailedStart(*kv, *second).ok());
+  EXPECT_FALSE(Stored(*kv).clean);
+  // After a clean stop, a failed start leaves it clean.
+  ASSERT_TRUE(RecordCleanStop(*kv, second->record).ok());
+  auto third = StartupCheck(*kv, "dlm", "dlm", false);
+  ASSERT_TRUE(third.ok());
+  ASSERT_TRUE(RecordFailedStart(*kv, *third).ok());
+  EXPECT_TRUE(Stored(*kv).clean);
+}
+
+TEST(ServerLifecycleTest, UncleanOtherReleaseIsRefusedUnlessForced) {
+  auto kv = storage::NewMemKv();
+  storage::ServerRecord old;
+  old.role = "oss";
+  old.target = "ost0";
+  old.release = OtherRelease();
+  old.clean = false;
+  old.instance = 4;
+  ASSERT_TRUE(storage::StoreServerRecord(*kv, old).ok());
+  auto d = StartupCheck(*kv, "oss", "ost0", false);
+  ASSERT_FALSE(d.ok());
+  EXPECT_TRUE(Refused(d.status()));
+  const std::string msg(d.status().message());
+  EXPECT_NE(msg.find(OtherRelease()), std::string::npos) << msg;
+  EXPECT_NE(msg.find(ThisBuild().release), std::string::npos) << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  // A refusal changes nothing.
+  EXPECT_EQ(Stored(*kv).release, OtherRelease());
+  auto forced = StartupCheck(*kv, "oss", "ost0", /*force=*/true);
+  ASSERT_TRUE(forced.ok()) << forced.status();
+  EXPECT_TRUE(forced->evict_clients);
+  EXPECT_EQ(Stored(*kv).release, ThisBuild().release);
+}
+
+TEST(ServerLifecycleTest, StoreOfAnotherTargetIsRefusedEvenForced) {
+  auto kv = storage::NewMemKv();
+  ASSERT_TRUE(StartupCheck(*kv, "oss", "ost0", false).ok());
+  auto d = StartupCheck(*kv, "oss", "ost1", true);
+  ASSERT_FALSE(d.ok());
+  EXPECT_TRUE(Refused(d.status()));
+}
+
+TEST(ServerLifecycleTest, ServerDlmOptionsAreStableAndDeferred) {
+  dlm::DlmClientOptions a = ServerDlmOptions("127.0.0.1:1", "mds", "mdt0");
+  dlm::DlmClientOptions b = ServerDlmOptions("127.0.0.1:2", "mds", "mdt0");
+  EXPECT_EQ(a.client_id, b.client_id);
+  EXPECT_NE(a.client_id, 0u);
+  EXPECT_NE(a.client_id, ServerDlmOptions("x", "oss", "ost0").client_id);
+  EXPECT_TRUE(a.reset_on_first_connect);
+  EXPECT_TRUE(a.defer_connect);
+}
+
+}  // namespace
+}  // namespace stripefs::rpc
