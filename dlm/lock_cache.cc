@@ -5,6 +5,7 @@
 namespace stripefs::dlm {
 
 CachedLock& LockCache::Insert(const LockInfo& info) {
+  by_resource_[info.spec.resource.Key()].insert(info.handle);
   CachedLock& c = locks_[info.handle];
   c.info = info;
   c.users = 1;
@@ -18,12 +19,30 @@ CachedLock* LockCache::Find(uint64_t handle) {
 }
 
 CachedLock* LockCache::Match(const LockSpec& want) {
-  for (auto& [h, c] : locks_) {
+  auto r = by_resource_.find(want.resource.Key());
+  if (r == by_resource_.end()) return nullptr;
+  for (uint64_t h : r->second) {
+    CachedLock& c = locks_.at(h);
     if (c.Ready() && !c.blocked && !c.cancelling && Covers(c.info.spec, want)) {
       return &c;
     }
   }
   return nullptr;
+}
+
+std::vector<LockInfo> LockCache::TakeUnused(const ResourceId& resource) {
+  std::vector<LockInfo> out;
+  auto r = by_resource_.find(resource.Key());
+  if (r == by_resource_.end()) return out;
+  for (uint64_t h : r->second) {
+    CachedLock& c = locks_.at(h);
+    if (c.Ready() && c.users == 0 && !c.cancelling) {
+      c.blocked = true;
+      c.cancelling = true;
+      out.push_back(c.info);
+    }
+  }
+  return out;
 }
 
 void LockCache::Use(CachedLock& lock) {
@@ -36,7 +55,16 @@ void LockCache::Release(CachedLock& lock) {
   lock.last_used = clock_->Now();
 }
 
-void LockCache::Erase(uint64_t handle) { locks_.erase(handle); }
+void LockCache::Erase(uint64_t handle) {
+  auto it = locks_.find(handle);
+  if (it == locks_.end()) return;
+  auto r = by_resource_.find(it->second.info.spec.resource.Key());
+  if (r != by_resource_.end()) {
+    r->second.erase(handle);
+    if (r->second.empty()) by_resource_.erase(r);
+  }
+  locks_.erase(it);
+}
 
 std::vector<LockInfo> LockCache::CollectExpired() {
   std::vector<CachedLock*> idle;

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -45,6 +47,9 @@ class LockCache {
   CachedLock* Find(uint64_t handle);
   // A granted, not blocked lock that covers `want`, or null.
   CachedLock* Match(const LockSpec& want);
+  // Granted locks on `resource` that nobody uses and that are not being
+  // cancelled; each is marked blocked and cancelling (early cancel).
+  std::vector<LockInfo> TakeUnused(const ResourceId& resource);
   // One more / one less user. Release stamps the LRU time.
   void Use(CachedLock& lock);
   void Release(CachedLock& lock);
@@ -64,6 +69,9 @@ class LockCache {
   const LockCacheOptions options_;
   Clock* const clock_;
   std::map<uint64_t, CachedLock> locks_;
+  // Resource key -> handles of its locks (Match and TakeUnused look up
+  // one resource instead of scanning the cache).
+  std::map<std::string, std::set<uint64_t>> by_resource_;
 };
 
 }  // namespace stripefs::dlm

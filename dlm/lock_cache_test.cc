@@ -28,6 +28,32 @@ TEST(LockCacheTest, ReusesCoveringGrantedLock) {
             nullptr);
 }
 
+TEST(LockCacheTest, TakeUnusedMarksOnlyIdleLocksOfThatResource) {
+  FakeClock clock;
+  LockCache cache({}, &clock);
+  cache.Release(cache.Insert(Granted(1, "ino:7", LockMode::kPR)));
+  cache.Insert(Granted(2, "ino:7", LockMode::kPR));  // in use
+  cache.Release(cache.Insert(Granted(3, "ino:8", LockMode::kPR)));
+  std::vector<LockInfo> out = cache.TakeUnused({"ino:7", LockType::kPlain});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].handle, 1u);
+  EXPECT_TRUE(cache.Find(1)->cancelling);
+  EXPECT_FALSE(cache.Find(2)->cancelling);
+  EXPECT_FALSE(cache.Find(3)->cancelling);
+  // Not handed out again, not taken twice.
+  EXPECT_EQ(cache.Match({{"ino:7", LockType::kPlain}, LockMode::kPR})
+                ->info.handle,
+            2u);
+  EXPECT_TRUE(cache.TakeUnused({"ino:7", LockType::kPlain}).empty());
+  // Erasing keeps the per-resource index right.
+  cache.Erase(1);
+  cache.Erase(2);
+  EXPECT_EQ(cache.Match({{"ino:7", LockType::kPlain}, LockMode::kPR}),
+            nullptr);
+  EXPECT_NE(cache.Match({{"ino:8", LockType::kPlain}, LockMode::kPR}),
+            nullptr);
+}
+
 TEST(LockCacheTest, LruByCountDropsLeastRecentlyUsedUnusedLocks) {
   FakeClock clock;
   LockCache cache({.max_count = 2, .max_age = absl::Hours(1)}, &clock);

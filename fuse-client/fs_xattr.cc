@@ -52,6 +52,7 @@ absl::Status Fs::SetXattr(const OpCtx& ctx, uint64_t ino,
   }
   if (IsVirtual(name)) return Errno(EPERM, "read-only stripefs attribute");
   if (name == kCapXattr) ForgetCap(ino);
+  CancelEarly({ino});
   rpc::XattrReply reply;
   return mds_->Call(
       &Mds::Stub::SetXattr, "SetXattr", ctx.interrupted,
@@ -155,6 +156,7 @@ absl::Status Fs::RemoveXattr(const OpCtx& ctx, uint64_t ino,
                              const std::string& name) {
   if (IsVirtual(name)) return Errno(EPERM, "stripefs attributes stay");
   if (name == kCapXattr) ForgetCap(ino);
+  CancelEarly({ino});
   rpc::XattrReply reply;
   return mds_->Call(
       &Mds::Stub::RemoveXattr, "RemoveXattr", ctx.interrupted,

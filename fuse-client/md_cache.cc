@@ -72,6 +72,15 @@ std::optional<rpc::Entry> MdCache::GetAttr(uint64_t ino) {
   return it->second;
 }
 
+void MdCache::CancelEarly(uint64_t ino) {
+  dlm_->CancelUnused({absl::StrCat(kInoPrefix, ino), dlm::LockType::kIbits});
+}
+
+bool MdCache::HasAttr(uint64_t ino) {
+  absl::MutexLock lock(&mu_);
+  return attrs_.contains(ino);
+}
+
 void MdCache::PutAttr(uint64_t ino, const rpc::Entry& e) {
   absl::MutexLock lock(&mu_);
   attrs_[ino] = e;
@@ -131,6 +140,7 @@ void MdCache::OnBlocking(const dlm::LockInfo& lock, bool lost) {
     return;
   }
   Drop(ino);
+  if (on_drop_) on_drop_(ino);
   if (lost || !adaptive_) return;
   absl::Time now = clock_->Now();
   absl::MutexLock l(&mu_);

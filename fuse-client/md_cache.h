@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -89,6 +90,22 @@ class MdCache : public dlm::LockHandler {
   // Drops what is cached about ino (attributes, dentries, listing).
   void Drop(uint64_t ino);
 
+  // Called on a blocking callback after ino's cached state was dropped and
+  // before the lock is cancelled (the mount makes the kernel forget the
+  // attributes it cached for ino, attr_inval.h). Must be quick. Set before
+  // use.
+  void set_on_drop(std::function<void(uint64_t)> fn) {
+    on_drop_ = std::move(fn);
+  }
+  // Early lock cancel: the MDS is about to take EX on ino for a change this
+  // mount asked for; cancels this mount's idle lock on it now (one Cancel
+  // RPC, cache dropped first) instead of being called back while the MDS
+  // waits. A lock in use is left to the callback.
+  void CancelEarly(uint64_t ino);
+  // True while ino's attributes are cached (under a granted lock): only
+  // then may the kernel cache them for long.
+  bool HasAttr(uint64_t ino);
+
   // Adaptive caching on (default) or off. Set before use.
   void set_adaptive(bool on) { adaptive_ = on; }
 
@@ -116,6 +133,7 @@ class MdCache : public dlm::LockHandler {
 
   dlm::DlmClient* const dlm_;
   Clock* const clock_;
+  std::function<void(uint64_t)> on_drop_;
   bool adaptive_ = true;
   absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, Contention> contention_ ABSL_GUARDED_BY(mu_);

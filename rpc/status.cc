@@ -2,6 +2,8 @@
 
 #include <cerrno>
 
+#include "absl/strings/str_cat.h"
+
 #include "common/errors.h"
 #include "rpc/proto/common.pb.h"
 
@@ -19,6 +21,14 @@ grpc::Status ToGrpc(const absl::Status& status) {
 
 absl::Status FromGrpc(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
+  if (status.error_code() == grpc::StatusCode::CANCELLED &&
+      status.error_details().empty()) {
+    // Not a stripefs answer (those carry an ErrorDetail, EINTR included):
+    // the call was cut, e.g. by a server shutting down past its grace
+    // time. Like an unreachable server: worth resending, never EINTR.
+    return absl::UnavailableError(
+        absl::StrCat("call cut by the transport: ", status.error_message()));
+  }
   absl::Status s(static_cast<absl::StatusCode>(status.error_code()),
                  status.error_message());
   ErrorDetail detail;

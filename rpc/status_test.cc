@@ -29,5 +29,16 @@ TEST(StatusTest, PlainGrpcErrorsMapByCode) {
             E2BIG);
 }
 
+TEST(StatusTest, TransportCancelIsUnavailableButServerEintrStaysEintr) {
+  // A call cut by a server shutting down: resendable, never EINTR.
+  absl::Status cut =
+      FromGrpc(grpc::Status(grpc::StatusCode::CANCELLED, "Cancelled"));
+  EXPECT_TRUE(absl::IsUnavailable(cut)) << cut;
+  EXPECT_NE(ToErrno(cut), EINTR);
+  // A stripefs answer EINTR (a waiter interrupted on the server) keeps it.
+  absl::Status intr = FromGrpc(ToGrpc(Errno(EINTR, "interrupted")));
+  EXPECT_EQ(ToErrno(intr), EINTR);
+}
+
 }  // namespace
 }  // namespace stripefs::rpc

@@ -320,6 +320,37 @@ def test_repeated_stats_send_no_mds_rpc(dirs):
                for k in after)
 
 
+def test_kernel_caches_locked_attributes_and_forgets_them_on_change(dirs):
+    """Attributes backed by a metadata lock are cached by the kernel itself
+    (no FUSE GETATTR reaches the daemon), yet a chmod/chown/truncate on the
+    other mount shows on this one's very next stat: the lock's callback
+    made the kernel forget them."""
+    a, b = dirs
+    pa = os.path.join(a, "k")
+    pb = os.path.join(b, "k")
+    with open(pa, "w") as f:
+        f.write("12345")
+    os.chmod(pa, 0o600)
+    for _ in range(3):  # lock taken and attributes cached on A
+        os.stat(pa)
+    before = _stats(a)
+    for _ in range(2000):
+        st = os.stat(pa)
+        assert stat.S_IMODE(st.st_mode) == 0o600
+    after = _stats(a)
+    got = after.get(("client", "fuse_getattr"), 0) - \
+        before.get(("client", "fuse_getattr"), 0)
+    assert got < 50, f"{got} FUSE GETATTRs for 2000 stats of unchanged file"
+    for mode in (0o640, 0o604, 0o755):
+        os.chmod(pb, mode)
+        assert stat.S_IMODE(os.stat(pa).st_mode) == mode
+    os.chown(pb, 1234, 5678)
+    st = os.stat(pa)
+    assert (st.st_uid, st.st_gid) == (1234, 5678)
+    os.truncate(pb, 2)
+    assert os.stat(pa).st_size == 2
+
+
 def test_repeated_listing_sends_no_mds_rpc_until_changed(dirs):
     a, b = dirs
     for i in range(5):
