@@ -81,7 +81,7 @@ struct DlmClientOptions {
   absl::Duration maintenance_period = absl::Seconds(1);
   // Reconnect / retry backoff bounds.
   absl::Duration backoff_min = absl::Milliseconds(50);
-  absl::Duration backoff_max = absl::Seconds(1);
+  absl::Duration backoff_max = absl::Milliseconds(250);
   // Time source of the LRU ages (tests pass a fake). Default real clock.
   Clock* clock = nullptr;
 };

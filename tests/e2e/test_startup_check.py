@@ -22,125 +22,26 @@ import multiprocessing
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import tempfile
 import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN_N1 = os.path.join(os.environ.get("STRIPEFS_BUILD", os.path.join(REPO, "build")), "bin")
-BIN_N = os.path.join(os.environ.get("STRIPEFS_BUILD_N", os.path.join(REPO, "build-n")), "bin")
-RELEASE_N = "1.0.0"
-RELEASE_N1 = "1.1.0"
-EXIT_REFUSED = 3
+from rawprocs import (BIN_N, BIN_N1, EXIT_REFUSED, RELEASE_N, RELEASE_N1,
+                      Procs, free_port as _free_port, have, log_of,
+                      wait as _wait)
 
 SERVER_BINS = ("stripefs-mds", "stripefs-oss", "stripefs-dlm", "stripefs-mount")
 
 
 def _have(bindir, names=SERVER_BINS):
-    return all(os.access(os.path.join(bindir, n), os.X_OK) for n in names)
+    return have(bindir, names)
 
 
 need_n = pytest.mark.skipif(
     not _have(BIN_N),
     reason=f"release N binaries not found in {BIN_N} (build them with "
     "cmake -DSTRIPEFS_PREVIOUS_RELEASE=ON, or set STRIPEFS_BUILD_N)")
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _listening(port):
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _wait(pred, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def _mounted(path):
-    path = os.path.realpath(path)
-    with open("/proc/mounts") as f:
-        return any(line.split()[1] == path for line in f)
-
-
-class Procs:
-    """Servers and mounts started by one test; stop_all() ends them all."""
-
-    def __init__(self, root):
-        self.root = root
-        self.procs = []  # (name, Popen)
-        self.mounts = []
-
-    def start(self, bindir, binary, *args, name=None):
-        name = name or binary
-        log = open(os.path.join(self.root, f"{name}.{len(self.procs)}.log"), "w")
-        p = subprocess.Popen([os.path.join(bindir, binary), *map(str, args)],
-                             stdout=log, stderr=subprocess.STDOUT)
-        p.log_path = log.name
-        log.close()
-        self.procs.append((name, p))
-        return p
-
-    def run(self, bindir, binary, *args, timeout=30):
-        """Runs a server expected to exit by itself (a refusal)."""
-        return subprocess.run([os.path.join(bindir, binary), *map(str, args)],
-                              capture_output=True, text=True, timeout=timeout)
-
-    def serve(self, bindir, binary, port, *args, name=None):
-        p = self.start(bindir, binary, "--listen", f"127.0.0.1:{port}", *args,
-                       name=name)
-        _wait(lambda: _listening(port) or p.poll() is not None, 20,
-              f"{binary} on port {port}")
-        assert p.poll() is None, f"{binary} exited {p.returncode}: " + log_of(p)
-        return p
-
-    def mount(self, bindir, mds_port, mnt):
-        os.makedirs(mnt, exist_ok=True)
-        p = subprocess.run(
-            [os.path.join(bindir, "stripefs-mount"), "--mds",
-             f"127.0.0.1:{mds_port}", mnt],
-            capture_output=True, text=True, timeout=60)
-        assert p.returncode == 0, f"mount failed: {p.stdout}{p.stderr}"
-        self.mounts.append(mnt)
-        assert _mounted(mnt)
-
-    def stop_all(self):
-        for mnt in reversed(self.mounts):
-            if _mounted(mnt):
-                r = subprocess.run(["fusermount3", "-u", mnt],
-                                   capture_output=True, timeout=30)
-                if r.returncode != 0:
-                    subprocess.run(["fusermount3", "-u", "-z", mnt],
-                                   capture_output=True, timeout=30)
-        self.mounts = []
-        for _, p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-        for _, p in reversed(self.procs):
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=10)
-        self.procs = []
-
-
-def log_of(p):
-    with open(p.log_path) as f:
-        return f.read()
 
 
 @pytest.fixture
@@ -155,9 +56,7 @@ def procs():
 
 
 def _data(procs, name):
-    d = os.path.join(procs.root, name)
-    os.makedirs(d, exist_ok=True)
-    return d
+    return procs.data(name)
 
 
 def _start_role(procs, bindir, role, port, data, extra=()):
