@@ -136,6 +136,23 @@ def make_cluster(tmp_root, oss=4):
     return Cluster(home, mnt, oss)
 
 
+def up_with_two_mounts(c, tmp_root, callback_timeout):
+    """Starts cluster c with a DLM whose callback timeout is
+    `callback_timeout` seconds (handed to stripefs-dlm through its
+    environment) and mounts it twice: c.mnt (mode 0777) and c.mnt_b."""
+    old = os.environ.get("STRIPEFS_DLM_CALLBACK_TIMEOUT")
+    os.environ["STRIPEFS_DLM_CALLBACK_TIMEOUT"] = str(callback_timeout)
+    try:
+        c.up(mount=True)
+    finally:
+        if old is None:
+            del os.environ["STRIPEFS_DLM_CALLBACK_TIMEOUT"]
+        else:
+            os.environ["STRIPEFS_DLM_CALLBACK_TIMEOUT"] = old
+    os.chmod(c.mnt, 0o777)
+    c.mnt_b = c.mount_again(os.path.join(tmp_root, "mnt-b"))
+
+
 @pytest.fixture(scope="session")
 def cluster():
     tmp_root = tempfile.mkdtemp(prefix="stripefs-e2e-")

@@ -8,10 +8,14 @@ when a test fails.
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN_N1 = os.path.join(os.environ.get("STRIPEFS_BUILD", os.path.join(REPO, "build")), "bin")
@@ -132,3 +136,26 @@ class Procs:
                 p.kill()
                 p.wait(timeout=10)
         self.procs = []
+
+
+def need_release_n(names):
+    """Skips a test when the release N binaries `names` are missing."""
+    return pytest.mark.skipif(
+        not have(BIN_N, names),
+        reason=f"release N binaries not found in {BIN_N} (build them with "
+        "cmake -DSTRIPEFS_PREVIOUS_RELEASE=ON, or set STRIPEFS_BUILD_N)")
+
+
+def procs_fixture(prefix):
+    """A pytest fixture yielding a Procs in a fresh directory, stopped and
+    removed afterwards (also when the test fails)."""
+    @pytest.fixture
+    def procs():
+        root = tempfile.mkdtemp(prefix=prefix)
+        ps = Procs(root)
+        try:
+            yield ps
+        finally:
+            ps.stop_all()
+            shutil.rmtree(root, ignore_errors=True)
+    return procs

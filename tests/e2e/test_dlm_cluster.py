@@ -27,7 +27,7 @@ import uuid
 
 import pytest
 
-from conftest import make_cluster, wait_for, _mounted
+from conftest import make_cluster, up_with_two_mounts, wait_for, _mounted
 
 LOOP_MAX_SECONDS = 60      # a worker never runs longer than this
 LOOP_MAX_FILES = 400       # nor writes more files than this
@@ -413,18 +413,8 @@ def evict_cluster():
     tmp_root = tempfile.mkdtemp(prefix="stripefs-evict-e2e-")
     os.chmod(tmp_root, 0o755)
     c = make_cluster(tmp_root, oss=2)
-    old = os.environ.get("STRIPEFS_DLM_CALLBACK_TIMEOUT")
-    os.environ["STRIPEFS_DLM_CALLBACK_TIMEOUT"] = str(EVICT_CALLBACK_TIMEOUT)
     try:
-        try:
-            c.up(mount=True)
-        finally:
-            if old is None:
-                del os.environ["STRIPEFS_DLM_CALLBACK_TIMEOUT"]
-            else:
-                os.environ["STRIPEFS_DLM_CALLBACK_TIMEOUT"] = old
-        os.chmod(c.mnt, 0o777)
-        c.mnt_b = c.mount_again(os.path.join(tmp_root, "mnt-b"))
+        up_with_two_mounts(c, tmp_root, EVICT_CALLBACK_TIMEOUT)
         yield c
     finally:
         c.down()

@@ -25,7 +25,7 @@ import uuid
 
 import pytest
 
-from conftest import BIN, make_cluster, wait_for, _mounted
+from conftest import BIN, make_cluster, up_with_two_mounts, wait_for, _mounted
 
 CALLBACK_TIMEOUT = 3   # seconds (stripefs-dlm --callback-timeout)
 HELPER_MAX_SECONDS = 120  # no helper process lives longer than this
@@ -38,18 +38,8 @@ def fo_cluster():
     c = make_cluster(tmp_root, oss=2)
     c.helpers = []
     c.direct_mounts = []
-    old = os.environ.get("STRIPEFS_DLM_CALLBACK_TIMEOUT")
-    os.environ["STRIPEFS_DLM_CALLBACK_TIMEOUT"] = str(CALLBACK_TIMEOUT)
     try:
-        try:
-            c.up(mount=True)
-        finally:
-            if old is None:
-                del os.environ["STRIPEFS_DLM_CALLBACK_TIMEOUT"]
-            else:
-                os.environ["STRIPEFS_DLM_CALLBACK_TIMEOUT"] = old
-        os.chmod(c.mnt, 0o777)
-        c.mnt_b = c.mount_again(os.path.join(tmp_root, "mnt-b"))
+        up_with_two_mounts(c, tmp_root, CALLBACK_TIMEOUT)
         yield c
     finally:
         for p in c.helpers:

@@ -20,39 +20,26 @@ started here and stopped here, also when a test fails.
 import errno
 import multiprocessing
 import os
-import shutil
 import signal
-import tempfile
 import time
 
 import pytest
 
 from rawprocs import (BIN_N, BIN_N1, EXIT_REFUSED, RELEASE_N, RELEASE_N1,
-                      Procs, free_port as _free_port, have, log_of,
-                      wait as _wait)
+                      free_port as _free_port, have, log_of, need_release_n,
+                      procs_fixture, wait as _wait)
 
 SERVER_BINS = ("stripefs-mds", "stripefs-oss", "stripefs-dlm", "stripefs-mount")
+
+
+need_n = need_release_n(SERVER_BINS)
 
 
 def _have(bindir, names=SERVER_BINS):
     return have(bindir, names)
 
 
-need_n = pytest.mark.skipif(
-    not _have(BIN_N),
-    reason=f"release N binaries not found in {BIN_N} (build them with "
-    "cmake -DSTRIPEFS_PREVIOUS_RELEASE=ON, or set STRIPEFS_BUILD_N)")
-
-
-@pytest.fixture
-def procs():
-    root = tempfile.mkdtemp(prefix="stripefs-startup-")
-    ps = Procs(root)
-    try:
-        yield ps
-    finally:
-        ps.stop_all()
-        shutil.rmtree(root, ignore_errors=True)
+procs = procs_fixture("stripefs-startup-")
 
 
 def _data(procs, name):

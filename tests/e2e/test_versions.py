@@ -21,39 +21,25 @@ is started and stopped here, also when a test fails.
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
-
-import pytest
 
 from rawprocs import (BIN_N, BIN_N1, EXIT_REFUSED, RELEASE_N, RELEASE_N1,
-                      Procs, free_port as _free_port, have, wait as _wait)
+                      free_port as _free_port, have, need_release_n,
+                      procs_fixture, wait as _wait)
 
 STRIPE = 1 << 20
 
 SERVER_BINS = ("stripefs-mds", "stripefs-oss")
 
 
+need_n = need_release_n(SERVER_BINS)
+
+
 def _have(bindir, names=SERVER_BINS):
     return have(bindir, names)
 
 
-need_n = pytest.mark.skipif(
-    not _have(BIN_N),
-    reason=f"release N binaries not found in {BIN_N} (build them with "
-    "cmake -DSTRIPEFS_PREVIOUS_RELEASE=ON, or set STRIPEFS_BUILD_N)")
-
-
-@pytest.fixture
-def procs():
-    root = tempfile.mkdtemp(prefix="stripefs-versions-")
-    ps = Procs(root)
-    try:
-        yield ps
-    finally:
-        ps.stop_all()
-        shutil.rmtree(root, ignore_errors=True)
+procs = procs_fixture("stripefs-versions-")
 
 
 def _data(procs, name):
