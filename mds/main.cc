@@ -227,30 +227,12 @@ int main(int argc, char** argv) {
   if (dlm) pool->WatchActive(dlm.get());
   // A forced start: the old clients must find out that their open handles
   // are gone (Reopen -> ESTALE) instead of carrying on with them.
-  if (dlm && startup->evict_clients) {
-    if (absl::Status s = stripefs::rpc::BounceActiveLock(*dlm, cfg.target);
-        !s.ok()) {
-      spdlog::error("forced start: could not make the old clients "
-                    "reconnect: {}",
-                    s.ToString());
-    }
-  }
+  stripefs::rpc::BounceIfForced(dlm.get(), cfg.target,
+                                startup->evict_clients);
 
-  const stripefs::rpc::StopKind kind = signals.Wait();
   // The EX on active:<target> a controlled stop leaves in the DLM.
-  uint64_t active_lock = 0;
-  if (kind == stripefs::rpc::StopKind::kControlled) {
-    if (!dlm) {
-      spdlog::info("controlled stop without a lock service: plain stop");
-    } else if (absl::StatusOr<uint64_t> h =
-                   stripefs::rpc::TakeActiveLock(*dlm, cfg.target);
-               !h.ok()) {
-      spdlog::error("controlled stop: {}; stopping plainly",
-                    h.status().ToString());
-    } else {
-      active_lock = *h;
-    }
-  }
+  const uint64_t active_lock = stripefs::rpc::ActiveLockForStop(
+      dlm.get(), cfg.target, signals.Wait());
   const bool keep_active_lock = active_lock != 0;
   service.SetStopping();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));

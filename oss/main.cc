@@ -179,30 +179,11 @@ int main(int argc, char** argv) {
   if (dlm) dlm->StartConnecting();
   // A forced start: the old clients reconnect and start afresh with this
   // instance.
-  if (dlm && startup->evict_clients) {
-    if (absl::Status s = stripefs::rpc::BounceActiveLock(*dlm, target);
-        !s.ok()) {
-      spdlog::error("forced start: could not make the old clients "
-                    "reconnect: {}",
-                    s.ToString());
-    }
-  }
+  stripefs::rpc::BounceIfForced(dlm.get(), target, startup->evict_clients);
 
-  const stripefs::rpc::StopKind kind = signals.Wait();
   // The EX on active:<target> a controlled stop leaves in the DLM.
-  uint64_t active_lock = 0;
-  if (kind == stripefs::rpc::StopKind::kControlled) {
-    if (!dlm) {
-      spdlog::info("controlled stop without a lock service: plain stop");
-    } else if (absl::StatusOr<uint64_t> h =
-                   stripefs::rpc::TakeActiveLock(*dlm, target);
-               !h.ok()) {
-      spdlog::error("controlled stop: {}; stopping plainly",
-                    h.status().ToString());
-    } else {
-      active_lock = *h;
-    }
-  }
+  const uint64_t active_lock =
+      stripefs::rpc::ActiveLockForStop(dlm.get(), target, signals.Wait());
   const bool keep_active_lock = active_lock != 0;
   service.SetStopping();
   (*server)->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);

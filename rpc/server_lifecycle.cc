@@ -164,4 +164,29 @@ absl::Status BounceActiveLock(dlm::DlmClient& dlm, const std::string& target,
   return absl::OkStatus();
 }
 
+void BounceIfForced(dlm::DlmClient* dlm, const std::string& target,
+                    bool evict_clients) {
+  if (dlm == nullptr || !evict_clients) return;
+  if (absl::Status s = BounceActiveLock(*dlm, target); !s.ok()) {
+    spdlog::error("forced start: could not make the old clients reconnect: {}",
+                  s.ToString());
+  }
+}
+
+uint64_t ActiveLockForStop(dlm::DlmClient* dlm, const std::string& target,
+                           StopKind kind) {
+  if (kind != StopKind::kControlled) return 0;
+  if (dlm == nullptr) {
+    spdlog::info("controlled stop without a lock service: plain stop");
+    return 0;
+  }
+  absl::StatusOr<uint64_t> h = TakeActiveLock(*dlm, target);
+  if (!h.ok()) {
+    spdlog::error("controlled stop: {}; stopping plainly",
+                  h.status().ToString());
+    return 0;
+  }
+  return *h;
+}
+
 }  // namespace stripefs::rpc

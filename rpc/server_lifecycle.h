@@ -106,4 +106,15 @@ absl::StatusOr<uint64_t> TakeActiveLock(
 absl::Status BounceActiveLock(dlm::DlmClient& dlm, const std::string& target,
                               absl::Duration timeout = kActiveLockTimeout);
 
+// The MDS's and an OSS's use of the two above. Once serving: a forced start
+// bounces active:<target> (a failure is logged: the old clients then
+// notice only on their next error). At a stop of `kind`: a controlled stop
+// with a DLM takes EX on active:<target> and returns its handle, to keep
+// when closing the DLM client; 0 for any other stop, without a DLM, or
+// when the EX could not be had (logged; the stop is then plain).
+void BounceIfForced(dlm::DlmClient* dlm, const std::string& target,
+                    bool evict_clients);
+uint64_t ActiveLockForStop(dlm::DlmClient* dlm, const std::string& target,
+                           StopKind kind);
+
 }  // namespace stripefs::rpc
