@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/clock.h"
+#include "common/fault_points.h"
 #include "common/logging.h"
 #include "common/version.h"
 #include "grpcpp/grpcpp.h"
@@ -111,6 +112,9 @@ int main(int argc, char** argv) {
   }
 
   stripefs::InitLogging(cfg.target, cfg.log_level);
+  if (absl::Status s = stripefs::fault::ConfigureFromEnv(); !s.ok()) {
+    return Fail(std::string(s.message()));
+  }
 
   std::error_code ec;
   std::filesystem::create_directories(cfg.data, ec);

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "common/fault_points.h"
 #include "mds/status_macros.h"
 #include "spdlog/spdlog.h"
 
@@ -309,7 +310,10 @@ absl::Status MdsCore::Commit(const ReqId& req, storage::WriteBatch* b) {
   // keyed by (req.client_id, req.xid) to this batch here, so the change and
   // its reply commit atomically.
   (void)req;
-  return store_->Write(*b);
+  if (absl::Status s = fault::Hit("mds.before_commit"); !s.ok()) return s;
+  if (absl::Status s = store_->Write(*b); !s.ok()) return s;
+  // Committed: an error here is a reply lost after the change was made.
+  return fault::Hit("mds.after_commit");
 }
 
 void MdsCore::AddEntry(storage::WriteBatch* b, Inode* dir,

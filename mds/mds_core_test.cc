@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/errors.h"
+#include "common/fault_points.h"
 #include "gtest/gtest.h"
 
 namespace stripefs::mds {
@@ -118,6 +119,25 @@ TEST_F(MdsCoreTest, CreateLookupAndExcl) {
   EXPECT_TRUE(core_->Release(Req(), again->handle).ok());
   EXPECT_EQ(Err(core_->Release(Req(), again->handle)), EBADF);
   EXPECT_EQ(Err(core_->GetAttr(9999)), ENOENT);
+}
+
+TEST_F(MdsCoreTest, FaultPointsAroundTheCommit) {
+  // Before the commit: the request fails and nothing of it is there.
+  ASSERT_TRUE(fault::Configure("mds.before_commit=error", 1).ok());
+  EXPECT_EQ(Err(core_->Mkdir(Req(), kRoot, kRootIno, "d", 0755)), EIO);
+  EXPECT_EQ(Err(core_->Lookup(kRoot, kRootIno, "d")), ENOENT);
+  Inode d = MustMkdir(kRootIno, "d");  // fired once: works again
+  EXPECT_EQ(Attr(kRootIno).nlink, 3u);
+  // After the commit: the change is made, only the reply is lost.
+  ASSERT_TRUE(fault::Configure("mds.after_commit=error", 1).ok());
+  EXPECT_EQ(Err(core_->Mkdir(Req(), kRoot, d.ino, "e", 0755)), EIO);
+  EXPECT_TRUE(core_->Lookup(kRoot, d.ino, "e").ok());
+  EXPECT_EQ(fault::Fired("mds.after_commit"), 1u);
+  ASSERT_TRUE(fault::Configure("", 1).ok());
+  // The state on disk is what the core serves.
+  Restart();
+  EXPECT_TRUE(core_->Lookup(kRoot, d.ino, "e").ok());
+  EXPECT_EQ(List(kRootIno), std::vector<std::string>{"d"});
 }
 
 TEST_F(MdsCoreTest, BadNames) {

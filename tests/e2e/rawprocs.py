@@ -74,28 +74,31 @@ class Procs:
         os.makedirs(d, exist_ok=True)
         return d
 
-    def start(self, bindir, binary, *args, name=None):
+    def start(self, bindir, binary, *args, name=None, env=None):
+        """env: extra environment variables for the process."""
         name = name or binary
         log = open(os.path.join(self.root, f"{name}.{len(self.procs)}.log"), "w")
         p = subprocess.Popen([os.path.join(bindir, binary), *map(str, args)],
-                             stdout=log, stderr=subprocess.STDOUT)
+                             stdout=log, stderr=subprocess.STDOUT,
+                             env={**os.environ, **(env or {})})
         p.log_path = log.name
         log.close()
         self.procs.append(p)
         return p
 
-    def serve(self, bindir, binary, port, *args, name=None):
+    def serve(self, bindir, binary, port, *args, name=None, env=None):
         p = self.start(bindir, binary, "--listen", f"127.0.0.1:{port}", *args,
-                       name=name)
+                       name=name, env=env)
         wait(lambda: listening(port) or p.poll() is not None, 30,
              f"{binary} on port {port}")
         assert p.poll() is None, f"{binary} exited {p.returncode}: {log_of(p)}"
         return p
 
-    def run(self, bindir, binary, *args, timeout=30):
+    def run(self, bindir, binary, *args, timeout=30, env=None):
         """Runs a server expected to exit by itself (a refusal)."""
         return subprocess.run([os.path.join(bindir, binary), *map(str, args)],
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})})
 
     def stop(self, p):
         """Clean stop (SIGTERM); the server must exit 0."""
