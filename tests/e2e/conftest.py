@@ -136,6 +136,22 @@ def make_cluster(tmp_root, oss=4):
     return Cluster(home, mnt, oss)
 
 
+def mount_daemon_pid(mountpoint):
+    """Pid of the stripefs-mount process serving `mountpoint`."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if (argv and os.path.basename(argv[0]) == b"stripefs-mount"
+                and mountpoint.encode() in argv):
+            return int(name)
+    raise AssertionError(f"no stripefs-mount for {mountpoint}")
+
+
 def up_with_two_mounts(c, tmp_root, callback_timeout):
     """Starts cluster c with a DLM whose callback timeout is
     `callback_timeout` seconds (handed to stripefs-dlm through its

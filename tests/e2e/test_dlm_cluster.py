@@ -27,7 +27,7 @@ import uuid
 
 import pytest
 
-from conftest import make_cluster, up_with_two_mounts, wait_for, _mounted
+from conftest import make_cluster, mount_daemon_pid, up_with_two_mounts, wait_for
 
 LOOP_MAX_SECONDS = 60      # a worker never runs longer than this
 LOOP_MAX_FILES = 400       # nor writes more files than this
@@ -420,22 +420,6 @@ def evict_cluster():
         c.down()
         c.force_cleanup()
         shutil.rmtree(tmp_root, ignore_errors=True)
-
-
-def mount_daemon_pid(mountpoint):
-    """Pid of the stripefs-mount process serving `mountpoint`."""
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if (argv and os.path.basename(argv[0]) == b"stripefs-mount"
-                and mountpoint.encode() in argv):
-            return int(name)
-    raise AssertionError(f"no stripefs-mount for {mountpoint}")
 
 
 # Runs one operation on a path; prints "ok <result>" or the errno name.

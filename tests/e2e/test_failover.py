@@ -12,7 +12,6 @@ Every helper process is bounded in time and killed in teardown; every mount
 is unmounted and every server stopped, also on failure.
 """
 
-import errno
 import json
 import os
 import shutil
@@ -25,7 +24,8 @@ import uuid
 
 import pytest
 
-from conftest import BIN, make_cluster, up_with_two_mounts, wait_for, _mounted
+from conftest import (BIN, make_cluster, mount_daemon_pid, up_with_two_mounts,
+                      wait_for, _mounted)
 
 CALLBACK_TIMEOUT = 3   # seconds (stripefs-dlm --callback-timeout)
 HELPER_MAX_SECONDS = 120  # no helper process lives longer than this
@@ -92,21 +92,6 @@ def ask(p, cmd, timeout=30):
     line = p.stdout.readline().strip()
     assert line, f"helper exited on {cmd!r} (rc {p.poll()})"
     return line
-
-
-def mount_daemon_pid(mountpoint):
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if (argv and os.path.basename(argv[0]) == b"stripefs-mount"
-                and mountpoint.encode() in argv):
-            return int(name)
-    raise AssertionError(f"no stripefs-mount for {mountpoint}")
 
 
 def block(i, tag):
