@@ -411,6 +411,39 @@ TEST_F(CliTest, ClusterTest_ServerStartStopUnknownTargetAndStopped) {
   EXPECT_NE(std::string(s.message()).find("stripefs-dlm"), std::string::npos);
 }
 
+TEST_F(CliTest, ClusterTest_FailoverUnknownNotRunningAndForcedDlm) {
+  const std::string dir = TempDir();
+  FailoverOptions fo;
+  fo.force = true;
+  fo.start.default_bin_dir = dir + "/nobin";
+  EXPECT_EQ(ToErrno(ServerFailover(dir, "mdt0", fo)), ENOENT);  // no cluster
+  ClusterConfig c;
+  c.servers = {{"mdt0", "mds", "127.0.0.1:4000", dir + "/mdt0"},
+               {"ost0", "oss", "127.0.0.1:4001", dir + "/ost0"},
+               {"dlm", "dlm", "127.0.0.1:4002", dir + "/dlm"}};
+  ASSERT_TRUE(SaveConfig(dir + "/cluster.json", c).ok());
+  absl::Status s = ServerFailover(dir, "ost7", fo);
+  EXPECT_EQ(ToErrno(s), ENOENT);
+  EXPECT_NE(std::string(s.message()).find("mdt0, ost0, dlm"),
+            std::string::npos);
+  // Unlike a stop, a failover of a server that is not running is an error
+  // (there is nothing to fail over), forced or not; nothing is started.
+  s = ServerFailover(dir, "ost0", fo);
+  EXPECT_EQ(ToErrno(s), ESRCH);
+  EXPECT_NE(std::string(s.message()).find("ost0 is not running"),
+            std::string::npos)
+      << s;
+  fo.force = false;
+  EXPECT_EQ(ToErrno(ServerFailover(dir, "mdt0", fo)), ESRCH);
+  // The lock service has no forced failover.
+  fo.force = true;
+  s = ServerFailover(dir, "dlm", fo);
+  EXPECT_EQ(ToErrno(s), EINVAL);
+  EXPECT_NE(std::string(s.message()).find("no forced failover"),
+            std::string::npos)
+      << s;
+}
+
 TEST_F(CliTest, ClusterTest_StatusFormatsDlmCountsAndRpcCounts) {
   ServerState mds{"mdt0", "mds", "127.0.0.1:1", 10, "running", "0.1"};
   mds.rpc_counts = {{"Lookup", 5}, {"Create", 2}};

@@ -4,10 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <set>
 
@@ -425,6 +427,26 @@ void StopPids(const std::vector<std::pair<std::string, pid_t>>& procs,
   }
 }
 
+// True if pid is a stripefs-mount daemon started for mountpoint.
+bool IsMountDaemonOf(pid_t pid, const std::string& mountpoint) {
+  std::vector<std::string> argv = ProcessCmdline(pid);
+  if (argv.empty() || !absl::EndsWith(argv[0], "stripefs-mount")) return false;
+  for (size_t i = 1; i < argv.size(); ++i) {
+    if (argv[i] == mountpoint) return true;
+  }
+  return false;
+}
+
+// `path` made absolute and lexically normal, without a trailing slash.
+std::string AbsolutePath(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  if (ec) return path;
+  std::string out = abs.lexically_normal().string();
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
+}
+
 // The stripefs-mount daemon serving mountpoint, or 0.
 pid_t FindMountDaemon(const std::string& mountpoint) {
   for (pid_t pid : FindProcesses("stripefs-mount")) {
@@ -438,6 +460,9 @@ pid_t FindMountDaemon(const std::string& mountpoint) {
 
 // Unmounts mountpoint and waits for its daemon (pid, if known) to exit.
 absl::Status UnmountAndWait(const std::string& mountpoint, pid_t pid) {
+  // A recorded daemon that died (kill -9) may have left its pid to another
+  // process, which must not be waited for or killed.
+  if (pid > 0 && !IsMountDaemonOf(pid, mountpoint)) pid = 0;
   if (pid <= 0) pid = FindMountDaemon(mountpoint);
   // After a lazy unmount the daemon lives on until the last user lets go;
   // the cluster is going away, so do not wait long for it.
@@ -887,9 +912,16 @@ absl::Status ServerStop(const std::string& home_arg, const std::string& target,
   return absl::OkStatus();
 }
 
-absl::Status ServerStopControlled(const std::string& home_arg,
-                                  const std::string& target,
-                                  absl::Duration timeout) {
+namespace {
+
+// Sends `sig` (SIGUSR2: controlled stop, SIGUSR1: forced failover) to a
+// server (through `podman kill` for a container: `podman run` proxies
+// SIGTERM only) and waits up to `timeout` for it to exit; `what` names the
+// stop in messages. A server not running: OK, or ESRCH with must_run.
+absl::Status SignalAndWait(const std::string& home_arg,
+                           const std::string& target, int sig,
+                           const char* what, absl::Duration timeout,
+                           bool must_run) {
   std::string home;
   absl::StatusOr<ClusterConfig> config =
       LoadForTarget(home_arg, target, &home);
@@ -897,29 +929,34 @@ absl::Status ServerStopControlled(const std::string& home_arg,
   HomePaths paths(home);
   const ServerConfig& s = *config->Find(target);
   const pid_t pid = ServerPid(paths, s, /*ask=*/true);
+  const std::string not_running =
+      absl::StrCat(s.target, " is not running (see ", paths.LogFile(s.target),
+                   "; 'stripefs server start ", s.target, "' starts it)");
   if (pid <= 0) {
-    Say(absl::StrFormat("%-6s not running", s.target));
     ::unlink(paths.PidFile(s.target).c_str());
+    if (must_run) return Errno(ESRCH, not_running);
+    Say(absl::StrFormat("%-6s not running", s.target));
     return absl::OkStatus();
   }
+  const char* sig_name = sig == SIGUSR1 ? "USR1" : "USR2";
   if (InPodman(s)) {
-    // `podman run` proxies SIGTERM but not SIGUSR2: signal the container.
     absl::StatusOr<std::vector<std::string>> argv = PodmanPrefix(paths);
     if (!argv.ok()) return argv.status();
     argv->insert(argv->end(),
-                 {"kill", "--signal", "USR2", ContainerName(s)});
+                 {"kill", "--signal", sig_name, ContainerName(s)});
     absl::StatusOr<CommandResult> r = RunCommand(*argv, absl::Seconds(60));
     if (!r.ok()) return r.status();
     if (r->exit_code != 0) {
-      return Errno(EIO, absl::StrCat("podman kill --signal USR2 ",
+      return Errno(EIO, absl::StrCat("podman kill --signal ", sig_name, " ",
                                      ContainerName(s), " failed: ",
                                      absl::StripAsciiWhitespace(r->output)));
     }
-  } else if (::kill(pid, SIGUSR2) != 0) {
+  } else if (::kill(pid, sig) != 0) {
     const int err = errno;
     if (err == ESRCH) {
-      Say(absl::StrFormat("%-6s not running", s.target));
       ::unlink(paths.PidFile(s.target).c_str());
+      if (must_run) return Errno(ESRCH, not_running);
+      Say(absl::StrFormat("%-6s not running", s.target));
       return absl::OkStatus();
     }
     return Errno(err, absl::StrCat("cannot signal ", s.target, " (pid ", pid,
@@ -928,13 +965,65 @@ absl::Status ServerStopControlled(const std::string& home_arg,
   if (!WaitForExit(pid, timeout)) {
     return Errno(ETIMEDOUT,
                  absl::StrCat(s.target, " (pid ", pid,
-                              ") did not finish its controlled stop within ",
+                              ") did not finish its ", what, " within ",
                               absl::FormatDuration(timeout),
                               "; it is still running (see ",
                               paths.LogFile(s.target),
                               "; 'stripefs server stop' stops it plainly)"));
   }
   ::unlink(paths.PidFile(s.target).c_str());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ServerStopControlled(const std::string& home_arg,
+                                  const std::string& target,
+                                  absl::Duration timeout) {
+  return SignalAndWait(home_arg, target, SIGUSR2, "controlled stop", timeout,
+                       /*must_run=*/false);
+}
+
+absl::Status ServerFailover(const std::string& home, const std::string& target,
+                            const FailoverOptions& o) {
+  std::string abs_home;
+  absl::StatusOr<ClusterConfig> config =
+      LoadForTarget(home, target, &abs_home);
+  if (!config.ok()) return config.status();
+  if (o.force && config->Find(target)->role == "dlm") {
+    // The DLM has no forced failover: SIGUSR1 would simply kill it.
+    return Errno(EINVAL, absl::StrCat(
+                             "--force: ", target,
+                             " is the lock service, which has no forced "
+                             "failover (its lock table is persisted): use "
+                             "'stripefs server failover ",
+                             target, "' (controlled)"));
+  }
+  const absl::Time t0 = absl::Now();
+  if (absl::Status s = SignalAndWait(
+          home, target, o.force ? SIGUSR1 : SIGUSR2,
+          o.force ? "forced failover" : "controlled stop", o.stop_timeout,
+          /*must_run=*/true);
+      !s.ok()) {
+    return s;
+  }
+  const absl::Time t1 = absl::Now();
+  Say(absl::StrFormat(
+      "%-6s %s in %s; starting the replacement ...", target,
+      o.force ? "failed over (forced: no clean stop)" : "stopped (controlled)",
+      absl::FormatDuration(absl::Trunc(t1 - t0, absl::Milliseconds(1)))));
+  // The replacement runs what the cluster home records for the target
+  // (binary dir or image); a forced failover left an unclean store of the
+  // same release, which it recovers without --force.
+  if (absl::Status s = ServerStart(home, target, o.start); !s.ok()) {
+    return absl::Status(
+        s.code(), absl::StrCat("the replacement of ", target,
+                               " did not start: ", s.message()));
+  }
+  Say(absl::StrFormat(
+      "%-6s replacement serving after %s", target,
+      absl::FormatDuration(absl::Trunc(absl::Now() - t0,
+                                       absl::Milliseconds(1)))));
   return absl::OkStatus();
 }
 
@@ -1200,10 +1289,19 @@ absl::Status Mount(const std::string& home_arg, const std::string& mountpoint,
   if (!mounts.ok()) return mounts.status();
   if (IsMounted(*mnt)) {
     for (const auto& m : *mounts) {
-      if (m.mountpoint == *mnt && ProcessAlive(static_cast<pid_t>(m.pid))) {
+      if (m.mountpoint == *mnt &&
+          IsMountDaemonOf(static_cast<pid_t>(m.pid), *mnt)) {
         Say(absl::StrCat(*mnt, " is already mounted (pid ", m.pid, ")"));
         return absl::OkStatus();
       }
+    }
+    const std::vector<std::string> ours = StripefsMounts();
+    if (std::find(ours.begin(), ours.end(), *mnt) != ours.end() &&
+        FindMountDaemon(*mnt) == 0) {
+      return Errno(EBUSY, absl::StrCat(*mnt,
+                                       " is a stripefs mount whose daemon is "
+                                       "gone: clean it with 'stripefs umount ",
+                                       *mnt, "' first"));
     }
     return Errno(EBUSY, absl::StrCat(*mnt, " is already a mountpoint"));
   }
@@ -1268,7 +1366,9 @@ absl::Status Umount(const std::string& home_arg,
   if (!home.ok()) return home.status();
   HomePaths paths(*home);
   absl::StatusOr<std::string> real = RealPath(mountpoint);
-  std::string mnt = real.ok() ? *real : mountpoint;
+  // realpath(3) fails on a mount whose daemon died (ENOTCONN): the
+  // absolute path as given names it then.
+  std::string mnt = real.ok() ? *real : AbsolutePath(mountpoint);
   absl::StatusOr<std::vector<MountRecord>> mounts =
       LoadMounts(paths.MountsFile());
   if (!mounts.ok()) return mounts.status();
@@ -1283,6 +1383,15 @@ absl::Status Umount(const std::string& home_arg,
   }
   if (pid == 0 && !IsMounted(mnt)) {
     return Errno(EINVAL, absl::StrCat(mnt, " is not mounted"));
+  }
+  // Never stat(2) the mountpoint here: a hung daemon would hang us too.
+  const std::vector<std::string> ours = StripefsMounts();
+  if (std::find(ours.begin(), ours.end(), mnt) != ours.end() &&
+      !(pid > 0 && IsMountDaemonOf(pid, mnt)) && FindMountDaemon(mnt) == 0) {
+    Say(absl::StrCat(mnt,
+                     ": its mount daemon is gone (killed?), so it answers "
+                     "\"transport endpoint is not connected\"; unmounting "
+                     "it"));
   }
   if (absl::Status s = UnmountAndWait(mnt, pid); !s.ok()) return s;
   return SaveMounts(paths.MountsFile(), rest);

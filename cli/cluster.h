@@ -110,6 +110,27 @@ absl::Status ServerStopControlled(const std::string& home,
                                   const std::string& target,
                                   absl::Duration timeout = absl::Seconds(60));
 
+struct FailoverOptions {
+  // SIGUSR1: forced failover (seed 002: the server stops replying, turns
+  // its store read-only and exits without a clean stop). false: SIGUSR2,
+  // a controlled stop.
+  bool force = false;
+  // How long the old server may take to exit (it is never killed).
+  absl::Duration stop_timeout = absl::Seconds(60);
+  // How the replacement starts (default: as recorded in the home).
+  StartOptions start;
+};
+
+// `stripefs server failover [--force] TARGET`: stops the running server of
+// TARGET (forced or controlled, see FailoverOptions), waits for it to exit,
+// then starts its replacement as ServerStart does and waits until it
+// serves. ENOENT for an unknown target, ESRCH when it is not running,
+// ETIMEDOUT when it does not exit in time; a replacement that fails to
+// start gives ServerStart's error (FAILED_PRECONDITION: its start-up check
+// refused) with the server's message.
+absl::Status ServerFailover(const std::string& home, const std::string& target,
+                            const FailoverOptions& options);
+
 struct UpgradeOptions {
   std::string home;
   std::string bin_dir;  // the new release's binaries

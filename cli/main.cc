@@ -123,6 +123,24 @@ int main(int argc, char** argv) {
   server_stop->add_option("TARGET", server_target, "mdt0, ostN or dlm")
       ->required();
 
+  // server failover [--force] TARGET
+  CLI::App* server_failover = server->add_subcommand(
+      "failover",
+      "stop one server and start its replacement (as recorded), waiting "
+      "until it serves. --force: forced failover (SIGUSR1): the server stops "
+      "replying at once, turns its store read-only and exits without a "
+      "clean stop; the replacement recovers. Without --force: controlled "
+      "stop (SIGUSR2)");
+  server_failover->add_option("--home", home, "cluster home");
+  bool failover_force = false;
+  server_failover->add_flag("--force", failover_force,
+                            "forced failover (SIGUSR1; MDS and OSS only)");
+  server_failover->add_option("--timeout", stop_timeout,
+                              "seconds to wait for the server to exit (60)")
+      ->check(CLI::PositiveNumber);
+  server_failover->add_option("TARGET", server_target, "mdt0, ostN or dlm")
+      ->required();
+
   // upgrade
   CLI::App* upgrade = app.add_subcommand(
       "upgrade",
@@ -233,6 +251,19 @@ int main(int argc, char** argv) {
           home, server_target, absl::Seconds(stop_timeout)));
     }
     return Done(stripefs::cli::ServerStop(home, server_target));
+  }
+  if (*server_failover) {
+    absl::StatusOr<std::string> self = stripefs::cli::SelfDir();
+    if (!self.ok()) return Fail(self.status());
+    stripefs::cli::FailoverOptions fo;
+    fo.force = failover_force;
+    fo.stop_timeout = absl::Seconds(stop_timeout);
+    fo.start.default_bin_dir = *self;
+    absl::Status s = stripefs::cli::ServerFailover(home, server_target, fo);
+    if (s.ok()) return 0;
+    Fail(s);
+    // The replacement's own startup check refused: its documented exit code.
+    return absl::IsFailedPrecondition(s) ? 3 : 1;
   }
   if (*upgrade) {
     if (upgrade_dir.empty() && image.empty()) {

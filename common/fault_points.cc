@@ -21,7 +21,7 @@
 namespace stripefs::fault {
 namespace {
 
-enum class Action { kError, kCrash, kDelay };
+enum class Action { kError, kCrash, kDelay, kDrop };
 
 struct Rule {
   Action action = Action::kError;
@@ -75,6 +75,8 @@ absl::Status ParseRule(absl::string_view item, std::string* name, Rule* r) {
     r->action = Action::kError;
   } else if (rest == "crash") {
     r->action = Action::kCrash;
+  } else if (rest == "drop") {
+    r->action = Action::kDrop;
   } else if (absl::StartsWith(rest, "delay:")) {
     int64_t ms = 0;
     if (!absl::SimpleAtoi(rest.substr(6), &ms) || ms < 0 || ms > 600000) {
@@ -83,7 +85,7 @@ absl::Status ParseRule(absl::string_view item, std::string* name, Rule* r) {
     r->action = Action::kDelay;
     r->delay = absl::Milliseconds(ms);
   } else {
-    return Bad(item, "ACTION must be error, crash or delay:MS");
+    return Bad(item, "ACTION must be error, crash, drop or delay:MS");
   }
   return absl::OkStatus();
 }
@@ -150,6 +152,12 @@ absl::Status Hit(const char* name) {
                    absl::FormatDuration(fire.delay));
       absl::SleepFor(fire.delay);
       return absl::OkStatus();
+    case Action::kDrop:
+      // UNAVAILABLE is what a cut connection gives the client, so it
+      // resends the same request with the same xid.
+      spdlog::warn("fault point {}: drop", name);
+      return absl::UnavailableError(
+          absl::StrCat("fault point ", name, ": reply dropped"));
     case Action::kError:
       break;
   }

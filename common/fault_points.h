@@ -6,8 +6,11 @@
 // $STRIPEFS_FAULT_SEED, default 1; both are logged so a run replays):
 //   NAME=ACTION[@PROBABILITY][*COUNT][,NAME=ACTION...]
 // ACTION: `error` (the point fails with EIO), `crash` (the process ends at
-// once with _exit(kCrashExit): no flush, no clean-up, as kill -9 would), or
-// `delay:MS` (the point sleeps MS milliseconds). PROBABILITY in (0, 1]
+// once with _exit(kCrashExit): no flush, no clean-up, as kill -9 would),
+// `drop` (the point fails with absl Unavailable "fault point NAME: reply
+// dropped", which reaches the client as gRPC UNAVAILABLE like a cut
+// connection, so the client resends with the same xid), or `delay:MS` (the
+// point sleeps MS milliseconds). PROBABILITY in (0, 1]
 // (default 1): each pass fires with it, drawn from the seeded generator.
 // COUNT (default 1, at most 1000000): how many times the point fires at
 // most, so every fault loop is bounded.
@@ -30,7 +33,8 @@ inline constexpr int kCrashExit = 99;
 [[nodiscard]] absl::Status ConfigureFromEnv();
 
 // At the fault point `name`: fires its rule if configured (crash does not
-// return; delay sleeps, then OK) and returns EIO for `error`.
+// return; delay sleeps, then OK), returns EIO for `error` and Unavailable
+// for `drop`.
 [[nodiscard]] absl::Status Hit(const char* name);
 
 // How many times `name` fired since the last Configure.

@@ -31,6 +31,15 @@ TEST_F(FaultPointsTest, ErrorFiresCountTimesThenStops) {
   EXPECT_TRUE(Hit("c").ok());  // not configured
 }
 
+TEST_F(FaultPointsTest, DropFailsUnavailableLikeACutConnection) {
+  ASSERT_TRUE(Configure("mds.after_commit=drop*1", 1).ok());
+  absl::Status s = Hit("mds.after_commit");
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_EQ(s.message(), "fault point mds.after_commit: reply dropped");
+  EXPECT_TRUE(Hit("mds.after_commit").ok());  // *1: only once
+  EXPECT_EQ(Fired("mds.after_commit"), 1u);
+}
+
 std::vector<bool> Pattern(uint64_t seed) {
   EXPECT_TRUE(Configure("p=error@0.5*1000", seed).ok());
   std::vector<bool> out;
@@ -54,7 +63,7 @@ TEST_F(FaultPointsTest, BadSpecsAreRefusedAndChangeNothing) {
   ASSERT_TRUE(Configure("a=error", 1).ok());
   for (const char* bad :
        {"a", "=error", "a=explode", "a=error@0", "a=error@1.5", "a=error*0",
-        "a=error*x", "a=delay:", "a=delay:-1"}) {
+        "a=error*x", "a=delay:", "a=delay:-1", "a=drops"}) {
     absl::Status s = Configure(bad, 1);
     EXPECT_EQ(ToErrno(s), EINVAL) << bad;
   }

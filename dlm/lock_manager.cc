@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "common/fault_points.h"
 #include "spdlog/spdlog.h"
 
 namespace stripefs::dlm {
@@ -128,12 +129,19 @@ void LockManager::Commit(Txn& txn) {
   }
   if (txn.meta) b.Put(kMetaKey, EncodeMeta(meta_));
   if (!b.empty()) {
-    absl::Status s = kv_->Write(b);
+    // Fault points around the table's commit (crash-recovery tests): an
+    // error before it is a failed write (nothing persisted), a crash after
+    // it loses the grants and callbacks not yet sent.
+    absl::Status s = fault::Hit("dlm.before_persist");
+    if (s.ok()) s = kv_->Write(b);
     if (!s.ok()) {
       // The in-memory table stays authoritative; only a restart would
       // lose these changes.
       spdlog::error("persisting lock table ({} changes): {}", b.ops().size(),
                     s.ToString());
+    } else if (absl::Status f = fault::Hit("dlm.after_persist"); !f.ok()) {
+      // Nothing to undo: the table is stored and the events still go out.
+      spdlog::warn("after persisting the lock table: {}", f.ToString());
     }
   }
   for (auto& [client, ev] : txn.events) Queue(client, std::move(ev));

@@ -3,6 +3,7 @@
 #include <cerrno>
 
 #include "common/errors.h"
+#include "common/fault_points.h"
 #include "dlm/fake_clock.h"
 #include "gtest/gtest.h"
 
@@ -517,6 +518,26 @@ TEST_F(LockManagerTest, TablePersistsAcrossCleanReopen) {
   EXPECT_EQ(ev[0].kind, CallbackEvent::kCompletion);
   // Handles are never reused.
   EXPECT_GT(Enq(kA, Plain(LockMode::kNL)).handle, w.handle);
+}
+
+// dlm.before_persist=error is a failed table write: the grant stands in
+// memory (logged) but an unclean restart no longer has it; after_persist
+// fires once the change is stored, which the restart then has.
+TEST_F(LockManagerTest, FaultPointsAroundThePersist) {
+  ASSERT_TRUE(fault::Configure("dlm.before_persist=error", 1).ok());
+  LockInfo a = Enq(kA, Plain(LockMode::kPW));
+  EXPECT_TRUE(a.granted);
+  EXPECT_EQ(fault::Fired("dlm.before_persist"), 1u);
+  ASSERT_TRUE(fault::Configure("dlm.after_persist=error", 1).ok());
+  LockInfo b = Enq(kB, Plain(LockMode::kPR, "other"));
+  EXPECT_TRUE(b.granted);
+  EXPECT_EQ(fault::Fired("dlm.after_persist"), 1u);
+  ASSERT_TRUE(fault::Configure("", 1).ok());
+  Reopen();  // no Close(): unclean
+  auto locks = m_->Locks();
+  ASSERT_EQ(locks.size(), 1u);
+  EXPECT_EQ(locks[0].handle, b.handle);
+  EXPECT_EQ(locks[0].client_id, kB);
 }
 
 TEST_F(LockManagerTest, UncleanRestartOpensRecoveryWindowForReplay) {

@@ -13,6 +13,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/fault_points.h"
 #include "common/logging.h"
 #include "common/version.h"
 #include "dlm/dlm_service.h"
@@ -63,6 +64,11 @@ int main(int argc, char** argv) {
   stripefs::rpc::StopSignals signals;
 
   stripefs::InitLogging(target, log_level);
+  // Fault points for crash-recovery tests (logged with their seed if set).
+  if (absl::Status s = stripefs::fault::ConfigureFromEnv(); !s.ok()) {
+    fprintf(stderr, "stripefs-dlm: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
 
   auto kv = stripefs::storage::OpenRocksKv(data + "/db");
   if (!kv.ok()) {

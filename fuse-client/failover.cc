@@ -34,25 +34,24 @@ absl::Status MountFailover::ResumeTarget(TargetClient& t) {
 }
 
 absl::StatusOr<std::unique_ptr<MountFailover>> MountFailover::Start(
-    dlm::DlmClient* dlm, MdsClient* mds, OstSet* osts, Fs* fs) {
+    dlm::DlmClient* dlm, MdsClient* mds, OstSet* osts) {
   std::unique_ptr<MountFailover> f(new MountFailover());
   mds->gate().Close();
   for (const auto& [index, ost] : osts->all()) ost->gate().Close();
-  // The MDS instance our open handles live on (only the watch's thread
-  // touches it after this).
-  auto handles_on = std::make_shared<uint64_t>(mds->instance());
+  // The open files are re-established by the MdsClient's recovery function
+  // (Fs::ReopenAll, set by the mount), which also serves crash recovery:
+  // the MdsClient alone knows which instance the handles live on, so a
+  // reopen is done once per instance whichever path finds it first.
   auto watch = dlm::ActiveWatch::Start(
       dlm, mds->name(),
       {.pause = [mds] { Pause(*mds); },
-       .resume = [mds, fs, handles_on](bool lost) -> absl::Status {
+       .resume = [mds](bool lost) -> absl::Status {
          GateBypass bypass;  // our own requests pass the closed gate
          if (absl::Status s = ResumeTarget(*mds); !s.ok()) return s;
-         // The same instance still has every handle (e.g. the lock was
-         // lost to a DLM eviction while the MDS kept running).
-         if (mds->instance() != *handles_on) {
-           if (absl::Status s = fs->ReopenAll(lost); !s.ok()) return s;
-           *handles_on = mds->instance();
-         }
+         // Nothing to do when the same instance still has every handle
+         // (e.g. the lock was lost to a DLM eviction while the MDS kept
+         // running).
+         if (absl::Status s = mds->Recover({}, lost); !s.ok()) return s;
          mds->gate().Reopen();
          return absl::OkStatus();
        }});

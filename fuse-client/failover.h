@@ -6,8 +6,9 @@
 //    most kDrainLimit, for the requests in flight.
 //  - resume: reconnect (Connect handshake again: the server may now be
 //    another release; TargetClient remembers the new protocol and
-//    features), for mdt0 re-establish every open file (Fs::ReopenAll), then
-//    reopen the gate.
+//    features), for mdt0 re-establish every open file when the instance
+//    changed (MdsClient::Recover, which runs Fs::ReopenAll once per new
+//    instance, shared with crash recovery), then reopen the gate.
 // Without a lock service there is no watch (and no controlled failover).
 // Thread-safe; the hooks run on the watches' threads.
 #pragma once
@@ -19,7 +20,6 @@
 #include "absl/time/time.h"
 #include "dlm/active_watch.h"
 #include "dlm/dlm_client.h"
-#include "fuse-client/fs.h"
 #include "fuse-client/ost_set.h"
 #include "fuse-client/target_client.h"
 
@@ -32,9 +32,9 @@ class MountFailover {
 
   // Closes every target's gate and starts the watches (each gate reopens
   // once its target's active lock is granted). All pointers must outlive
-  // the result.
+  // the result; mds's recovery function (SetRecovery) must be set.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<MountFailover>> Start(
-      dlm::DlmClient* dlm, MdsClient* mds, OstSet* osts, Fs* fs);
+      dlm::DlmClient* dlm, MdsClient* mds, OstSet* osts);
   ~MountFailover();
 
   // Waits until every target is active once (a mount started during a

@@ -198,6 +198,10 @@ absl::StatusOr<rpc::Entry> Fs::GetAttr(const OpCtx& ctx, uint64_t ino) {
 
 absl::StatusOr<rpc::Entry> Fs::SetAttr(const OpCtx& ctx, uint64_t ino,
                                        const SetAttrArgs& args) {
+  // An open file lost (failover, eviction) cuts no data any more.
+  if (args.file != nullptr) {
+    if (absl::Status s = CheckNotBroken(*args.file); !s.ok()) return s;
+  }
   std::shared_ptr<InodeState> st =
       args.file != nullptr ? args.file->inode : FindOpen(ino);
   if (args.valid & rpc::SETATTR_SIZE) {
@@ -261,6 +265,8 @@ absl::StatusOr<rpc::Entry> Fs::SetAttr(const OpCtx& ctx, uint64_t ino,
     absl::StatusOr<rpc::Entry> killed = KillPriv(ctx, ino, args.mode);
     if (killed.ok()) return killed;
   }
+  // ftruncate(2) on a handle the MDS dropped when it evicted this mount.
+  if (args.file != nullptr) s = HandleGone(*args.file, s);
   if (!s.ok()) return s;
   if (st != nullptr) {
     absl::MutexLock lock(&st->mu);

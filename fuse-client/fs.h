@@ -290,6 +290,11 @@ class Fs {
   absl::Status ReleaseHandle(const OpCtx& ctx, uint64_t handle);
   // EIO for an open file lost in a failover (OpenFile::broken).
   static absl::Status CheckNotBroken(const OpenFile& f);
+  // `s` is the MDS's answer to a request on f's handle. EBADF means the MDS
+  // no longer knows the handle: it evicted this mount (its client lease
+  // ran out, mds/client_leases.h). Marks f broken, logs it once and
+  // returns EIO; any other status is returned as is.
+  static absl::Status HandleGone(OpenFile& f, const absl::Status& s);
   absl::StatusOr<std::string> DfText(const OpCtx& ctx);
   void ForgetCap(uint64_t ino);
   // ReadDir from offset 0 with a metadata cache: fills d with the cached

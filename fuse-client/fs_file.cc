@@ -442,7 +442,7 @@ absl::Status Fs::Release(const OpCtx& ctx, OpenFile* f) {
     return absl::OkStatus();
   }
   absl::Status s = ReportSize(f->opener, *f->inode);
-  absl::Status r = ReleaseHandle(f->opener, f->handle);
+  absl::Status r = HandleGone(*f, ReleaseHandle(f->opener, f->handle));
   DropOpen(f->inode);
   return s.ok() ? r : s;
 }
@@ -533,6 +533,21 @@ absl::Status Fs::CheckNotBroken(const OpenFile& f) {
   if (!f.broken) return absl::OkStatus();
   return Errno(EIO, absl::StrCat("open file of inode ", f.inode->ino,
                                  " was lost in an MDS failover"));
+}
+
+absl::Status Fs::HandleGone(OpenFile& f, const absl::Status& s) {
+  if (s.ok() || ToErrno(s) != EBADF) return s;
+  if (!f.broken.exchange(true)) {
+    spdlog::error(
+        "open file of inode {} (MDS handle {}) is gone on the MDS: this "
+        "mount was evicted (the MDS did not hear from it for its client "
+        "lease) and its open handles dropped ({}); the file's operations "
+        "now fail with EIO, open it again",
+        f.inode->ino, f.handle, s.ToString());
+  }
+  return Errno(EIO, absl::StrCat("open file of inode ", f.inode->ino,
+                                 " is gone on the MDS: this mount was "
+                                 "evicted"));
 }
 
 }  // namespace stripefs::client

@@ -36,6 +36,7 @@
 #include "fuse-client/posix_locks.h"
 #include "fuse-client/data_locks.h"
 #include "fuse-client/fuse_ops.h"
+#include "fuse-client/keepalive.h"
 #include "fuse-client/ost_set.h"
 #include "fuse-client/target_client.h"
 #include "spdlog/spdlog.h"
@@ -233,12 +234,17 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
     fs.set_data_locks(data_locks.get());
   }
 
+  // The open files' MDS handles live on the instance connected now; on any
+  // other instance (found by a resend's reconnect, the keepalive or a
+  // controlled failover) they are re-established first (crash recovery).
+  mds.SetRecovery([&fs](bool evicted) { return fs.ReopenAll(evicted); });
+
   // Controlled failover: PR on active:<target> for the MDT and every OST,
   // taken before the mount serves (a mount started while a server is
   // stopping waits here until the next instance is up).
   std::unique_ptr<MountFailover> failover;
   if (dlm) {
-    auto started = MountFailover::Start(dlm.get(), &mds, &osts, &fs);
+    auto started = MountFailover::Start(dlm.get(), &mds, &osts);
     if (!started.ok() || !(*started)->WaitActive(kMountConnectWait)) {
       return notify.Fail(
           started.ok() ? "the servers did not become active (controlled "
@@ -299,6 +305,8 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
     fs.set_on_md_drop(
         [inv = attr_inval.get()](uint64_t ino) { inv->Invalidate(ino); });
   }
+  // Lease renewal and new-instance detection while idle; stopped at unmount.
+  Keepalive keepalive(&mds);
   spdlog::info("mounted {} (mds {}, {} OSTs, client id {:#x})", cfg.mountpoint,
                cfg.mds, osts.all().size(), client_id);
   if (!cfg.foreground) {
@@ -334,6 +342,7 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   fuse_opt_free_args(&args);
+  keepalive.Stop();
   if (failover) failover->Stop();
   if (dlm) dlm->Close(/*cancel_locks=*/true);
   spdlog::info("unmounted {} (loop rc {})", cfg.mountpoint, rc);

@@ -44,8 +44,11 @@ absl::Status TargetClient::Connect() {
     absl::MutexLock lock(&mu_);
     server_release_ = reply.release();
   }
-  spdlog::info("connected to {} at {} (release {}, proto {}, features {:#x})",
-               name_, address_, reply.release(), n->proto, n->features);
+  spdlog::info(
+      "connected to {} at {} (release {}, proto {}, features {:#x}, instance "
+      "{:#x})",
+      name_, address_, reply.release(), n->proto, n->features,
+      reply.instance());
   return absl::OkStatus();
 }
 
@@ -94,9 +97,67 @@ absl::Status TargetClient::RetryState::Wait(const grpc::Status& last,
     clock->SleepFor(std::min(absl::Milliseconds(20), wake - clock->Now()));
   }
   backoff_ = std::min(backoff_ * 2, absl::Seconds(1));
-  if (absl::Status s = t_->Connect(); !s.ok()) {
+  if (absl::Status s = t_->Reconnect(); !s.ok()) {
     spdlog::debug("reconnect to {}: {}", t_->name_, s.ToString());
   }
+  return absl::OkStatus();
+}
+
+namespace {
+// Set while this thread runs a recovery function (TargetClient::Recover).
+thread_local bool t_in_recovery = false;
+}  // namespace
+
+bool TargetClient::InRecovery() { return t_in_recovery; }
+
+void TargetClient::SetRecovery(std::function<absl::Status(bool)> fn) {
+  recover_fn_ = std::move(fn);
+  state_on_ = instance_.load();
+  has_recovery_ = recover_fn_ != nullptr;
+}
+
+absl::Status TargetClient::Recover(const InterruptFn& intr, bool evicted) {
+  if (!has_recovery_.load() || t_in_recovery) return absl::OkStatus();
+  recover_mu_.Lock();
+  for (;;) {
+    const uint64_t target = instance_.load();
+    if (target == state_on_.load()) break;
+    if (recovering_) {
+      // Another thread is re-establishing the state: wait for it, in short
+      // steps so a signal can abandon the wait.
+      recover_cv_.WaitWithTimeout(&recover_mu_, absl::Milliseconds(50));
+      if (intr && intr()) {
+        recover_mu_.Unlock();
+        return Errno(EINTR, "interrupted while waiting for the recovery of " +
+                                name_);
+      }
+      continue;
+    }
+    recovering_ = true;
+    recover_mu_.Unlock();
+    spdlog::info("{}: new server instance {:#x} (state on {:#x}): "
+                 "re-establishing this mount's state",
+                 name_, target, state_on_.load());
+    absl::Status s;
+    {
+      GateBypass bypass;  // the gate may be closed (controlled failover)
+      t_in_recovery = true;
+      s = recover_fn_(evicted);
+      t_in_recovery = false;
+    }
+    recover_mu_.Lock();
+    recovering_ = false;
+    recover_cv_.SignalAll();
+    if (!s.ok()) {
+      recover_mu_.Unlock();
+      spdlog::warn("{}: recovery on instance {:#x} failed: {}", name_, target,
+                   s.ToString());
+      return s;
+    }
+    // If the instance changed again meanwhile, the loop goes once more.
+    state_on_ = target;
+  }
+  recover_mu_.Unlock();
   return absl::OkStatus();
 }
 
@@ -125,6 +186,18 @@ grpc::Status MdsClient::DoConnect(grpc::ClientContext* ctx,
                                   const rpc::ConnectRequest& req,
                                   rpc::ConnectReply* reply) {
   return stub()->Connect(ctx, req, reply);
+}
+
+absl::StatusOr<uint64_t> MdsClient::Ping() {
+  rpc::StatusRequest req;
+  req.set_client_id(options().client_id);
+  rpc::StatusReply reply;
+  grpc::ClientContext ctx;
+  rpc::SetDeadline(ctx, options().deadline);
+  absl::Status s = rpc::FromGrpc(stub()->Status(&ctx, req, &reply));
+  Count("Status");
+  if (!s.ok()) return s;
+  return reply.instance();
 }
 
 void MdsClient::NewStub(std::shared_ptr<grpc::Channel> channel) {

@@ -5,11 +5,18 @@
 // rpc::FromGrpc and counts RPCs per method. Every request passes the
 // target's RequestGate before it is formatted, so controlled failover can
 // hold new requests while in-flight ones finish.
+// Crash recovery (docs/internals.md "Crash recovery: the mount"): state this
+// mount keeps on the server (the MDS's open handles) lives on one server
+// instance; when a reconnect finds another instance, the recovery function
+// (SetRecovery) re-establishes that state once per new instance before any
+// request goes on. TargetClient is the one owner of "the state lives on
+// instance X", for crashes and controlled failovers alike.
 // Thread-safe.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -17,6 +24,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -80,6 +88,31 @@ class TargetClient {
 
   std::map<std::string, uint64_t> RpcCounts() const;
 
+  // Sets the function that re-establishes this mount's state on a new
+  // server instance (Fs::ReopenAll for mdt0; none for an OST: object I/O is
+  // stateless). The state is taken to live on the instance connected now.
+  // Call before requests that depend on it are sent, never while one runs.
+  void SetRecovery(std::function<absl::Status(bool evicted)> fn);
+  // When the connected instance() differs from the one the state lives on,
+  // runs the recovery function: one thread at a time, the others wait for
+  // it (EINTR when `intr` fires); then the state lives on that instance.
+  // Repeats while the instance changed meanwhile. The recovery function's
+  // own requests pass the closed gate and never wait on themselves (they
+  // run under a GateBypass and a thread-local recovery scope). `evicted`
+  // is handed to the recovery function (controlled failover after a lost
+  // active lock). OK when there is nothing to do; the recovery function's
+  // error otherwise (a later call tries again).
+  absl::Status Recover(const InterruptFn& intr, bool evicted = false);
+  // The instance the state lives on (0: none yet).
+  uint64_t state_instance() const { return state_on_.load(); }
+  // True when a request must call Recover before it is sent.
+  bool NeedsRecovery() const {
+    return has_recovery_.load() && instance_.load() != state_on_.load() &&
+           !InRecovery();
+  }
+  // True on a thread running a recovery function.
+  static bool InRecovery();
+
   // The request path: gate -> format(req) -> deadline -> stub call ->
   // FromGrpc -> count. `format` runs only once the gate admitted the call.
   template <typename Stub, typename Req, typename Reply, typename Format>
@@ -94,6 +127,12 @@ class TargetClient {
     format(req);
     RetryState retry(this);
     for (;;) {
+      // A new server instance (found by a reconnect below, by another
+      // request or by the keepalive): this mount's state is re-established
+      // there before the request (or its resend) goes on.
+      if (NeedsRecovery()) {
+        if (absl::Status s = Recover(intr); !s.ok()) return s;
+      }
       grpc::ClientContext ctx;
       rpc::SetDeadline(ctx, options_.deadline);
       grpc::Status gs = (stub->*fn)(&ctx, req, reply);
@@ -107,7 +146,9 @@ class TargetClient {
   }
 
  protected:
-  // Backoff between resends of one call; reconnects before each resend.
+  // Backoff between resends of one call; reconnects (Reconnect: a new
+  // channel once connecting has failed for kFreshChannelAfter) before each
+  // resend.
   class RetryState {
    public:
     explicit RetryState(TargetClient* t) : t_(t) {}
@@ -126,14 +167,14 @@ class TargetClient {
                                  rpc::ConnectReply* reply) = 0;
   // Builds the stub over a new channel (Reconnect).
   virtual void NewStub(std::shared_ptr<grpc::Channel> channel) = 0;
+  void Count(const char* method);
+  const TargetOptions& options() const { return options_; }
   // Guards channel_ and the subclasses' stub (replaced by Reconnect;
   // callers keep a shared_ptr copy for the duration of a call).
   mutable absl::Mutex stub_mu_;
   std::shared_ptr<grpc::Channel> channel_ ABSL_GUARDED_BY(stub_mu_);
 
  private:
-  void Count(const char* method);
-
   const std::string name_;
   const std::string address_;
   const TargetOptions options_;
@@ -142,11 +183,31 @@ class TargetClient {
   std::atomic<uint32_t> proto_{0};
   std::atomic<uint64_t> features_{0};
   std::atomic<uint64_t> instance_{0};
+  // Crash recovery (SetRecovery/Recover).
+  std::atomic<bool> has_recovery_{false};
+  std::atomic<uint64_t> state_on_{0};
+  absl::Mutex recover_mu_;
+  absl::CondVar recover_cv_;
+  std::function<absl::Status(bool)> recover_fn_;  // set once, before use
+  bool recovering_ ABSL_GUARDED_BY(recover_mu_) = false;
   mutable absl::Mutex mu_;
   std::string server_release_ ABSL_GUARDED_BY(mu_);
   // Since when Reconnect has been failing (InfiniteFuture: it is not).
   absl::Time failing_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   absl::flat_hash_map<const char*, uint64_t> counts_ ABSL_GUARDED_BY(mu_);
+};
+
+// Sends over the client's CURRENT stub: a resend after Reconnect replaced
+// the channel goes over the new one (TargetClient::Call keeps the object it
+// is given for all its sends).
+template <typename Client, typename Stub, typename Req, typename Reply>
+struct CurrentStub {
+  Client* client;
+  grpc::Status (Stub::*fn)(grpc::ClientContext*, const Req&, Reply*);
+  grpc::Status Send(grpc::ClientContext* ctx, const Req& req, Reply* reply) {
+    std::shared_ptr<Stub> s = client->stub();
+    return (s.get()->*fn)(ctx, req, reply);
+  }
 };
 
 class MdsClient : public TargetClient {
@@ -162,10 +223,16 @@ class MdsClient : public TargetClient {
                                                        const Req&, Reply*),
                     const char* method, const InterruptFn& intr,
                     Format&& format, Reply* reply) {
-    std::shared_ptr<rpc::Mds::Stub> s = stub();
-    return TargetClient::Call(s.get(), fn, method, intr,
-                              std::forward<Format>(format), reply);
+    CurrentStub<MdsClient, rpc::Mds::Stub, Req, Reply> current{this, fn};
+    return TargetClient::Call(&current, &decltype(current)::Send, method,
+                              intr, std::forward<Format>(format), reply);
   }
+
+  // One keepalive round trip (fuse-client/keepalive.h): Status carrying
+  // this mount's client id (renews its MDS lease), with the call deadline,
+  // no gate and no resend. Returns the instance of the server that
+  // answered.
+  absl::StatusOr<uint64_t> Ping();
 
  protected:
   grpc::Status DoConnect(grpc::ClientContext* ctx,
@@ -190,9 +257,9 @@ class OstClient : public TargetClient {
                                                        const Req&, Reply*),
                     const char* method, const InterruptFn& intr,
                     Format&& format, Reply* reply) {
-    std::shared_ptr<rpc::Oss::Stub> s = stub();
-    return TargetClient::Call(s.get(), fn, method, intr,
-                              std::forward<Format>(format), reply);
+    CurrentStub<OstClient, rpc::Oss::Stub, Req, Reply> current{this, fn};
+    return TargetClient::Call(&current, &decltype(current)::Send, method,
+                              intr, std::forward<Format>(format), reply);
   }
 
  protected:

@@ -1,6 +1,8 @@
 // stripefs-mds: the metadata server process. Flags per docs/internals.md.
 // SIGTERM/SIGINT: clean stop. SIGUSR2: controlled stop (EX on
 // active:<target> through the DLM first, see rpc/server_lifecycle.h).
+// SIGUSR1: forced failover (seed 002): no more replies, store read-only,
+// exit 0 without recording a clean stop.
 // Refuses to start (exit 3) when the start-up check fails, unless --force.
 #include <pthread.h>
 #include <signal.h>
@@ -23,6 +25,7 @@
 #include "common/version.h"
 #include "grpcpp/grpcpp.h"
 #include "dlm/dlm_client.h"
+#include "mds/client_leases.h"
 #include "mds/md_locks.h"
 #include "mds/mds_core.h"
 #include "mds/mds_service.h"
@@ -45,6 +48,7 @@ struct Config {
   std::string dlm;
   bool force = false;
   double reopen_window_s = 60;
+  double client_lease_s = 60;
 };
 
 int Fail(const std::string& msg) {
@@ -76,6 +80,15 @@ int main(int argc, char** argv) {
                  "seconds the open handles of a cleanly stopped previous "
                  "instance wait for their clients to reopen them")
       ->default_val(60)
+      ->check(CLI::Range(0.0, 86400.0));
+  app.add_option("--client-lease", cfg.client_lease_s,
+                 "seconds a client (release 1.1.0 or later) may stay silent "
+                 "before it is evicted: its open handles are dropped and the "
+                 "files it kept unlinked-while-open reclaimed (0: never; "
+                 "default 60; env STRIPEFS_MDS_CLIENT_LEASE, e.g. for tests "
+                 "through `stripefs cluster up`)")
+      ->default_val(60)
+      ->envname("STRIPEFS_MDS_CLIENT_LEASE")
       ->check(CLI::Range(0.0, 86400.0));
   app.add_option("--log-level", cfg.log_level, "debug|info|warn|error")
       ->default_val("info")
@@ -125,8 +138,8 @@ int main(int argc, char** argv) {
     return Fail("data dir " + cfg.data + " is not writable");
   }
 
-  // Block the stop signals before any thread starts.
-  stripefs::rpc::StopSignals signals;
+  // Block the stop signals (SIGUSR1 too) before any thread starts.
+  stripefs::rpc::StopSignals signals(/*forced_failover=*/true);
 
   auto store = stripefs::storage::OpenRocksKv(cfg.data + "/db");
   if (!store.ok()) {
@@ -178,11 +191,14 @@ int main(int argc, char** argv) {
   opts.dlm_address = cfg.dlm;
   opts.default_stripe_count = cfg.stripe_count;
   opts.default_stripe_size = static_cast<uint32_t>(cfg.stripe_size);
-  // Open handles of a cleanly stopped previous instance wait for their
-  // clients to reopen them; after an unclean or forced start they go.
-  opts.keep_open_handles =
-      startup->previous_clean && !startup->evict_clients;
+  // Open handles of the previous instance wait for their clients to reopen
+  // them, whether it stopped cleanly or crashed (kill -9, forced failover):
+  // they are in the store either way. Only a start forced past a refusal
+  // (--force over an unclean store of another release) discards them, as
+  // its clients are evicted.
+  opts.keep_open_handles = !startup->evict_clients;
   opts.reopen_window = absl::Seconds(cfg.reopen_window_s);
+  opts.client_lease = absl::Seconds(cfg.client_lease_s);
   auto core = std::make_unique<stripefs::mds::MdsCore>(
       store->get(), pool.get(), stripefs::RealClock(), opts);
   if (absl::Status s = core->Start(); !s.ok()) {
@@ -208,8 +224,19 @@ int main(int argc, char** argv) {
     dlm = std::move(*started);
   }
   stripefs::mds::MdLocker locker(dlm.get());
+  // Evicts dead clients (mds/client_leases.h); stopped before the core.
+  if (cfg.client_lease_s > 0 && cfg.client_lease_s < 15) {
+    spdlog::warn(
+        "--client-lease {}s is shorter than 3 mount keepalive periods (5 s "
+        "each): an idle live mount may be evicted",
+        cfg.client_lease_s);
+  }
+  stripefs::mds::ClientLeases leases(
+      stripefs::RealClock(), opts.client_lease,
+      [&core](uint64_t client_id) { return core->EvictClient(client_id); });
   stripefs::mds::MdsService service(core.get(), cfg.target, instance);
   service.set_locker(&locker);
+  service.set_leases(&leases);
 
   grpc::ServerBuilder builder;
   stripefs::rpc::ConfigureServer(builder);
@@ -226,6 +253,7 @@ int main(int argc, char** argv) {
     return Fail("cannot listen on " + cfg.listen);
   }
   spdlog::info("serving {} on {} (port {})", cfg.target, cfg.listen, port);
+  leases.Start();
   if (dlm) dlm->StartConnecting();
   // PR on active:ost<i>: calls to a stopping OSS wait (grpc_ost_pool.cc).
   if (dlm) pool->WatchActive(dlm.get());
@@ -234,13 +262,43 @@ int main(int argc, char** argv) {
   stripefs::rpc::BounceIfForced(dlm.get(), cfg.target,
                                 startup->evict_clients);
 
+  const stripefs::rpc::StopKind stop_kind = signals.Wait();
+  if (stop_kind == stripefs::rpc::StopKind::kForcedFailover) {
+    // Seed 002: no reply from now on (requests executing answer
+    // UNAVAILABLE too, whatever they did), THEN the store refuses writes,
+    // so that their write errors never reach a client: they resend to the
+    // next instance, which answers from the reply records.
+    service.BeginForcedFailover();
+    (*store)->SetReadOnly(true);
+    service.SetStopping();
+    server->Shutdown(std::chrono::system_clock::now() +
+                     absl::ToChronoSeconds(
+                         stripefs::rpc::kForcedFailoverGrace));
+    server->Wait();
+    leases.Stop();  // before the core goes
+    pool->StopWatching();
+    // Like a crash: the locks stay in the DLM until the next instance
+    // resets them at its first connect (same client id).
+    if (dlm) dlm->Close(/*cancel_locks=*/false);
+    core->Stop();  // background threads met EROFS at worst, logged
+    core.reset();
+    // No final sync, no clean-stop record: the server record keeps
+    // clean=0, so the next start recovers as after a crash (same release:
+    // allowed without --force, open handles kept).
+    store->reset();
+    spdlog::warn(
+        "forced failover: exited without a clean stop; the next instance "
+        "recovers");
+    return 0;
+  }
   // The EX on active:<target> a controlled stop leaves in the DLM.
-  const uint64_t active_lock = stripefs::rpc::ActiveLockForStop(
-      dlm.get(), cfg.target, signals.Wait());
+  const uint64_t active_lock =
+      stripefs::rpc::ActiveLockForStop(dlm.get(), cfg.target, stop_kind);
   const bool keep_active_lock = active_lock != 0;
   service.SetStopping();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   server->Wait();
+  leases.Stop();
   // A controlled stop leaves its EX on active:<target> in the DLM for the
   // next instance to reset; every other lock (metadata locks, PR on the
   // OSTs' active locks) is cancelled so no client waits for a dead holder.

@@ -110,16 +110,18 @@ absl::Status MdsCore::Start() {
     refill_thread_ = std::thread([this] { RefillLoop(); });
     destroy_thread_ = std::thread([this] { DestroyLoop(); });
     reopen_thread_ = std::thread([this] { ReopenWindowLoop(); });
+    prune_thread_ = std::thread([this] { PruneLoop(); });
     KickBackground();
   }
   return absl::OkStatus();
 }
 
 absl::Status MdsCore::Recover() {
-  // Without keep_open_handles (unclean or forced start) the handles of the
-  // previous instance are gone, and so are the orphans they kept alive.
-  // With it, they wait for their clients to reopen them (controlled
-  // failover) and only orphans no handle keeps are reclaimed.
+  // Without keep_open_handles (a forced start) the handles of the previous
+  // instance are gone, and so are the orphans they kept alive. With it
+  // (controlled failover, or a crash: kill -9, forced failover), they wait
+  // for their clients to reopen them and only orphans no handle keeps are
+  // reclaimed.
   storage::WriteBatch b;
   size_t handles = 0, orphans = 0;
   {
@@ -271,6 +273,7 @@ void MdsCore::Stop() {
   if (refill_thread_.joinable()) refill_thread_.join();
   if (destroy_thread_.joinable()) destroy_thread_.join();
   if (reopen_thread_.joinable()) reopen_thread_.join();
+  if (prune_thread_.joinable()) prune_thread_.join();
 }
 
 absl::StatusOr<Inode> MdsCore::LoadInode(uint64_t ino) {
@@ -305,15 +308,136 @@ void MdsCore::PutSuper(storage::WriteBatch* b) {
   b->Put(SuperKey(), EncodeSuperblock(sb_));
 }
 
-absl::Status MdsCore::Commit(const ReqId& req, storage::WriteBatch* b) {
-  // Reply-record hook: exactly-once replies (a later issue) add the record
-  // keyed by (req.client_id, req.xid) to this batch here, so the change and
-  // its reply commit atomically.
-  (void)req;
+absl::Status MdsCore::Commit(const ReqId& req, storage::WriteBatch* b,
+                             ReplyRec reply,
+                             absl::FunctionRef<void()> applied) {
+  // The reply record commits atomically with the change: a resend finds
+  // either both or neither.
+  if (req.client_id != 0) {
+    reply.commit_sec = absl::ToUnixSeconds(clock_->Now());
+    b->Put(ReplyKey(req.client_id, req.xid), EncodeReply(reply));
+    b->Put(ReplyTimeKey(reply.commit_sec, req.client_id, req.xid), "");
+  }
   if (absl::Status s = fault::Hit("mds.before_commit"); !s.ok()) return s;
   if (absl::Status s = store_->Write(*b); !s.ok()) return s;
-  // Committed: an error here is a reply lost after the change was made.
+  applied();
+  // Committed: an error here is a reply lost after the change was made
+  // (`drop`: the client resends and is answered from the record).
   return fault::Hit("mds.after_commit");
+}
+
+ReplyRec MdsCore::InodeReply(const Inode& n) {
+  ReplyRec r;
+  r.ino = n.ino;
+  r.has_inode = true;
+  r.inode = n;
+  return r;
+}
+
+ReplyRec MdsCore::OpenReply(const OpenResult& r) {
+  ReplyRec rec = InodeReply(r.inode);
+  rec.handle = r.handle;
+  rec.truncated = r.truncated;
+  return rec;
+}
+
+absl::StatusOr<std::optional<ReplyRec>> MdsCore::FindReply(const ReqId& req) {
+  if (req.client_id == 0) return std::optional<ReplyRec>();
+  MDS_ASSIGN_OR_RETURN(auto v, store_->Get(ReplyKey(req.client_id, req.xid)));
+  if (!v.has_value()) return std::optional<ReplyRec>();
+  MDS_ASSIGN_OR_RETURN(ReplyRec rec, DecodeReply(*v));
+  spdlog::info(
+      "client {} xid {}: resent request answered from its reply record "
+      "(committed at {})",
+      req.client_id, req.xid, rec.commit_sec);
+  return std::optional<ReplyRec>(std::move(rec));
+}
+
+absl::StatusOr<Inode> MdsCore::ReplyInode(const ReplyRec& rec) {
+  absl::StatusOr<Inode> n = LoadInode(rec.ino);
+  if (n.ok() || ToErrno(n.status()) != ENOENT || !rec.has_inode) return n;
+  // Removed since it was committed: answer what the request did.
+  return rec.inode;
+}
+
+absl::StatusOr<OpenResult> MdsCore::ReplyOpen(const ReqId& req,
+                                              const ReplyRec& rec) {
+  auto it = handles_.find(rec.handle);
+  if (it == handles_.end() || it->second.ino != rec.ino) {
+    return Errno(ESTALE,
+                 absl::StrCat("open handle ", rec.handle, " of inode ",
+                              rec.ino, " that this request (client ",
+                              req.client_id, " xid ", req.xid,
+                              ") opened is gone (forced start, eviction or "
+                              "reopen window over): open the file again"));
+  }
+  if (it->second.reopen_pending &&
+      (it->second.client_id == 0 || it->second.client_id == req.client_id)) {
+    // Kept from the previous instance, whose reply was lost: the resend
+    // is the client taking it up.
+    it->second.reopen_pending = false;
+    --pending_reopen_;
+  }
+  OpenResult out;
+  MDS_ASSIGN_OR_RETURN(out.inode, ReplyInode(rec));
+  out.handle = rec.handle;
+  out.truncated = rec.truncated;
+  return out;
+}
+
+absl::StatusOr<size_t> MdsCore::PruneReplyRecords() {
+  const int64_t cutoff =
+      absl::ToUnixSeconds(clock_->Now() - options_.reply_retention);
+  // Every index key below `end` is expired; nothing else is read.
+  const std::string end = ReplyTimeKey(cutoff, 0, 0);
+  size_t pruned = 0;
+  for (;;) {
+    storage::WriteBatch b;
+    size_t n = 0;
+    {
+      auto it = store_->NewIterator();
+      for (it->Seek(kReplyTimePrefix);
+           it->Valid() && it->key() < end && n < 4096; it->Next()) {
+        const std::string_view k = it->key();
+        if (k.size() == kReplyTimeKeySize) {
+          b.Delete(ReplyKey(storage::DecodeBE64(k.substr(9)),
+                            storage::DecodeBE64(k.substr(17))));
+        }
+        b.Delete(k);
+        ++n;
+      }
+      MDS_RETURN_IF_ERROR(it->status());
+    }
+    if (n == 0) break;
+    MDS_RETURN_IF_ERROR(store_->Write(b));
+    pruned += n;
+    if (n < 4096) break;
+  }
+  if (pruned > 0) {
+    spdlog::debug("pruned {} reply records older than {}", pruned,
+                  absl::FormatDuration(options_.reply_retention));
+  }
+  return pruned;
+}
+
+void MdsCore::PruneLoop() {
+  for (;;) {
+    {
+      absl::MutexLock l(&bg_mu_);
+      bg_mu_.AwaitWithTimeout(
+          absl::Condition(
+              +[](MdsCore* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->bg_mu_) {
+                return c->stop_;
+              },
+              this),
+          options_.reply_sweep_interval);
+      if (stop_) return;
+    }
+    absl::StatusOr<size_t> n = PruneReplyRecords();
+    if (!n.ok()) {
+      spdlog::warn("pruning reply records: {}", n.status().ToString());
+    }
+  }
 }
 
 void MdsCore::AddEntry(storage::WriteBatch* b, Inode* dir,
@@ -532,7 +656,15 @@ absl::Status MdsCore::RefillOne(uint32_t ost) {
   storage::WriteBatch b;
   b.Put(PrecreateKey(ost), EncodePrecreate(st.pool));
   absl::Status s = store_->Write(b);
-  if (!s.ok()) {
+  if (!s.ok() && ToErrno(s) == EROFS) {
+    // The store turned read-only: a forced failover (seed 002). The
+    // objects are orphans past the recorded pool; the next instance
+    // precreates afresh.
+    spdlog::warn(
+        "recording precreated objects of ost{}: {} (expected during a "
+        "forced failover)",
+        ost, s.ToString());
+  } else if (!s.ok()) {
     spdlog::error("recording precreated objects of ost{}: {}", ost,
                   s.ToString());
   }
@@ -581,7 +713,10 @@ absl::StatusOr<size_t> MdsCore::DrainDestroyQueue() {
     for (auto& [ost, items] : batch) {
       std::vector<uint64_t> oids;
       for (auto& [oid, key] : items) oids.push_back(oid);
-      absl::Status s = osts_->Destroy(ost, oids);
+      // Fault point between the unlink's commit (the Q records) and the
+      // destroy on the OSS: a crash here leaves the queue to the next start.
+      absl::Status s = fault::Hit("mds.before_destroy");
+      if (s.ok()) s = osts_->Destroy(ost, oids);
       if (!s.ok()) {
         if (first_error.ok()) {
           first_error = absl::Status(
@@ -592,7 +727,11 @@ absl::StatusOr<size_t> MdsCore::DrainDestroyQueue() {
       for (auto& [oid, key] : items) done.Delete(key);
       done_count += items.size();
     }
-    if (!done.empty()) MDS_RETURN_IF_ERROR(store_->Write(done));
+    if (!done.empty()) {
+      // Destroyed on the OSSs, still queued here: destroyed again later.
+      MDS_RETURN_IF_ERROR(fault::Hit("mds.after_destroy"));
+      MDS_RETURN_IF_ERROR(store_->Write(done));
+    }
     destroyed += done_count;
     if (!first_error.ok() || total < 4096) break;
   }

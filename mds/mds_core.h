@@ -19,6 +19,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
@@ -69,13 +70,22 @@ struct MdsOptions {
   // How long the destroy thread lets removals accumulate before an OSS call.
   absl::Duration destroy_batch_delay = absl::Milliseconds(200);
   // Start(): keep the open handles the previous instance persisted (it
-  // stopped cleanly and the start is not forced) so their clients can
-  // Reopen them for `reopen_window`; false: discard them at start. Default
-  // false.
+  // stopped cleanly or crashed; the start is not forced) so their clients
+  // can Reopen them for `reopen_window`; false: discard them at start.
+  // Default false.
   bool keep_open_handles = false;
   // How long kept handles wait for Reopen before ExpireReopenWindow
   // discards them (a background thread calls it). Default 60 s.
   absl::Duration reopen_window = absl::Seconds(60);
+  // How long a reply record is kept (a client resends a request whose reply
+  // it lost for much less: 30 s), and how often the background sweep
+  // prunes older ones. Defaults 10 min and 60 s.
+  absl::Duration reply_retention = absl::Minutes(10);
+  absl::Duration reply_sweep_interval = absl::Seconds(60);
+  // How long a client that negotiated rpc::kFeatureLease may stay silent
+  // before it is evicted (mds/client_leases.h; --client-lease). Zero: never.
+  // Default 60 s.
+  absl::Duration client_lease = absl::Seconds(60);
 };
 
 // The caller of a syscall.
@@ -85,7 +95,11 @@ struct Cred {
   std::vector<uint32_t> groups;
 };
 
-// (client_id, xid) of a modifying request; reply records key on it.
+// (client_id, xid) of a modifying request; reply records key on it. Every
+// modifying method that commits writes a reply record for a non-zero
+// client_id in the same batch as its change, and answers a request whose
+// record exists from it without executing it again (exactly once across
+// resends and restarts, for `reply_retention`). client_id 0: no record.
 struct ReqId {
   uint64_t client_id = 0;
   uint64_t xid = 0;
@@ -113,6 +127,12 @@ struct DirEntryOut {
   uint32_t type = 0;
   uint64_t cookie = 0;
   std::optional<Inode> inode;  // when plus
+};
+
+// What MdsCore::EvictClient dropped.
+struct EvictResult {
+  size_t handles = 0;    // open handles dropped
+  size_t reclaimed = 0;  // unlinked-while-open inodes deleted
 };
 
 struct ReaddirResult {
@@ -178,6 +198,13 @@ class MdsCore {
   absl::StatusOr<size_t> ExpireReopenWindow();
   // Kept handles still waiting to be reopened.
   size_t PendingReopenCount();
+  // A dead client (lease expired, mds/client_leases.h): drops every open
+  // handle `client_id` owns (their H records too) except kept handles
+  // still pending a reopen (the reopen window governs those), and deletes
+  // the unlinked-while-open inodes no other handle keeps, queueing their
+  // objects for destroy; one batch. Its later requests on those handles
+  // answer EBADF. Client id 0 (owner unknown) is never evicted.
+  absl::StatusOr<EvictResult> EvictClient(uint64_t client_id);
   absl::Status Release(const ReqId& req, uint64_t handle);
   absl::StatusOr<Inode> Mknod(const ReqId& req, const Cred& cred,
                               uint64_t parent, const std::string& name,
@@ -224,6 +251,12 @@ class MdsCore {
                                    std::optional<int32_t> stripe_offset);
   absl::StatusOr<Layout> GetLayout(const Cred& cred, uint64_t ino);
 
+  // Deletes the reply records committed more than reply_retention ago;
+  // returns how many. Reads only the expired part of the time index. A
+  // background thread calls it every reply_sweep_interval; tests may call
+  // it by hand.
+  absl::StatusOr<size_t> PruneReplyRecords();
+
   const std::vector<OstTarget>& Osts() const { return osts_->Targets(); }
   const MdsOptions& options() const { return options_; }
   uint64_t InodeCount();
@@ -257,9 +290,27 @@ class MdsCore {
   absl::StatusOr<Inode> LoadDir(uint64_t ino);  // ENOTDIR if not a directory
   void PutInode(storage::WriteBatch* b, const Inode& n);
   void PutSuper(storage::WriteBatch* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Adds the reply record (future) and writes the batch.
-  absl::Status Commit(const ReqId& req, storage::WriteBatch* b)
+  // Adds the reply record `reply` of req (client_id != 0) to the batch,
+  // writes it, then runs `applied` (in-memory state that follows the
+  // change) before the fault point mds.after_commit, so that a reply lost
+  // there leaves the server as a sent one would.
+  absl::Status Commit(
+      const ReqId& req, storage::WriteBatch* b, ReplyRec reply = {},
+      absl::FunctionRef<void()> applied = [] {})
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The reply record of req, if it has one (client_id 0: never).
+  absl::StatusOr<std::optional<ReplyRec>> FindReply(const ReqId& req)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A reply rebuilt from a record: the inode's current attributes (the
+  // committed ones if it is gone since); for Create / Open also its handle,
+  // marked reopened if it was kept from a previous instance (ESTALE if it
+  // was discarded since).
+  absl::StatusOr<Inode> ReplyInode(const ReplyRec& rec)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<OpenResult> ReplyOpen(const ReqId& req, const ReplyRec& rec)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static ReplyRec InodeReply(const Inode& n);
+  static ReplyRec OpenReply(const OpenResult& r);
 
   // Common creation path for files, nodes, dirs and symlinks.
   absl::StatusOr<Inode> MakeNode(const ReqId& req, const Cred& cred,
@@ -297,6 +348,7 @@ class MdsCore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void KickBackground();
   void ReopenWindowLoop();
+  void PruneLoop();
   void RefillLoop();
   void DestroyLoop();
   absl::Status RefillOne(uint32_t ost) ABSL_LOCKS_EXCLUDED(mu_);
@@ -324,6 +376,7 @@ class MdsCore {
   std::thread refill_thread_;
   std::thread destroy_thread_;
   std::thread reopen_thread_;
+  std::thread prune_thread_;
   bool started_ = false;
 };
 

@@ -78,6 +78,8 @@ absl::Status MdsCore::SetXattr(const ReqId& req, const Cred& cred,
   if (value.size() > kXattrValueMax) return Errno(E2BIG, "xattr value too large");
   if (flags & ~(kXattrCreate | kXattrReplace)) return Errno(EINVAL, "bad xattr flags");
   absl::MutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  if (rec.has_value()) return absl::OkStatus();
   MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   MDS_RETURN_IF_ERROR(XattrPermission(n, cred, ns, true));
   MDS_ASSIGN_OR_RETURN(auto old, store_->Get(XattrKey(ino, name)));
@@ -129,6 +131,8 @@ absl::Status MdsCore::RemoveXattr(const ReqId& req, const Cred& cred,
                                   uint64_t ino, const std::string& name) {
   MDS_ASSIGN_OR_RETURN(XattrNs ns, CheckXattrName(name));
   absl::MutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  if (rec.has_value()) return absl::OkStatus();
   MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   MDS_RETURN_IF_ERROR(XattrPermission(n, cred, ns, true));
   MDS_ASSIGN_OR_RETURN(auto old, store_->Get(XattrKey(ino, name)));
@@ -147,6 +151,11 @@ absl::StatusOr<Layout> MdsCore::SetLayout(const ReqId& req, const Cred& cred,
   MDS_RETURN_IF_ERROR(
       ValidateLayout(stripe_size, stripe_count, stripe_offset.value_or(-1)));
   absl::MutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  if (rec.has_value()) {
+    MDS_ASSIGN_OR_RETURN(Inode n, ReplyInode(*rec));
+    return n.layout;
+  }
   MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   if (!S_ISREG(n.mode) && !S_ISDIR(n.mode)) {
     return Errno(EINVAL, "layouts exist only on files and directories");
@@ -180,7 +189,7 @@ absl::StatusOr<Layout> MdsCore::SetLayout(const ReqId& req, const Cred& cred,
   }
   n.ctime = Now();
   PutInode(&b, n);
-  MDS_RETURN_IF_ERROR(Commit(req, &b));
+  MDS_RETURN_IF_ERROR(Commit(req, &b, InodeReply(n)));
   return n.layout;
 }
 

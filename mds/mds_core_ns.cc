@@ -94,6 +94,8 @@ absl::StatusOr<Inode> MdsCore::GetAttr(uint64_t ino) {
 absl::StatusOr<Inode> MdsCore::SetAttr(const ReqId& req, const Cred& cred,
                                        uint64_t ino, const SetAttrArgs& a) {
   absl::MutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  if (rec.has_value()) return ReplyInode(*rec);
   MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   const bool root = cred.uid == 0;
   const bool owner = root || cred.uid == n.uid;
@@ -182,7 +184,7 @@ absl::StatusOr<Inode> MdsCore::SetAttr(const ReqId& req, const Cred& cred,
   n.ctime = now;
   storage::WriteBatch b;
   PutInode(&b, n);
-  MDS_RETURN_IF_ERROR(Commit(req, &b));
+  MDS_RETURN_IF_ERROR(Commit(req, &b, InodeReply(n)));
   return n;
 }
 
@@ -209,8 +211,8 @@ absl::StatusOr<OpenResult> MdsCore::OpenLocked(const ReqId& req,
     if (cred.uid != 0) KillPriv(&n, cred);
     PutInode(b, n);
   }
-  // next_handle is not persisted here: handles are discarded at start-up,
-  // which resumes after the highest H key it finds.
+  // next_handle is not persisted here: start-up resumes after the highest
+  // H key it finds (kept or discarded).
   out.handle = sb_.next_handle++;
   b->Put(HandleKey(out.handle), EncodeHandle({n.ino, flags, req.client_id}));
   out.inode = std::move(n);
@@ -220,12 +222,15 @@ absl::StatusOr<OpenResult> MdsCore::OpenLocked(const ReqId& req,
 absl::StatusOr<OpenResult> MdsCore::Open(const ReqId& req, const Cred& cred,
                                          uint64_t ino, uint32_t flags) {
   absl::MutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  if (rec.has_value()) return ReplyOpen(req, *rec);
   MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   storage::WriteBatch b;
   MDS_ASSIGN_OR_RETURN(OpenResult r, OpenLocked(req, cred, std::move(n), flags, &b));
-  MDS_RETURN_IF_ERROR(Commit(req, &b));
-  handles_[r.handle] = {r.inode.ino, flags, req.client_id};
-  open_count_[r.inode.ino]++;
+  MDS_RETURN_IF_ERROR(Commit(req, &b, OpenReply(r), [&] {
+    handles_[r.handle] = {r.inode.ino, flags, req.client_id};
+    open_count_[r.inode.ino]++;
+  }));
   return r;
 }
 
@@ -254,6 +259,8 @@ absl::StatusOr<OpenResult> MdsCore::Reopen(const ReqId& req, uint64_t handle,
 
 absl::Status MdsCore::Release(const ReqId& req, uint64_t handle) {
   absl::MutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  if (rec.has_value()) return absl::OkStatus();
   auto it = handles_.find(handle);
   if (it == handles_.end()) {
     return Errno(EBADF, absl::StrCat("unknown handle ", handle));
@@ -268,16 +275,16 @@ absl::Status MdsCore::Release(const ReqId& req, uint64_t handle) {
     auto n = LoadInode(ino);
     if (n.ok() && n->nlink == 0) DeleteInode(&b, *n);
   }
-  MDS_RETURN_IF_ERROR(Commit(req, &b));
-  if (it->second.reopen_pending) --pending_reopen_;
-  handles_.erase(it);
-  if (reclaim) orphans_.erase(ino);
-  if (last) {
-    open_count_.erase(ino);
-  } else {
-    count--;
-  }
-  return absl::OkStatus();
+  return Commit(req, &b, {}, [&] {
+    if (it->second.reopen_pending) --pending_reopen_;
+    handles_.erase(it);
+    if (reclaim) orphans_.erase(ino);
+    if (last) {
+      open_count_.erase(ino);
+    } else {
+      count--;
+    }
+  });
 }
 
 absl::StatusOr<Inode> MdsCore::MakeNode(const ReqId& req, const Cred& cred,
@@ -305,10 +312,11 @@ absl::StatusOr<Inode> MdsCore::MakeNode(const ReqId& req, const Cred& cred,
     if (S_ISDIR(n.mode)) return Errno(EISDIR, absl::StrCat(name, " is a directory"));
     MDS_ASSIGN_OR_RETURN(*open_out, OpenLocked(req, cred, std::move(n),
                                                *open_flags, &b));
-    MDS_RETURN_IF_ERROR(Commit(req, &b));
-    handles_[open_out->handle] = {open_out->inode.ino, *open_flags,
-                                  req.client_id};
-    open_count_[open_out->inode.ino]++;
+    MDS_RETURN_IF_ERROR(Commit(req, &b, OpenReply(*open_out), [&] {
+      handles_[open_out->handle] = {open_out->inode.ino, *open_flags,
+                                    req.client_id};
+      open_count_[open_out->inode.ino]++;
+    }));
     return open_out->inode;
   }
   MDS_RETURN_IF_ERROR(NeedAccess(dir, cred, W_OK | X_OK));
@@ -364,11 +372,14 @@ absl::StatusOr<Inode> MdsCore::MakeNode(const ReqId& req, const Cred& cred,
           EncodeHandle({n.ino, *open_flags, req.client_id}));
   }
   PutSuper(&b);
-  MDS_RETURN_IF_ERROR(Commit(req, &b));
-  if (open_flags.has_value()) {
-    handles_[open_out->handle] = {n.ino, *open_flags, req.client_id};
-    open_count_[n.ino]++;
-  }
+  MDS_RETURN_IF_ERROR(Commit(
+      req, &b, open_flags.has_value() ? OpenReply(*open_out) : InodeReply(n),
+      [&] {
+        if (open_flags.has_value()) {
+          handles_[open_out->handle] = {n.ino, *open_flags, req.client_id};
+          open_count_[n.ino]++;
+        }
+      }));
   return n;
 }
 
@@ -377,6 +388,8 @@ absl::StatusOr<OpenResult> MdsCore::Create(const ReqId& req, const Cred& cred,
                                            const std::string& name,
                                            uint32_t mode, uint32_t flags) {
   absl::MutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  if (rec.has_value()) return ReplyOpen(req, *rec);
   OpenResult out;
   MDS_ASSIGN_OR_RETURN(
       Inode n, MakeNode(req, cred, parent, name, S_IFREG | (mode & 07777), 0,
@@ -407,6 +420,8 @@ absl::StatusOr<Inode> MdsCore::Mknod(const ReqId& req, const Cred& cred,
       return Errno(EINVAL, "bad file type for mknod");
   }
   absl::MutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  if (rec.has_value()) return ReplyInode(*rec);
   return MakeNode(req, cred, parent, name, type | (mode & 07777), rdev, "",
                   std::nullopt, nullptr);
 }
@@ -415,6 +430,8 @@ absl::StatusOr<Inode> MdsCore::Mkdir(const ReqId& req, const Cred& cred,
                                      uint64_t parent, const std::string& name,
                                      uint32_t mode) {
   absl::MutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  if (rec.has_value()) return ReplyInode(*rec);
   return MakeNode(req, cred, parent, name, S_IFDIR | (mode & 07777), 0, "",
                   std::nullopt, nullptr);
 }
@@ -431,6 +448,8 @@ absl::StatusOr<Inode> MdsCore::Symlink(const ReqId& req, const Cred& cred,
     return Errno(EINVAL, "symlink target contains NUL");
   }
   absl::MutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  if (rec.has_value()) return ReplyInode(*rec);
   return MakeNode(req, cred, parent, name, S_IFLNK | 0777, 0, target,
                   std::nullopt, nullptr);
 }
@@ -440,6 +459,8 @@ absl::StatusOr<Inode> MdsCore::Link(const ReqId& req, const Cred& cred,
                                     const std::string& new_name) {
   MDS_RETURN_IF_ERROR(CheckName(new_name));
   absl::MutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  if (rec.has_value()) return ReplyInode(*rec);
   MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   MDS_ASSIGN_OR_RETURN(Inode dir, LoadDir(new_parent));
   MDS_RETURN_IF_ERROR(NeedAccess(dir, cred, X_OK));
@@ -461,7 +482,7 @@ absl::StatusOr<Inode> MdsCore::Link(const ReqId& req, const Cred& cred,
   dir.mtime = dir.ctime = now;
   PutInode(&b, dir);
   PutInode(&b, n);
-  MDS_RETURN_IF_ERROR(Commit(req, &b));
+  MDS_RETURN_IF_ERROR(Commit(req, &b, InodeReply(n)));
   return n;
 }
 
@@ -479,6 +500,8 @@ absl::Status MdsCore::Remove(const ReqId& req, const Cred& cred,
   }
   MDS_RETURN_IF_ERROR(CheckName(name));
   absl::MutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  if (rec.has_value()) return absl::OkStatus();
   MDS_ASSIGN_OR_RETURN(Inode dir, LoadDir(parent));
   MDS_RETURN_IF_ERROR(NeedAccess(dir, cred, X_OK));
   MDS_ASSIGN_OR_RETURN(auto d, LoadDentry(parent, name));
@@ -521,6 +544,8 @@ absl::Status MdsCore::Rename(const ReqId& req, const Cred& cred,
   MDS_RETURN_IF_ERROR(CheckName(name));
   MDS_RETURN_IF_ERROR(CheckName(new_name));
   absl::MutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  if (rec.has_value()) return absl::OkStatus();
   const bool same_dir = parent == new_parent;
   MDS_ASSIGN_OR_RETURN(Inode sp, LoadDir(parent));
   Inode dp_storage;
@@ -695,6 +720,8 @@ absl::StatusOr<Inode> MdsCore::UpdateSize(const ReqId& req, const Cred& cred,
     return Errno(EINVAL, "nanoseconds out of range");
   }
   absl::MutexLock l(&mu_);
+  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  if (rec.has_value()) return ReplyInode(*rec);
   MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   if (S_ISDIR(n.mode)) return Errno(EISDIR, "is a directory");
   if (!S_ISREG(n.mode)) return Errno(EINVAL, "not a regular file");
@@ -705,7 +732,7 @@ absl::StatusOr<Inode> MdsCore::UpdateSize(const ReqId& req, const Cred& cred,
   if (kill_priv) KillPriv(&n, cred);
   storage::WriteBatch b;
   PutInode(&b, n);
-  MDS_RETURN_IF_ERROR(Commit(req, &b));
+  MDS_RETURN_IF_ERROR(Commit(req, &b, InodeReply(n)));
   return n;
 }
 

@@ -243,6 +243,37 @@ TEST_F(MdsCoreTest, LayoutValidation) {
   EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, f.ino, 0, 1, std::nullopt)), EBUSY);
 }
 
+// mds.before_destroy: the unlink is committed, the objects stay queued
+// (and on the OST) until a later drain; mds.after_destroy: destroyed on the
+// OST but still queued, so the next drain destroys them again, harmlessly.
+TEST_F(MdsCoreTest, FaultPointsOnTheDestroyPath) {
+  Inode a = MustCreate(kRootIno, "a");
+  Inode b = MustCreate(kRootIno, "b");
+  const auto& oa = a.layout.objects.at(0);
+  const auto& ob = b.layout.objects.at(0);
+  ASSERT_TRUE(core_->Remove(Req(), kRoot, kRootIno, "a", false).ok());
+  ASSERT_TRUE(fault::Configure("mds.before_destroy=error", 1).ok());
+  EXPECT_EQ(Err(core_->DrainDestroyQueue().status()), EIO);
+  EXPECT_EQ(Err(core_->Lookup(kRoot, kRootIno, "a")), ENOENT);
+  EXPECT_TRUE(osts_->Exists(oa.ost, oa.oid));
+  auto destroyed = core_->DrainDestroyQueue();
+  ASSERT_TRUE(destroyed.ok()) << destroyed.status();
+  EXPECT_EQ(*destroyed, 1u);
+  EXPECT_FALSE(osts_->Exists(oa.ost, oa.oid));
+  ASSERT_TRUE(core_->Remove(Req(), kRoot, kRootIno, "b", false).ok());
+  ASSERT_TRUE(fault::Configure("mds.after_destroy=error", 1).ok());
+  EXPECT_EQ(Err(core_->DrainDestroyQueue().status()), EIO);
+  EXPECT_FALSE(osts_->Exists(ob.ost, ob.oid));
+  ASSERT_TRUE(fault::Configure("", 1).ok());
+  Restart();  // the queue is on disk
+  destroyed = core_->DrainDestroyQueue();
+  ASSERT_TRUE(destroyed.ok()) << destroyed.status();
+  EXPECT_EQ(*destroyed, 1u);
+  destroyed = core_->DrainDestroyQueue();
+  ASSERT_TRUE(destroyed.ok());
+  EXPECT_EQ(*destroyed, 0u);
+}
+
 TEST_F(MdsCoreTest, MkdirRmdir) {
   Inode d = MustMkdir(kRootIno, "d");
   EXPECT_EQ(d.nlink, 2u);
@@ -498,8 +529,8 @@ TEST_F(MdsCoreTest, ExpiredWindowReclaimsOrphansNotReopened) {
   EXPECT_EQ(Err(core_->Reopen(Req(), c->handle, c->inode.ino)), ESTALE);
 }
 
-// A forced or unclean start (keep_open_handles false) discards the
-// handles: their reopen is ESTALE while new opens work.
+// A forced start (keep_open_handles false) discards the handles: their
+// reopen is ESTALE while new opens work.
 TEST_F(MdsCoreTest, DiscardedHandlesAreStale) {
   auto c = core_->Create(Req(), kRoot, kRootIno, "f", 0644, O_CREAT | O_RDWR);
   ASSERT_TRUE(c.ok());

@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "common/errors.h"
+#include "common/fault_points.h"
 #include "common/version.h"
 #include "rpc/handshake.h"
 #include "rpc/status.h"
@@ -103,10 +104,26 @@ absl::StatusOr<MdLocks> MdsService::LockFor(
 MdsService::MdsService(MdsCore* core, std::string target, uint64_t instance)
     : core_(core), target_(std::move(target)), instance_(instance) {}
 
-grpc::Status MdsService::Finish(Method m, const absl::Status& s,
+grpc::Status MdsService::Finish(Method m, const absl::Status& result,
                                 uint64_t client_id, uint64_t xid) {
   counts_[m].fetch_add(1, std::memory_order_relaxed);
-  if (!s.ok()) {
+  // Any request carrying the client's ReqHeader renews its lease.
+  if (leases_ != nullptr) leases_->Heard(client_id);
+  // A forced failover began: UNAVAILABLE whatever the result, the next
+  // instance answers the resend (rpc/failover_gate.h).
+  if (auto f = failover_.Answer(kMethodNames[m], result, client_id, xid)) {
+    return *f;
+  }
+  absl::Status s = result;
+  // The core has answered; `drop` here loses the reply of any method (a
+  // modifying one has committed, and its resend is answered from its reply
+  // record).
+  if (s.ok()) s = fault::Hit("mds.before_reply");
+  if (absl::IsUnavailable(s)) {
+    // Not an error of the request: the client resends it with the same xid.
+    spdlog::warn("{} (client {} xid {}): reply not sent: {}",
+                 kMethodNames[m], client_id, xid, s.ToString());
+  } else if (!s.ok()) {
     int err = ToErrno(s);
     if (err == EIO || err == 0 || err == EROFS) {
       spdlog::error("{} (client {} xid {}) failed: {}", kMethodNames[m],
@@ -129,14 +146,21 @@ grpc::Status MdsService::Connect(grpc::ServerContext*,
                  req->client_kind(), req->client_name(), req->client_id(),
                  req->release(), reply->proto());
     connections_.Note(req->client_name(), reply->proto());
+    if (leases_ != nullptr) {
+      leases_->Connected(req->client_id(), req->client_kind(),
+                         req->client_name(), reply->features());
+    }
   }
   return Finish(kConnect, r.status(), req->client_id());
 }
 
 grpc::Status MdsService::Status(grpc::ServerContext*,
-                                const rpc::StatusRequest*,
+                                const rpc::StatusRequest* req,
                                 rpc::StatusReply* reply) {
   counts_[kStatus].fetch_add(1, std::memory_order_relaxed);
+  // A mount's keepalive (N+1) names its client: its lease is renewed.
+  if (leases_ != nullptr) leases_->Heard(req->client_id());
+  if (failover_.failing()) return rpc::FailingOver();
   reply->set_target(target_);
   reply->set_release(stripefs::kRelease);
   reply->set_proto_min(rpc::kProtoMin);

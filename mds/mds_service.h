@@ -11,9 +11,11 @@
 
 #include "common/version.h"
 #include "grpcpp/grpcpp.h"
+#include "mds/client_leases.h"
 #include "mds/md_locks.h"
 #include "mds/mds_core.h"
 #include "rpc/connection_log.h"
+#include "rpc/failover_gate.h"
 #include "rpc/proto/mds.grpc.pb.h"
 #if STRIPEFS_PROTO_MAX >= 2
 #include "rpc/proto/mds_v2.grpc.pb.h"
@@ -28,9 +30,17 @@ class MdsService final : public rpc::Mds::Service {
 
   // Reported by Status: "running" or "stopping".
   void SetStopping() { stopping_ = true; }
+  // Forced failover (SIGUSR1, seed 002): from now on every RPC, also one
+  // executing now when it finishes, answers UNAVAILABLE "failing over".
+  // Call before the store turns read-only.
+  void BeginForcedFailover() { failover_.Begin(); }
   // Metadata locks taken before changes (optional; must outlive the
   // service). Set before serving.
   void set_locker(MdLocker* locker) { locker_ = locker; }
+  // Client leases (optional; must outlive the service; set before
+  // serving): Connect tracks a client, Status with its client_id and every
+  // request with its ReqHeader renew its lease.
+  void set_leases(ClientLeases* leases) { leases_ = leases; }
   // Registers the services of every protocol this build speaks on
   // `builder`: Mds, and in release N+1 also MdsV2 (Open2).
   void RegisterWith(grpc::ServerBuilder& builder);
@@ -117,9 +127,11 @@ class MdsService final : public rpc::Mds::Service {
 
   MdsCore* const core_;
   MdLocker* locker_ = nullptr;
+  ClientLeases* leases_ = nullptr;
   const std::string target_;
   const uint64_t instance_;
   std::atomic<bool> stopping_{false};
+  rpc::FailoverGate failover_;
   std::array<std::atomic<uint64_t>, kNumMethods> counts_{};
   // Clients answered by Connect and their protocol (Status "connections").
   rpc::ConnectionLog connections_;

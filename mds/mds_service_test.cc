@@ -8,8 +8,11 @@
 
 #include <cerrno>
 #include <memory>
+#include <thread>
 
+#include "absl/time/clock.h"
 #include "common/errors.h"
+#include "common/fault_points.h"
 #include "gtest/gtest.h"
 #include "rpc/channel.h"
 #include "rpc/handshake.h"
@@ -192,6 +195,11 @@ TEST_F(MdsServiceTest, CreateStatReaddirRemove) {
   EXPECT_NE(cr.handle(), 0u);
   EXPECT_EQ(cr.entry().attr().mode(), S_IFREG | 0640u);
   EXPECT_EQ(cr.entry().layout().objects_size(), 2);  // stripe count -1
+  const uint64_t handle = cr.handle();
+  // The same request resent (same xid) is answered from its reply record.
+  ASSERT_EQ(Call(&rpc::Mds::Stub::Create, c, &cr), 0);
+  EXPECT_EQ(cr.handle(), handle);
+  c.mutable_hdr()->set_xid(2);  // a new request is executed
   EXPECT_EQ(Call(&rpc::Mds::Stub::Create, c, &cr), EEXIST);
 
   rpc::GetAttrRequest ga;
@@ -223,6 +231,52 @@ TEST_F(MdsServiceTest, CreateStatReaddirRemove) {
   rpc::ReleaseReply relr;
   ASSERT_EQ(Call(&rpc::Mds::Stub::Release, rel, &relr), 0);
   EXPECT_EQ(Call(&rpc::Mds::Stub::GetAttr, ga, &e), ENOENT);
+}
+
+// Seed 002: once a forced failover began every RPC answers UNAVAILABLE
+// "failing over" — a request executing at that moment (held before its
+// commit) meets the read-only store and its EROFS never reaches the
+// client; a request that completed before is not answered again (the next
+// instance answers its resend from the reply record); nothing is stored.
+TEST_F(MdsServiceTest, ForcedFailoverAnswersUnavailableNeverTheResult) {
+  rpc::MkdirRequest done = Mkdir(1, "done");
+  rpc::Entry e;
+  ASSERT_EQ(Call(&rpc::Mds::Stub::Mkdir, done, &e), 0);
+  ASSERT_TRUE(fault::Configure("mds.before_commit=delay:800*1", 1).ok());
+  rpc::MkdirRequest held = Mkdir(1, "held");
+  grpc::Status in_flight;
+  std::thread t([&] {
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(ctx, absl::Seconds(10));
+    rpc::Entry out;
+    in_flight = stub_->Mkdir(&ctx, held, &out);
+  });
+  for (int i = 0; i < 200 && fault::Fired("mds.before_commit") == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_EQ(fault::Fired("mds.before_commit"), 1u);
+  service_->BeginForcedFailover();
+  store_->SetReadOnly(true);
+  t.join();
+  ASSERT_TRUE(fault::Configure("", 1).ok());
+  EXPECT_EQ(in_flight.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(in_flight.error_message(), rpc::kFailingOverMessage);
+  EXPECT_EQ(ToErrno(core_->Lookup(Cred{}, 1, "held").status()), ENOENT);
+
+  // Everything else, the resend of the completed request, reads and
+  // Status included, is UNAVAILABLE too.
+  grpc::ClientContext ctx;
+  rpc::SetDeadline(ctx, absl::Seconds(10));
+  grpc::Status resend = stub_->Mkdir(&ctx, done, &e);
+  EXPECT_EQ(resend.error_code(), grpc::StatusCode::UNAVAILABLE);
+  rpc::GetAttrRequest ga;
+  ga.set_ino(1);
+  grpc::ClientContext ctx2;
+  rpc::SetDeadline(ctx2, absl::Seconds(10));
+  EXPECT_EQ(stub_->GetAttr(&ctx2, ga, &e).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_FALSE(ServerUp());
+  EXPECT_TRUE(core_->Lookup(Cred{}, 1, "done").ok());
 }
 
 TEST_F(MdsServiceTest, NonsenseGetsErrorsAndServerStaysUp) {
@@ -423,6 +477,39 @@ TEST(GrpcOstPoolTest, PrecreateDestroyStatfsThroughRealOss) {
   ASSERT_TRUE(c2.ok()) << c2.status();
   EXPECT_EQ(c2->inode.layout.objects[0].oid, 101u);
   core.Stop();
+}
+
+// A reply lost by the fault points (`drop`) reaches the client as gRPC
+// UNAVAILABLE, the code a cut connection gives, so it resends with the same
+// xid; the resent mkdir is answered from its reply record, not EEXIST.
+TEST_F(MdsServiceTest, DroppedRepliesAreUnavailableAndResendsAnsweredOnce) {
+  ASSERT_TRUE(fault::Configure("mds.after_commit=drop", 1).ok());
+  rpc::MkdirRequest mk = Mkdir(1, "d");
+  rpc::Entry e;
+  {
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(ctx, absl::Seconds(10));
+    grpc::Status gs = stub_->Mkdir(&ctx, mk, &e);
+    EXPECT_EQ(gs.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_NE(gs.error_message().find("reply dropped"), std::string::npos);
+  }
+  ASSERT_EQ(Call(&rpc::Mds::Stub::Mkdir, mk, &e), 0);
+  const uint64_t ino = e.attr().ino();
+  EXPECT_NE(ino, 0u);
+  // Reads too, once the core answered (mds.before_reply).
+  ASSERT_TRUE(fault::Configure("mds.before_reply=drop", 1).ok());
+  rpc::GetAttrRequest ga;
+  ga.set_ino(ino);
+  {
+    grpc::ClientContext ctx;
+    rpc::SetDeadline(ctx, absl::Seconds(10));
+    EXPECT_EQ(stub_->GetAttr(&ctx, ga, &e).error_code(),
+              grpc::StatusCode::UNAVAILABLE);
+  }
+  ASSERT_EQ(Call(&rpc::Mds::Stub::GetAttr, ga, &e), 0);
+  EXPECT_EQ(e.attr().ino(), ino);
+  ASSERT_TRUE(fault::Configure("", 1).ok());
+  EXPECT_EQ(Call(&rpc::Mds::Stub::Mkdir, Mkdir(1, "d"), &e), EEXIST);
 }
 
 }  // namespace

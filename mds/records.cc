@@ -1,5 +1,6 @@
 #include "mds/records.h"
 
+#include <algorithm>
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
@@ -77,6 +78,7 @@ absl::Status Corrupt(const char* what) {
 }
 
 constexpr uint8_t kInodeVersion = 1;
+constexpr uint8_t kReplyVersion = 1;
 
 }  // namespace
 
@@ -111,6 +113,21 @@ std::string DestroyKey(uint32_t ost, uint64_t oid) {
 std::string PrecreateKey(uint32_t ost) {
   std::string k = "P";
   AppendBE32(&k, ost);
+  return k;
+}
+
+std::string ReplyKey(uint64_t client_id, uint64_t xid) {
+  std::string k = Prefixed('R', client_id);
+  AppendBE64(&k, xid);
+  return k;
+}
+std::string ReplyTimeKey(int64_t commit_sec, uint64_t client_id,
+                         uint64_t xid) {
+  // Negative times (a clock before 1970) sort first: pruned first.
+  std::string k = Prefixed('r', static_cast<uint64_t>(std::max<int64_t>(
+                                    commit_sec, 0)));
+  AppendBE64(&k, client_id);
+  AppendBE64(&k, xid);
   return k;
 }
 
@@ -217,6 +234,36 @@ absl::StatusOr<HandleRec> DecodeHandle(std::string_view v) {
   if (v.size() >= 20) r.U64(&h.client_id);
   if (!r.ok()) return Corrupt("handle");
   return h;
+}
+
+std::string EncodeReply(const ReplyRec& r) {
+  std::string v;
+  v.push_back(static_cast<char>(kReplyVersion));
+  AppendBE64(&v, static_cast<uint64_t>(r.commit_sec));
+  AppendBE64(&v, r.ino);
+  AppendBE64(&v, r.handle);
+  v.push_back(static_cast<char>((r.truncated ? 1 : 0) |
+                                (r.has_inode ? 2 : 0)));
+  if (r.has_inode) v += EncodeInode(r.inode);
+  return v;
+}
+absl::StatusOr<ReplyRec> DecodeReply(std::string_view v) {
+  Reader r(v);
+  ReplyRec out;
+  uint8_t version = 0, bits = 0;
+  r.U8(&version) && r.I64(&out.commit_sec) && r.U64(&out.ino) &&
+      r.U64(&out.handle) && r.U8(&bits);
+  if (!r.ok() || version != kReplyVersion) return Corrupt("reply");
+  out.truncated = bits & 1;
+  out.has_inode = bits & 2;
+  if (out.has_inode) {
+    absl::StatusOr<Inode> n = DecodeInode(r.rest());
+    if (!n.ok()) return Corrupt("reply");
+    out.inode = std::move(*n);
+  } else if (!r.rest().empty()) {
+    return Corrupt("reply");
+  }
+  return out;
 }
 
 std::string EncodeSuperblock(const Superblock& sb) {

@@ -74,6 +74,18 @@ struct HandleRec {
   uint64_t client_id = 0;
 };
 
+// Value of R<client_id><xid>: the reply record of a modifying request that
+// committed (only successes commit, so the status is always OK). What the
+// reply is rebuilt from when the same request is resent (MdsCore).
+struct ReplyRec {
+  int64_t commit_sec = 0;  // commit time, Unix seconds (pruning)
+  uint64_t ino = 0;        // the result inode (0: the method returns none)
+  uint64_t handle = 0;     // Create / Open: the handle handed out
+  bool truncated = false;  // Create / Open: O_TRUNC cut data
+  bool has_inode = false;  // `inode` holds the result as committed
+  Inode inode;             // answered when the inode is gone since
+};
+
 // Value of S.
 struct Superblock {
   uint32_t format = 1;
@@ -104,10 +116,18 @@ std::string HandleKey(uint64_t handle);
 std::string OrphanKey(uint64_t ino);
 std::string DestroyKey(uint32_t ost, uint64_t oid);
 std::string PrecreateKey(uint32_t ost);
+// R<client_id><xid> -> ReplyRec; r<commit_sec><client_id><xid> -> "" is its
+// time index, so pruning reads only the expired range.
+std::string ReplyKey(uint64_t client_id, uint64_t xid);
+std::string ReplyTimeKey(int64_t commit_sec, uint64_t client_id,
+                         uint64_t xid);
 
 inline constexpr char kHandlePrefix[] = "H";
 inline constexpr char kOrphanPrefix[] = "O";
 inline constexpr char kDestroyPrefix[] = "Q";
+inline constexpr char kReplyPrefix[] = "R";
+inline constexpr char kReplyTimePrefix[] = "r";
+inline constexpr size_t kReplyTimeKeySize = 25;
 
 // Encoding. Decoders return EIO on a malformed record.
 std::string EncodeInode(const Inode& inode);
@@ -118,6 +138,8 @@ std::string EncodeCookieEntry(const CookieEntry& c);
 absl::StatusOr<CookieEntry> DecodeCookieEntry(std::string_view v);
 std::string EncodeHandle(const HandleRec& h);
 absl::StatusOr<HandleRec> DecodeHandle(std::string_view v);
+std::string EncodeReply(const ReplyRec& r);
+absl::StatusOr<ReplyRec> DecodeReply(std::string_view v);
 std::string EncodeSuperblock(const Superblock& sb);
 absl::StatusOr<Superblock> DecodeSuperblock(std::string_view v);
 std::string EncodePrecreate(const PrecreateState& p);

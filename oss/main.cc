@@ -2,6 +2,8 @@
 // SIGINT, then finishes in-flight calls, closes the store, records a clean
 // stop and exits 0. SIGUSR2: controlled stop, which first takes EX on
 // active:<target> through the DLM (--dlm) so that clients drain and wait.
+// SIGUSR1: forced failover (seed 002): no more replies, object store
+// read-only, exit 0 without recording a clean stop.
 // Refuses to start (exit 3) when the start-up check fails, unless --force.
 #include <signal.h>
 #include <sys/resource.h>
@@ -20,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/fault_points.h"
 #include "common/logging.h"
 #include "common/version.h"
 #include "dlm/dlm_client.h"
@@ -95,9 +98,14 @@ int main(int argc, char** argv) {
 
   // Signals are taken synchronously by the main thread; block them before
   // any other thread exists so every thread inherits the mask.
-  stripefs::rpc::StopSignals signals;
+  stripefs::rpc::StopSignals signals(/*forced_failover=*/true);
 
   stripefs::InitLogging(target, log_level);
+  // Fault points for crash-recovery tests (logged with their seed if set).
+  if (absl::Status s = stripefs::fault::ConfigureFromEnv(); !s.ok()) {
+    fprintf(stderr, "stripefs-oss: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
   RaiseFdLimit();
 
   auto store = stripefs::oss::ObjectStore::Open(
@@ -181,9 +189,35 @@ int main(int argc, char** argv) {
   // instance.
   stripefs::rpc::BounceIfForced(dlm.get(), target, startup->evict_clients);
 
+  const stripefs::rpc::StopKind stop_kind = signals.Wait();
+  if (stop_kind == stripefs::rpc::StopKind::kForcedFailover) {
+    // Seed 002: no reply from now on (requests executing answer
+    // UNAVAILABLE too), THEN the object store refuses changes (EROFS,
+    // logged by the service); the clients resend their idempotent writes
+    // to the next instance.
+    service.BeginForcedFailover();
+    (*store)->SetReadOnly(true);
+    service.SetStopping();
+    (*server)->Shutdown(std::chrono::system_clock::now() +
+                        absl::ToChronoSeconds(
+                            stripefs::rpc::kForcedFailoverGrace));
+    (*server)->Wait();
+    // Like a crash: the locks stay in the DLM until the next instance
+    // resets them at its first connect (same client id).
+    if (dlm) dlm->Close(/*cancel_locks=*/false);
+    // Closes the files; no clean-stop record: the server record keeps
+    // clean=0 and the next start recovers as after a crash.
+    if (absl::Status s = (*store)->Close(); !s.ok()) {
+      spdlog::warn("forced failover: closing the store: {}", s.ToString());
+    }
+    spdlog::warn(
+        "forced failover: exited without a clean stop; the next instance "
+        "recovers");
+    return 0;
+  }
   // The EX on active:<target> a controlled stop leaves in the DLM.
   const uint64_t active_lock =
-      stripefs::rpc::ActiveLockForStop(dlm.get(), target, signals.Wait());
+      stripefs::rpc::ActiveLockForStop(dlm.get(), target, stop_kind);
   const bool keep_active_lock = active_lock != 0;
   service.SetStopping();
   (*server)->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/errors.h"
+#include "common/fault_points.h"
 #include "common/version.h"
 #include "spdlog/spdlog.h"
 
@@ -118,6 +119,11 @@ absl::StatusOr<std::unique_ptr<ObjectStore>> ObjectStore::Open(
   std::unique_ptr<ObjectStore> store(
       new ObjectStore(dir, fd, std::move(*kv), options.max_open_files));
   if (absl::Status s = store->Load(); !s.ok()) return s;
+  // A previous instance killed with -9 may have created object files whose
+  // directory entries it never synced (page cache only): the first Sync of
+  // an object in each subdirectory after a start syncs the directory too,
+  // so what a client's fsync acknowledges is on disk, name included.
+  for (auto& d : store->subdir_dirty_) d.store(true);
   return store;
 }
 
@@ -242,6 +248,21 @@ absl::Status ObjectStore::CheckOpen() const {
   return absl::OkStatus();
 }
 
+absl::Status ObjectStore::CheckWritable(uint64_t oid) const {
+  if (absl::Status s = CheckOpen(); !s.ok()) return s;
+  if (read_only_.load()) {
+    return Errno(EROFS, absl::StrCat("object store is read-only (forced "
+                                     "failover), object ",
+                                     oid));
+  }
+  return absl::OkStatus();
+}
+
+void ObjectStore::SetReadOnly(bool read_only) {
+  read_only_.store(read_only);
+  kv_->SetReadOnly(read_only);
+}
+
 uint64_t ObjectStore::last_oid() const {
   absl::MutexLock l(&precreate_mu_);
   return last_oid_;
@@ -316,6 +337,7 @@ absl::Status ObjectStore::SyncSubdir(uint64_t oid) {
 }
 
 absl::Status ObjectStore::SyncFile(uint64_t oid, int fd) {
+  if (absl::Status s = CheckWritable(oid); !s.ok()) return s;
   if (fdatasync(fd) != 0) {
     return SysError(errno, "fdatasync object", absl::StrCat(oid));
   }
@@ -323,7 +345,7 @@ absl::Status ObjectStore::SyncFile(uint64_t oid, int fd) {
 }
 
 absl::StatusOr<uint64_t> ObjectStore::Precreate(uint32_t count) {
-  if (absl::Status s = CheckOpen(); !s.ok()) return s;
+  if (absl::Status s = CheckWritable(0); !s.ok()) return s;
   if (count == 0 || count > kMaxPrecreate) {
     return Errno(EINVAL, absl::StrCat("precreate count ", count,
                                       " outside [1, ", kMaxPrecreate, "]"));
@@ -350,12 +372,26 @@ absl::StatusOr<uint64_t> ObjectStore::Write(uint64_t oid, uint64_t offset,
                                       " bytes exceeds ", kMaxIoBytes));
   }
   if (absl::Status s = CheckRange(offset, data.size()); !s.ok()) return s;
+  if (absl::Status s = fault::Hit("oss.before_write"); !s.ok()) return s;
+  if (absl::Status s = CheckWritable(oid); !s.ok()) return s;
   auto file = Acquire(oid, /*create=*/true);
   if (!file.ok()) return file.status();
   const int fd = (*file)->fd;
+  // The data goes out in two halves with the fault point oss.mid_write
+  // between them, so a crash there leaves a torn (partial) write on disk,
+  // as a power cut in the middle of a large write would.
+  const size_t half = data.size() / 2;
   size_t done = 0;
+  bool mid_passed = half == 0;
   while (done < data.size()) {
-    ssize_t n = pwrite(fd, data.data() + done, data.size() - done,
+    if (!mid_passed && done >= half) {
+      mid_passed = true;
+      if (absl::Status s = fault::Hit("oss.mid_write"); !s.ok()) return s;
+      // A device turned read-only meanwhile refuses the second half.
+      if (absl::Status s = CheckWritable(oid); !s.ok()) return s;
+    }
+    const size_t end = mid_passed ? data.size() : half;
+    ssize_t n = pwrite(fd, data.data() + done, end - done,
                        static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -365,6 +401,7 @@ absl::StatusOr<uint64_t> ObjectStore::Write(uint64_t oid, uint64_t offset,
     done += static_cast<size_t>(n);
   }
   if (sync) {
+    if (absl::Status s = fault::Hit("oss.before_sync"); !s.ok()) return s;
     if (absl::Status s = SyncFile(oid, fd); !s.ok()) return s;
   }
   struct stat st;
@@ -415,6 +452,7 @@ absl::Status ObjectStore::Truncate(uint64_t oid, uint64_t size) {
   if (size > kMaxObjectSize) {
     return Errno(EFBIG, absl::StrCat("size ", size, " past the largest object"));
   }
+  if (absl::Status s = CheckWritable(oid); !s.ok()) return s;
   auto file = Acquire(oid, /*create=*/size > 0);
   if (!file.ok()) return file.status();
   if (*file == nullptr) return absl::OkStatus();  // empty stays empty
@@ -430,6 +468,7 @@ absl::Status ObjectStore::Punch(uint64_t oid, uint64_t offset,
     return Errno(EINVAL, absl::StrFormat("punch range %u+%u overflows", offset,
                                          length));
   }
+  if (absl::Status s = CheckWritable(oid); !s.ok()) return s;
   auto file = Acquire(oid, /*create=*/false);
   if (!file.ok()) return file.status();
   if (*file == nullptr || length == 0 || offset >= kMaxObjectSize) {
@@ -446,6 +485,7 @@ absl::Status ObjectStore::Punch(uint64_t oid, uint64_t offset,
 absl::Status ObjectStore::Destroy(const std::vector<uint64_t>& oids) {
   if (absl::Status s = CheckOpen(); !s.ok()) return s;
   for (uint64_t oid : oids) {
+    if (absl::Status s = CheckWritable(oid); !s.ok()) return s;
     Shard& shard = ShardFor(oid);
     FilePtr dropped;  // closed after the locks are released
     absl::MutexLock life(&shard.life_mu);
@@ -473,11 +513,13 @@ absl::Status ObjectStore::Destroy(const std::vector<uint64_t>& oids) {
     if (absl::Status s = kv_->Write(batch); !s.ok()) return s;
     objects_.fetch_sub(1);
   }
-  return absl::OkStatus();
+  // Destroyed, not yet acknowledged: the MDS destroys them again.
+  return fault::Hit("oss.after_destroy");
 }
 
 absl::Status ObjectStore::Sync(const std::vector<uint64_t>& oids) {
-  if (absl::Status s = CheckOpen(); !s.ok()) return s;
+  if (absl::Status s = CheckWritable(0); !s.ok()) return s;
+  if (absl::Status s = fault::Hit("oss.before_sync"); !s.ok()) return s;
   if (oids.empty()) {
     for (auto& d : subdir_dirty_) d.store(false);
     if (syncfs(objects_fd_) != 0) {

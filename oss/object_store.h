@@ -116,6 +116,13 @@ class ObjectStore {
   [[nodiscard]] absl::Status UseWideDirs();
   bool wide_dirs() const { return wide_dirs_.load(); }
 
+  // Forced failover (seed 002): from now on every change — object writes
+  // (also the rest of one in progress), truncates, punches, precreates,
+  // destroys and syncs — fails with EROFS, as on a device remounted
+  // read-only; the KV store turns read-only too. Reads keep working.
+  // Callers log the errors and never crash on them.
+  void SetReadOnly(bool read_only);
+
   // Closes every cached file and makes the KV store durable. Further calls
   // are refused. Called by the destructor if not called before.
   [[nodiscard]] absl::Status Close();
@@ -172,6 +179,8 @@ class ObjectStore {
   [[nodiscard]] absl::Status SyncFile(uint64_t oid, int fd);
   [[nodiscard]] absl::Status SyncSubdir(uint64_t oid);
   [[nodiscard]] absl::Status CheckOpen() const;
+  // EROFS once SetReadOnly(true) (and CheckOpen's error when closed).
+  [[nodiscard]] absl::Status CheckWritable(uint64_t oid) const;
 
   const std::string data_dir_;
   const int objects_fd_;  // DATA/objects, for openat and syncfs
@@ -185,6 +194,7 @@ class ObjectStore {
   std::atomic<bool> wide_dirs_{false};
   std::atomic<uint64_t> objects_{0};
   std::atomic<bool> closed_{false};
+  std::atomic<bool> read_only_{false};
 
   mutable absl::Mutex precreate_mu_;
   uint64_t last_oid_ ABSL_GUARDED_BY(precreate_mu_) = 0;

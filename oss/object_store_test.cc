@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/errors.h"
+#include "common/fault_points.h"
 #include "gtest/gtest.h"
 
 namespace stripefs::oss {
@@ -319,6 +320,42 @@ TEST_F(ObjectStoreTest, UnusableDataDirIsRefused) {
   EXPECT_FALSE(ObjectStore::Open({.data_dir = dir_ + "/missing/parent"}).ok());
   // A second store on the same dir is refused (RocksDB lock).
   EXPECT_FALSE(ObjectStore::Open({.data_dir = dir_ + "/ost"}).ok());
+}
+
+// oss.before_write fails with nothing written; oss.mid_write leaves the
+// first half of the data (a torn write) and fails; oss.before_sync fails a
+// synced write after the data went out; a resend then completes the object.
+TEST_F(ObjectStoreTest, WriteFaultPoints) {
+  uint64_t oid = NewObject();
+  ASSERT_TRUE(fault::Configure("oss.before_write=error", 1).ok());
+  EXPECT_EQ(ToErrno(store_->Write(oid, 0, "abcdefgh", false).status()), EIO);
+  EXPECT_EQ(ReadAll(oid, 0, 100), "");
+  ASSERT_TRUE(fault::Configure("oss.mid_write=error", 1).ok());
+  EXPECT_EQ(ToErrno(store_->Write(oid, 0, "abcdefgh", false).status()), EIO);
+  EXPECT_EQ(fault::Fired("oss.mid_write"), 1u);
+  EXPECT_EQ(ReadAll(oid, 0, 100), "abcd");
+  ASSERT_TRUE(fault::Configure("oss.before_sync=error", 1).ok());
+  EXPECT_EQ(ToErrno(store_->Write(oid, 0, "abcdefgh", true).status()), EIO);
+  EXPECT_TRUE(store_->Sync({oid}).ok());  // count 1: fired already
+  EXPECT_EQ(fault::Fired("oss.before_sync"), 1u);
+  EXPECT_EQ(ReadAll(oid, 0, 100), "abcdefgh");
+  auto size = store_->Write(oid, 0, "ABCDEFGH", true);
+  ASSERT_TRUE(size.ok()) << size.status();
+  EXPECT_EQ(*size, 8u);
+  EXPECT_EQ(ReadAll(oid, 0, 100), "ABCDEFGH");
+  ASSERT_TRUE(fault::Configure("", 1).ok());
+}
+
+// oss.after_destroy: the objects are gone, the caller is told it failed, and
+// its retry succeeds (destroy is idempotent).
+TEST_F(ObjectStoreTest, DestroyFaultPointAfterTheEffect) {
+  uint64_t oid = NewObject();
+  ASSERT_TRUE(store_->Write(oid, 0, "data", false).ok());
+  ASSERT_TRUE(fault::Configure("oss.after_destroy=error", 1).ok());
+  EXPECT_EQ(ToErrno(store_->Destroy({oid})), EIO);
+  EXPECT_EQ(ToErrno(store_->GetAttr(oid).status()), ENOENT);
+  EXPECT_TRUE(store_->Destroy({oid}).ok());
+  ASSERT_TRUE(fault::Configure("", 1).ok());
 }
 
 }  // namespace

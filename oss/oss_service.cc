@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "common/fault_points.h"
 #include "common/version.h"
 #include "grpcpp/resource_quota.h"
 #include "rpc/channel.h"
@@ -31,6 +32,20 @@ OssService::OssService(OssServiceOptions options, ObjectStore* store)
 
 grpc::Status OssService::Finish(Method m, const absl::Status& status,
                                 const rpc::ReqHeader* hdr, uint64_t oid) {
+  // A forced failover began: UNAVAILABLE whatever the result, the client
+  // resends the (idempotent) request to the next instance.
+  if (auto f = failover_.Answer(kMethodNames[m], status,
+                                hdr != nullptr ? hdr->client_id() : 0,
+                                hdr != nullptr ? hdr->xid() : 0)) {
+    return *f;
+  }
+  // Fault point between a modifying request's effect and its reply (`drop`:
+  // a lost reply, the client resends the same request).
+  if (status.ok() && hdr != nullptr) {
+    if (absl::Status f = fault::Hit("oss.before_reply"); !f.ok()) {
+      return Finish(m, f, hdr, oid);
+    }
+  }
   if (status.ok()) return grpc::Status::OK;
   if (hdr != nullptr) {
     spdlog::warn("{} oid={} client={} xid={} failed: {}", kMethodNames[m], oid,
@@ -46,6 +61,7 @@ grpc::Status OssService::Connect(grpc::ServerContext*,
                                  const rpc::ConnectRequest* req,
                                  rpc::ConnectReply* reply) {
   Count(kConnect);
+  if (failover_.failing()) return rpc::FailingOver();
   auto answer = rpc::AnswerConnect(*req, options_.target, options_.instance);
   if (!answer.ok()) {
     spdlog::warn("Connect from {} ({}) client={} refused: {}",
@@ -65,6 +81,7 @@ grpc::Status OssService::Status(grpc::ServerContext*,
                                 const rpc::StatusRequest*,
                                 rpc::StatusReply* reply) {
   Count(kStatus);
+  if (failover_.failing()) return rpc::FailingOver();
   reply->set_target(options_.target);
   reply->set_release(kRelease);
   reply->set_proto_min(rpc::kProtoMin);

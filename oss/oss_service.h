@@ -19,6 +19,7 @@
 #include "oss/object_locks.h"
 #include "oss/object_store.h"
 #include "rpc/connection_log.h"
+#include "rpc/failover_gate.h"
 #include "rpc/proto/oss.grpc.pb.h"
 #if STRIPEFS_PROTO_MAX >= 2
 #include "rpc/proto/oss_v2.grpc.pb.h"
@@ -40,6 +41,10 @@ class OssService final : public rpc::Oss::Service {
 
   // Status reports "stopping" from now on.
   void SetStopping() { stopping_.store(true); }
+  // Forced failover (SIGUSR1, seed 002): from now on every RPC, also one
+  // executing now when it finishes, answers UNAVAILABLE "failing over".
+  // Call before the store turns read-only.
+  void BeginForcedFailover() { failover_.Begin(); }
 
   grpc::Status Connect(grpc::ServerContext* ctx,
                        const rpc::ConnectRequest* req,
@@ -106,6 +111,7 @@ class OssService final : public rpc::Oss::Service {
   const OssServiceOptions options_;
   ObjectStore* const store_;
   std::atomic<bool> stopping_{false};
+  rpc::FailoverGate failover_;
   std::array<std::atomic<uint64_t>, kNumMethods> counts_{};
   // Clients answered by Connect and their protocol (Status "connections").
   rpc::ConnectionLog connections_;

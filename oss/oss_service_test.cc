@@ -6,8 +6,11 @@
 #include <cerrno>
 #include <filesystem>
 #include <string>
+#include <thread>
 
+#include "absl/time/clock.h"
 #include "common/errors.h"
+#include "common/fault_points.h"
 #include "common/version.h"
 #include "gtest/gtest.h"
 #include "rpc/channel.h"
@@ -282,6 +285,56 @@ TEST_F(OssServiceTest, Write2VerifiesTheDataCrc) {
   EXPECT_EQ(st.rpc_counts().at("Write"), 0u);
 }
 #endif
+
+// Seed 002: once a forced failover began every RPC answers UNAVAILABLE
+// "failing over" (never its real result), a write executing at that moment
+// meets the read-only store and is answered UNAVAILABLE too (its EROFS
+// never reaches the client), and the store refuses every change while
+// reads keep working.
+TEST_F(OssServiceTest, ForcedFailoverAnswersUnavailableAndStoreIsReadOnly) {
+  const uint64_t oid = NewObject();
+  const uint64_t other = NewObject();
+  ASSERT_TRUE(Write(oid, 0, "before").ok());
+  // A write that is executing (held at oss.before_write) when it begins.
+  ASSERT_TRUE(fault::Configure("oss.before_write=delay:800*1", 1).ok());
+  absl::Status in_flight;
+  std::thread writer([&] { in_flight = Write(oid, 0, "during"); });
+  for (int i = 0; i < 200 && fault::Fired("oss.before_write") == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_EQ(fault::Fired("oss.before_write"), 1u);
+  service_->BeginForcedFailover();
+  store_->SetReadOnly(true);
+  writer.join();
+  ASSERT_TRUE(fault::Configure("", 1).ok());
+  EXPECT_TRUE(absl::IsUnavailable(in_flight)) << in_flight;
+  EXPECT_EQ(in_flight.message(), rpc::kFailingOverMessage);
+
+  // New requests, reads and Status included: UNAVAILABLE.
+  absl::Status w = Write(oid, 0, "after");
+  EXPECT_TRUE(absl::IsUnavailable(w)) << w;
+  rpc::ReadReply rr;
+  EXPECT_TRUE(absl::IsUnavailable(Read(oid, 0, 100, &rr)));
+  EXPECT_FALSE(ServerAnswers());
+
+  // The store: reads work, every change is EROFS, nothing changed.
+  std::string got;
+  ASSERT_TRUE(store_->Read(oid, 0, 100, &got).ok());
+  EXPECT_EQ(got, "before");
+  EXPECT_EQ(ToErrno(store_->Write(oid, 0, "x", false).status()), EROFS);
+  EXPECT_EQ(ToErrno(store_->Write(other, 0, "x", true).status()), EROFS);
+  EXPECT_EQ(ToErrno(store_->Truncate(oid, 1)), EROFS);
+  EXPECT_EQ(ToErrno(store_->Punch(oid, 0, 4096)), EROFS);
+  EXPECT_EQ(ToErrno(store_->Precreate(1).status()), EROFS);
+  EXPECT_EQ(ToErrno(store_->Destroy({oid})), EROFS);
+  EXPECT_EQ(ToErrno(store_->Sync({oid})), EROFS);
+  ASSERT_TRUE(store_->Read(oid, 0, 100, &got).ok());
+  EXPECT_EQ(got, "before");
+  EXPECT_EQ(store_->object_count(), 2u);
+  absl::StatusOr<ObjectAttr> attr = store_->GetAttr(other);
+  ASSERT_TRUE(attr.ok()) << attr.status();
+  EXPECT_EQ(attr->size, 0u);
+}
 
 }  // namespace
 }  // namespace stripefs::oss

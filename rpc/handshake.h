@@ -4,8 +4,8 @@
 //
 // Releases this tree knows (see docs/internals.md "Versions"):
 //   N   = 1.0.0: protocol 1, no features.
-//   N+1 = 1.1.0: protocols 1..2, features kFeatureWriteCrc and
-//                kFeatureReopen. Protocol 2 changes the wire format of the
+//   N+1 = 1.1.0: protocols 1..2, features kFeatureWriteCrc,
+//                kFeatureReopen and kFeatureLease. Protocol 2 changes the wire format of the
 //                MDS open request (MdsV2.Open2) and of the OSS write (OssV2.
 //                Write2, carrying a checksum); a peer that negotiated
 //                protocol 1 gets the release N formats.
@@ -29,6 +29,11 @@ inline constexpr uint64_t kFeatureWriteCrc = 1ull << 0;
 // The MDS accepts explicit re-establishment of an open handle after a
 // failover (Open2 with reopen_handle).
 inline constexpr uint64_t kFeatureReopen = 1ull << 1;
+// The client keeps its MDS lease alive (StatusRequest.client_id keepalive):
+// an MDS that negotiated it with a client evicts that client (drops its open
+// handles) once it has not heard from it for --client-lease. A client that
+// did not negotiate it (release N) is never evicted this way.
+inline constexpr uint64_t kFeatureLease = 1ull << 2;
 
 struct ProtocolRange {
   uint32_t min = 0;
@@ -44,7 +49,8 @@ struct Build {
 
 inline constexpr Build kReleaseN{"1.0.0", {1, 1}, 0};
 inline constexpr Build kReleaseN1{"1.1.0", {1, 2},
-                                  kFeatureWriteCrc | kFeatureReopen};
+                                  kFeatureWriteCrc | kFeatureReopen |
+                                      kFeatureLease};
 
 // The release this binary is.
 const Build& ThisBuild();

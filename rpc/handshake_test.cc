@@ -70,7 +70,8 @@ std::vector<Pairing> AllPairings() {
       {&kReleaseN, &kReleaseN, 1, 0},
       {&kReleaseN, &kReleaseN1, 1, 0},
       {&kReleaseN1, &kReleaseN, 1, 0},
-      {&kReleaseN1, &kReleaseN1, 2, kFeatureWriteCrc | kFeatureReopen},
+      {&kReleaseN1, &kReleaseN1, 2,
+       kFeatureWriteCrc | kFeatureReopen | kFeatureLease},
   };
 }
 

@@ -13,17 +13,24 @@
 
 namespace stripefs::rpc {
 
-StopSignals::StopSignals() {
+StopSignals::StopSignals(bool forced_failover) {
   sigemptyset(&sigs_);
   sigaddset(&sigs_, SIGTERM);
   sigaddset(&sigs_, SIGINT);
   sigaddset(&sigs_, SIGUSR2);
+  if (forced_failover) sigaddset(&sigs_, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &sigs_, nullptr);
 }
 
 StopKind StopSignals::Wait() {
   int sig = 0;
   while (sigwait(&sigs_, &sig) != 0) {
+  }
+  if (sig == SIGUSR1) {
+    spdlog::warn(
+        "signal {}: forced failover: no more replies, backend read-only",
+        sig);
+    return StopKind::kForcedFailover;
   }
   if (sig == SIGUSR2) {
     spdlog::info("signal {}: controlled stop", sig);

@@ -1,8 +1,11 @@
 // What the three server mains (stripefs-mds, -oss, -dlm) share about their
 // life cycle (DESIGN.md "Controlled failover", docs/internals.md "Server
 // life cycle"):
-//  - StopSignals: SIGTERM/SIGINT (plain clean stop) and SIGUSR2 (controlled
-//    stop), blocked in every thread and taken by one waiter;
+//  - StopSignals: SIGTERM/SIGINT (plain clean stop), SIGUSR2 (controlled
+//    stop) and, for the MDS and the OSS, SIGUSR1 (forced failover, seed
+//    002), blocked in every thread and taken by one waiter;
+//  - (rpc/failover_gate.h: how a service answers once a forced failover
+//    began);
 //  - the start-up check over storage/server_record: refuse (exit code 3,
 //    one line naming both releases) unless --force, record {release,
 //    clean=0} before serving and {release, clean=1} after the store's last
@@ -22,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "dlm/dlm_client.h"
+#include "rpc/failover_gate.h"
 #include "storage/kv.h"
 #include "storage/server_record.h"
 
@@ -37,13 +41,24 @@ inline constexpr absl::Duration kActiveLockTimeout = absl::Seconds(60);
 enum class StopKind {
   kClean,       // SIGTERM / SIGINT
   kControlled,  // SIGUSR2: take EX on active:<target> first
+  // SIGUSR1 (only with StopSignals(/*forced_failover=*/true)): seed 002.
+  // Stop replying at once (every RPC answers UNAVAILABLE "failing over"),
+  // turn the backend read-only, wait for the executing requests, exit 0
+  // WITHOUT recording a clean stop: the next instance recovers as after a
+  // crash (handles kept, reply records answer the resends).
+  kForcedFailover,
 };
+
+// How long a forced failover waits for the requests still executing.
+inline constexpr absl::Duration kForcedFailoverGrace = absl::Seconds(10);
 
 class StopSignals {
  public:
-  // Blocks SIGTERM, SIGINT and SIGUSR2 in the calling thread; call before
-  // any other thread starts so that every thread inherits the mask.
-  StopSignals();
+  // Blocks SIGTERM, SIGINT and SIGUSR2 (and SIGUSR1 with forced_failover:
+  // the MDS and the OSS; the DLM leaves SIGUSR1 to its default action, a
+  // crash) in the calling thread; call before any other thread starts so
+  // that every thread inherits the mask.
+  explicit StopSignals(bool forced_failover = false);
   // Waits for one of them.
   StopKind Wait();
 

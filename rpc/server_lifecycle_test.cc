@@ -1,7 +1,11 @@
 // The server mains' start-up check over a store (rpc/server_lifecycle.h).
 #include "rpc/server_lifecycle.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <cerrno>
+#include <optional>
 
 #include "common/errors.h"
 #include "gtest/gtest.h"
@@ -21,6 +25,45 @@ storage::ServerRecord Stored(storage::KvStore& kv) {
   auto r = storage::LoadServerRecord(kv);
   EXPECT_TRUE(r.ok() && r->has_value());
   return r.ok() && r->has_value() ? **r : storage::ServerRecord{};
+}
+
+// SIGUSR1 is the forced failover of the MDS and the OSS (they ask for it);
+// the DLM leaves it alone (its default action, a crash).
+TEST(ServerLifecycleTest, Usr1IsForcedFailoverOnlyWhenAsked) {
+  sigset_t saved;
+  ASSERT_EQ(pthread_sigmask(SIG_SETMASK, nullptr, &saved), 0);
+  {
+    StopSignals plain;
+    sigset_t cur;
+    ASSERT_EQ(pthread_sigmask(SIG_SETMASK, nullptr, &cur), 0);
+    EXPECT_TRUE(sigismember(&cur, SIGUSR2));
+    EXPECT_FALSE(sigismember(&cur, SIGUSR1));
+  }
+  StopSignals signals(/*forced_failover=*/true);
+  ASSERT_EQ(pthread_kill(pthread_self(), SIGUSR1), 0);  // pending: blocked
+  EXPECT_EQ(signals.Wait(), StopKind::kForcedFailover);
+  ASSERT_EQ(pthread_kill(pthread_self(), SIGUSR2), 0);
+  EXPECT_EQ(signals.Wait(), StopKind::kControlled);
+  ASSERT_EQ(pthread_sigmask(SIG_SETMASK, &saved, nullptr), 0);
+}
+
+// Once a forced failover began, every answer is UNAVAILABLE "failing over":
+// never the result, never the error (which is only logged).
+TEST(ServerLifecycleTest, FailoverGateAnswersUnavailableOnceBegun) {
+  FailoverGate gate;
+  EXPECT_FALSE(gate.failing());
+  EXPECT_FALSE(gate.Answer("Write", absl::OkStatus()).has_value());
+  EXPECT_FALSE(gate.Answer("Write", Errno(EROFS, "ro")).has_value());
+  gate.Begin();
+  EXPECT_TRUE(gate.failing());
+  for (const absl::Status& s :
+       {absl::OkStatus(), Errno(EROFS, "store is read-only"),
+        Errno(ENOENT, "no such object")}) {
+    std::optional<grpc::Status> g = gate.Answer("Write", s, 7, 9);
+    ASSERT_TRUE(g.has_value());
+    EXPECT_EQ(g->error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_EQ(g->error_message(), kFailingOverMessage);
+  }
 }
 
 TEST(ServerLifecycleTest, RecordsUncleanWhileRunningAndCleanAfterStop) {

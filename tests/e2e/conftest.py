@@ -35,6 +35,12 @@ OTHER_UID = 4343
 OTHER_GID = 4343
 
 
+def pytest_addoption(parser):
+    # test_crash_random.py (default 3, or $STRIPEFS_CRASH_ITERATIONS).
+    parser.addoption("--crash-iterations", type=int, default=None,
+                     help="iterations of the randomized crash test")
+
+
 def _mounted(path):
     path = os.path.realpath(path)
     with open("/proc/mounts") as f:

@@ -3,7 +3,6 @@ what mount A's completed syscall changed, mount B's next syscall sees (no
 sleeps, no retries), while repeated stats of unchanged files on one mount
 cost no MDS RPC (counted by the virtual xattr user.stripefs.stats)."""
 import errno
-import json
 import os
 import shutil
 import signal
@@ -16,7 +15,7 @@ import uuid
 
 import pytest
 
-from conftest import (BIN, OTHER_UID, USER_GID, USER_UID, Cluster, _mounted,
+from conftest import (BIN, USER_GID, USER_UID, Cluster, _mounted,
                       _run_as)
 
 STATS = "user.stripefs.stats"

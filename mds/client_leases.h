@@ -1,0 +1,107 @@
+// ClientLeases: when the MDS last heard from each client that negotiated
+// rpc::kFeatureLease, and the eviction of those silent for longer than the
+// lease (MdsOptions::client_lease, --client-lease).
+//
+// A mount killed with -9 never releases its open handles; without a lease
+// they (and the unlinked-while-open inodes only they keep, with their OSS
+// objects) would stay until the MDS restarts. A live N+1 mount is heard at
+// least every 5 s (its keepalive: Status with its client_id), so a client
+// silent for the whole lease is taken for dead: its open handles are
+// dropped (MdsCore::EvictClient) and one line is logged. A client heard
+// from again after its eviction just carries on (new opens work; the old
+// handles answer EBADF). Clients that did not negotiate the feature
+// (release N mounts, which send no keepalive) are never tracked, hence
+// never evicted this way. Leases live in memory only: after an MDS restart
+// the clients' Connect tracks them again, and the handles kept from the
+// previous instance are governed by the reopen window, not by the lease.
+//
+// Thread-safe. Time comes from the injected Clock; the check runs every
+// `check_every` (real time) on a thread of its own between Start() and
+// Stop(), or by hand through CheckOnce() in tests.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "mds/mds_core.h"
+
+namespace stripefs::mds {
+
+class ClientLeases {
+ public:
+  // Evicted clients are remembered this long after they were last heard,
+  // so that one coming back is tracked again without a Connect.
+  static constexpr absl::Duration kForgetAfter = absl::Hours(24);
+  // Drops the state of one evicted client (MdsCore::EvictClient).
+  using EvictFn = std::function<absl::StatusOr<EvictResult>(uint64_t)>;
+
+  // clock must outlive this. A lease of zero or less turns eviction off
+  // (nothing is tracked).
+  ClientLeases(Clock* clock, absl::Duration lease, EvictFn evict,
+               absl::Duration check_every = absl::Seconds(1));
+  ~ClientLeases();
+  ClientLeases(const ClientLeases&) = delete;
+  ClientLeases& operator=(const ClientLeases&) = delete;
+
+  // A Connect answered for `client_id` with the negotiated `features`: a
+  // client that negotiated kFeatureLease is tracked from now on (heard
+  // now); one that did not is forgotten (e.g. the same id reconnecting
+  // from an older build). Id 0 is never tracked.
+  void Connected(uint64_t client_id, const std::string& kind,
+                 const std::string& name, uint64_t features);
+  // The client was heard from (Status with its client_id, a request with
+  // its ReqHeader). No effect on an untracked id.
+  void Heard(uint64_t client_id);
+
+  // Evicts every tracked client silent for at least the lease and not yet
+  // evicted since it was last heard; logs one line per eviction. A failed
+  // eviction (storage error) is logged and retried at the next check.
+  // Forgets evicted clients silent for kForgetAfter (a client coming back
+  // after that is tracked again at its next Connect). Returns how many
+  // clients it evicted.
+  size_t CheckOnce();
+
+  // Counts every tracked client not evicted as heard now. The background
+  // check calls it when it ran late by more than half a lease (the MDS
+  // itself was stalled or stopped, e.g. SIGSTOP): the clients' silence was
+  // then ours, not theirs.
+  void RenewAll();
+
+  // Tracked clients (evicted ones included until heard again or dropped).
+  size_t TrackedCount();
+  // True if `client_id` is tracked and currently evicted.
+  bool IsEvicted(uint64_t client_id);
+
+  // Runs CheckOnce every check_every on a background thread. Stop() ends
+  // it (idempotent; the destructor calls it).
+  void Start();
+  void Stop();
+
+ private:
+  struct Entry {
+    std::string kind;
+    std::string name;
+    absl::Time last_heard;
+    bool evicted = false;
+  };
+  void Loop();
+
+  Clock* const clock_;
+  const absl::Duration lease_;
+  const EvictFn evict_;
+  const absl::Duration check_every_;
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<uint64_t, Entry> clients_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace stripefs::mds
