@@ -250,6 +250,14 @@ class Fs {
   absl::Status ReopenAll(bool evicted);
   // Number of open files marked broken (for logs and tests).
   size_t BrokenFiles();
+  // The MDS reports that it evicted this mount (its client lease ran out;
+  // MdsClient::SetEvictedHandler): every open file's MDS handle is gone, so
+  // each is marked broken at once (their reads and writes fail with EIO
+  // before touching an OSS) and one error line is logged. Files opened
+  // after the eviction but before this call are marked too (their handles
+  // are valid, but the mount cannot tell them apart); later opens work.
+  // Returns how many files it marked.
+  size_t Evicted();
 
   // Directories (fs_dir.cc). emit returns false when the reply is full.
   absl::StatusOr<DirHandle*> OpenDir(const OpCtx& ctx, uint64_t ino);

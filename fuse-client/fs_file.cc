@@ -529,6 +529,22 @@ size_t Fs::BrokenFiles() {
   return n;
 }
 
+size_t Fs::Evicted() {
+  size_t marked = 0;
+  {
+    absl::MutexLock lock(&open_mu_);
+    for (OpenFile* f : files_) marked += f->broken.exchange(true) ? 0 : 1;
+  }
+  // Nothing lost (no file was open): worth a warning only.
+  spdlog::log(
+      marked > 0 ? spdlog::level::err : spdlog::level::warn,
+      "evicted by the MDS (its client lease ran out: it did not hear from "
+      "this mount for that long, e.g. the mount was stopped or cut off): {} "
+      "open files lost, their operations now fail with EIO; open them again",
+      marked);
+  return marked;
+}
+
 absl::Status Fs::CheckNotBroken(const OpenFile& f) {
   if (!f.broken) return absl::OkStatus();
   return Errno(EIO, absl::StrCat("open file of inode ", f.inode->ino,

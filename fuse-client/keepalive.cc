@@ -39,9 +39,11 @@ absl::Status Keepalive::Round(MdsClient& mds) {
 
 void Keepalive::Run() {
   absl::MutexLock l(&mu_);
-  for (;;) {
+  // The first round at once: the mount learns its lease's length
+  // (MdsClient::LeaseInDoubt) right after mounting.
+  for (bool first = true;; first = false) {
     // Wakes early only to stop.
-    const absl::Time until = absl::Now() + period_;
+    const absl::Time until = first ? absl::Now() : absl::Now() + period_;
     while (!stop_ && absl::Now() < until) {
       mu_.AwaitWithDeadline(absl::Condition(&stop_), until);
     }

@@ -1,11 +1,15 @@
-// Keepalive: a thread of the mount that calls mdt0 `Status` every period
-// (default 5 s) with this mount's client id (StatusRequest.client_id). It
+// Keepalive: a thread of the mount that calls mdt0 `Status` at start and
+// then every period (default 5 s) with this mount's client id
+// (StatusRequest.client_id). It
 //  - renews the mount's MDS lease (the MDS evicts a lease-holding client it
 //    has not heard from; see docs/internals.md "Client lease");
 //  - notices a new MDS instance while the mount is idle (the MDS was killed
 //    and restarted, no request of ours failed): it reconnects (handshake
 //    with the new instance) and runs TargetClient::Recover, which
-//    re-establishes the open files well inside the MDS's reopen window.
+//    re-establishes the open files well inside the MDS's reopen window;
+//  - learns that the MDS evicted this mount (StatusReply.evicted; Ping runs
+//    the evicted handler, Fs::Evicted, which fails every open file at once)
+//    and acknowledges it with the next round.
 // Failures are logged at debug and never surfaced; a round is skipped while
 // the MDS gate is closed (a controlled failover is in progress and its
 // watch reconnects and recovers). Thread-safe.

@@ -3,8 +3,14 @@
 // resend waits until the open files are re-established there, the
 // re-establishing is done once per instance however many requests find it,
 // the recovery's own requests never wait on themselves (also behind a closed
-// gate), and an idle mount's keepalive finds the new instance by itself.
+// gate), and an idle mount's keepalive finds the new instance by itself;
+// the keepalive hears of this mount's eviction once and fails its open files
+// at once (Fs::Evicted), and the lease is doubted after half its length
+// without a Ping.
 // A fake MDS over real gRPC whose instance the test changes.
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <atomic>
 #include <cerrno>
 #include <string>
@@ -15,7 +21,10 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/errors.h"
+#include "dlm/fake_clock.h"
+#include "fuse-client/fs.h"
 #include "fuse-client/keepalive.h"
+#include "fuse-client/ost_set.h"
 #include "fuse-client/target_client.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -34,13 +43,37 @@ class FakeMds final : public rpc::Mds::Service {
                        rpc::ConnectReply* reply) override {
     auto r = rpc::AnswerConnect(*req, "mdt0", instance.load());
     if (r.ok()) *reply = *r;
+    // Protocol 1, so Fs's opens come as Open (served below).
+    if (r.ok() && proto1.load()) reply->set_proto(1);
     return rpc::ToGrpc(r.status());
+  }
+  grpc::Status Open(grpc::ServerContext*, const rpc::OpenRequest* req,
+                    rpc::OpenReply* reply) override {
+    reply->set_handle(next_handle.fetch_add(1));
+    rpc::Attr* a = reply->mutable_entry()->mutable_attr();
+    a->set_ino(req->ino());
+    a->set_mode(S_IFREG | 0644);
+    a->set_nlink(1);
+    return grpc::Status::OK;
+  }
+  grpc::Status Release(grpc::ServerContext*, const rpc::ReleaseRequest*,
+                       rpc::ReleaseReply*) override {
+    return grpc::Status::OK;
   }
   grpc::Status Status(grpc::ServerContext*, const rpc::StatusRequest* req,
                       rpc::StatusReply* reply) override {
     status_client_id = req->client_id();
+    // An eviction is reported until acknowledged (like ClientLeases).
+    last_ack = req->evicted_ack();
+    uint64_t e = evicted.load();
+    if (e != 0 && req->evicted_ack() == e && !ignore_ack.load() &&
+        req->evicted_ack_instance() == instance.load()) {
+      evicted.compare_exchange_strong(e, 0);
+    }
     reply->set_target("mdt0");
     reply->set_instance(instance.load());
+    reply->set_evicted(evicted.load());
+    reply->set_client_lease_ms(lease_ms.load());
     return grpc::Status::OK;
   }
   grpc::Status GetAttr(grpc::ServerContext*, const rpc::GetAttrRequest* req,
@@ -61,6 +94,12 @@ class FakeMds final : public rpc::Mds::Service {
   std::atomic<uint64_t> next_instance{2};
   std::atomic<int> fail{0};
   std::atomic<uint64_t> status_client_id{0};
+  std::atomic<uint64_t> evicted{0};   // unacknowledged eviction id
+  std::atomic<uint64_t> last_ack{0};  // StatusRequest.evicted_ack last seen
+  std::atomic<uint64_t> lease_ms{0};
+  std::atomic<bool> ignore_ack{false};  // as if acknowledgements were lost
+  std::atomic<bool> proto1{false};
+  std::atomic<uint64_t> next_handle{1};
   absl::Mutex mu;
   std::vector<uint64_t> served ABSL_GUARDED_BY(mu);  // GetAttr inos, in order
 };
@@ -249,6 +288,114 @@ TEST_F(RecoveryTest, WaitForAnotherThreadsRecoveryIsInterruptible) {
   std::vector<uint64_t> served = Served();
   ASSERT_EQ(served.size(), 1u);
   EXPECT_EQ(served[0], 10u);
+}
+
+// The keepalive learns of an eviction once: the evicted handler (the
+// mount's Fs::Evicted) runs at the round that first sees it, the next round
+// acknowledges it, and a repeated report (the acknowledgement lost) does not
+// run it again; a new eviction, or one reported by another instance, does.
+TEST_F(RecoveryTest, KeepaliveReportsAnEvictionOnceAndAcknowledgesIt) {
+  std::atomic<int> evictions{0};
+  mds_->SetEvictedHandler([&] { evictions.fetch_add(1); });
+  ASSERT_TRUE(Keepalive::Round(*mds_).ok());
+  EXPECT_EQ(evictions.load(), 0);
+  EXPECT_EQ(fake_.last_ack.load(), 0u);
+
+  fake_.evicted = 5;
+  ASSERT_TRUE(Keepalive::Round(*mds_).ok());
+  EXPECT_EQ(evictions.load(), 1);
+  ASSERT_TRUE(Keepalive::Round(*mds_).ok());  // acknowledges
+  EXPECT_EQ(fake_.last_ack.load(), 5u);
+  EXPECT_EQ(fake_.evicted.load(), 0u);
+  EXPECT_EQ(evictions.load(), 1);
+  // Reported again (the acknowledgement lost): nothing more.
+  fake_.evicted = 5;
+  fake_.ignore_ack = true;
+  ASSERT_TRUE(Keepalive::Round(*mds_).ok());
+  ASSERT_TRUE(Keepalive::Round(*mds_).ok());
+  EXPECT_EQ(evictions.load(), 1);
+  EXPECT_EQ(fake_.evicted.load(), 5u);
+  fake_.ignore_ack = false;
+  ASSERT_TRUE(Keepalive::Round(*mds_).ok());
+  EXPECT_EQ(fake_.evicted.load(), 0u);
+  EXPECT_EQ(evictions.load(), 1);
+
+  fake_.evicted = 6;  // evicted again
+  ASSERT_TRUE(Keepalive::Round(*mds_).ok());
+  EXPECT_EQ(evictions.load(), 2);
+  // A restarted MDS numbers its evictions afresh: the same id from the new
+  // instance is a new eviction, and the acknowledgement naming the old
+  // instance does not clear it.
+  fake_.instance = 9;
+  ASSERT_TRUE(Keepalive::Round(*mds_).ok());
+  EXPECT_EQ(evictions.load(), 3);
+  EXPECT_EQ(mds_->instance(), 9u);
+  ASSERT_TRUE(Keepalive::Round(*mds_).ok());
+  EXPECT_EQ(fake_.last_ack.load(), 6u);
+  EXPECT_EQ(fake_.evicted.load(), 0u);
+  EXPECT_EQ(evictions.load(), 3);
+}
+
+// The mount's side: the keepalive hears of the eviction and every file open
+// at that moment fails with EIO at once, reads and writes included (no OST
+// is asked: there is none here); a file opened afterwards works.
+TEST_F(RecoveryTest, KeepaliveEvictionFailsEveryOpenFileAtOnce) {
+  fake_.proto1 = true;
+  ASSERT_TRUE(mds_->Reconnect().ok());
+  ASSERT_EQ(mds_->proto(), 1u);
+  OstSet osts;
+  Fs fs(mds_.get(), &osts, FsOptions{});
+  mds_->SetEvictedHandler([&fs] { fs.Evicted(); });
+  const OpCtx ctx;
+  absl::StatusOr<OpenFile*> a = fs.Open(ctx, 20, O_RDWR);
+  absl::StatusOr<OpenFile*> b = fs.Open(ctx, 21, O_RDONLY);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(fs.Read(ctx, *a, 0, 4).ok());  // empty file: no OST needed
+  ASSERT_TRUE(Keepalive::Round(*mds_).ok());
+  EXPECT_EQ(fs.BrokenFiles(), 0u);
+
+  fake_.evicted = 1;
+  ASSERT_TRUE(Keepalive::Round(*mds_).ok());
+  EXPECT_EQ(fs.BrokenFiles(), 2u);
+  EXPECT_EQ(ToErrno(fs.Read(ctx, *a, 0, 4).status()), EIO);
+  EXPECT_EQ(ToErrno(fs.Write(ctx, *a, 0, "xx", 2).status()), EIO);
+  EXPECT_EQ(ToErrno(fs.Read(ctx, *b, 0, 4).status()), EIO);
+  EXPECT_EQ(ToErrno(fs.Fsync(ctx, *a)), EIO);
+
+  absl::StatusOr<OpenFile*> c = fs.Open(ctx, 20, O_RDWR);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(fs.Read(ctx, *c, 0, 4).ok());
+  ASSERT_TRUE(Keepalive::Round(*mds_).ok());  // acknowledges: nothing more
+  EXPECT_EQ(fs.BrokenFiles(), 2u);
+  EXPECT_TRUE(fs.Release(ctx, *a).ok());
+  EXPECT_TRUE(fs.Release(ctx, *b).ok());
+  EXPECT_TRUE(fs.Release(ctx, *c).ok());
+}
+
+// The mount doubts its lease once no Ping succeeded for half the lease the
+// MDS reported; a successful Ping clears the doubt. Without a lease (an MDS
+// without leases, or release N) it never doubts.
+TEST_F(RecoveryTest, LeaseInDoubtAfterHalfTheLeaseWithoutAPing) {
+  dlm::FakeClock clock(absl::FromUnixSeconds(1000));
+  TargetOptions o;
+  o.client_id = 4343;
+  o.deadline = absl::Seconds(5);
+  o.clock = &clock;
+  MdsClient mds(absl::StrCat("127.0.0.1:", port_), o);
+  ASSERT_TRUE(mds.Connect().ok());
+  ASSERT_TRUE(mds.Ping().ok());
+  clock.Advance(absl::Hours(1));
+  EXPECT_FALSE(mds.LeaseInDoubt());  // no lease reported
+
+  fake_.lease_ms = 60000;
+  ASSERT_TRUE(mds.Ping().ok());
+  clock.Advance(absl::Seconds(30));
+  EXPECT_FALSE(mds.LeaseInDoubt());
+  clock.Advance(absl::Seconds(1));
+  EXPECT_TRUE(mds.LeaseInDoubt());
+  ASSERT_TRUE(mds.Ping().ok());
+  EXPECT_FALSE(mds.LeaseInDoubt());
 }
 
 }  // namespace

@@ -191,13 +191,53 @@ grpc::Status MdsClient::DoConnect(grpc::ClientContext* ctx,
 absl::StatusOr<uint64_t> MdsClient::Ping() {
   rpc::StatusRequest req;
   req.set_client_id(options().client_id);
+  {
+    absl::MutexLock l(&lease_mu_);
+    if (evicted_seen_ != 0) {
+      req.set_evicted_ack(evicted_seen_);
+      req.set_evicted_ack_instance(evicted_seen_on_);
+    }
+  }
   rpc::StatusReply reply;
   grpc::ClientContext ctx;
   rpc::SetDeadline(ctx, options().deadline);
+  const absl::Time sent = options().clock->Now();
   absl::Status s = rpc::FromGrpc(stub()->Status(&ctx, req, &reply));
   Count("Status");
   if (!s.ok()) return s;
+  bool evicted = false;
+  {
+    absl::MutexLock l(&lease_mu_);
+    // The lease runs from the MDS hearing us, at the latest when we sent.
+    last_ping_ok_ = std::max(last_ping_ok_, sent);
+    lease_ = absl::Milliseconds(reply.client_lease_ms());
+    if (reply.evicted() != 0 && (reply.evicted() != evicted_seen_ ||
+                                 reply.instance() != evicted_seen_on_)) {
+      evicted_seen_ = reply.evicted();
+      evicted_seen_on_ = reply.instance();
+      evicted = true;
+    }
+  }
+  // Outside lease_mu_: the handler takes the file system's locks.
+  if (evicted && on_evicted_) on_evicted_();
   return reply.instance();
+}
+
+void MdsClient::SetEvictedHandler(std::function<void()> fn) {
+  on_evicted_ = std::move(fn);
+}
+
+absl::Status MdsClient::ConfirmLease() {
+  absl::StatusOr<uint64_t> first = Ping();
+  if (first.ok()) return absl::OkStatus();
+  if (absl::Status s = Reconnect(); !s.ok()) return s;
+  return Ping().status();
+}
+
+bool MdsClient::LeaseInDoubt() const {
+  absl::MutexLock l(&lease_mu_);
+  return lease_ > absl::ZeroDuration() &&
+         options().clock->Now() - last_ping_ok_ > lease_ / 2;
 }
 
 void MdsClient::NewStub(std::shared_ptr<grpc::Channel> channel) {

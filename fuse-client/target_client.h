@@ -231,8 +231,24 @@ class MdsClient : public TargetClient {
   // One keepalive round trip (fuse-client/keepalive.h): Status carrying
   // this mount's client id (renews its MDS lease), with the call deadline,
   // no gate and no resend. Returns the instance of the server that
-  // answered.
+  // answered. When the answer reports an eviction of this mount not acted
+  // on yet (StatusReply.evicted, a new id or another instance), runs the
+  // evicted handler before returning, and acknowledges the eviction with
+  // the following Pings (StatusRequest.evicted_ack).
   absl::StatusOr<uint64_t> Ping();
+  // Sets the function run when the MDS reports that it evicted this mount
+  // (Fs::Evicted: every open file is lost). Call before the keepalive
+  // starts.
+  void SetEvictedHandler(std::function<void()> fn);
+  // True when this mount cannot vouch for its MDS lease: the MDS reported a
+  // lease (StatusReply.client_lease_ms) and no Ping succeeded for half of
+  // it (the mount was stopped or cut off). Before an action an evicted
+  // mount must not take (cutting data) the caller calls ConfirmLease.
+  bool LeaseInDoubt() const;
+  // Ping; when it fails, Reconnect (a mount resumed after a long stop finds
+  // its connection cut) and Ping once more. OK once the MDS answered (an
+  // eviction it reported has been handled); the error otherwise.
+  absl::Status ConfirmLease();
 
  protected:
   grpc::Status DoConnect(grpc::ClientContext* ctx,
@@ -242,6 +258,15 @@ class MdsClient : public TargetClient {
 
  private:
   std::shared_ptr<rpc::Mds::Stub> stub_ ABSL_GUARDED_BY(stub_mu_);
+  std::function<void()> on_evicted_;  // set once, before use
+  mutable absl::Mutex lease_mu_;
+  // The last eviction acted on (StatusReply.evicted) and the instance that
+  // reported it: acknowledged by every Ping (an acknowledgement naming
+  // another instance is ignored by the MDS).
+  uint64_t evicted_seen_ ABSL_GUARDED_BY(lease_mu_) = 0;
+  uint64_t evicted_seen_on_ ABSL_GUARDED_BY(lease_mu_) = 0;
+  absl::Duration lease_ ABSL_GUARDED_BY(lease_mu_);  // zero: none reported
+  absl::Time last_ping_ok_ ABSL_GUARDED_BY(lease_mu_);
 };
 
 class OstClient : public TargetClient {

@@ -49,6 +49,22 @@ void ClientLeases::Heard(uint64_t client_id) {
   }
 }
 
+ClientLeases::StatusAnswer ClientLeases::HeardStatus(uint64_t client_id,
+                                                     uint64_t evicted_ack) {
+  Heard(client_id);
+  if (client_id == 0) return {};
+  absl::MutexLock l(&mu_);
+  auto it = clients_.find(client_id);
+  if (it == clients_.end()) return {};
+  Entry& e = it->second;
+  if (evicted_ack != 0 && evicted_ack == e.unacked_eviction) {
+    spdlog::info("client {} ({}) acknowledged its eviction", client_id,
+                 e.name);
+    e.unacked_eviction = 0;
+  }
+  return {.tracked = true, .evicted = e.unacked_eviction};
+}
+
 size_t ClientLeases::CheckOnce() {
   struct Due {
     uint64_t id;
@@ -95,6 +111,14 @@ size_t ClientLeases::CheckOnce() {
       continue;
     }
     ++evicted;
+    {
+      // Reported to the client's keepalive until it acknowledges it.
+      absl::MutexLock l(&mu_);
+      auto it = clients_.find(d.id);
+      if (it != clients_.end()) {
+        it->second.unacked_eviction = ++last_eviction_id_;
+      }
+    }
     // A CLI that negotiated the lease and went away holds nothing: not worth
     // an info line.
     const bool notable = r->handles > 0 || d.entry.kind == "client";
@@ -147,13 +171,7 @@ void ClientLeases::Loop() {
   for (;;) {
     {
       absl::MutexLock l(&mu_);
-      mu_.AwaitWithTimeout(
-          absl::Condition(
-              +[](ClientLeases* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
-                return c->stop_;
-              },
-              this),
-          check_every_);
+      mu_.AwaitWithTimeout(absl::Condition(&stop_), check_every_);
       if (stop_) return;
     }
     const absl::Time now = clock_->Now();

@@ -8,8 +8,11 @@
 // least every 5 s (its keepalive: Status with its client_id), so a client
 // silent for the whole lease is taken for dead: its open handles are
 // dropped (MdsCore::EvictClient) and one line is logged. A client heard
-// from again after its eviction just carries on (new opens work; the old
-// handles answer EBADF). Clients that did not negotiate the feature
+// from again after its eviction just carries on (new opens work, and it is
+// tracked again; the old handles answer EBADF). Its keepalive learns of the
+// eviction (StatusReply.evicted, from HeardStatus) until it acknowledges it
+// (StatusRequest.evicted_ack), also across its reconnects (Connect keeps
+// the unacknowledged eviction), so it can fail its old open files at once. Clients that did not negotiate the feature
 // (release N mounts, which send no keepalive) are never tracked, hence
 // never evicted this way. Leases live in memory only: after an MDS restart
 // the clients' Connect tracks them again, and the handles kept from the
@@ -59,6 +62,18 @@ class ClientLeases {
   // The client was heard from (Status with its client_id, a request with
   // its ReqHeader). No effect on an untracked id.
   void Heard(uint64_t client_id);
+  // A Status naming `client_id` (a mount's keepalive) that acknowledges
+  // the eviction `evicted_ack` (0: none): Heard, then tells whether the
+  // client is tracked (it holds a lease: StatusReply.client_lease_ms) and
+  // the id of an eviction of it not acknowledged yet (StatusReply.evicted,
+  // 0: none). Ids are unique within this object, never 0.
+  struct StatusAnswer {
+    bool tracked = false;
+    uint64_t evicted = 0;
+  };
+  StatusAnswer HeardStatus(uint64_t client_id, uint64_t evicted_ack);
+  // The lease (zero or less: off).
+  absl::Duration lease() const { return lease_; }
 
   // Evicts every tracked client silent for at least the lease and not yet
   // evicted since it was last heard; logs one line per eviction. A failed
@@ -90,6 +105,9 @@ class ClientLeases {
     std::string name;
     absl::Time last_heard;
     bool evicted = false;
+    // The last eviction not yet acknowledged by the client (0: none); kept
+    // when it is heard from or connects again.
+    uint64_t unacked_eviction = 0;
   };
   void Loop();
 
@@ -101,6 +119,7 @@ class ClientLeases {
   absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, Entry> clients_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t last_eviction_id_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 

@@ -9,44 +9,34 @@
 #include <memory>
 #include <thread>
 
-#include "common/errors.h"
-#include "dlm/fake_clock.h"
 #include "gtest/gtest.h"
+#include "mds/core_test_util.h"
 #include "mds/mds_service.h"
 #include "rpc/handshake.h"
 
 namespace stripefs::mds {
 namespace {
 
-const Cred kRoot{0, 0, {}};
 constexpr uint64_t kA = 7;  // the client that dies
 constexpr uint64_t kB = 8;  // the one that lives on
 constexpr uint64_t kLeaseFeatures =
     rpc::kFeatureWriteCrc | rpc::kFeatureReopen | rpc::kFeatureLease;
 
-int Err(const absl::Status& s) { return ToErrno(s); }
-template <typename T>
-int Err(const absl::StatusOr<T>& r) {
-  return ToErrno(r.status());
-}
-
-class ClientLeasesTest : public ::testing::Test {
+class ClientLeasesTest : public CoreTestBase {
  protected:
-  void SetUp() override {
-    store_ = storage::NewMemKv();
-    osts_ = std::make_unique<FakeOstPool>(2);
-    StartCore({});
-  }
+  ClientLeasesTest() : CoreTestBase(2) {}
 
+  void SetUp() override {
+    CoreTestBase::SetUp();
+    NewLeases();
+  }
+  // A restart of the MDS: a new core and new leases over the same store.
   void StartCore(MdsOptions opts) {
     leases_.reset();
-    core_.reset();
-    opts.background_threads = false;
-    opts.precreate_batch = 16;
-    opts.precreate_low_water = 4;
-    core_ = std::make_unique<MdsCore>(store_.get(), osts_.get(), &clock_,
-                                      opts);
-    ASSERT_TRUE(core_->Start().ok());
+    Restart(opts);
+    NewLeases();
+  }
+  void NewLeases() {
     leases_ = std::make_unique<ClientLeases>(
         &clock_, absl::Seconds(60),
         [this](uint64_t id) { return core_->EvictClient(id); });
@@ -76,12 +66,7 @@ class ClientLeasesTest : public ::testing::Test {
     return !f.inode.layout.objects.empty();
   }
 
-  dlm::FakeClock clock_;
-  std::unique_ptr<storage::KvStore> store_;
-  std::unique_ptr<FakeOstPool> osts_;
-  std::unique_ptr<MdsCore> core_;
   std::unique_ptr<ClientLeases> leases_;
-  uint64_t xid_ = 0;
 };
 
 // Client A dies holding a shared file, its own file and a file it unlinked
@@ -337,6 +322,94 @@ TEST_F(ClientLeasesTest, ServiceConnectStatusAndRequestsRenewTheLease) {
                   .ok());
   EXPECT_EQ(leases_->CheckOnce(), 1u);
   EXPECT_EQ(core_->OpenHandleCount(), 0u);
+}
+
+// An evicted client learns it from every Status naming it (also after a
+// request of its own or a Connect un-marked it), until it acknowledges that
+// eviction; it is tracked again, and a second eviction has a new id that a
+// stale acknowledgement does not clear.
+TEST_F(ClientLeasesTest, StatusTellsAnEvictedClientUntilItAcknowledges) {
+  MdsService service(core_.get(), "mdt0", 1);
+  service.set_leases(leases_.get());
+  rpc::ConnectReply creply;
+  const rpc::ConnectRequest connect_a =
+      rpc::MakeConnectRequest(kA, "client", "hostA:1", rpc::kReleaseN1);
+  const rpc::ConnectRequest connect_b =
+      rpc::MakeConnectRequest(kB, "client", "hostB:2", rpc::kReleaseN1);
+  ASSERT_TRUE(service.Connect(nullptr, &connect_a, &creply).ok());
+  ASSERT_TRUE(service.Connect(nullptr, &connect_b, &creply).ok());
+  // The service is instance 1: acknowledgements name it.
+  auto status = [&](uint64_t client, uint64_t ack, uint64_t instance = 1) {
+    rpc::StatusRequest req;
+    req.set_client_id(client);
+    req.set_evicted_ack(ack);
+    req.set_evicted_ack_instance(instance);
+    rpc::StatusReply reply;
+    EXPECT_TRUE(service.Status(nullptr, &req, &reply).ok());
+    return reply;
+  };
+  rpc::StatusReply r = status(kA, 0);
+  EXPECT_EQ(r.evicted(), 0u);
+  EXPECT_EQ(r.client_lease_ms(), 60000u);
+  OpenResult old = MustCreate(kA, "f");
+
+  clock_.Advance(absl::Seconds(40));
+  EXPECT_EQ(status(kB, 0).evicted(), 0u);
+  clock_.Advance(absl::Seconds(21));
+  ASSERT_EQ(leases_->CheckOnce(), 1u);  // A only
+  // A request of A's own comes first (its lease runs again) ...
+  rpc::UpdateSizeRequest ureq;
+  ureq.mutable_hdr()->set_client_id(kA);
+  ureq.mutable_hdr()->set_xid(++xid_);
+  ureq.set_ino(old.inode.ino);
+  ureq.set_size(10);
+  rpc::Entry entry;
+  ASSERT_TRUE(service.UpdateSize(nullptr, &ureq, &entry).ok());
+  EXPECT_FALSE(leases_->IsEvicted(kA));
+  // ... its keepalive still learns of the eviction, also after a Connect.
+  const uint64_t first = status(kA, 0).evicted();
+  EXPECT_NE(first, 0u);
+  ASSERT_TRUE(service.Connect(nullptr, &connect_a, &creply).ok());
+  EXPECT_EQ(status(kA, 0).evicted(), first);
+  EXPECT_EQ(status(kA, first + 1).evicted(), first);  // not that one
+  EXPECT_EQ(status(kA, first, 2).evicted(), first);   // another instance's
+  EXPECT_EQ(status(kB, 0).evicted(), 0u);
+  // Acknowledged: no more.
+  EXPECT_EQ(status(kA, first).evicted(), 0u);
+  EXPECT_EQ(status(kA, first).evicted(), 0u);
+  EXPECT_EQ(status(kA, 0).evicted(), 0u);
+
+  // Tracked again: new opens work, and silence evicts it again.
+  OpenResult fresh = MustOpen(kA, old.inode.ino);
+  clock_.Advance(absl::Seconds(30));
+  EXPECT_EQ(leases_->CheckOnce(), 0u);
+  status(kB, 0);
+  clock_.Advance(absl::Seconds(31));
+  ASSERT_EQ(leases_->CheckOnce(), 1u);
+  EXPECT_EQ(Err(core_->Release(Req(kA), fresh.handle)), EBADF);
+  const uint64_t second = status(kA, first).evicted();
+  EXPECT_NE(second, 0u);
+  EXPECT_NE(second, first);
+  EXPECT_EQ(status(kA, second).evicted(), 0u);
+  // An anonymous Status is told nothing, nor is a client without the
+  // lease feature (release N) given a lease.
+  EXPECT_EQ(status(0, 0).evicted(), 0u);
+  EXPECT_EQ(status(0, 0).client_lease_ms(), 0u);
+  const rpc::ConnectRequest old_client =
+      rpc::MakeConnectRequest(kB, "client", "old:2", rpc::kReleaseN);
+  ASSERT_TRUE(service.Connect(nullptr, &old_client, &creply).ok());
+  EXPECT_EQ(status(kB, 0).client_lease_ms(), 0u);
+}
+
+// Without leases the MDS reports neither an eviction nor a lease.
+TEST_F(ClientLeasesTest, StatusWithoutLeasesReportsNoLease) {
+  MdsService service(core_.get(), "mdt0", 1);
+  rpc::StatusRequest req;
+  req.set_client_id(kA);
+  rpc::StatusReply reply;
+  ASSERT_TRUE(service.Status(nullptr, &req, &reply).ok());
+  EXPECT_EQ(reply.evicted(), 0u);
+  EXPECT_EQ(reply.client_lease_ms(), 0u);
 }
 
 }  // namespace

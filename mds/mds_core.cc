@@ -239,6 +239,11 @@ size_t MdsCore::PendingReopenCount() {
   return pending_reopen_;
 }
 
+bool MdsCore::WaitForStop(absl::Duration timeout) {
+  bg_mu_.AwaitWithTimeout(absl::Condition(&stop_), timeout);
+  return stop_;
+}
+
 void MdsCore::ReopenWindowLoop() {
   for (;;) {
     absl::Time deadline;
@@ -249,14 +254,9 @@ void MdsCore::ReopenWindowLoop() {
     }
     if (clock_->Now() >= deadline) break;
     absl::MutexLock l(&bg_mu_);
-    bg_mu_.AwaitWithTimeout(
-        absl::Condition(
-            +[](MdsCore* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->bg_mu_) {
-              return c->stop_;
-            },
-            this),
-        std::min(absl::Seconds(1), deadline - clock_->Now()));
-    if (stop_) return;
+    if (WaitForStop(std::min(absl::Seconds(1), deadline - clock_->Now()))) {
+      return;
+    }
   }
   absl::StatusOr<size_t> n = ExpireReopenWindow();
   if (!n.ok()) {
@@ -424,14 +424,7 @@ void MdsCore::PruneLoop() {
   for (;;) {
     {
       absl::MutexLock l(&bg_mu_);
-      bg_mu_.AwaitWithTimeout(
-          absl::Condition(
-              +[](MdsCore* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->bg_mu_) {
-                return c->stop_;
-              },
-              this),
-          options_.reply_sweep_interval);
-      if (stop_) return;
+      if (WaitForStop(options_.reply_sweep_interval)) return;
     }
     absl::StatusOr<size_t> n = PruneReplyRecords();
     if (!n.ok()) {
@@ -746,13 +739,7 @@ void MdsCore::DestroyLoop() {
       absl::MutexLock l(&bg_mu_);
       if (failing) {
         // Retry later whatever happens.
-        bg_mu_.AwaitWithTimeout(
-            absl::Condition(
-                +[](MdsCore* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->bg_mu_) {
-                  return c->stop_;
-                },
-                this),
-            options_.destroy_retry);
+        if (WaitForStop(options_.destroy_retry)) return;
       } else {
         bg_mu_.AwaitWithTimeout(
             absl::Condition(
@@ -761,17 +748,10 @@ void MdsCore::DestroyLoop() {
                 },
                 this),
             absl::Seconds(5));
+        if (stop_) return;
       }
-      if (stop_) return;
       // Let removals pile up a little so one OSS call destroys many.
-      bg_mu_.AwaitWithTimeout(
-          absl::Condition(
-              +[](MdsCore* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->bg_mu_) {
-                return c->stop_;
-              },
-              this),
-          options_.destroy_batch_delay);
-      if (stop_) return;
+      if (WaitForStop(options_.destroy_batch_delay)) return;
       destroy_pending_ = false;
     }
     auto r = DrainDestroyQueue();

@@ -347,6 +347,10 @@ class MdsCore {
                                storage::WriteBatch* b)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void KickBackground();
+  // Waits on bg_mu_ (held) until Stop() or `timeout`; true when stopping,
+  // so that a background loop returns.
+  bool WaitForStop(absl::Duration timeout)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(bg_mu_);
   void ReopenWindowLoop();
   void PruneLoop();
   void RefillLoop();

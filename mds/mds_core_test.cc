@@ -9,41 +9,19 @@
 #include <set>
 #include <thread>
 
-#include "common/errors.h"
 #include "common/fault_points.h"
 #include "gtest/gtest.h"
+#include "mds/core_test_util.h"
 
 namespace stripefs::mds {
 namespace {
 
-const Cred kRoot{0, 0, {}};
 const Cred kAlice{1000, 1000, {1000, 50}};
 const Cred kBob{1001, 1001, {1001}};
 
-template <typename T>
-int Err(const absl::StatusOr<T>& r) {
-  return ToErrno(r.status());
-}
-int Err(const absl::Status& s) { return ToErrno(s); }
-
-class MdsCoreTest : public ::testing::Test {
+class MdsCoreTest : public CoreTestBase {
  protected:
-  void SetUp() override {
-    store_ = storage::NewMemKv();
-    osts_ = std::make_unique<FakeOstPool>(4);
-    Restart();
-  }
-
-  void Restart(MdsOptions opts = {}) {
-    core_.reset();
-    opts.background_threads = false;
-    opts.precreate_batch = 64;
-    opts.precreate_low_water = 8;
-    opts.default_stripe_count = default_count_;
-    core_ = std::make_unique<MdsCore>(store_.get(), osts_.get(), RealClock(),
-                                      opts);
-    ASSERT_TRUE(core_->Start().ok());
-  }
+  MdsCoreTest() : CoreTestBase(4, /*real_clock=*/true) {}
 
   ReqId Req() { return {7, ++xid_}; }
 
@@ -61,32 +39,6 @@ class MdsCoreTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? *r : Inode{};
   }
-  Inode Attr(uint64_t ino) {
-    auto r = core_->GetAttr(ino);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : Inode{};
-  }
-  std::vector<std::string> List(uint64_t dir) {
-    std::vector<std::string> names;
-    uint64_t cookie = 0;
-    while (true) {
-      auto r = core_->Readdir(kRoot, dir, cookie, 3, false);
-      EXPECT_TRUE(r.ok());
-      if (!r.ok()) break;
-      for (auto& e : r->entries) {
-        names.push_back(e.name);
-        cookie = e.cookie;
-      }
-      if (r->eof) break;
-    }
-    return names;
-  }
-
-  int32_t default_count_ = 1;
-  std::unique_ptr<storage::KvStore> store_;
-  std::unique_ptr<FakeOstPool> osts_;
-  std::unique_ptr<MdsCore> core_;
-  uint64_t xid_ = 0;
 };
 
 TEST_F(MdsCoreTest, RootIsFormatted) {

@@ -158,9 +158,21 @@ grpc::Status MdsService::Status(grpc::ServerContext*,
                                 const rpc::StatusRequest* req,
                                 rpc::StatusReply* reply) {
   counts_[kStatus].fetch_add(1, std::memory_order_relaxed);
-  // A mount's keepalive (N+1) names its client: its lease is renewed.
-  if (leases_ != nullptr) leases_->Heard(req->client_id());
+  // A mount's keepalive (N+1) names its client: its lease is renewed, and
+  // it learns of its eviction until it acknowledges it.
+  ClientLeases::StatusAnswer lease;
+  if (leases_ != nullptr) {
+    // Eviction ids are this instance's: an acknowledgement meant for a
+    // previous one acknowledges nothing.
+    const uint64_t ack =
+        req->evicted_ack_instance() == instance_ ? req->evicted_ack() : 0;
+    lease = leases_->HeardStatus(req->client_id(), ack);
+  }
   if (failover_.failing()) return rpc::FailingOver();
+  reply->set_evicted(lease.evicted);
+  if (lease.tracked) {
+    reply->set_client_lease_ms(absl::ToInt64Milliseconds(leases_->lease()));
+  }
   reply->set_target(target_);
   reply->set_release(stripefs::kRelease);
   reply->set_proto_min(rpc::kProtoMin);

@@ -10,67 +10,22 @@
 #include <string>
 #include <vector>
 
-#include "common/errors.h"
 #include "common/fault_points.h"
-#include "dlm/fake_clock.h"
 #include "gtest/gtest.h"
+#include "mds/core_test_util.h"
 #include "mds/mds_core.h"
 #include "mds/records.h"
 
 namespace stripefs::mds {
 namespace {
 
-const Cred kRoot{0, 0, {}};
 constexpr uint64_t kClient = 0x1234;
 
-template <typename T>
-int Err(const absl::StatusOr<T>& r) {
-  return ToErrno(r.status());
-}
-int Err(const absl::Status& s) { return ToErrno(s); }
-
-class ReplyRecordTest : public ::testing::Test {
+class ReplyRecordTest : public CoreTestBase {
  protected:
-  void SetUp() override {
-    store_ = storage::NewMemKv();
-    osts_ = std::make_unique<FakeOstPool>(2);
-    Restart();
-  }
-  void TearDown() override { ASSERT_TRUE(fault::Configure("", 1).ok()); }
-
-  // A new instance over the same store (a restart; records are on disk).
-  void Restart(MdsOptions opts = {}) {
-    core_.reset();
-    opts.background_threads = false;
-    opts.precreate_batch = 64;
-    opts.precreate_low_water = 8;
-    core_ = std::make_unique<MdsCore>(store_.get(), osts_.get(), &clock_,
-                                      opts);
-    ASSERT_TRUE(core_->Start().ok());
-  }
+  ReplyRecordTest() : CoreTestBase(2) {}
 
   ReqId Req() { return {kClient, ++xid_}; }
-
-  Inode Attr(uint64_t ino) {
-    auto r = core_->GetAttr(ino);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : Inode{};
-  }
-  std::vector<std::string> List(uint64_t dir) {
-    std::vector<std::string> names;
-    auto r = core_->Readdir(kRoot, dir, 0, 1000, false);
-    EXPECT_TRUE(r.ok()) << r.status();
-    if (r.ok()) {
-      for (auto& e : r->entries) names.push_back(e.name);
-    }
-    return names;
-  }
-
-  dlm::FakeClock clock_{absl::FromUnixSeconds(1'700'000'000)};
-  std::unique_ptr<storage::KvStore> store_;
-  std::unique_ptr<FakeOstPool> osts_;
-  std::unique_ptr<MdsCore> core_;
-  uint64_t xid_ = 0;
 };
 
 TEST(ReplyRecordEncoding, RoundTripsAndRefusesGarbage) {

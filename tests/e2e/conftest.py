@@ -158,19 +158,24 @@ def mount_daemon_pid(mountpoint):
     raise AssertionError(f"no stripefs-mount for {mountpoint}")
 
 
-def up_with_two_mounts(c, tmp_root, callback_timeout):
+def up_with_two_mounts(c, tmp_root, callback_timeout, env=None):
     """Starts cluster c with a DLM whose callback timeout is
     `callback_timeout` seconds (handed to stripefs-dlm through its
-    environment) and mounts it twice: c.mnt (mode 0777) and c.mnt_b."""
-    old = os.environ.get("STRIPEFS_DLM_CALLBACK_TIMEOUT")
-    os.environ["STRIPEFS_DLM_CALLBACK_TIMEOUT"] = str(callback_timeout)
+    environment) and mounts it twice: c.mnt (mode 0777) and c.mnt_b.
+    `env`: more variables for the environment of the servers `cluster up`
+    starts (only they: this process's environment is restored after)."""
+    env = {"STRIPEFS_DLM_CALLBACK_TIMEOUT": str(callback_timeout),
+           **(env or {})}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         c.up(mount=True)
     finally:
-        if old is None:
-            del os.environ["STRIPEFS_DLM_CALLBACK_TIMEOUT"]
-        else:
-            os.environ["STRIPEFS_DLM_CALLBACK_TIMEOUT"] = old
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     os.chmod(c.mnt, 0o777)
     c.mnt_b = c.mount_again(os.path.join(tmp_root, "mnt-b"))
 

@@ -17,17 +17,15 @@ and the new mount sees B's data.
 import errno
 import os
 import re
-import select
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import uuid
 
 import pytest
 
-from conftest import _mounted, make_cluster, mount_daemon_pid, up_with_two_mounts, wait_for
+from conftest import _mounted, mount_daemon_pid, wait_for
+from helpers import ask, two_mount_cluster
 
 CALLBACK_TIMEOUT = 2  # seconds, stripefs-dlm --callback-timeout
 # Seconds, stripefs-mds --client-lease: three keepalive periods (5 s) so
@@ -38,24 +36,10 @@ MARGIN = 30  # seconds allowed beyond a timeout before a wait fails
 
 @pytest.fixture
 def kill_cluster():
-    tmp_root = tempfile.mkdtemp(prefix="stripefs-clientkill-e2e-")
-    os.chmod(tmp_root, 0o755)
-    c = make_cluster(tmp_root, oss=2)
-    old = os.environ.get("STRIPEFS_MDS_CLIENT_LEASE")
-    os.environ["STRIPEFS_MDS_CLIENT_LEASE"] = str(CLIENT_LEASE)
-    try:
-        try:
-            up_with_two_mounts(c, tmp_root, CALLBACK_TIMEOUT)
-        finally:
-            if old is None:
-                del os.environ["STRIPEFS_MDS_CLIENT_LEASE"]
-            else:
-                os.environ["STRIPEFS_MDS_CLIENT_LEASE"] = old
+    with two_mount_cluster(
+            "stripefs-clientkill-e2e-", CALLBACK_TIMEOUT,
+            env={"STRIPEFS_MDS_CLIENT_LEASE": str(CLIENT_LEASE)}) as c:
         yield c
-    finally:
-        c.down()
-        c.force_cleanup()
-        shutil.rmtree(tmp_root, ignore_errors=True)
 
 
 # A helper on one mount, driven by stdin lines; answers "ok ..." or the
@@ -64,6 +48,7 @@ def kill_cluster():
 #   lock PATH:   open PATH and take an fcntl write lock (F_SETLKW); keep it
 #   open PATH:   open PATH read-write; keep it
 #   write DATA:  pwrite DATA at 0 through the kept fd, fsync
+#   pwrite DATA: pwrite DATA at 0 through the kept fd (no fsync)
 #   read N:      pread N bytes at 0 through the kept fd
 #   truncate N:  ftruncate the kept fd to N bytes
 HELPER = r"""
@@ -93,6 +78,8 @@ for line in sys.stdin:
             os.pwrite(fd, arg.encode(), 0)
             os.fsync(fd)
             r = ""
+        elif cmd == "pwrite":
+            r = str(os.pwrite(fd, arg.encode(), 0))
         elif cmd == "read":
             r = os.pread(fd, int(arg), 0).decode()
         else:
@@ -110,11 +97,7 @@ class Helper:
                                   stdout=subprocess.PIPE, text=True)
 
     def ask(self, cmd, timeout=20):
-        self.p.stdin.write(cmd + "\n")
-        self.p.stdin.flush()
-        r, _, _ = select.select([self.p.stdout], [], [], timeout)
-        assert r, f"helper hung for {timeout}s on {cmd!r}"
-        return self.p.stdout.readline().strip()
+        return ask(self.p, cmd, timeout)
 
     def kill(self):
         if self.p.poll() is None:
@@ -286,9 +269,12 @@ def test_killed_mount_is_evicted_and_the_others_carry_on(kill_cluster):
 
 def test_mount_silent_past_its_lease_gets_eio_on_its_old_files(kill_cluster):
     """Mount A's daemon is stopped (SIGSTOP) for longer than its MDS lease:
-    the MDS evicts it. Resumed, A carries on: a file it had open before
-    fails with EIO (the MDS answers EBADF for the dropped handle; the mount
-    logs the eviction), while opening the file again works."""
+    the MDS evicts it. Resumed, A's keepalive learns of the eviction (the
+    MDS tells it on Status) and fails every file it had open at once: a
+    plain read() and write() of the old fd give EIO and the write leaves
+    the OSS data as it was, as do ftruncate and fsync; a shrinking
+    ftruncate right after the resume (before the keepalive ran) asks the
+    MDS first and cuts nothing either; opening the file again works."""
     c = kill_cluster
     name = "silent-" + uuid.uuid4().hex[:8]
     fa, fb = os.path.join(c.mnt, name), os.path.join(c.mnt_b, name)
@@ -309,14 +295,35 @@ def test_mount_silent_past_its_lease_gets_eio_on_its_old_files(kill_cluster):
                            for l in f)
         assert wait_for(evicted, timeout=CLIENT_LEASE + MARGIN, interval=0.5), (
             log_tails(c.home))
+        layout = os.getxattr(fb, "user.stripefs.layout").decode()
         os.kill(pid, signal.SIGCONT)
         stopped = False
-        # The old open file: the MDS no longer knows its handle, so the
-        # first request that needs it fails with EIO, not a silent success,
-        # and from then on every operation on that fd does.
+        logs = os.path.join(c.home, "log")
+
+        def mount_a_log():
+            paths = [os.path.join(logs, n) for n in os.listdir(logs)
+                     if n.startswith("mount-") and "mnt-b" not in n]
+            return "".join(open(p, errors="replace").read() for p in paths)
+        # A shrinking ftruncate right away (the keepalive may not have run
+        # yet): the mount asks the MDS first, so it fails and cuts nothing.
         assert holder.ask("truncate 4", timeout=MARGIN) == "EIO"
-        assert holder.ask("write XX", timeout=MARGIN) == "EIO"  # its fsync
+        # Its keepalive (every 5 s) hears of the eviction and says so.
+        assert wait_for(lambda: "evicted by the MDS" in mount_a_log(),
+                        timeout=MARGIN, interval=0.2), log_tails(c.home)
+        assert "1 open files lost" in mount_a_log(), log_tails(c.home)
+        # The old open file: every operation on that fd fails with EIO,
+        # plain reads and writes too (they never reach an OSS).
+        assert holder.ask("read 4", timeout=MARGIN) == "EIO"
+        assert holder.ask("pwrite XX", timeout=MARGIN) == "EIO"
+        assert holder.ask("write XX", timeout=MARGIN) == "EIO"
         assert holder.ask("truncate 2", timeout=MARGIN) == "EIO"
+        # The OSS object files still hold all that was written before.
+        stored = b""
+        for p in object_files(c, layout):
+            if os.path.exists(p):
+                with open(p, "rb") as f:
+                    stored += f.read()
+        assert stored.startswith(b"0123456789"), stored[:32]
         # New opens work, on both mounts.
         with open(fa, "r+b") as f:
             f.truncate(3)
@@ -325,11 +332,6 @@ def test_mount_silent_past_its_lease_gets_eio_on_its_old_files(kill_cluster):
             assert f.read() == b"new"
         with open(fb, "rb") as f:
             assert f.read() == b"new"
-        logs = os.path.join(c.home, "log")
-        mount_logs = [os.path.join(logs, n) for n in os.listdir(logs)
-                      if n.startswith("mount-") and "mnt-b" not in n]
-        text = "".join(open(p, errors="replace").read() for p in mount_logs)
-        assert "this mount was evicted" in text, log_tails(c.home)
     finally:
         if stopped:
             os.kill(pid, signal.SIGCONT)

@@ -26,18 +26,17 @@ import errno
 import os
 import re
 import select
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from conftest import make_cluster, up_with_two_mounts, wait_for  # noqa: E402
+from conftest import wait_for  # noqa: E402
+from helpers import mount_log, two_mount_cluster  # noqa: E402
 from rawprocs import BIN_N1, free_port, log_of, procs_fixture  # noqa: E402
 
 CALLBACK_TIMEOUT = 3      # seconds (stripefs-dlm --callback-timeout)
@@ -242,36 +241,17 @@ def kill9_and_restart(c, target, down_seconds=1.0):
     c.cli("server", "start", "--home", c.home, target, timeout=90)
 
 
-def mount_log(c, mountpoint):
-    name = "mount-" + os.path.realpath(mountpoint).replace("/", "_") + ".log"
-    try:
-        with open(os.path.join(c.home, "log", name), errors="replace") as f:
-            return f.read()
-    except OSError as e:
-        return f"(no mount log: {e})"
-
-
 @pytest.fixture
 def crash_cluster():
-    tmp_root = tempfile.mkdtemp(prefix="stripefs-crash-e2e-")
-    os.chmod(tmp_root, 0o755)
-    c = make_cluster(tmp_root, oss=2)
-    c.procs = []
-    try:
-        up_with_two_mounts(c, tmp_root, CALLBACK_TIMEOUT)
-        yield c
-    finally:
-        for p in c.procs:
-            p.kill()
-        # A server a failed test left dead: start it so `cluster down` is
-        # clean (failures ignored; force_cleanup follows).
-        for target in ("ost0", "ost1", "mdt0"):
-            if server_pid(c, target) == 0:
-                c.cli("server", "start", "--home", c.home, target,
-                      check=False, timeout=90)
-        c.down()
-        c.force_cleanup()
-        shutil.rmtree(tmp_root, ignore_errors=True)
+    # Teardown starts the servers a failed test left dead.
+    with two_mount_cluster("stripefs-crash-e2e-", CALLBACK_TIMEOUT,
+                           restart=("ost0", "ost1", "mdt0")) as c:
+        c.procs = []
+        try:
+            yield c
+        finally:
+            for p in c.procs:
+                p.kill()
 
 
 def test_mds_kill9_during_metadata_workload_on_two_mounts(crash_cluster):

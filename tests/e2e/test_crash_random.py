@@ -35,16 +35,15 @@ import json
 import os
 import random
 import select
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
 
-from conftest import BIN, make_cluster, up_with_two_mounts, wait_for
+from conftest import BIN, wait_for
+from helpers import two_mount_cluster
 from rawprocs import BIN_N1, free_port, log_of, procs_fixture
 
 CALLBACK_TIMEOUT = 5          # seconds (stripefs-dlm --callback-timeout)
@@ -351,20 +350,10 @@ class Driver:
 
 @pytest.fixture
 def crash_cluster():
-    tmp_root = tempfile.mkdtemp(prefix="stripefs-crash-e2e-")
-    os.chmod(tmp_root, 0o755)
-    c = make_cluster(tmp_root, oss=2)
-    try:
-        up_with_two_mounts(c, tmp_root, CALLBACK_TIMEOUT)
+    # Teardown starts the servers a failed iteration left stopped.
+    with two_mount_cluster("stripefs-crash-e2e-", CALLBACK_TIMEOUT,
+                           restart=SERVERS) as c:
         yield c
-    finally:
-        # Servers a failed iteration left stopped: start them so that
-        # `cluster down` is clean (force_cleanup follows anyway).
-        for t in SERVERS:
-            c.cli("server", "start", "--home", c.home, t, check=False)
-        c.down()
-        c.force_cleanup()
-        shutil.rmtree(tmp_root, ignore_errors=True)
 
 
 def test_crash_random(crash_cluster, request, capsys):

@@ -27,7 +27,8 @@ import uuid
 
 import pytest
 
-from conftest import make_cluster, mount_daemon_pid, up_with_two_mounts, wait_for
+from conftest import make_cluster, mount_daemon_pid, wait_for
+from helpers import ask, two_mount_cluster
 
 LOOP_MAX_SECONDS = 60      # a worker never runs longer than this
 LOOP_MAX_FILES = 400       # nor writes more files than this
@@ -410,16 +411,9 @@ EVICT_CALLBACK_TIMEOUT = 2  # seconds (stripefs-dlm --callback-timeout)
 def evict_cluster():
     """A cluster whose DLM evicts after EVICT_CALLBACK_TIMEOUT seconds
     (passed to stripefs-dlm through its environment), mounted twice."""
-    tmp_root = tempfile.mkdtemp(prefix="stripefs-evict-e2e-")
-    os.chmod(tmp_root, 0o755)
-    c = make_cluster(tmp_root, oss=2)
-    try:
-        up_with_two_mounts(c, tmp_root, EVICT_CALLBACK_TIMEOUT)
+    with two_mount_cluster("stripefs-evict-e2e-",
+                           EVICT_CALLBACK_TIMEOUT) as c:
         yield c
-    finally:
-        c.down()
-        c.force_cleanup()
-        shutil.rmtree(tmp_root, ignore_errors=True)
 
 
 # Runs one operation on a path; prints "ok <result>" or the errno name.
@@ -500,15 +494,6 @@ for line in sys.stdin:
     except OSError as e:
         print(errno.errorcode[e.errno], flush=True)
 """
-
-
-def ask(p, cmd, timeout=20):
-    import select
-    p.stdin.write(cmd + "\n")
-    p.stdin.flush()
-    r, _, _ = select.select([p.stdout], [], [], timeout)
-    assert r, f"lock holder hung on {cmd}"
-    return p.stdout.readline().strip()
 
 
 def test_evicted_mount_never_hangs(evict_cluster):

@@ -14,52 +14,38 @@ is unmounted and every server stopped, also on failure.
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 import uuid
 
 import pytest
 
-from conftest import (BIN, make_cluster, mount_daemon_pid, up_with_two_mounts,
-                      wait_for, _mounted)
+from conftest import BIN, mount_daemon_pid, wait_for, _mounted
+from helpers import (HELPER_MAX_SECONDS, WRITER, ask, block, helper,
+                     mount_log, server_log, two_mount_cluster)
 
 CALLBACK_TIMEOUT = 3   # seconds (stripefs-dlm --callback-timeout)
-HELPER_MAX_SECONDS = 120  # no helper process lives longer than this
 
 
 @pytest.fixture
 def fo_cluster():
-    tmp_root = tempfile.mkdtemp(prefix="stripefs-failover-e2e-")
-    os.chmod(tmp_root, 0o755)
-    c = make_cluster(tmp_root, oss=2)
-    c.helpers = []
-    c.direct_mounts = []
-    try:
-        up_with_two_mounts(c, tmp_root, CALLBACK_TIMEOUT)
-        yield c
-    finally:
-        for p in c.helpers:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
-        for pid in getattr(c, "stopped_pids", []):
-            try:
-                os.kill(pid, signal.SIGCONT)
-            except OSError:
-                pass
-        for m in c.direct_mounts:
-            if _mounted(m):
-                subprocess.run(["fusermount3", "-u", "-z", m], check=False)
-        # A server left stopped by a test: start it so `cluster down` is
-        # clean (ignore failures, force_cleanup follows).
-        c.cli("server", "start", "--home", c.home, "mdt0", check=False)
-        c.down()
-        c.force_cleanup()
-        shutil.rmtree(tmp_root, ignore_errors=True)
+    # A test may leave the MDS stopped: teardown starts it again.
+    with two_mount_cluster("stripefs-failover-e2e-", CALLBACK_TIMEOUT,
+                           restart=("mdt0",)) as c:
+        c.direct_mounts = []
+        try:
+            yield c
+        finally:
+            for pid in getattr(c, "stopped_pids", []):
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except OSError:
+                    pass
+            for m in c.direct_mounts:
+                if _mounted(m):
+                    subprocess.run(["fusermount3", "-u", "-z", m],
+                                   check=False)
 
 
 def controlled_stop(c, target):
@@ -71,77 +57,6 @@ def controlled_stop(c, target):
 
 def start(c, target):
     c.cli("server", "start", "--home", c.home, target, timeout=90)
-
-
-def helper(c, code, *args):
-    """A Python helper talking line by line over stdin/stdout."""
-    p = subprocess.Popen(
-        ["timeout", str(HELPER_MAX_SECONDS), sys.executable, "-c", code,
-         *map(str, args)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    c.helpers.append(p)
-    return p
-
-
-def ask(p, cmd, timeout=30):
-    import select
-    p.stdin.write(cmd + "\n")
-    p.stdin.flush()
-    r, _, _ = select.select([p.stdout], [], [], timeout)
-    assert r, f"helper did not answer {cmd!r} within {timeout}s"
-    line = p.stdout.readline().strip()
-    assert line, f"helper exited on {cmd!r} (rc {p.poll()})"
-    return line
-
-
-def block(i, tag):
-    """4 KiB record i of writer `tag` (verifiable from anywhere)."""
-    head = f"{tag}:{i:08d}:".encode()
-    return (head * (4096 // len(head) + 1))[:4096]
-
-
-# Holds ONE file open for its whole life and writes record after record
-# (pwrite + every 8th an fsync), until told to stop; also fstat()s it. Any
-# error ends the loop and is reported. Commands: "n" -> records written so
-# far; "stop" -> JSON summary.
-WRITER = r"""
-import json, os, select, sys, time
-path, tag = sys.argv[1], sys.argv[2]
-def block(i):
-    head = ("%s:%08d:" % (tag, i)).encode()
-    return (head * (4096 // len(head) + 1))[:4096]
-fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-errors, i, slowest = [], 0, 0.0
-print("ready", flush=True)
-while True:
-    r, _, _ = select.select([sys.stdin], [], [], 0)
-    if r:
-        cmd = sys.stdin.readline().strip()
-        if cmd == "n":
-            print(i, flush=True)
-            continue
-        break
-    if errors or i >= 20000:
-        time.sleep(0.05)
-        continue
-    t0 = time.monotonic()
-    try:
-        os.pwrite(fd, block(i), i * 4096)
-        if i % 8 == 7:
-            os.fsync(fd)
-        if os.fstat(fd).st_size < (i + 1) * 4096:
-            errors.append("size %d after record %d" % (os.fstat(fd).st_size, i))
-        i += 1
-    except OSError as e:
-        errors.append("record %d: %s" % (i, e))
-    slowest = max(slowest, time.monotonic() - t0)
-try:
-    os.fsync(fd)
-    os.close(fd)
-except OSError as e:
-    errors.append("close: %s" % e)
-print(json.dumps({"n": i, "errors": errors, "slowest": slowest}), flush=True)
-"""
 
 
 def test_controlled_mds_restart_with_files_open_on_both_mounts(fo_cluster):
@@ -170,7 +85,7 @@ def test_controlled_mds_restart_with_files_open_on_both_mounts(fo_cluster):
     for k, r in results.items():
         assert r["errors"] == [], (k, r)
     for m in (c.mnt, c.mnt_b):
-        log = mount_logs(c, m)
+        log = mount_log(c, m)
         assert "mdt0: the server asks for the target" in log, log
         assert "re-established 1 of 1 open files on the MDS" in log, log
     # Every record, read through the OTHER mount.
@@ -318,8 +233,8 @@ def test_new_mount_while_mds_is_stopping_waits_then_works(fo_cluster):
     assert _mounted(mnt_c)
     # It reached the old MDS (configuration), then waited for the active
     # lock and connected again to the new one.
-    assert mount_logs(c, mnt_c).count("connected to mdt0") >= 2, \
-        mount_logs(c, mnt_c)
+    assert mount_log(c, mnt_c).count("connected to mdt0") >= 2, \
+        mount_log(c, mnt_c)
     name = "fo-" + uuid.uuid4().hex[:8]
     with open(os.path.join(mnt_c, name), "wb") as f:
         f.write(b"from the new mount")
@@ -354,17 +269,6 @@ for line in sys.stdin:
     except OSError as e:
         print(errno.errorcode[e.errno], flush=True)
 """
-
-
-def mount_logs(c, mountpoint):
-    """The log of the mount at `mountpoint` (made by `stripefs mount`)."""
-    name = "mount-" + os.path.realpath(mountpoint).replace("/", "_") + ".log"
-    path = os.path.join(c.home, "log", name)
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()
-    except OSError as e:
-        return f"(no mount log: {e})"
 
 
 def stop_mount_during_controlled_restart(c):
@@ -418,7 +322,7 @@ def test_stopped_mount_with_unsynced_writes_is_evicted(fo_cluster):
     # A notices the eviction when its DLM session delivers it; the clear
     # error is logged then.
     assert wait_for(lambda: "is lost after the MDS failover" in
-                    mount_logs(c, c.mnt), timeout=30), mount_logs(c, c.mnt)
+                    mount_log(c, c.mnt), timeout=30), mount_log(c, c.mnt)
     # (a read may still be served from the kernel's page cache)
     assert ask(h, "write AGAIN") == "EIO"
     assert ask(h, "fsync") == "EIO"
@@ -484,12 +388,11 @@ def test_controlled_oss_restarts_with_writers(fo_cluster):
     # The protocol ran: both mounts and the MDS paused for each OST and
     # became active again (not merely retried a dead server).
     for m in (c.mnt, c.mnt_b):
-        log = mount_logs(c, m)
+        log = mount_log(c, m)
         for target in ("ost0", "ost1"):
             assert f"{target}: the server asks for the target" in log, log
             assert f"{target}: active again" in log, log
-    with open(os.path.join(c.home, "log", "mdt0.log"), errors="replace") as f:
-        mds_log = f.read()
+    mds_log = server_log(c, "mdt0")
     for target in ("ost0", "ost1"):
         assert f"{target}: the server asks for the target" in mds_log
         assert f"{target}: active again" in mds_log

@@ -7,13 +7,13 @@ the syscall succeeds; a bad spec stops the server from starting, with a
 message."""
 
 import errno
-import multiprocessing
 import os
 import threading
 import time
 
 import pytest
 
+from helpers import run_in_child
 from rawprocs import BIN_N1, free_port, log_of, procs_fixture
 
 procs = procs_fixture("stripefs-faults-")
@@ -194,16 +194,9 @@ def test_open_files_survive_an_mds_kill9(procs):
         mds.wait(timeout=10)
         mds2 = procs.serve(BIN_N1, "stripefs-mds", mds_port, *mds_args,
                            name="mds-after-kill9")
-        ctx = multiprocessing.get_context("fork")
-        q = ctx.Queue()
-        child = ctx.Process(target=_use_fds, args=(fds, q))
-        child.start()
-        child.join(90)
-        if child.is_alive():
-            child.kill()
-            child.join(10)
-            pytest.fail("I/O on files open across the MDS crash hangs")
-        status, out = q.get(timeout=5)
+        status, out = run_in_child(
+            _use_fds, fds, timeout=90,
+            hang="I/O on files open across the MDS crash hangs")
         assert status == "ok", out
         want = b"aftere-the-crash".ljust(32, b"\0")
         assert out == [(kept, want, 1), (gone, want, 0)], out

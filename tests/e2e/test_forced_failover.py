@@ -19,20 +19,17 @@ is unmounted and every server stopped, also on failure.
 import json
 import os
 import re
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 import uuid
 
 import pytest
 
-from conftest import make_cluster, wait_for
+from conftest import wait_for
+from helpers import (WRITER, ask, block, helper, server_log,
+                     two_mount_cluster)
 from rawprocs import BIN_N1, free_port, log_of, procs_fixture, wait
 
 CALLBACK_TIMEOUT = 3      # seconds (stripefs-dlm --callback-timeout)
-HELPER_MAX_SECONDS = 240  # no helper process lives longer than this
 DELAY_MS = 2500           # a delayed request is still executing at the signal
 EXIT_LINE = "forced failover: exited without a clean stop"
 HANDLED_LINE = "failed during a forced failover, as expected"
@@ -41,138 +38,23 @@ CRASH_SIGNS = ("terminate called", "Segmentation fault", "Aborted",
                "core dumped", "AddressSanitizer", ": crash")
 
 
-def block(i, tag):
-    """4 KiB record i of writer `tag` (verifiable from anywhere)."""
-    head = f"{tag}:{i:08d}:".encode()
-    return (head * (4096 // len(head) + 1))[:4096]
-
-
-# Holds ONE file open for its whole life and writes record after record
-# (pwrite; every 8th an fsync); every 16th record it also creates a side
-# file (O_EXCL, one record, fsync, close) and renames it into place. Any
-# error ends the work and is reported. Commands: "n" -> records written so
-# far; "stop" -> JSON summary {n, sides, errors}. At most 20000 records.
-WRITER = r"""
-import json, os, select, sys, time
-path, tag = sys.argv[1], sys.argv[2]
-d = os.path.dirname(path)
-def block(i, t):
-    head = ("%s:%08d:" % (t, i)).encode()
-    return (head * (4096 // len(head) + 1))[:4096]
-fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-errors, i, sides = [], 0, 0
-print("ready", flush=True)
-while True:
-    r, _, _ = select.select([sys.stdin], [], [], 0)
-    if r:
-        cmd = sys.stdin.readline().strip()
-        if cmd == "n":
-            print(i, flush=True)
-            continue
-        break
-    if errors or i >= 20000:
-        time.sleep(0.05)
-        continue
-    try:
-        os.pwrite(fd, block(i, tag), i * 4096)
-        if i % 8 == 7:
-            os.fsync(fd)
-        if os.fstat(fd).st_size < (i + 1) * 4096:
-            errors.append("size %d after record %d" % (os.fstat(fd).st_size, i))
-        if i % 16 == 15:
-            tmp = os.path.join(d, "%s-side%d.tmp" % (tag, sides))
-            s = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            os.pwrite(s, block(sides, tag + "s"), 0)
-            os.fsync(s)
-            os.close(s)
-            os.rename(tmp, os.path.join(d, "%s-side%d" % (tag, sides)))
-            sides += 1
-        i += 1
-    except OSError as e:
-        errors.append("record %d: %s" % (i, e))
-try:
-    os.fsync(fd)
-    os.close(fd)
-except OSError as e:
-    errors.append("close: %s" % e)
-print(json.dumps({"n": i, "sides": sides, "errors": errors}), flush=True)
-"""
-
-
-def helper(c, code, *args):
-    p = subprocess.Popen(
-        ["timeout", str(HELPER_MAX_SECONDS), sys.executable, "-c", code,
-         *map(str, args)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    c.helpers.append(p)
-    return p
-
-
-def ask(p, cmd, timeout=60):
-    import select
-    p.stdin.write(cmd + "\n")
-    p.stdin.flush()
-    r, _, _ = select.select([p.stdout], [], [], timeout)
-    assert r, f"helper did not answer {cmd!r} within {timeout}s"
-    line = p.stdout.readline().strip()
-    assert line, f"helper exited on {cmd!r} (rc {p.poll()})"
-    return line
-
-
-def server_log(c, target):
-    try:
-        with open(os.path.join(c.home, "log", f"{target}.log"),
-                  errors="replace") as f:
-            return f.read()
-    except OSError as e:
-        return f"(no log: {e})"
-
-
 def delay_fired(text, point):
     return text.count(f"fault point {point}: delay")
 
 
 @pytest.fixture
 def ff_cluster():
-    tmp_root = tempfile.mkdtemp(prefix="stripefs-forced-e2e-")
-    os.chmod(tmp_root, 0o755)
-    c = make_cluster(tmp_root, oss=2)
-    c.helpers = []
-    saved = {k: os.environ.get(k) for k in
-             ("STRIPEFS_DLM_CALLBACK_TIMEOUT", "STRIPEFS_FAULTS",
-              "STRIPEFS_FAULT_SEED")}
-    try:
-        # The first instances (and only they: the replacements are started
-        # by the CLI from this test's environment, restored below) delay
-        # some commits and object writes.
-        os.environ["STRIPEFS_DLM_CALLBACK_TIMEOUT"] = str(CALLBACK_TIMEOUT)
-        os.environ["STRIPEFS_FAULTS"] = (
-            f"mds.before_commit=delay:{DELAY_MS}@0.2*1000,"
-            f"oss.before_write=delay:{DELAY_MS}@0.05*1000")
-        os.environ["STRIPEFS_FAULT_SEED"] = "2"
-        try:
-            c.up(mount=True)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        os.chmod(c.mnt, 0o777)
-        c.mnt_b = c.mount_again(os.path.join(tmp_root, "mnt-b"))
+    # The first instances (and only they: the replacements are started by
+    # the CLI from this test's environment) delay some commits and object
+    # writes.
+    faults = {"STRIPEFS_FAULTS":
+              f"mds.before_commit=delay:{DELAY_MS}@0.2*1000,"
+              f"oss.before_write=delay:{DELAY_MS}@0.05*1000",
+              "STRIPEFS_FAULT_SEED": "2"}
+    with two_mount_cluster("stripefs-forced-e2e-", CALLBACK_TIMEOUT,
+                           env=faults,
+                           restart=("mdt0", "ost0", "ost1")) as c:
         yield c
-    finally:
-        for p in c.helpers:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
-        # A server left stopped by a test: start it so `cluster down` is
-        # clean (failures ignored, force_cleanup follows).
-        for t in ("mdt0", "ost0", "ost1"):
-            c.cli("server", "start", "--home", c.home, t, check=False)
-        c.down()
-        c.force_cleanup()
-        shutil.rmtree(tmp_root, ignore_errors=True)
 
 
 def pids(c):
@@ -232,7 +114,7 @@ def test_forced_failover_of_mds_and_oss_during_write_heavy_workload(
     d_b = d.replace(c.mnt, c.mnt_b)
     paths = {"a1": os.path.join(d, "a1"), "a2": os.path.join(d, "a2"),
              "b1": os.path.join(d_b, "b1"), "b2": os.path.join(d_b, "b2")}
-    w = {k: helper(c, WRITER, p, k) for k, p in paths.items()}
+    w = {k: helper(c, WRITER, p, k, 1) for k, p in paths.items()}
     for p in w.values():
         assert p.stdout.readline().strip() == "ready"
     wait_progress(w, n=20)
@@ -343,14 +225,22 @@ def test_forced_failover_exits_0_unclean_and_the_next_start_recovers(procs):
         t.start()
         return t, out
 
+    def signal_while_executing(p, point, what):
+        """Sends SIGUSR1 to server p once `point` fired its delay (`what`
+        is then executing on it); p must exit 0 through the forced-failover
+        path with that request's error handled. Returns p's log."""
+        wait(lambda: f"fault point {point}: delay" in log_of(p), 30,
+             f"{what} to reach {point}")
+        p.send_signal(signal.SIGUSR1)
+        assert p.wait(timeout=60) == 0, log_of(p)
+        log = log_of(p)
+        assert EXIT_LINE in log, log
+        assert HANDLED_LINE in log, log
+        return log
+
     # MDS: the mkdir waits in mds.before_commit when the signal comes.
     t, out = in_thread(lambda: os.mkdir(os.path.join(mnt, "d")))
-    wait(lambda: "fault point mds.before_commit: delay" in log_of(mds), 30,
-         "the mkdir to reach mds.before_commit")
-    mds.send_signal(signal.SIGUSR1)
-    assert mds.wait(timeout=60) == 0, log_of(mds)
-    mds_log = log_of(mds)
-    assert EXIT_LINE in mds_log
+    mds_log = signal_while_executing(mds, "mds.before_commit", "the mkdir")
     assert re.search(r"Mkdir \(client \d+ xid \d+\) " + HANDLED_LINE,
                      mds_log), mds_log
     mds2 = procs.serve(BIN_N1, "stripefs-mds", mds_port, *mds_args)
@@ -371,13 +261,7 @@ def test_forced_failover_exits_0_unclean_and_the_next_start_recovers(procs):
             f.flush()
             os.fsync(f.fileno())
     t, out = in_thread(write)
-    wait(lambda: "fault point oss.before_write: delay" in log_of(oss), 30,
-         "the write to reach oss.before_write")
-    oss.send_signal(signal.SIGUSR1)
-    assert oss.wait(timeout=60) == 0, log_of(oss)
-    oss_log = log_of(oss)
-    assert EXIT_LINE in oss_log
-    assert HANDLED_LINE in oss_log, oss_log
+    signal_while_executing(oss, "oss.before_write", "the write")
     oss2 = procs.serve(BIN_N1, "stripefs-oss", oss_port, *oss_args)
     t.join(timeout=120)
     assert not t.is_alive(), "write still blocked after the new OSS started"

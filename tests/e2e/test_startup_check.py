@@ -18,13 +18,13 @@ started here and stopped here, also when a test fails.
 """
 
 import errno
-import multiprocessing
 import os
 import signal
 import time
 
 import pytest
 
+from helpers import run_in_child
 from rawprocs import (BIN_N, BIN_N1, EXIT_REFUSED, RELEASE_N, RELEASE_N1,
                       free_port as _free_port, have, log_of, need_release_n,
                       procs_fixture, wait as _wait)
@@ -146,27 +146,12 @@ def test_forced_start_evicts_old_handles(procs):
               "the forced MDS to release active:mdt0: " + log_of(forced))
         # The old handle: a clear error, not a hang (each op is bounded
         # by running in a child that must finish in time).
-        ctx = multiprocessing.get_context("fork")
-        q = ctx.Queue()
-        child = ctx.Process(target=_use_old_fd, args=(fd, q))
-        child.start()
-        child.join(60)
-        if child.is_alive():
-            child.kill()
-            child.join(10)
-            pytest.fail("operations on the old file handle hang")
-        results = q.get(timeout=5)
+        hang = "operations on the old file handle hang"
+        results = run_in_child(_use_old_fd, fd, timeout=60, hang=hang)
         failed = [(op, e) for op, e in results if e != 0]
         if not failed:  # the mount may still be re-establishing: once more
             time.sleep(2)
-            child = ctx.Process(target=_use_old_fd, args=(fd, q))
-            child.start()
-            child.join(60)
-            if child.is_alive():
-                child.kill()
-                child.join(10)
-                pytest.fail("operations on the old file handle hang")
-            results = q.get(timeout=5)
+            results = run_in_child(_use_old_fd, fd, timeout=60, hang=hang)
             failed = [(op, e) for op, e in results if e != 0]
         assert failed, f"the old handle still works after a forced start: {results}"
         print("old handle after the forced start:", results)
