@@ -33,6 +33,21 @@ absl::Status MountFailover::ResumeTarget(TargetClient& t) {
   return absl::OkStatus();
 }
 
+absl::Status MountFailover::ResumeMds(MdsClient& mds, bool lost) {
+  GateBypass bypass;  // our own requests pass the closed gate
+  if (absl::Status s = ResumeTarget(mds); !s.ok()) return s;
+  // Nothing to do when the same instance still has every handle (e.g. the
+  // lock was lost to a DLM eviction while the MDS kept running) and no
+  // recovery moved them since the last resume; but when a keepalive or a
+  // resending request re-established them on a new instance first (the
+  // mount missed the stopping MDS's callback, so its gate was open), the
+  // lost lock still fails the files with unsynced writes
+  // (TargetClient::ResumeRecover).
+  if (absl::Status s = mds.ResumeRecover({}, lost); !s.ok()) return s;
+  mds.gate().Reopen();
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<MountFailover>> MountFailover::Start(
     dlm::DlmClient* dlm, MdsClient* mds, OstSet* osts) {
   std::unique_ptr<MountFailover> f(new MountFailover());
@@ -45,16 +60,7 @@ absl::StatusOr<std::unique_ptr<MountFailover>> MountFailover::Start(
   auto watch = dlm::ActiveWatch::Start(
       dlm, mds->name(),
       {.pause = [mds] { Pause(*mds); },
-       .resume = [mds](bool lost) -> absl::Status {
-         GateBypass bypass;  // our own requests pass the closed gate
-         if (absl::Status s = ResumeTarget(*mds); !s.ok()) return s;
-         // Nothing to do when the same instance still has every handle
-         // (e.g. the lock was lost to a DLM eviction while the MDS kept
-         // running).
-         if (absl::Status s = mds->Recover({}, lost); !s.ok()) return s;
-         mds->gate().Reopen();
-         return absl::OkStatus();
-       }});
+       .resume = [mds](bool lost) { return ResumeMds(*mds, lost); }});
   if (!watch.ok()) return watch.status();
   f->watches_.push_back(std::move(*watch));
   for (const auto& [index, ost] : osts->all()) {

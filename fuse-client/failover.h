@@ -7,8 +7,9 @@
 //  - resume: reconnect (Connect handshake again: the server may now be
 //    another release; TargetClient remembers the new protocol and
 //    features), for mdt0 re-establish every open file when the instance
-//    changed (MdsClient::Recover, which runs Fs::ReopenAll once per new
-//    instance, shared with crash recovery), then reopen the gate.
+//    changed (MdsClient::ResumeRecover, which runs Fs::ReopenAll once per
+//    new instance, shared with crash recovery; after a lost lock also when
+//    another path re-established them first), then reopen the gate.
 // Without a lock service there is no watch (and no controlled failover).
 // Thread-safe; the hooks run on the watches' threads.
 #pragma once
@@ -46,6 +47,9 @@ class MountFailover {
   // The hooks, public for tests.
   static void Pause(TargetClient& t);
   static absl::Status ResumeTarget(TargetClient& t);
+  // mdt0's resume: ResumeTarget, TargetClient::ResumeRecover(lost), reopen
+  // the gate.
+  static absl::Status ResumeMds(MdsClient& mds, bool lost);
 
  private:
   MountFailover() = default;

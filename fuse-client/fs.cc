@@ -232,13 +232,10 @@ absl::StatusOr<rpc::Entry> Fs::SetAttr(const OpCtx& ctx, uint64_t ino,
       // caller may write before any data is dropped.
       if (args.file == nullptr) {
         if (absl::Status s = Access(ctx, ino, W_OK); !s.ok()) return s;
-      } else if (mds_->LeaseInDoubt() && !mds_->gate().closed()) {
-        // The MDS may have evicted this mount (and dropped the handle) while
-        // it was silent: ask before cutting data. An eviction reported marks
-        // the file broken (Fs::Evicted). (With the gate closed a controlled
-        // failover is in progress; its reopen decides about the handle.)
-        if (absl::Status s = mds_->ConfirmLease(); !s.ok()) return s;
-        if (absl::Status s = CheckNotBroken(*args.file); !s.ok()) return s;
+      } else if (absl::Status s = CheckLease(ctx, *args.file); !s.ok()) {
+        // The MDS may have evicted this mount (and dropped the handle)
+        // while it was silent: asked before cutting data.
+        return s;
       }
       if (absl::Status s = io_.Truncate(*layout, args.size, ctx.interrupted);
           !s.ok()) {

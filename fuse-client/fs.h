@@ -251,13 +251,14 @@ class Fs {
   // Number of open files marked broken (for logs and tests).
   size_t BrokenFiles();
   // The MDS reports that it evicted this mount (its client lease ran out;
-  // MdsClient::SetEvictedHandler): every open file's MDS handle is gone, so
-  // each is marked broken at once (their reads and writes fail with EIO
-  // before touching an OSS) and one error line is logged. Files opened
-  // after the eviction but before this call are marked too (their handles
-  // are valid, but the mount cannot tell them apart); later opens work.
-  // Returns how many files it marked.
-  size_t Evicted();
+  // MdsClient::SetEvictedHandler): the MDS handles below `below_handle`
+  // (StatusReply.evicted_below_handle; 0: the MDS did not say, every
+  // handle) are gone, so each open file with such a handle is marked
+  // broken at once (their reads and writes fail with EIO before touching an
+  // OSS) and one error line is logged. Files opened after the eviction
+  // (handles at or above it) keep working, as do later opens. Returns how
+  // many files it marked.
+  size_t Evicted(uint64_t below_handle = 0);
 
   // Directories (fs_dir.cc). emit returns false when the reply is full.
   absl::StatusOr<DirHandle*> OpenDir(const OpCtx& ctx, uint64_t ino);
@@ -286,9 +287,21 @@ class Fs {
   void DropOpen(const std::shared_ptr<InodeState>& st);
   std::shared_ptr<InodeState> FindOpen(uint64_t ino);
   // Common tail of Open and Create.
+  // `lists`: reopen_lists_ before the open was sent (a ReopenAll that took
+  // its list since may have missed the new file: it is re-established
+  // here, ReopenLate).
   absl::StatusOr<OpenFile*> FinishOpen(const OpCtx& ctx,
                                        const rpc::Entry& entry, uint64_t handle,
-                                       bool truncated, uint32_t flags);
+                                       bool truncated, uint32_t flags,
+                                       uint64_t lists);
+  // Re-establishes f's handle on the instance now connected (as ReopenAll
+  // does for each file); a failure marks f broken.
+  void ReopenLate(const OpCtx& ctx, OpenFile* f);
+  // When the mount cannot vouch for its MDS lease (MdsClient::LeaseInDoubt)
+  // and no controlled failover is in progress: ConfirmLease, then EIO if
+  // f was lost (an eviction reported, or a reopen refused). Before an
+  // action an evicted mount must not take (data to an OSS).
+  absl::Status CheckLease(const OpCtx& ctx, const OpenFile& f);
   // Tells the MDS about unreported writes of st (no-op when clean).
   absl::Status ReportSize(const OpCtx& ctx, InodeState& st);
   // Clears S_ISUID/S_ISGID through UpdateSize(kill_priv) when new_mode
@@ -330,6 +343,8 @@ class Fs {
       ABSL_GUARDED_BY(open_mu_);
   // Every OpenFile of this mount (between FinishOpen and Release).
   absl::flat_hash_set<OpenFile*> files_ ABSL_GUARDED_BY(open_mu_);
+  // Bumped (under open_mu_) each time ReopenAll takes its list of files_.
+  std::atomic<uint64_t> reopen_lists_{0};
   // Size and mtime of closed inodes whose kernel cache was valid at the
   // last close; bounded, cleared when it grows too big.
   struct CacheStamp {

@@ -113,9 +113,28 @@ absl::Status Fs::ReleaseHandle(const OpCtx& ctx, uint64_t handle) {
 absl::StatusOr<OpenFile*> Fs::FinishOpen(const OpCtx& ctx,
                                          const rpc::Entry& entry,
                                          uint64_t handle, bool truncated,
-                                         uint32_t flags) {
+                                         uint32_t flags, uint64_t lists) {
   bool keep_cache = false;
   std::shared_ptr<InodeState> st = AddOpen(entry, &keep_cache);
+  auto* f = new OpenFile;
+  f->handle = handle;
+  f->inode = st;
+  f->flags = flags;
+  // With a DLM, O_APPEND writes go at the cluster-wide end of file, which
+  // the kernel's page cache does not know: no page cache for them.
+  f->direct_io = data_locks_ != nullptr && (flags & O_APPEND) != 0;
+  f->opener = ctx;
+  f->opener.interrupted = nullptr;
+  // Registered before the (possibly long) O_TRUNC below, so a recovery
+  // meanwhile re-establishes this handle too.
+  {
+    absl::MutexLock lock(&open_mu_);
+    files_.insert(f);
+  }
+  // A recovery that took its list between the open's send and the insert
+  // above did not see this file: re-establish it here (harmless when the
+  // instance already has it).
+  if (reopen_lists_.load() != lists) ReopenLate(ctx, f);
   if (truncated) {
     keep_cache = false;
     // O_TRUNC dropped the size on the MDS; drop the data on the OSTs.
@@ -135,33 +154,68 @@ absl::StatusOr<OpenFile*> Fs::FinishOpen(const OpCtx& ctx,
                          ? absl::OkStatus()
                          : io_.Truncate(*layout, 0, ctx.interrupted);
     if (!s.ok()) {
+      std::unique_ptr<OpenFile> owned(f);
+      uint64_t current;
+      {
+        absl::MutexLock lock(&open_mu_);
+        files_.erase(f);
+        current = f->handle;  // a reopen meanwhile may have renumbered it
+      }
       DropOpen(st);
-      if (absl::Status r = ReleaseHandle(ctx, handle); !r.ok()) {
-        spdlog::warn("release of handle {} after failed O_TRUNC: {}", handle,
-                     r.ToString());
+      if (!f->broken) {
+        if (absl::Status r = ReleaseHandle(ctx, current); !r.ok()) {
+          spdlog::warn("release of handle {} after failed O_TRUNC: {}",
+                       current, r.ToString());
+        }
       }
       return s;
     }
   }
-  auto* f = new OpenFile;
-  f->handle = handle;
-  f->inode = std::move(st);
-  f->flags = flags;
   f->keep_cache = keep_cache;
-  // With a DLM, O_APPEND writes go at the cluster-wide end of file, which
-  // the kernel's page cache does not know: no page cache for them.
-  f->direct_io = data_locks_ != nullptr && (flags & O_APPEND) != 0;
-  f->opener = ctx;
-  f->opener.interrupted = nullptr;
+  return f;
+}
+
+void Fs::ReopenLate(const OpCtx& ctx, OpenFile* f) {
+  uint64_t handle;
   {
     absl::MutexLock lock(&open_mu_);
-    files_.insert(f);
+    handle = f->handle;
   }
-  return f;
+  rpc::OpenReply reply;
+  absl::Status s = OpenInProtocol(
+      *mds_,
+      {.ino = f->inode->ino,
+       .flags = f->flags & ~static_cast<uint32_t>(O_CREAT | O_EXCL | O_TRUNC),
+       .reopen_handle = handle,
+       .fill_cred = [&](rpc::Cred* c) { FillCred(ctx, c); }},
+      ctx.interrupted, &reply);
+  absl::MutexLock lock(&open_mu_);
+  if (s.ok()) {
+    if (f->handle == handle) f->handle = reply.handle();
+    return;
+  }
+  if (!f->broken.exchange(true)) {
+    spdlog::error(
+        "open file of inode {} (MDS handle {}), opened while the MDS "
+        "failed over, could not be re-established on the new instance: {}; "
+        "its operations now fail with EIO",
+        f->inode->ino, handle, s.ToString());
+  }
+}
+
+absl::Status Fs::CheckLease(const OpCtx& ctx, const OpenFile& f) {
+  // With the gate closed a controlled failover is in progress; its reopen
+  // decides about the handle.
+  if (!mds_->LeaseInDoubt() || mds_->gate().closed()) return absl::OkStatus();
+  // An eviction reported marks the file broken (Fs::Evicted); a new
+  // instance re-establishes the handles first (a refused one is broken).
+  if (absl::Status s = mds_->ConfirmLease(ctx.interrupted); !s.ok()) return s;
+  return CheckNotBroken(f);
 }
 
 absl::StatusOr<OpenFile*> Fs::Open(const OpCtx& ctx, uint64_t ino,
                                    uint32_t flags) {
+  const uint64_t lists = reopen_lists_.load();
   rpc::OpenReply reply;
   // Open or Open2, as negotiated with the MDS (versioned_calls.h).
   absl::Status s = OpenInProtocol(
@@ -172,7 +226,7 @@ absl::StatusOr<OpenFile*> Fs::Open(const OpCtx& ctx, uint64_t ino,
       ctx.interrupted, &reply);
   if (!s.ok()) return s;
   return FinishOpen(ctx, reply.entry(), reply.handle(), reply.truncated(),
-                    flags);
+                    flags, lists);
 }
 
 absl::StatusOr<std::pair<rpc::Entry, OpenFile*>> Fs::Create(
@@ -180,6 +234,7 @@ absl::StatusOr<std::pair<rpc::Entry, OpenFile*>> Fs::Create(
     uint32_t flags) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   CancelEarly({CachedChild(parent, name), parent});
+  const uint64_t lists = reopen_lists_.load();
   rpc::CreateReply reply;
   absl::Status s = mds_->Call(
       &Mds::Stub::Create, "Create", ctx.interrupted,
@@ -195,7 +250,8 @@ absl::StatusOr<std::pair<rpc::Entry, OpenFile*>> Fs::Create(
   if (!s.ok()) return s;
   if (reply.handle() == 0) return Errno(EIO, "MDS created but did not open");
   absl::StatusOr<OpenFile*> f =
-      FinishOpen(ctx, reply.entry(), reply.handle(), reply.truncated(), flags);
+      FinishOpen(ctx, reply.entry(), reply.handle(), reply.truncated(), flags,
+                 lists);
   if (!f.ok()) return f.status();
   return std::make_pair(std::move(*reply.mutable_entry()), *f);
 }
@@ -294,6 +350,8 @@ absl::StatusOr<ReadData> Fs::Read(const OpCtx& ctx, OpenFile* f, uint64_t off,
 absl::StatusOr<size_t> Fs::Write(const OpCtx& ctx, OpenFile* f, uint64_t off,
                                  const char* data, size_t size) {
   if (absl::Status s = CheckNotBroken(*f); !s.ok()) return s;
+  // An evicted mount's data must not reach an OSS.
+  if (absl::Status s = CheckLease(ctx, *f); !s.ok()) return s;
   InodeState& st = *f->inode;
   std::shared_ptr<const FileLayout> layout;
   {
@@ -414,6 +472,7 @@ absl::Status Fs::Flush(const OpCtx& ctx, OpenFile* f) {
 
 absl::Status Fs::Fsync(const OpCtx& ctx, OpenFile* f) {
   if (absl::Status s = CheckNotBroken(*f); !s.ok()) return s;
+  if (absl::Status s = CheckLease(ctx, *f); !s.ok()) return s;
   std::shared_ptr<const FileLayout> layout;
   uint64_t gen = 0;
   {
@@ -458,6 +517,7 @@ absl::Status Fs::ReopenAll(bool evicted) {
   std::vector<Item> items;
   {
     absl::MutexLock lock(&open_mu_);
+    reopen_lists_.fetch_add(1);  // opens under way re-establish themselves
     for (OpenFile* f : files_) {
       if (f->broken) continue;
       Item it{f->handle, f->inode->ino, f->flags, f->opener, false};
@@ -529,11 +589,15 @@ size_t Fs::BrokenFiles() {
   return n;
 }
 
-size_t Fs::Evicted() {
+size_t Fs::Evicted(uint64_t below_handle) {
   size_t marked = 0;
   {
     absl::MutexLock lock(&open_mu_);
-    for (OpenFile* f : files_) marked += f->broken.exchange(true) ? 0 : 1;
+    for (OpenFile* f : files_) {
+      // Handles at or above below_handle were given after the eviction.
+      if (below_handle != 0 && f->handle >= below_handle) continue;
+      marked += f->broken.exchange(true) ? 0 : 1;
+    }
   }
   // Nothing lost (no file was open): worth a warning only.
   spdlog::log(

@@ -19,9 +19,13 @@ void Keepalive::Stop() {
 }
 
 absl::Status Keepalive::Round(MdsClient& mds) {
-  // A controlled failover owns the reconnect while the gate is closed.
-  if (mds.gate().closed()) return absl::OkStatus();
+  // Always Ping (it does not pass the gate): while the gate is closed this
+  // mount's requests are held, and without the Ping the MDS would hear
+  // nothing from it and could evict it before the failover ends.
   absl::StatusOr<uint64_t> instance = mds.Ping();
+  // A controlled failover owns the reconnect and the recovery while the
+  // gate is closed.
+  if (mds.gate().closed()) return absl::OkStatus();
   if (!instance.ok()) {
     // The MDS is away (or restarting): reconnect attempts also make
     // TargetClient replace a channel stuck in TRANSIENT_FAILURE.

@@ -8,11 +8,13 @@
 //    with the new instance) and runs TargetClient::Recover, which
 //    re-establishes the open files well inside the MDS's reopen window;
 //  - learns that the MDS evicted this mount (StatusReply.evicted; Ping runs
-//    the evicted handler, Fs::Evicted, which fails every open file at once)
+//    the evicted handler, Fs::Evicted, which fails the open files the
+//    eviction dropped at once)
 //    and acknowledges it with the next round.
-// Failures are logged at debug and never surfaced; a round is skipped while
-// the MDS gate is closed (a controlled failover is in progress and its
-// watch reconnects and recovers). Thread-safe.
+// Failures are logged at debug and never surfaced. While the MDS gate is
+// closed (a controlled failover is in progress and its watch reconnects and
+// recovers) a round only Pings: the lease is renewed while the mount's
+// requests are held. Thread-safe.
 #pragma once
 
 #include <thread>
@@ -40,7 +42,8 @@ class Keepalive {
   void Stop();
 
   // One round, also for tests: Status; on a new instance, Reconnect and
-  // Recover. OK also when skipped (gate closed); the error otherwise.
+  // Recover (not while the gate is closed). OK also when the gate is
+  // closed (whatever the Ping gave); the error otherwise.
   static absl::Status Round(MdsClient& mds);
 
  private:

@@ -239,8 +239,9 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
   // controlled failover) they are re-established first (crash recovery).
   mds.SetRecovery([&fs](bool evicted) { return fs.ReopenAll(evicted); });
   // The keepalive learns that the MDS evicted this mount (lease over): its
-  // open files are lost at once, before any of their I/O reaches an OSS.
-  mds.SetEvictedHandler([&fs] { fs.Evicted(); });
+  // open files it dropped are lost at once, before any of their I/O
+  // reaches an OSS.
+  mds.SetEvictedHandler([&fs](uint64_t below) { fs.Evicted(below); });
 
   // Controlled failover: PR on active:<target> for the MDT and every OST,
   // taken before the mount serves (a mount started while a server is

@@ -4,9 +4,11 @@
 // re-establishing is done once per instance however many requests find it,
 // the recovery's own requests never wait on themselves (also behind a closed
 // gate), and an idle mount's keepalive finds the new instance by itself;
-// the keepalive hears of this mount's eviction once and fails its open files
-// at once (Fs::Evicted), and the lease is doubted after half its length
-// without a Ping.
+// the keepalive hears of this mount's eviction once and fails the open files
+// it dropped at once (Fs::Evicted), and the lease is doubted after half its
+// length without a Ping. The review fixes: a lost lock after another path
+// recovered, the keepalive's Ping behind a closed gate, ConfirmLease's
+// resends, fsync of a mount in doubt, an open under way during a recovery.
 // A fake MDS over real gRPC whose instance the test changes.
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -22,6 +24,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/errors.h"
 #include "dlm/fake_clock.h"
+#include "fuse-client/failover.h"
 #include "fuse-client/fs.h"
 #include "fuse-client/keepalive.h"
 #include "fuse-client/ost_set.h"
@@ -49,7 +52,18 @@ class FakeMds final : public rpc::Mds::Service {
   }
   grpc::Status Open(grpc::ServerContext*, const rpc::OpenRequest* req,
                     rpc::OpenReply* reply) override {
-    reply->set_handle(next_handle.fetch_add(1));
+    if (req->reopen_handle() != 0) {
+      absl::MutexLock l(&mu);
+      reopened.push_back(req->reopen_handle());
+      reply->set_handle(req->reopen_handle());
+    } else {
+      if (block_open.exchange(false)) {
+        // Held while the test runs a recovery on the client.
+        open_arrived.Notify();
+        open_release.WaitForNotificationWithTimeout(absl::Seconds(20));
+      }
+      reply->set_handle(next_handle.fetch_add(1));
+    }
     rpc::Attr* a = reply->mutable_entry()->mutable_attr();
     a->set_ino(req->ino());
     a->set_mode(S_IFREG | 0644);
@@ -63,6 +77,12 @@ class FakeMds final : public rpc::Mds::Service {
   grpc::Status Status(grpc::ServerContext*, const rpc::StatusRequest* req,
                       rpc::StatusReply* reply) override {
     status_client_id = req->client_id();
+    // A restart: the next `status_fail` Status calls are cut, then the
+    // server answers as instance `next_instance`.
+    if (status_fail.load() > 0) {
+      if (status_fail.fetch_sub(1) == 1) instance = next_instance.load();
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection reset");
+    }
     // An eviction is reported until acknowledged (like ClientLeases).
     last_ack = req->evicted_ack();
     uint64_t e = evicted.load();
@@ -73,6 +93,7 @@ class FakeMds final : public rpc::Mds::Service {
     reply->set_target("mdt0");
     reply->set_instance(instance.load());
     reply->set_evicted(evicted.load());
+    reply->set_evicted_below_handle(evicted_below.load());
     reply->set_client_lease_ms(lease_ms.load());
     return grpc::Status::OK;
   }
@@ -95,6 +116,11 @@ class FakeMds final : public rpc::Mds::Service {
   std::atomic<int> fail{0};
   std::atomic<uint64_t> status_client_id{0};
   std::atomic<uint64_t> evicted{0};   // unacknowledged eviction id
+  std::atomic<uint64_t> evicted_below{0};  // StatusReply.evicted_below_handle
+  std::atomic<int> status_fail{0};
+  std::atomic<bool> block_open{false};  // hold the next (non-reopen) Open
+  absl::Notification open_arrived;
+  absl::Notification open_release;
   std::atomic<uint64_t> last_ack{0};  // StatusRequest.evicted_ack last seen
   std::atomic<uint64_t> lease_ms{0};
   std::atomic<bool> ignore_ack{false};  // as if acknowledgements were lost
@@ -102,6 +128,7 @@ class FakeMds final : public rpc::Mds::Service {
   std::atomic<uint64_t> next_handle{1};
   absl::Mutex mu;
   std::vector<uint64_t> served ABSL_GUARDED_BY(mu);  // GetAttr inos, in order
+  std::vector<uint64_t> reopened ABSL_GUARDED_BY(mu);  // Open reopen_handles
 };
 
 class RecoveryTest : public ::testing::Test {
@@ -296,7 +323,7 @@ TEST_F(RecoveryTest, WaitForAnotherThreadsRecoveryIsInterruptible) {
 // run it again; a new eviction, or one reported by another instance, does.
 TEST_F(RecoveryTest, KeepaliveReportsAnEvictionOnceAndAcknowledgesIt) {
   std::atomic<int> evictions{0};
-  mds_->SetEvictedHandler([&] { evictions.fetch_add(1); });
+  mds_->SetEvictedHandler([&](uint64_t) { evictions.fetch_add(1); });
   ASSERT_TRUE(Keepalive::Round(*mds_).ok());
   EXPECT_EQ(evictions.load(), 0);
   EXPECT_EQ(fake_.last_ack.load(), 0u);
@@ -338,14 +365,16 @@ TEST_F(RecoveryTest, KeepaliveReportsAnEvictionOnceAndAcknowledgesIt) {
 
 // The mount's side: the keepalive hears of the eviction and every file open
 // at that moment fails with EIO at once, reads and writes included (no OST
-// is asked: there is none here); a file opened afterwards works.
+// is asked: there is none here); a file opened afterwards works. (An MDS
+// that does not say which handles it dropped, evicted_below_handle 0:
+// every open file counts as lost.)
 TEST_F(RecoveryTest, KeepaliveEvictionFailsEveryOpenFileAtOnce) {
   fake_.proto1 = true;
   ASSERT_TRUE(mds_->Reconnect().ok());
   ASSERT_EQ(mds_->proto(), 1u);
   OstSet osts;
   Fs fs(mds_.get(), &osts, FsOptions{});
-  mds_->SetEvictedHandler([&fs] { fs.Evicted(); });
+  mds_->SetEvictedHandler([&fs](uint64_t below) { fs.Evicted(below); });
   const OpCtx ctx;
   absl::StatusOr<OpenFile*> a = fs.Open(ctx, 20, O_RDWR);
   absl::StatusOr<OpenFile*> b = fs.Open(ctx, 21, O_RDONLY);
@@ -396,6 +425,180 @@ TEST_F(RecoveryTest, LeaseInDoubtAfterHalfTheLeaseWithoutAPing) {
   EXPECT_TRUE(mds.LeaseInDoubt());
   ASSERT_TRUE(mds.Ping().ok());
   EXPECT_FALSE(mds.LeaseInDoubt());
+}
+
+
+// Review finding 1: the mount missed the stopping MDS's callback (its gate
+// stayed open), so the keepalive found the new instance first and
+// re-established the files without the eviction pass; the watch's later
+// resume with a lost lock still applies it (evicted=true) on that instance.
+// A lost lock with no recovery since the last resume (the MDS kept
+// running), or a clean resume, runs nothing more.
+TEST_F(RecoveryTest, LostLockAfterTheKeepaliveRecoveredStillAppliesTheEviction) {
+  fake_.instance = 3;
+  ASSERT_TRUE(Keepalive::Round(*mds_).ok());
+  EXPECT_EQ(recoveries_.load(), 1);
+  EXPECT_FALSE(last_evicted_.load());
+  EXPECT_EQ(mds_->state_instance(), 3u);
+
+  MountFailover::Pause(*mds_);
+  absl::Status s = MountFailover::ResumeMds(*mds_, /*lost=*/true);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(recoveries_.load(), 2);
+  EXPECT_TRUE(last_evicted_.load());
+  EXPECT_FALSE(mds_->gate().closed());
+
+  // Lost again, same instance, nothing moved since: the handles are there.
+  MountFailover::Pause(*mds_);
+  ASSERT_TRUE(MountFailover::ResumeMds(*mds_, true).ok());
+  EXPECT_EQ(recoveries_.load(), 2);
+
+  // A plain recovery then a clean resume: that resume clears it.
+  fake_.instance = 4;
+  ASSERT_TRUE(Keepalive::Round(*mds_).ok());
+  EXPECT_EQ(recoveries_.load(), 3);
+  MountFailover::Pause(*mds_);
+  ASSERT_TRUE(MountFailover::ResumeMds(*mds_, false).ok());
+  MountFailover::Pause(*mds_);
+  ASSERT_TRUE(MountFailover::ResumeMds(*mds_, true).ok());
+  EXPECT_EQ(recoveries_.load(), 3);
+  EXPECT_FALSE(last_evicted_.load());
+  EXPECT_TRUE(GetAttr(8).ok());
+}
+
+// Review finding 2: while a controlled failover holds the gate closed the
+// keepalive still sends Status with the client id (the lease is renewed),
+// but leaves the reconnect and the recovery to the failover.
+TEST_F(RecoveryTest, KeepalivePingsWhileTheGateIsClosed) {
+  mds_->gate().Close();
+  fake_.instance = 3;
+  ASSERT_TRUE(Keepalive::Round(*mds_).ok());
+  EXPECT_EQ(fake_.status_client_id.load(), 4242u);
+  EXPECT_EQ(mds_->instance(), 1u);  // no reconnect
+  EXPECT_EQ(recoveries_.load(), 0);
+  mds_->gate().Reopen();
+}
+
+// Review finding 3: the MDS says which handles the eviction dropped
+// (StatusReply.evicted_below_handle); a file opened after the eviction but
+// before the keepalive heard of it keeps working.
+TEST_F(RecoveryTest, EvictionFailsOnlyTheFilesItDropped) {
+  fake_.proto1 = true;
+  ASSERT_TRUE(mds_->Reconnect().ok());
+  OstSet osts;
+  Fs fs(mds_.get(), &osts, FsOptions{});
+  mds_->SetEvictedHandler([&fs](uint64_t below) { fs.Evicted(below); });
+  const OpCtx ctx;
+  absl::StatusOr<OpenFile*> a = fs.Open(ctx, 20, O_RDWR);
+  absl::StatusOr<OpenFile*> b = fs.Open(ctx, 21, O_RDONLY);
+  ASSERT_TRUE(a.ok() && b.ok());
+  // Evicted here: handles below the next one were dropped.
+  fake_.evicted_below = fake_.next_handle.load();
+  fake_.evicted = 1;
+  absl::StatusOr<OpenFile*> c = fs.Open(ctx, 22, O_RDWR);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(Keepalive::Round(*mds_).ok());
+  EXPECT_EQ(fs.BrokenFiles(), 2u);
+  EXPECT_EQ(ToErrno(fs.Read(ctx, *a, 0, 4).status()), EIO);
+  EXPECT_EQ(ToErrno(fs.Read(ctx, *b, 0, 4).status()), EIO);
+  EXPECT_TRUE(fs.Read(ctx, *c, 0, 4).ok());
+  EXPECT_TRUE(fs.Fsync(ctx, *c).ok());
+  EXPECT_TRUE(fs.Release(ctx, *a).ok());
+  EXPECT_TRUE(fs.Release(ctx, *b).ok());
+  EXPECT_TRUE(fs.Release(ctx, *c).ok());
+}
+
+// Review finding 5: a mount that doubts its lease asks the MDS like any
+// request asks it: resending while it is unreachable (here a restart), and
+// re-establishing the open files on the new instance that answers.
+TEST_F(RecoveryTest, ConfirmLeaseResendsAndRecoversOnANewInstance) {
+  dlm::FakeClock clock(absl::FromUnixSeconds(1000));
+  TargetOptions o;
+  o.client_id = 4343;
+  o.deadline = absl::Seconds(5);
+  o.retry_window = absl::Seconds(30);
+  o.clock = &clock;
+  MdsClient mds(absl::StrCat("127.0.0.1:", port_), o);
+  ASSERT_TRUE(mds.Connect().ok());
+  std::atomic<int> recoveries{0};
+  mds.SetRecovery([&](bool) {
+    recoveries.fetch_add(1);
+    return absl::OkStatus();
+  });
+  fake_.lease_ms = 60000;
+  ASSERT_TRUE(mds.Ping().ok());
+  clock.Advance(absl::Seconds(31));
+  ASSERT_TRUE(mds.LeaseInDoubt());
+  fake_.next_instance = 5;
+  fake_.status_fail = 3;  // restarting: three Status calls cut
+  absl::Status s = mds.ConfirmLease({});
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(fake_.status_fail.load(), 0);
+  EXPECT_EQ(mds.instance(), 5u);
+  EXPECT_EQ(mds.state_instance(), 5u);
+  EXPECT_EQ(recoveries.load(), 1);
+  EXPECT_FALSE(mds.LeaseInDoubt());
+}
+
+// Review finding 6: an fsync (and a write) of a mount that doubts its lease
+// confirms it first; an eviction reported fails it with EIO before any OST
+// is asked.
+TEST_F(RecoveryTest, FsyncOfAMountInDoubtLearnsOfItsEvictionFirst) {
+  dlm::FakeClock clock(absl::FromUnixSeconds(1000));
+  fake_.proto1 = true;
+  TargetOptions o;
+  o.client_id = 4343;
+  o.deadline = absl::Seconds(5);
+  o.clock = &clock;
+  MdsClient mds(absl::StrCat("127.0.0.1:", port_), o);
+  ASSERT_TRUE(mds.Connect().ok());
+  OstSet osts;
+  Fs fs(&mds, &osts, FsOptions{});
+  mds.SetEvictedHandler([&fs](uint64_t below) { fs.Evicted(below); });
+  const OpCtx ctx;
+  absl::StatusOr<OpenFile*> a = fs.Open(ctx, 20, O_RDWR);
+  ASSERT_TRUE(a.ok()) << a.status();
+  fake_.lease_ms = 60000;
+  ASSERT_TRUE(mds.Ping().ok());
+  EXPECT_TRUE(fs.Fsync(ctx, *a).ok());  // lease not in doubt: no Status
+  clock.Advance(absl::Seconds(31));     // e.g. the mount was stopped
+  fake_.evicted = 1;
+  EXPECT_EQ(ToErrno(fs.Fsync(ctx, *a)), EIO);
+  EXPECT_EQ(fs.BrokenFiles(), 1u);
+  EXPECT_EQ(ToErrno(fs.Write(ctx, *a, 0, "xx", 2).status()), EIO);
+  EXPECT_TRUE(fs.Release(ctx, *a).ok());
+}
+
+// Review finding 7: an open answered just before a recovery took its list
+// of open files (the open is registered only after its reply) is
+// re-established by the open itself.
+TEST_F(RecoveryTest, OpenUnderWayDuringARecoveryIsReestablished) {
+  fake_.proto1 = true;
+  ASSERT_TRUE(mds_->Reconnect().ok());
+  OstSet osts;
+  Fs fs(mds_.get(), &osts, FsOptions{});
+  mds_->SetRecovery([&fs](bool evicted) { return fs.ReopenAll(evicted); });
+  const OpCtx ctx;
+  fake_.block_open = true;
+  absl::StatusOr<OpenFile*> opened = Errno(EIO, "not run");
+  std::thread t([&] { opened = fs.Open(ctx, 30, O_RDWR); });
+  ASSERT_TRUE(fake_.open_arrived.WaitForNotificationWithTimeout(
+      absl::Seconds(10)));
+  // The MDS restarts; another path (the keepalive) recovers meanwhile.
+  fake_.instance = 2;
+  ASSERT_TRUE(mds_->Reconnect().ok());
+  ASSERT_TRUE(mds_->Recover({}).ok());
+  EXPECT_EQ(mds_->state_instance(), 2u);
+  fake_.open_release.Notify();
+  t.join();
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  {
+    absl::MutexLock l(&fake_.mu);
+    ASSERT_EQ(fake_.reopened.size(), 1u);
+    EXPECT_EQ(fake_.reopened[0], (*opened)->handle);
+  }
+  EXPECT_EQ(fs.BrokenFiles(), 0u);
+  EXPECT_TRUE(fs.Release(ctx, *opened).ok());
 }
 
 }  // namespace

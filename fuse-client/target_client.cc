@@ -117,11 +117,23 @@ void TargetClient::SetRecovery(std::function<absl::Status(bool)> fn) {
 }
 
 absl::Status TargetClient::Recover(const InterruptFn& intr, bool evicted) {
+  return RecoverImpl(intr, evicted, /*resume=*/false);
+}
+
+absl::Status TargetClient::ResumeRecover(const InterruptFn& intr, bool lost) {
+  return RecoverImpl(intr, lost, /*resume=*/true);
+}
+
+absl::Status TargetClient::RecoverImpl(const InterruptFn& intr, bool evicted,
+                                       bool resume) {
   if (!has_recovery_.load() || t_in_recovery) return absl::OkStatus();
   recover_mu_.Lock();
   for (;;) {
     const uint64_t target = instance_.load();
-    if (target == state_on_.load()) break;
+    // The lost lock's pass is owed to the instance the state already moved
+    // to without it (see ResumeRecover).
+    const bool owed = resume && evicted && plain_since_resume_;
+    if (target == state_on_.load() && !owed) break;
     if (recovering_) {
       // Another thread is re-establishing the state: wait for it, in short
       // steps so a signal can abandon the wait.
@@ -135,9 +147,16 @@ absl::Status TargetClient::Recover(const InterruptFn& intr, bool evicted) {
     }
     recovering_ = true;
     recover_mu_.Unlock();
-    spdlog::info("{}: new server instance {:#x} (state on {:#x}): "
-                 "re-establishing this mount's state",
-                 name_, target, state_on_.load());
+    if (target == state_on_.load()) {
+      spdlog::warn("{}: this mount lost its active lock (evicted by the lock "
+                   "service) after its state was re-established on instance "
+                   "{:#x} without knowing it: applying the eviction there",
+                   name_, target);
+    } else {
+      spdlog::info("{}: new server instance {:#x} (state on {:#x}): "
+                   "re-establishing this mount's state",
+                   name_, target, state_on_.load());
+    }
     absl::Status s;
     {
       GateBypass bypass;  // the gate may be closed (controlled failover)
@@ -156,7 +175,11 @@ absl::Status TargetClient::Recover(const InterruptFn& intr, bool evicted) {
     }
     // If the instance changed again meanwhile, the loop goes once more.
     state_on_ = target;
+    plain_since_resume_ = !evicted;
   }
+  // A resume starts afresh: a later lost lock concerns only recoveries
+  // after it.
+  if (resume) plain_since_resume_ = false;
   recover_mu_.Unlock();
   return absl::OkStatus();
 }
@@ -206,6 +229,7 @@ absl::StatusOr<uint64_t> MdsClient::Ping() {
   Count("Status");
   if (!s.ok()) return s;
   bool evicted = false;
+  uint64_t below = 0;
   {
     absl::MutexLock l(&lease_mu_);
     // The lease runs from the MDS hearing us, at the latest when we sent.
@@ -216,22 +240,39 @@ absl::StatusOr<uint64_t> MdsClient::Ping() {
       evicted_seen_ = reply.evicted();
       evicted_seen_on_ = reply.instance();
       evicted = true;
+      below = reply.evicted_below_handle();
     }
   }
   // Outside lease_mu_: the handler takes the file system's locks.
-  if (evicted && on_evicted_) on_evicted_();
+  if (evicted && on_evicted_) on_evicted_(below);
   return reply.instance();
 }
 
-void MdsClient::SetEvictedHandler(std::function<void()> fn) {
+void MdsClient::SetEvictedHandler(std::function<void(uint64_t)> fn) {
   on_evicted_ = std::move(fn);
 }
 
-absl::Status MdsClient::ConfirmLease() {
-  absl::StatusOr<uint64_t> first = Ping();
-  if (first.ok()) return absl::OkStatus();
-  if (absl::Status s = Reconnect(); !s.ok()) return s;
-  return Ping().status();
+absl::Status MdsClient::ConfirmLease(const InterruptFn& intr) {
+  RetryState retry(this);
+  for (;;) {
+    absl::StatusOr<uint64_t> answered = Ping();
+    if (answered.ok() && *answered != instance()) {
+      // A new instance (the MDS restarted while this mount was silent):
+      // handshake with it; the Recover below re-establishes the handles.
+      spdlog::info("{}: Status answered by a new server instance {:#x} (was "
+                   "{:#x}); reconnecting",
+                   name(), *answered, instance());
+      absl::Status r = Reconnect();
+      if (!r.ok() && !absl::IsUnavailable(r)) return r;
+      if (!r.ok()) answered = r;
+    }
+    if (answered.ok()) return Recover(intr);
+    if (!absl::IsUnavailable(answered.status())) return answered.status();
+    // Unreachable: resent like any request (RetryState reconnects first).
+    const grpc::Status last(grpc::StatusCode::UNAVAILABLE,
+                            std::string(answered.status().message()));
+    if (absl::Status s = retry.Wait(last, "Status", intr); !s.ok()) return s;
+  }
 }
 
 bool MdsClient::LeaseInDoubt() const {

@@ -103,6 +103,18 @@ class TargetClient {
   // active lock). OK when there is nothing to do; the recovery function's
   // error otherwise (a later call tries again).
   absl::Status Recover(const InterruptFn& intr, bool evicted = false);
+  // Recover for a controlled failover's resume (the target's active lock
+  // granted again; `lost`: the previous one was lost, not cancelled, so
+  // this mount may have missed the stopping server's callback). When lost
+  // and the state already moved to a new instance by a Recover without
+  // `evicted` since the previous resume (a keepalive or a resending request
+  // found the new instance first, with the gate open), the recovery
+  // function runs once more with evicted=true on the instance the state
+  // lives on: the eviction's consequences (files with unsynced writes are
+  // lost) must not depend on which path found the instance first. The
+  // recovery function must tolerate that (re-establishing a handle the
+  // instance already has is harmless).
+  absl::Status ResumeRecover(const InterruptFn& intr, bool lost);
   // The instance the state lives on (0: none yet).
   uint64_t state_instance() const { return state_on_.load(); }
   // True when a request must call Recover before it is sent.
@@ -190,6 +202,11 @@ class TargetClient {
   absl::CondVar recover_cv_;
   std::function<absl::Status(bool)> recover_fn_;  // set once, before use
   bool recovering_ ABSL_GUARDED_BY(recover_mu_) = false;
+  // A Recover without `evicted` moved the state to a new instance since the
+  // last ResumeRecover (whose `lost` then still applies to that instance).
+  bool plain_since_resume_ ABSL_GUARDED_BY(recover_mu_) = false;
+  absl::Status RecoverImpl(const InterruptFn& intr, bool evicted,
+                           bool resume);
   mutable absl::Mutex mu_;
   std::string server_release_ ABSL_GUARDED_BY(mu_);
   // Since when Reconnect has been failing (InfiniteFuture: it is not).
@@ -237,18 +254,25 @@ class MdsClient : public TargetClient {
   // the following Pings (StatusRequest.evicted_ack).
   absl::StatusOr<uint64_t> Ping();
   // Sets the function run when the MDS reports that it evicted this mount
-  // (Fs::Evicted: every open file is lost). Call before the keepalive
-  // starts.
-  void SetEvictedHandler(std::function<void()> fn);
+  // (Fs::Evicted), with StatusReply.evicted_below_handle: the open files
+  // whose handle is below it are lost (0: the MDS did not say; all are).
+  // Call before the keepalive starts.
+  void SetEvictedHandler(std::function<void(uint64_t below_handle)> fn);
   // True when this mount cannot vouch for its MDS lease: the MDS reported a
   // lease (StatusReply.client_lease_ms) and no Ping succeeded for half of
   // it (the mount was stopped or cut off). Before an action an evicted
-  // mount must not take (cutting data) the caller calls ConfirmLease.
+  // mount must not take (data to an OSS: write, fsync, cutting data) the
+  // caller calls ConfirmLease (Fs::CheckLease).
   bool LeaseInDoubt() const;
-  // Ping; when it fails, Reconnect (a mount resumed after a long stop finds
-  // its connection cut) and Ping once more. OK once the MDS answered (an
-  // eviction it reported has been handled); the error otherwise.
-  absl::Status ConfirmLease();
+  // Pings until the MDS answers, resending like any request (reconnecting
+  // before each resend, within TargetOptions::retry_window; EINTR when
+  // `intr` fires): a mount resumed after a long stop finds its connection
+  // cut, an MDS restarting takes a while. An answer from another instance
+  // than the connected one: Reconnect and Recover (the reopen marks the
+  // handles the new instance refuses broken). OK once the MDS answered (an
+  // eviction it reported has been handled) and the state lives on the
+  // instance that answered; the error otherwise.
+  absl::Status ConfirmLease(const InterruptFn& intr);
 
  protected:
   grpc::Status DoConnect(grpc::ClientContext* ctx,
@@ -258,7 +282,7 @@ class MdsClient : public TargetClient {
 
  private:
   std::shared_ptr<rpc::Mds::Stub> stub_ ABSL_GUARDED_BY(stub_mu_);
-  std::function<void()> on_evicted_;  // set once, before use
+  std::function<void(uint64_t)> on_evicted_;  // set once, before use
   mutable absl::Mutex lease_mu_;
   // The last eviction acted on (StatusReply.evicted) and the instance that
   // reported it: acknowledged by every Ping (an acknowledgement naming

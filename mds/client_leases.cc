@@ -61,8 +61,11 @@ ClientLeases::StatusAnswer ClientLeases::HeardStatus(uint64_t client_id,
     spdlog::info("client {} ({}) acknowledged its eviction", client_id,
                  e.name);
     e.unacked_eviction = 0;
+    e.unacked_below_handle = 0;
   }
-  return {.tracked = true, .evicted = e.unacked_eviction};
+  return {.tracked = true,
+          .evicted = e.unacked_eviction,
+          .evicted_below_handle = e.unacked_below_handle};
 }
 
 size_t ClientLeases::CheckOnce() {
@@ -73,6 +76,7 @@ size_t ClientLeases::CheckOnce() {
   std::vector<Due> due;
   {
     absl::MutexLock l(&mu_);
+    if (stop_) return 0;
     const absl::Time now = clock_->Now();
     for (auto it = clients_.begin(); it != clients_.end();) {
       Entry& e = it->second;
@@ -111,12 +115,15 @@ size_t ClientLeases::CheckOnce() {
       continue;
     }
     ++evicted;
-    {
-      // Reported to the client's keepalive until it acknowledges it.
+    if (r->handles > 0) {
+      // Reported to the client's keepalive until it acknowledges it. One
+      // that dropped nothing is not: every file the client holds is valid
+      // (e.g. it opened them again after an earlier eviction).
       absl::MutexLock l(&mu_);
       auto it = clients_.find(d.id);
       if (it != clients_.end()) {
         it->second.unacked_eviction = ++last_eviction_id_;
+        it->second.unacked_below_handle = r->below_handle;
       }
     }
     // A CLI that negotiated the lease and went away holds nothing: not worth

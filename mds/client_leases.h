@@ -9,10 +9,13 @@
 // silent for the whole lease is taken for dead: its open handles are
 // dropped (MdsCore::EvictClient) and one line is logged. A client heard
 // from again after its eviction just carries on (new opens work, and it is
-// tracked again; the old handles answer EBADF). Its keepalive learns of the
-// eviction (StatusReply.evicted, from HeardStatus) until it acknowledges it
+// tracked again; the old handles answer EBADF). An eviction that dropped
+// handles is reported to its keepalive (StatusReply.evicted and
+// evicted_below_handle, from HeardStatus) until it acknowledges it
 // (StatusRequest.evicted_ack), also across its reconnects (Connect keeps
-// the unacknowledged eviction), so it can fail its old open files at once. Clients that did not negotiate the feature
+// the unacknowledged eviction), so it can fail the open files it lost at
+// once, and only those; one that dropped nothing is not reported (the
+// client lost nothing). Clients that did not negotiate the feature
 // (release N mounts, which send no keepalive) are never tracked, hence
 // never evicted this way. Leases live in memory only: after an MDS restart
 // the clients' Connect tracks them again, and the handles kept from the
@@ -65,18 +68,22 @@ class ClientLeases {
   // A Status naming `client_id` (a mount's keepalive) that acknowledges
   // the eviction `evicted_ack` (0: none): Heard, then tells whether the
   // client is tracked (it holds a lease: StatusReply.client_lease_ms) and
-  // the id of an eviction of it not acknowledged yet (StatusReply.evicted,
-  // 0: none). Ids are unique within this object, never 0.
+  // the id of an eviction of it that dropped handles, not acknowledged yet
+  // (StatusReply.evicted, 0: none), with EvictResult::below_handle of it
+  // (the latest such eviction's: every earlier one's handles are below).
+  // Ids are unique within this object, never 0.
   struct StatusAnswer {
     bool tracked = false;
     uint64_t evicted = 0;
+    uint64_t evicted_below_handle = 0;
   };
   StatusAnswer HeardStatus(uint64_t client_id, uint64_t evicted_ack);
   // The lease (zero or less: off).
   absl::Duration lease() const { return lease_; }
 
   // Evicts every tracked client silent for at least the lease and not yet
-  // evicted since it was last heard; logs one line per eviction. A failed
+  // evicted since it was last heard; logs one line per eviction; one that
+  // dropped handles is reported (HeardStatus) until acknowledged. A failed
   // eviction (storage error) is logged and retried at the next check.
   // Forgets evicted clients silent for kForgetAfter (a client coming back
   // after that is tracked again at its next Connect). Returns how many
@@ -95,7 +102,11 @@ class ClientLeases {
   bool IsEvicted(uint64_t client_id);
 
   // Runs CheckOnce every check_every on a background thread. Stop() ends
-  // it (idempotent; the destructor calls it).
+  // it and evicts no one any more, even by CheckOnce (idempotent; the
+  // destructor calls it). A stopping MDS calls it as soon as it is told to
+  // stop: its clients may be held (their requests wait at a closed gate
+  // during a controlled failover) and what it evicts would be lost to the
+  // next instance.
   void Start();
   void Stop();
 
@@ -108,6 +119,7 @@ class ClientLeases {
     // The last eviction not yet acknowledged by the client (0: none); kept
     // when it is heard from or connects again.
     uint64_t unacked_eviction = 0;
+    uint64_t unacked_below_handle = 0;  // its EvictResult::below_handle
   };
   void Loop();
 

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <memory>
@@ -410,6 +411,83 @@ TEST_F(ClientLeasesTest, StatusWithoutLeasesReportsNoLease) {
   ASSERT_TRUE(service.Status(nullptr, &req, &reply).ok());
   EXPECT_EQ(reply.evicted(), 0u);
   EXPECT_EQ(reply.client_lease_ms(), 0u);
+}
+
+// Review finding 3: only an eviction that dropped handles is reported, with
+// the bound that tells the dropped handles from the ones opened after it.
+TEST_F(ClientLeasesTest, StatusReportsOnlyEvictionsThatDroppedHandles) {
+  MdsService service(core_.get(), "mdt0", 1);
+  service.set_leases(leases_.get());
+  rpc::ConnectReply creply;
+  const rpc::ConnectRequest connect_a =
+      rpc::MakeConnectRequest(kA, "client", "hostA:1", rpc::kReleaseN1);
+  ASSERT_TRUE(service.Connect(nullptr, &connect_a, &creply).ok());
+  auto status = [&](uint64_t ack) {
+    rpc::StatusRequest req;
+    req.set_client_id(kA);
+    req.set_evicted_ack(ack);
+    req.set_evicted_ack_instance(1);
+    rpc::StatusReply reply;
+    EXPECT_TRUE(service.Status(nullptr, &req, &reply).ok());
+    return reply;
+  };
+  // Silent while holding nothing: evicted, but it lost nothing.
+  clock_.Advance(absl::Seconds(61));
+  ASSERT_EQ(leases_->CheckOnce(), 1u);
+  rpc::StatusReply r = status(0);
+  EXPECT_EQ(r.evicted(), 0u);
+  EXPECT_EQ(r.evicted_below_handle(), 0u);
+  // Silent holding two files: both go, and the bound is above both.
+  OpenResult f = MustCreate(kA, "f");
+  OpenResult g = MustCreate(kA, "g");
+  clock_.Advance(absl::Seconds(61));
+  ASSERT_EQ(leases_->CheckOnce(), 1u);
+  r = status(0);
+  ASSERT_NE(r.evicted(), 0u);
+  EXPECT_EQ(r.evicted_below_handle(), std::max(f.handle, g.handle) + 1);
+  // A file opened after the eviction is at or above the bound, also after
+  // a restart of the MDS.
+  OpenResult fresh = MustOpen(kA, f.inode.ino);
+  EXPECT_GE(fresh.handle, r.evicted_below_handle());
+  const uint64_t bound = r.evicted_below_handle();
+  EXPECT_EQ(status(r.evicted()).evicted(), 0u);  // acknowledged
+  ASSERT_TRUE(core_->Release(Req(kA), fresh.handle).ok());
+  // Silent again, holding nothing: nothing new to report.
+  clock_.Advance(absl::Seconds(61));
+  ASSERT_EQ(leases_->CheckOnce(), 1u);
+  EXPECT_EQ(status(0).evicted(), 0u);
+  StartCore({.keep_open_handles = true});
+  EXPECT_GE(MustOpen(kA, f.inode.ino).handle, bound);
+}
+
+// Review finding 2: once stopped, the leases evict no one (a stopping MDS
+// holds its clients' requests; what it evicted would be lost).
+TEST_F(ClientLeasesTest, StoppedLeasesEvictNoOne) {
+  leases_->Connected(kA, "client", "hostA:1", kLeaseFeatures);
+  MustCreate(kA, "f");
+  leases_->Start();
+  leases_->Stop();
+  clock_.Advance(absl::Seconds(61));
+  EXPECT_EQ(leases_->CheckOnce(), 0u);
+  EXPECT_FALSE(leases_->IsEvicted(kA));
+  EXPECT_EQ(core_->OpenHandleCount(), 1u);
+}
+
+// Review finding 10: an eviction that fails to write (and is retried at
+// every check) leaves the inode count as it was.
+TEST_F(ClientLeasesTest, FailedEvictionDoesNotMiscountInodes) {
+  leases_->Connected(kA, "client", "hostA:1", kLeaseFeatures);
+  OpenResult f = MustCreate(kA, "f");
+  ASSERT_TRUE(core_->Remove(Req(kA), kRoot, kRootIno, "f", false).ok());
+  const uint64_t inodes = core_->InodeCount();
+  store_->SetReadOnly(true);
+  clock_.Advance(absl::Seconds(61));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(leases_->CheckOnce(), 0u);
+  EXPECT_EQ(core_->InodeCount(), inodes);
+  store_->SetReadOnly(false);
+  EXPECT_EQ(leases_->CheckOnce(), 1u);
+  EXPECT_EQ(core_->InodeCount(), inodes - 1);
+  EXPECT_FALSE(ObjectsExist(f));
 }
 
 }  // namespace

@@ -50,9 +50,12 @@ class CoreTestBase : public ::testing::Test {
   void TearDown() override { ASSERT_TRUE(fault::Configure("", 1).ok()); }
 
   // A new instance over the same store and OSTs. No background threads
-  // (tests drive the work themselves); small precreate batches.
+  // (tests drive the work themselves); small precreate batches. Elapsed
+  // time (MdsOptions::steady_clock) is the core's clock unless opts name
+  // another.
   void Restart(MdsOptions opts = {}) {
     core_.reset();
+    if (opts.steady_clock == nullptr) opts.steady_clock = core_clock_;
     opts.background_threads = false;
     opts.precreate_batch = 64;
     opts.precreate_low_water = 8;

@@ -263,6 +263,14 @@ int main(int argc, char** argv) {
                                 startup->evict_clients);
 
   const stripefs::rpc::StopKind stop_kind = signals.Wait();
+  if (stop_kind != stripefs::rpc::StopKind::kForcedFailover) {
+    // No eviction once told to stop: during a controlled stop the clients'
+    // requests (and their keepalive reconnects) are held, so their silence
+    // is ours, and an eviction would delete the handles the next instance
+    // keeps for them to reopen. (A forced failover stops it below, right
+    // after its store turned read-only: nothing it evicts would be saved.)
+    leases.Stop();
+  }
   if (stop_kind == stripefs::rpc::StopKind::kForcedFailover) {
     // Seed 002: no reply from now on (requests executing answer
     // UNAVAILABLE too, whatever they did), THEN the store refuses writes,
@@ -270,12 +278,12 @@ int main(int argc, char** argv) {
     // next instance, which answers from the reply records.
     service.BeginForcedFailover();
     (*store)->SetReadOnly(true);
+    leases.Stop();
     service.SetStopping();
     server->Shutdown(std::chrono::system_clock::now() +
                      absl::ToChronoSeconds(
                          stripefs::rpc::kForcedFailoverGrace));
     server->Wait();
-    leases.Stop();  // before the core goes
     pool->StopWatching();
     // Like a crash: the locks stay in the DLM until the next instance
     // resets them at its first connect (same client id).
@@ -298,7 +306,6 @@ int main(int argc, char** argv) {
   service.SetStopping();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   server->Wait();
-  leases.Stop();
   // A controlled stop leaves its EX on active:<target> in the DLM for the
   // next instance to reset; every other lock (metadata locks, PR on the
   // OSTs' active locks) is cancelled so no client waits for a dead holder.

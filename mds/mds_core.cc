@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
@@ -43,9 +44,39 @@ bool MayAccess(const Inode& inode, const Cred& cred, uint32_t mask) {
   return (bits & mask) == mask;
 }
 
+namespace {
+
+// CLOCK_MONOTONIC as a Clock (only differences of Now() mean anything).
+class MonotonicClock : public Clock {
+ public:
+  absl::Time Now() override {
+    const auto since_boot = std::chrono::steady_clock::now().time_since_epoch();
+    return absl::UnixEpoch() + absl::FromChrono(since_boot);
+  }
+  void SleepFor(absl::Duration d) override { absl::SleepFor(d); }
+};
+
+Clock* Monotonic() {
+  static MonotonicClock* const clock = new MonotonicClock;
+  return clock;
+}
+
+}  // namespace
+
 MdsCore::MdsCore(storage::KvStore* store, OstPool* osts, Clock* clock,
                  MdsOptions options)
-    : store_(store), osts_(osts), clock_(clock), options_(std::move(options)) {}
+    : store_(store),
+      osts_(osts),
+      clock_(clock),
+      options_(std::move(options)),
+      steady_(options_.steady_clock != nullptr ? options_.steady_clock
+                                               : Monotonic()),
+      start_wall_(clock_->Now()),
+      start_steady_(steady_->Now()) {}
+
+absl::Time MdsCore::RecordNow() {
+  return start_wall_ + (steady_->Now() - start_steady_);
+}
 
 MdsCore::~MdsCore() { Stop(); }
 
@@ -199,6 +230,7 @@ absl::Status MdsCore::Recover() {
 
 absl::StatusOr<size_t> MdsCore::ExpireReopenWindow() {
   absl::MutexLock l(&mu_);
+  SuperUndo undo(this);
   if (pending_reopen_ == 0) return 0;
   // What stays open once the pending handles go.
   absl::flat_hash_map<uint64_t, uint32_t> left = open_count_;
@@ -223,6 +255,7 @@ absl::StatusOr<size_t> MdsCore::ExpireReopenWindow() {
   }
   PutSuper(&b);
   MDS_RETURN_IF_ERROR(store_->Write(b));
+  ++writes_;
   for (uint64_t h : expired) handles_.erase(h);
   open_count_ = std::move(left);
   for (uint64_t ino : reclaimed) orphans_.erase(ino);
@@ -314,12 +347,13 @@ absl::Status MdsCore::Commit(const ReqId& req, storage::WriteBatch* b,
   // The reply record commits atomically with the change: a resend finds
   // either both or neither.
   if (req.client_id != 0) {
-    reply.commit_sec = absl::ToUnixSeconds(clock_->Now());
+    reply.commit_sec = absl::ToUnixSeconds(RecordNow());
     b->Put(ReplyKey(req.client_id, req.xid), EncodeReply(reply));
     b->Put(ReplyTimeKey(reply.commit_sec, req.client_id, req.xid), "");
   }
   if (absl::Status s = fault::Hit("mds.before_commit"); !s.ok()) return s;
   if (absl::Status s = store_->Write(*b); !s.ok()) return s;
+  ++writes_;
   applied();
   // Committed: an error here is a reply lost after the change was made
   // (`drop`: the client resends and is answered from the record).
@@ -371,8 +405,15 @@ absl::StatusOr<OpenResult> MdsCore::ReplyOpen(const ReqId& req,
                               ") opened is gone (forced start, eviction or "
                               "reopen window over): open the file again"));
   }
-  if (it->second.reopen_pending &&
-      (it->second.client_id == 0 || it->second.client_id == req.client_id)) {
+  if (it->second.client_id != 0 && req.client_id != 0 &&
+      it->second.client_id != req.client_id) {
+    return Errno(ESTALE, absl::StrCat("open handle ", rec.handle,
+                                      " that this request (client ",
+                                      req.client_id, " xid ", req.xid,
+                                      ") opened belongs to client ",
+                                      it->second.client_id));
+  }
+  if (it->second.reopen_pending) {
     // Kept from the previous instance, whose reply was lost: the resend
     // is the client taking it up.
     it->second.reopen_pending = false;
@@ -381,13 +422,24 @@ absl::StatusOr<OpenResult> MdsCore::ReplyOpen(const ReqId& req,
   OpenResult out;
   MDS_ASSIGN_OR_RETURN(out.inode, ReplyInode(rec));
   out.handle = rec.handle;
-  out.truncated = rec.truncated;
+  // The client truncates the OSS objects when told so: only if nothing
+  // changed the file since the open truncated it, or it would zero what
+  // another mount wrote since (as far as the MDS knows: size and times).
+  out.truncated = rec.truncated && rec.has_inode &&
+                  out.inode.size == rec.inode.size &&
+                  out.inode.mtime == rec.inode.mtime &&
+                  out.inode.ctime == rec.inode.ctime;
   return out;
 }
 
 absl::StatusOr<size_t> MdsCore::PruneReplyRecords() {
+  // Before this instance ran for the retention, a record of a previous one
+  // may be younger than the retention whatever its stamp says (the wall
+  // clock may have stepped while it was down); this instance's records
+  // are all younger anyway.
+  if (steady_->Now() - start_steady_ < options_.reply_retention) return 0;
   const int64_t cutoff =
-      absl::ToUnixSeconds(clock_->Now() - options_.reply_retention);
+      absl::ToUnixSeconds(RecordNow() - options_.reply_retention);
   // Every index key below `end` is expired; nothing else is read.
   const std::string end = ReplyTimeKey(cutoff, 0, 0);
   size_t pruned = 0;

@@ -86,6 +86,12 @@ struct MdsOptions {
   // before it is evicted (mds/client_leases.h; --client-lease). Zero: never.
   // Default 60 s.
   absl::Duration client_lease = absl::Seconds(60);
+  // Measures elapsed time for the reply records (only differences of its
+  // Now() count): they are stamped with the wall time at Start() plus the
+  // time elapsed since on this clock, so that a step of the wall clock
+  // neither prunes young records nor keeps old ones. nullptr: the system's
+  // monotonic clock. Must outlive the core.
+  Clock* steady_clock = nullptr;
 };
 
 // The caller of a syscall.
@@ -133,6 +139,10 @@ struct DirEntryOut {
 struct EvictResult {
   size_t handles = 0;    // open handles dropped
   size_t reclaimed = 0;  // unlinked-while-open inodes deleted
+  // With handles > 0: the highest dropped handle id plus one. Handle ids
+  // only grow (across restarts too), so every handle the client gets after
+  // the eviction is at or above it (StatusReply.evicted_below_handle).
+  uint64_t below_handle = 0;
 };
 
 struct ReaddirResult {
@@ -205,6 +215,8 @@ class MdsCore {
   // objects for destroy; one batch. Its later requests on those handles
   // answer EBADF. Client id 0 (owner unknown) is never evicted.
   absl::StatusOr<EvictResult> EvictClient(uint64_t client_id);
+  // EBADF when the handle is unknown or (both ids nonzero) another client
+  // owns it.
   absl::Status Release(const ReqId& req, uint64_t handle);
   absl::StatusOr<Inode> Mknod(const ReqId& req, const Cred& cred,
                               uint64_t parent, const std::string& name,
@@ -252,9 +264,11 @@ class MdsCore {
   absl::StatusOr<Layout> GetLayout(const Cred& cred, uint64_t ino);
 
   // Deletes the reply records committed more than reply_retention ago;
-  // returns how many. Reads only the expired part of the time index. A
-  // background thread calls it every reply_sweep_interval; tests may call
-  // it by hand.
+  // returns how many. Reads only the expired part of the time index. Ages
+  // are measured on MdsOptions::steady_clock, and nothing is pruned before
+  // this instance has run for reply_retention (the age of a previous
+  // instance's records is only known from the wall clock). A background
+  // thread calls it every reply_sweep_interval; tests may call it by hand.
   absl::StatusOr<size_t> PruneReplyRecords();
 
   const std::vector<OstTarget>& Osts() const { return osts_->Targets(); }
@@ -283,6 +297,9 @@ class MdsCore {
   };
 
   Timespec Now();
+  // Wall time at Start() plus the steady time elapsed since: the time of
+  // the reply records, immune to steps of the wall clock.
+  absl::Time RecordNow();
   // Loads and decodes; ENOENT if absent.
   absl::StatusOr<Inode> LoadInode(uint64_t ino);
   absl::StatusOr<std::optional<Dentry>> LoadDentry(uint64_t parent,
@@ -333,6 +350,25 @@ class MdsCore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DeleteInode(storage::WriteBatch* b, const Inode& victim)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Scope guard of a mutation (mu_ held for its whole life): sb_ is edited
+  // while a batch is built (counters, next ids), so when no batch reached
+  // the store meanwhile (an error before or at the write) it puts sb_ back
+  // as it was; a retried request then does not count twice.
+  class SuperUndo {
+   public:
+    explicit SuperUndo(MdsCore* core) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core->mu_)
+        : core_(core), saved_(core->sb_), writes_(core->writes_) {}
+    ~SuperUndo() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      if (core_->writes_ == writes_) core_->sb_ = std::move(saved_);
+    }
+    SuperUndo(const SuperUndo&) = delete;
+    SuperUndo& operator=(const SuperUndo&) = delete;
+
+   private:
+    MdsCore* const core_;
+    Superblock saved_;
+    const uint64_t writes_;
+  };
   void QueueDestroy(storage::WriteBatch* b, const Layout& layout);
   absl::StatusOr<std::vector<StripeObject>> AllocateObjects(
       const Layout& spec, storage::WriteBatch* b)
@@ -364,6 +400,11 @@ class MdsCore {
 
   absl::Mutex mu_;
   Superblock sb_ ABSL_GUARDED_BY(mu_);
+  // Batches written to the store under mu_ (SuperUndo).
+  uint64_t writes_ ABSL_GUARDED_BY(mu_) = 0;
+  Clock* const steady_;
+  const absl::Time start_wall_;
+  const absl::Time start_steady_;
   std::map<uint32_t, OstState> ost_state_ ABSL_GUARDED_BY(mu_);
   uint32_t rr_next_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<uint64_t, OpenHandle> handles_ ABSL_GUARDED_BY(mu_);

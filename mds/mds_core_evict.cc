@@ -1,6 +1,7 @@
 // MdsCore: eviction of a dead client (its lease expired, see
 // mds/client_leases.h): its open handles go, and with them the
 // unlinked-while-open inodes only it kept.
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
@@ -16,6 +17,7 @@ absl::StatusOr<EvictResult> MdsCore::EvictClient(uint64_t client_id) {
   EvictResult out;
   if (client_id == 0) return out;
   absl::MutexLock l(&mu_);
+  SuperUndo undo(this);  // DeleteInode counts inodes in sb_
   // What stays open once the client's handles go (as ExpireReopenWindow).
   absl::flat_hash_map<uint64_t, uint32_t> left = open_count_;
   std::vector<uint64_t> dropped;
@@ -44,11 +46,13 @@ absl::StatusOr<EvictResult> MdsCore::EvictClient(uint64_t client_id) {
     reclaimed.push_back(ino);
   }
   MDS_RETURN_IF_ERROR(store_->Write(b));
+  ++writes_;
   for (uint64_t h : dropped) handles_.erase(h);
   open_count_ = std::move(left);
   for (uint64_t ino : reclaimed) orphans_.erase(ino);
   out.handles = dropped.size();
   out.reclaimed = reclaimed.size();
+  out.below_handle = *std::max_element(dropped.begin(), dropped.end()) + 1;
   return out;
 }
 

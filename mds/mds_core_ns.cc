@@ -106,7 +106,9 @@ absl::StatusOr<Inode> MdsCore::SetAttr(const ReqId& req, const Cred& cred,
     if (a.size > kMaxFileSize) return Errno(EFBIG, "size too large");
     if (a.handle != 0) {
       auto it = handles_.find(a.handle);
-      if (it == handles_.end() || it->second.ino != ino) {
+      if (it == handles_.end() || it->second.ino != ino ||
+          (it->second.client_id != 0 && req.client_id != 0 &&
+           it->second.client_id != req.client_id)) {
         return Errno(EBADF, "unknown file handle");
       }
       if (!IsWriteMode(it->second.flags)) {
@@ -211,10 +213,13 @@ absl::StatusOr<OpenResult> MdsCore::OpenLocked(const ReqId& req,
     if (cred.uid != 0) KillPriv(&n, cred);
     PutInode(b, n);
   }
-  // next_handle is not persisted here: start-up resumes after the highest
-  // H key it finds (kept or discarded).
+  // next_handle is persisted with the handle: a handle id is never handed
+  // out twice, across restarts too (its H key may be gone by then), so a
+  // stale request cannot hit another client's handle, and ids order the
+  // handles in time (EvictResult::below_handle).
   out.handle = sb_.next_handle++;
   b->Put(HandleKey(out.handle), EncodeHandle({n.ino, flags, req.client_id}));
+  PutSuper(b);
   out.inode = std::move(n);
   return out;
 }
@@ -222,6 +227,7 @@ absl::StatusOr<OpenResult> MdsCore::OpenLocked(const ReqId& req,
 absl::StatusOr<OpenResult> MdsCore::Open(const ReqId& req, const Cred& cred,
                                          uint64_t ino, uint32_t flags) {
   absl::MutexLock l(&mu_);
+  SuperUndo undo(this);
   MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return ReplyOpen(req, *rec);
   MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
@@ -259,11 +265,19 @@ absl::StatusOr<OpenResult> MdsCore::Reopen(const ReqId& req, uint64_t handle,
 
 absl::Status MdsCore::Release(const ReqId& req, uint64_t handle) {
   absl::MutexLock l(&mu_);
+  SuperUndo undo(this);
   MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return absl::OkStatus();
   auto it = handles_.find(handle);
   if (it == handles_.end()) {
     return Errno(EBADF, absl::StrCat("unknown handle ", handle));
+  }
+  // A stale Release (e.g. of a mount evicted meanwhile) never closes
+  // another client's handle. Id 0: owner unknown (tests, old records).
+  if (it->second.client_id != 0 && req.client_id != 0 &&
+      it->second.client_id != req.client_id) {
+    return Errno(EBADF, absl::StrCat("handle ", handle,
+                                     " belongs to another client"));
   }
   const uint64_t ino = it->second.ino;
   storage::WriteBatch b;
@@ -294,6 +308,7 @@ absl::StatusOr<Inode> MdsCore::MakeNode(const ReqId& req, const Cred& cred,
                                         const std::string& symlink,
                                         std::optional<uint32_t> open_flags,
                                         OpenResult* open_out) {
+  SuperUndo undo(this);
   MDS_RETURN_IF_ERROR(CheckName(name));
   MDS_ASSIGN_OR_RETURN(Inode dir, LoadDir(parent));
   MDS_RETURN_IF_ERROR(NeedAccess(dir, cred, X_OK));
@@ -500,6 +515,7 @@ absl::Status MdsCore::Remove(const ReqId& req, const Cred& cred,
   }
   MDS_RETURN_IF_ERROR(CheckName(name));
   absl::MutexLock l(&mu_);
+  SuperUndo undo(this);
   MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return absl::OkStatus();
   MDS_ASSIGN_OR_RETURN(Inode dir, LoadDir(parent));
@@ -544,6 +560,7 @@ absl::Status MdsCore::Rename(const ReqId& req, const Cred& cred,
   MDS_RETURN_IF_ERROR(CheckName(name));
   MDS_RETURN_IF_ERROR(CheckName(new_name));
   absl::MutexLock l(&mu_);
+  SuperUndo undo(this);
   MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return absl::OkStatus();
   const bool same_dir = parent == new_parent;

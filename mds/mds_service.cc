@@ -170,6 +170,7 @@ grpc::Status MdsService::Status(grpc::ServerContext*,
   }
   if (failover_.failing()) return rpc::FailingOver();
   reply->set_evicted(lease.evicted);
+  reply->set_evicted_below_handle(lease.evicted_below_handle);
   if (lease.tracked) {
     reply->set_client_lease_ms(absl::ToInt64Milliseconds(leases_->lease()));
   }

@@ -293,8 +293,14 @@ TEST_F(ReplyRecordTest, OldRecordsArePrunedAndTheirResendsExecuted) {
   // The old record is gone: its resend is executed (and finds the name).
   EXPECT_EQ(Err(core_->Mkdir(old_req, kRoot, kRootIno, "old", 0755)), EEXIST);
   EXPECT_TRUE(core_->Mkdir(young_req, kRoot, kRootIno, "young", 0755).ok());
-  // Across a restart too, with a shorter retention.
+  // Across a restart too, with a shorter retention, once the new instance
+  // has run for the retention (before, a previous instance's record may be
+  // younger than its wall-clock stamp says).
   Restart({.reply_retention = absl::Minutes(1)});
+  pruned = core_->PruneReplyRecords();
+  ASSERT_TRUE(pruned.ok());
+  EXPECT_EQ(*pruned, 0u);
+  clock_.Advance(absl::Minutes(1));
   pruned = core_->PruneReplyRecords();
   ASSERT_TRUE(pruned.ok());
   EXPECT_EQ(*pruned, 1u);
@@ -307,6 +313,124 @@ TEST_F(ReplyRecordTest, OldRecordsArePrunedAndTheirResendsExecuted) {
     break;
   }
   EXPECT_FALSE(store_->Get(ReplyKey(kClient, young_req.xid))->has_value());
+}
+
+// Review finding 11: a forward step of the wall clock larger than the
+// retention must not prune a record seconds old (its resend would run
+// again); records age on the steady clock.
+TEST_F(ReplyRecordTest, WallClockStepDoesNotPruneYoungRecords) {
+  dlm::FakeClock steady{absl::FromUnixSeconds(5)};
+  Restart({.steady_clock = &steady});
+  steady.Advance(absl::Minutes(11));  // this instance ran past the retention
+  clock_.Advance(absl::Minutes(11));
+  const ReqId req = Req();
+  ASSERT_TRUE(core_->Mkdir(req, kRoot, kRootIno, "d", 0755).ok());
+  clock_.Advance(absl::Hours(2));  // the wall clock steps forward
+  steady.Advance(absl::Seconds(5));
+  auto pruned = core_->PruneReplyRecords();
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  EXPECT_EQ(*pruned, 0u);
+  // Answered from its record, not executed again (EEXIST).
+  EXPECT_TRUE(core_->Mkdir(req, kRoot, kRootIno, "d", 0755).ok());
+  // A real ten minutes later it goes.
+  steady.Advance(absl::Minutes(10));
+  pruned = core_->PruneReplyRecords();
+  ASSERT_TRUE(pruned.ok());
+  EXPECT_EQ(*pruned, 1u);
+  EXPECT_EQ(Err(core_->Mkdir(req, kRoot, kRootIno, "d", 0755)), EEXIST);
+}
+
+// ... nor a young record of the previous instance right after a restart,
+// whatever the wall clock did while the MDS was down.
+TEST_F(ReplyRecordTest, RestartKeepsPreviousRecordsForARetention) {
+  const ReqId req = Req();
+  ASSERT_TRUE(core_->Mkdir(req, kRoot, kRootIno, "d", 0755).ok());
+  clock_.Advance(absl::Hours(1));  // stepped while down
+  Restart();
+  auto pruned = core_->PruneReplyRecords();
+  ASSERT_TRUE(pruned.ok());
+  EXPECT_EQ(*pruned, 0u);
+  EXPECT_TRUE(core_->Mkdir(req, kRoot, kRootIno, "d", 0755).ok());
+}
+
+// Review finding 4: a resent O_TRUNC open must not tell the client to
+// truncate the objects again once the file changed since (another mount
+// wrote: it would zero those bytes).
+TEST_F(ReplyRecordTest, OpenWithTruncateResentAfterAWriteDoesNotTruncate) {
+  auto c = core_->Create(Req(), kRoot, kRootIno, "f", 0644, O_CREAT | O_RDWR);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(core_->UpdateSize(Req(), kRoot, c->inode.ino, 100, std::nullopt,
+                                false)
+                  .ok());
+  const ReqId req = Req();
+  auto first = core_->Open(req, kRoot, c->inode.ino, O_RDWR | O_TRUNC);
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(first->truncated);
+  // Another mount writes 50 bytes after the open committed.
+  clock_.Advance(absl::Seconds(1));
+  ASSERT_TRUE(core_->UpdateSize({0x999, 1}, kRoot, c->inode.ino, 50,
+                                std::nullopt, false)
+                  .ok());
+  auto again = core_->Open(req, kRoot, c->inode.ino, O_RDWR | O_TRUNC);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->handle, first->handle);
+  EXPECT_FALSE(again->truncated);
+  EXPECT_EQ(again->inode.size, 50u);
+}
+
+// Review finding 9: handle ids are never handed out twice, across a crash
+// too, and a handle answers only the client that owns it.
+TEST_F(ReplyRecordTest, HandleIdsAreNotReusedAfterACrash) {
+  auto c = core_->Create(Req(), kRoot, kRootIno, "f", 0644, O_CREAT | O_RDWR);
+  ASSERT_TRUE(c.ok());
+  auto o = core_->Open(Req(), kRoot, c->inode.ino, O_RDWR);
+  ASSERT_TRUE(o.ok());
+  ASSERT_TRUE(core_->Release(Req(), o->handle).ok());
+  ASSERT_TRUE(core_->Release(Req(), c->handle).ok());
+  Restart({.keep_open_handles = true});  // a crash: no H key left
+  auto o2 = core_->Open(Req(), kRoot, c->inode.ino, O_RDWR);
+  ASSERT_TRUE(o2.ok());
+  EXPECT_GT(o2->handle, o->handle);
+}
+
+TEST_F(ReplyRecordTest, OnlyTheOwnerReleasesOrTruncatesThroughAHandle) {
+  auto c = core_->Create(Req(), kRoot, kRootIno, "f", 0644, O_CREAT | O_RDWR);
+  ASSERT_TRUE(c.ok());
+  const ReqId other{0x777, 1};
+  SetAttrArgs a;
+  a.valid = kSetSize;
+  a.size = 0;
+  a.handle = c->handle;
+  EXPECT_EQ(Err(core_->SetAttr(other, kRoot, c->inode.ino, a)), EBADF);
+  EXPECT_EQ(Err(core_->Release(other, c->handle)), EBADF);
+  EXPECT_EQ(core_->OpenHandleCount(), 1u);
+  // Owner unknown (client 0) keeps working, and the owner itself.
+  EXPECT_TRUE(core_->SetAttr({}, kRoot, c->inode.ino, a).ok());
+  EXPECT_TRUE(core_->Release(Req(), c->handle).ok());
+  EXPECT_EQ(core_->OpenHandleCount(), 0u);
+}
+
+// Review finding 10: a mutation whose write fails leaves the inode count
+// as it was, however often it is retried.
+TEST_F(ReplyRecordTest, FailedWritesDoNotMiscountInodes) {
+  auto c = core_->Create(Req(), kRoot, kRootIno, "f", 0644, O_CREAT | O_RDWR);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(core_->Remove(Req(), kRoot, kRootIno, "f", false).ok());
+  const uint64_t inodes = core_->InodeCount();  // the orphan still counts
+  store_->SetReadOnly(true);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(core_->Release(Req(), c->handle).ok());
+  }
+  EXPECT_EQ(core_->InodeCount(), inodes);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(core_->Mkdir(Req(), kRoot, kRootIno, "d", 0755).ok());
+  }
+  EXPECT_EQ(core_->InodeCount(), inodes);
+  store_->SetReadOnly(false);
+  ASSERT_TRUE(core_->Release(Req(), c->handle).ok());  // reclaims it
+  EXPECT_EQ(core_->InodeCount(), inodes - 1);
+  Restart();
+  EXPECT_EQ(core_->InodeCount(), inodes - 1);
 }
 
 }  // namespace

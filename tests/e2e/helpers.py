@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,8 @@ def two_mount_cluster(prefix, callback_timeout, env=None, restart=()):
     conftest.up_with_two_mounts: `callback_timeout` and `env` go to the
     servers' environment). c.helpers collects the processes of helper().
 
-    Teardown, also on failure: kills the helpers still running, starts the
+    Teardown, also on failure: sends SIGCONT to the processes a test
+    stopped (c.stopped_pids), kills the helpers still running, starts the
     servers `restart` (a test may have left them stopped; `cluster down`
     is then clean; a running one is left alone, failures are ignored),
     `cluster down`, force_cleanup, removes the directory."""
@@ -40,10 +42,16 @@ def two_mount_cluster(prefix, callback_timeout, env=None, restart=()):
     os.chmod(tmp_root, 0o755)
     c = make_cluster(tmp_root, oss=2)
     c.helpers = []
+    c.stopped_pids = []
     try:
         up_with_two_mounts(c, tmp_root, callback_timeout, env=env)
         yield c
     finally:
+        for pid in c.stopped_pids:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except OSError:
+                pass
         for p in c.helpers:
             if p.poll() is None:
                 p.kill()

@@ -37,11 +37,6 @@ def fo_cluster():
         try:
             yield c
         finally:
-            for pid in getattr(c, "stopped_pids", []):
-                try:
-                    os.kill(pid, signal.SIGCONT)
-                except OSError:
-                    pass
             for m in c.direct_mounts:
                 if _mounted(m):
                     subprocess.run(["fusermount3", "-u", "-z", m],
