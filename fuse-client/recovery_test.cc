@@ -428,7 +428,7 @@ TEST_F(RecoveryTest, LeaseInDoubtAfterHalfTheLeaseWithoutAPing) {
 }
 
 
-// Review finding 1: the mount missed the stopping MDS's callback (its gate
+// The mount missed the stopping MDS's callback (its gate
 // stayed open), so the keepalive found the new instance first and
 // re-established the files without the eviction pass; the watch's later
 // resume with a lost lock still applies it (evicted=true) on that instance.
@@ -466,7 +466,7 @@ TEST_F(RecoveryTest, LostLockAfterTheKeepaliveRecoveredStillAppliesTheEviction) 
   EXPECT_TRUE(GetAttr(8).ok());
 }
 
-// Review finding 2: while a controlled failover holds the gate closed the
+// While a controlled failover holds the gate closed the
 // keepalive still sends Status with the client id (the lease is renewed),
 // but leaves the reconnect and the recovery to the failover.
 TEST_F(RecoveryTest, KeepalivePingsWhileTheGateIsClosed) {
@@ -479,7 +479,7 @@ TEST_F(RecoveryTest, KeepalivePingsWhileTheGateIsClosed) {
   mds_->gate().Reopen();
 }
 
-// Review finding 3: the MDS says which handles the eviction dropped
+// The MDS says which handles the eviction dropped
 // (StatusReply.evicted_below_handle); a file opened after the eviction but
 // before the keepalive heard of it keeps working.
 TEST_F(RecoveryTest, EvictionFailsOnlyTheFilesItDropped) {
@@ -508,7 +508,7 @@ TEST_F(RecoveryTest, EvictionFailsOnlyTheFilesItDropped) {
   EXPECT_TRUE(fs.Release(ctx, *c).ok());
 }
 
-// Review finding 5: a mount that doubts its lease asks the MDS like any
+// A mount that doubts its lease asks the MDS like any
 // request asks it: resending while it is unreachable (here a restart), and
 // re-establishing the open files on the new instance that answers.
 TEST_F(RecoveryTest, ConfirmLeaseResendsAndRecoversOnANewInstance) {
@@ -540,7 +540,7 @@ TEST_F(RecoveryTest, ConfirmLeaseResendsAndRecoversOnANewInstance) {
   EXPECT_FALSE(mds.LeaseInDoubt());
 }
 
-// Review finding 6: an fsync (and a write) of a mount that doubts its lease
+// An fsync (and a write) of a mount that doubts its lease
 // confirms it first; an eviction reported fails it with EIO before any OST
 // is asked.
 TEST_F(RecoveryTest, FsyncOfAMountInDoubtLearnsOfItsEvictionFirst) {
@@ -569,7 +569,7 @@ TEST_F(RecoveryTest, FsyncOfAMountInDoubtLearnsOfItsEvictionFirst) {
   EXPECT_TRUE(fs.Release(ctx, *a).ok());
 }
 
-// Review finding 7: an open answered just before a recovery took its list
+// An open answered just before a recovery took its list
 // of open files (the open is registered only after its reply) is
 // re-established by the open itself.
 TEST_F(RecoveryTest, OpenUnderWayDuringARecoveryIsReestablished) {

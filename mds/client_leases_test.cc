@@ -413,7 +413,7 @@ TEST_F(ClientLeasesTest, StatusWithoutLeasesReportsNoLease) {
   EXPECT_EQ(reply.client_lease_ms(), 0u);
 }
 
-// Review finding 3: only an eviction that dropped handles is reported, with
+// Only an eviction that dropped handles is reported, with
 // the bound that tells the dropped handles from the ones opened after it.
 TEST_F(ClientLeasesTest, StatusReportsOnlyEvictionsThatDroppedHandles) {
   MdsService service(core_.get(), "mdt0", 1);
@@ -460,7 +460,7 @@ TEST_F(ClientLeasesTest, StatusReportsOnlyEvictionsThatDroppedHandles) {
   EXPECT_GE(MustOpen(kA, f.inode.ino).handle, bound);
 }
 
-// Review finding 2: once stopped, the leases evict no one (a stopping MDS
+// Once stopped, the leases evict no one (a stopping MDS
 // holds its clients' requests; what it evicted would be lost).
 TEST_F(ClientLeasesTest, StoppedLeasesEvictNoOne) {
   leases_->Connected(kA, "client", "hostA:1", kLeaseFeatures);
@@ -473,7 +473,7 @@ TEST_F(ClientLeasesTest, StoppedLeasesEvictNoOne) {
   EXPECT_EQ(core_->OpenHandleCount(), 1u);
 }
 
-// Review finding 10: an eviction that fails to write (and is retried at
+// An eviction that fails to write (and is retried at
 // every check) leaves the inode count as it was.
 TEST_F(ClientLeasesTest, FailedEvictionDoesNotMiscountInodes) {
   leases_->Connected(kA, "client", "hostA:1", kLeaseFeatures);

@@ -315,7 +315,7 @@ TEST_F(ReplyRecordTest, OldRecordsArePrunedAndTheirResendsExecuted) {
   EXPECT_FALSE(store_->Get(ReplyKey(kClient, young_req.xid))->has_value());
 }
 
-// Review finding 11: a forward step of the wall clock larger than the
+// A forward step of the wall clock larger than the
 // retention must not prune a record seconds old (its resend would run
 // again); records age on the steady clock.
 TEST_F(ReplyRecordTest, WallClockStepDoesNotPruneYoungRecords) {
@@ -353,7 +353,7 @@ TEST_F(ReplyRecordTest, RestartKeepsPreviousRecordsForARetention) {
   EXPECT_TRUE(core_->Mkdir(req, kRoot, kRootIno, "d", 0755).ok());
 }
 
-// Review finding 4: a resent O_TRUNC open must not tell the client to
+// A resent O_TRUNC open must not tell the client to
 // truncate the objects again once the file changed since (another mount
 // wrote: it would zero those bytes).
 TEST_F(ReplyRecordTest, OpenWithTruncateResentAfterAWriteDoesNotTruncate) {
@@ -378,7 +378,7 @@ TEST_F(ReplyRecordTest, OpenWithTruncateResentAfterAWriteDoesNotTruncate) {
   EXPECT_EQ(again->inode.size, 50u);
 }
 
-// Review finding 9: handle ids are never handed out twice, across a crash
+// Handle ids are never handed out twice, across a crash
 // too, and a handle answers only the client that owns it.
 TEST_F(ReplyRecordTest, HandleIdsAreNotReusedAfterACrash) {
   auto c = core_->Create(Req(), kRoot, kRootIno, "f", 0644, O_CREAT | O_RDWR);
@@ -410,7 +410,7 @@ TEST_F(ReplyRecordTest, OnlyTheOwnerReleasesOrTruncatesThroughAHandle) {
   EXPECT_EQ(core_->OpenHandleCount(), 0u);
 }
 
-// Review finding 10: a mutation whose write fails leaves the inode count
+// A mutation whose write fails leaves the inode count
 // as it was, however often it is retried.
 TEST_F(ReplyRecordTest, FailedWritesDoNotMiscountInodes) {
   auto c = core_->Create(Req(), kRoot, kRootIno, "f", 0644, O_CREAT | O_RDWR);

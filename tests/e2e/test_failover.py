@@ -61,13 +61,7 @@ def test_controlled_mds_restart_with_files_open_on_both_mounts(fo_cluster):
     descriptors keep working after the restart."""
     c = fo_cluster
     name = "fo-" + uuid.uuid4().hex[:8]
-    paths = {"a": os.path.join(c.mnt, name + "-a"),
-             "b": os.path.join(c.mnt_b, name + "-b")}
-    w = {k: helper(c, WRITER, p, k) for k, p in paths.items()}
-    for p in w.values():
-        assert p.stdout.readline().strip() == "ready"
-    assert wait_for(lambda: all(int(ask(p, "n")) > 20 for p in w.values()),
-                    timeout=30)
+    paths, w = run_writers(c, name)
     before = {k: int(ask(p, "n")) for k, p in w.items()}
     stop_s = controlled_stop(c, "mdt0")
     time.sleep(1.0)  # the MDS stays down a while; writers wait or write

@@ -1,4 +1,4 @@
-"""A stopping MDS evicts no client (issue 5, review finding 2, MDS part).
+"""A stopping MDS evicts no client (issue 5).
 
 Cluster of its own: a DLM whose callback timeout (CALLBACK_TIMEOUT) is
 longer than the MDS client lease (CLIENT_LEASE, both through the
@@ -13,14 +13,12 @@ reading and writing.
 """
 
 import os
-import signal
 import uuid
 
 import pytest
 
-from conftest import mount_daemon_pid
 from helpers import ask, helper, two_mount_cluster
-from test_failover import HOLDER, controlled_stop, start
+from test_failover import HOLDER, stop_mount_during_controlled_restart
 
 # Seconds. The lease is two keepalive periods (5 s) so the live mounts are
 # not evicted while the test runs; the callback timeout outlasts it, so the
@@ -47,14 +45,7 @@ def test_stopping_mds_does_not_evict_a_silent_mount(stop_cluster):
     assert h.stdout.readline().strip() == "ready"
     assert ask(h, "write HELLO") == "ok"
     assert ask(h, "fsync") == "ok"
-    pid = mount_daemon_pid(c.mnt)
-    c.stopped_pids = [pid]
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        controlled_stop(c, "mdt0")
-        start(c, "mdt0")
-    finally:
-        os.kill(pid, signal.SIGCONT)
+    stop_mount_during_controlled_restart(c)
     assert ask(h, "read", timeout=60) == "ok HELLO"
     assert ask(h, "write WORLD") == "ok"
     assert ask(h, "fsync") == "ok"
