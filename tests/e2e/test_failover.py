@@ -277,7 +277,13 @@ def test_stopped_mount_with_only_opens_reconnects(fo_cluster):
     """(d1) Mount A, stopped (SIGSTOP) during the controlled restart, had
     only an open file (its writes fsynced): on SIGCONT it re-establishes the
     open and the same descriptor keeps reading and writing."""
-    c = fo_cluster
+    check_stopped_mount_keeps_fsynced_open(fo_cluster)
+
+
+def check_stopped_mount_keeps_fsynced_open(c):
+    """Mount A holds an open file whose writes are fsynced, is stopped
+    through a controlled MDS restart, and after SIGCONT the same
+    descriptor reads and writes; mount B sees the write."""
     name = "fo-" + uuid.uuid4().hex[:8]
     with open(os.path.join(c.mnt, name), "wb") as f:
         f.write(b"hello")

@@ -12,13 +12,10 @@ fail after SIGCONT (the reopen answers ESTALE). It must instead keep
 reading and writing.
 """
 
-import os
-import uuid
-
 import pytest
 
-from helpers import ask, helper, two_mount_cluster
-from test_failover import HOLDER, stop_mount_during_controlled_restart
+from helpers import two_mount_cluster
+from test_failover import check_stopped_mount_keeps_fsynced_open
 
 # Seconds. The lease is two keepalive periods (5 s) so the live mounts are
 # not evicted while the test runs; the callback timeout outlasts it, so the
@@ -37,17 +34,4 @@ def stop_cluster():
 
 
 def test_stopping_mds_does_not_evict_a_silent_mount(stop_cluster):
-    c = stop_cluster
-    name = "ne-" + uuid.uuid4().hex[:8]
-    with open(os.path.join(c.mnt, name), "wb") as f:
-        f.write(b"hello")
-    h = helper(c, HOLDER, os.path.join(c.mnt, name))
-    assert h.stdout.readline().strip() == "ready"
-    assert ask(h, "write HELLO") == "ok"
-    assert ask(h, "fsync") == "ok"
-    stop_mount_during_controlled_restart(c)
-    assert ask(h, "read", timeout=60) == "ok HELLO"
-    assert ask(h, "write WORLD") == "ok"
-    assert ask(h, "fsync") == "ok"
-    with open(os.path.join(c.mnt_b, name), "rb") as f:
-        assert f.read() == b"WORLD"
+    check_stopped_mount_keeps_fsynced_open(stop_cluster)
