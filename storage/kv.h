@@ -1,7 +1,7 @@
 // The key-value store every stateful role keeps its records in. Two
 // implementations: RocksDB (OpenRocksKv) and an in-memory fake for unit
-// tests (NewMemKv). The only place in stripefs that includes RocksDB is
-// storage/rocks_kv.cc.
+// tests (NewMemKv). RocksDB is included only in storage/ (rocks_kv.cc and
+// the Disk implementations it runs on, storage/disk.h).
 //
 // Thread-safety: a KvStore is safe for concurrent use; a WriteBatch and a
 // KvIterator belong to one thread.
@@ -18,6 +18,8 @@
 #include "absl/status/statusor.h"
 
 namespace stripefs::storage {
+
+class Disk;  // storage/disk.h
 
 // Ordered set of puts and deletes applied atomically by KvStore::Write.
 class WriteBatch {
@@ -70,7 +72,8 @@ class KvStore {
   [[nodiscard]] virtual absl::Status Write(const WriteBatch& batch,
                                            WriteOptions options = {}) = 0;
   virtual std::unique_ptr<KvIterator> NewIterator() = 0;
-  // Makes every write so far durable.
+  // Makes every write completed before the call durable (group commit:
+  // concurrent callers share one sync of the log).
   [[nodiscard]] virtual absl::Status Sync() = 0;
   // Refuses every further write with FAILED_PRECONDITION (EROFS), as a
   // backend turned read-only would. Reads keep working.
@@ -82,6 +85,8 @@ struct RocksOptions {
   bool create_if_missing = true;
   // Block cache size in bytes (default 64 MiB).
   size_t block_cache_bytes = 64 << 20;
+  // The disk the database lives on (default nullptr: ServerDisk()).
+  Disk* disk = nullptr;
 };
 
 [[nodiscard]] absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksKv(

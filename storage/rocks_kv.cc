@@ -4,10 +4,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "absl/synchronization/mutex.h"
 #include "rocksdb/db.h"
+#include "rocksdb/env.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
+#include "storage/disk.h"
 #include "storage/kv.h"
 
 namespace stripefs::storage {
@@ -47,11 +50,13 @@ class RocksIter : public KvIterator {
 
 class RocksKv : public KvStore {
  public:
-  explicit RocksKv(rocksdb::DB* db) : db_(db) {}
+  RocksKv(rocksdb::DB* db, std::unique_ptr<rocksdb::Env> env)
+      : env_(std::move(env)), db_(db) {}
   ~RocksKv() override {
     if (db_) {
       rocksdb::Status s = db_->Close();
       (void)s;  // Nothing useful to do on close failure in a destructor.
+      db_.reset();  // before env_
     }
   }
 
@@ -81,20 +86,51 @@ class RocksKv : public KvStore {
     return std::make_unique<RocksIter>(db_->NewIterator(rocksdb::ReadOptions()));
   }
 
-  absl::Status Sync() override { return FromRocks(db_->SyncWAL(), "sync"); }
+  // Group commit: a caller whose writes an already running sync may not
+  // cover waits for it, then one sync covers every caller that arrived
+  // meanwhile.
+  absl::Status Sync() override {
+    absl::MutexLock l(&sync_mu_);
+    const uint64_t ticket = ++sync_requested_;
+    while (true) {
+      if (sync_done_ >= ticket) return sync_result_;
+      if (!sync_running_) break;
+      sync_cv_.Wait(&sync_mu_);
+    }
+    sync_running_ = true;
+    const uint64_t covers = sync_requested_;
+    sync_mu_.Unlock();
+    absl::Status s = FromRocks(db_->SyncWAL(), "sync");
+    sync_mu_.Lock();
+    sync_running_ = false;
+    sync_done_ = covers;
+    sync_result_ = s;
+    sync_cv_.SignalAll();
+    return s;
+  }
 
   void SetReadOnly(bool ro) override { read_only_.store(ro); }
 
  private:
+  const std::unique_ptr<rocksdb::Env> env_;  // outlives db_
   std::unique_ptr<rocksdb::DB> db_;
   std::atomic<bool> read_only_{false};
+  absl::Mutex sync_mu_;
+  absl::CondVar sync_cv_;
+  uint64_t sync_requested_ ABSL_GUARDED_BY(sync_mu_) = 0;
+  uint64_t sync_done_ ABSL_GUARDED_BY(sync_mu_) = 0;
+  bool sync_running_ ABSL_GUARDED_BY(sync_mu_) = false;
+  absl::Status sync_result_ ABSL_GUARDED_BY(sync_mu_);
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksKv(const std::string& path,
                                                      const RocksOptions& o) {
+  Disk* disk = o.disk != nullptr ? o.disk : ServerDisk();
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(disk->rocks_fs());
   rocksdb::Options options;
+  options.env = env.get();
   options.create_if_missing = o.create_if_missing;
   options.IncreaseParallelism(2);
   options.max_background_jobs = 2;
@@ -106,7 +142,7 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksKv(const std::string& path,
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, path, &db);
   if (!s.ok()) return FromRocks(s, absl::StrCat("open ", path));
-  return std::unique_ptr<KvStore>(new RocksKv(db));
+  return std::unique_ptr<KvStore>(new RocksKv(db, std::move(env)));
 }
 
 }  // namespace stripefs::storage
