@@ -1,10 +1,5 @@
 #include "oss/object_store.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <linux/falloc.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -34,24 +29,10 @@ absl::Status SysError(int err, absl::string_view what, absl::string_view path) {
   return Errno(err, absl::StrCat(what, " ", path, ": ", strerror(err)));
 }
 
-absl::Status MakeDir(const std::string& path) {
-  if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
-    return SysError(errno, "mkdir", path);
-  }
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) return SysError(errno, "stat", path);
-  if (!S_ISDIR(st.st_mode)) return SysError(ENOTDIR, "data dir", path);
-  return absl::OkStatus();
-}
-
-absl::Status FsyncPath(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return SysError(errno, "open", path);
-  int rc = fsync(fd);
-  int err = errno;
-  close(fd);
-  if (rc != 0) return SysError(err, "fsync", path);
-  return absl::OkStatus();
+// Prefixes an object's id to a Disk error.
+absl::Status About(uint64_t oid, const absl::Status& s) {
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat("object ", oid, ": ", s.message()));
 }
 
 // Checks offset/length of a write-like request.
@@ -69,17 +50,12 @@ absl::Status CheckRange(uint64_t offset, uint64_t length) {
 
 }  // namespace
 
-ObjectStore::ObjectFile::~ObjectFile() {
-  if (close(fd) != 0) {
-    spdlog::warn("close of object fd {} failed: {}", fd, strerror(errno));
-  }
-}
-
-ObjectStore::ObjectStore(std::string data_dir, int objects_fd,
+ObjectStore::ObjectStore(std::string data_dir, storage::Disk* disk,
                          std::unique_ptr<storage::KvStore> kv,
                          size_t max_open_files)
     : data_dir_(std::move(data_dir)),
-      objects_fd_(objects_fd),
+      objects_dir_(data_dir_ + "/objects"),
+      disk_(disk),
       kv_(std::move(kv)),
       per_shard_files_(std::max<size_t>(1, max_open_files / kShards)) {}
 
@@ -88,42 +64,41 @@ ObjectStore::~ObjectStore() {
     absl::Status s = Close();
     if (!s.ok()) spdlog::error("closing object store: {}", s.ToString());
   }
-  close(objects_fd_);
 }
 
 absl::StatusOr<std::unique_ptr<ObjectStore>> ObjectStore::Open(
     const ObjectStoreOptions& options) {
   if (options.data_dir.empty()) return Errno(EINVAL, "empty data dir");
   const std::string& dir = options.data_dir;
-  if (absl::Status s = MakeDir(dir); !s.ok()) return s;
+  storage::Disk* disk =
+      options.disk != nullptr ? options.disk : storage::ServerDisk();
+  if (absl::Status s = disk->MakeDir(dir); !s.ok()) return s;
   if (access(dir.c_str(), R_OK | W_OK | X_OK) != 0) {
     return SysError(errno, "access", dir);
   }
   const std::string objects = dir + "/objects";
   bool fresh = access(objects.c_str(), F_OK) != 0;
-  if (absl::Status s = MakeDir(objects); !s.ok()) return s;
+  if (absl::Status s = disk->MakeDir(objects); !s.ok()) return s;
   for (size_t i = 0; i < kSubdirs; ++i) {
-    if (absl::Status s = MakeDir(absl::StrFormat("%s/%02x", objects, i));
+    if (absl::Status s = disk->MakeDir(absl::StrFormat("%s/%02x", objects, i));
         !s.ok()) {
       return s;
     }
   }
   if (fresh) {
-    if (absl::Status s = FsyncPath(objects); !s.ok()) return s;
-    if (absl::Status s = FsyncPath(dir); !s.ok()) return s;
+    if (absl::Status s = disk->SyncDir(objects); !s.ok()) return s;
+    if (absl::Status s = disk->SyncDir(dir); !s.ok()) return s;
   }
-  auto kv = storage::OpenRocksKv(dir + "/db");
+  auto kv = storage::OpenRocksKv(dir + "/db", {.disk = disk});
   if (!kv.ok()) return kv.status();
-  int fd = open(objects.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return SysError(errno, "open", objects);
   std::unique_ptr<ObjectStore> store(
-      new ObjectStore(dir, fd, std::move(*kv), options.max_open_files));
+      new ObjectStore(dir, disk, std::move(*kv), options.max_open_files));
   if (absl::Status s = store->Load(); !s.ok()) return s;
   // A previous instance killed with -9 may have created object files whose
   // directory entries it never synced (page cache only): the first Sync of
   // an object in each subdirectory after a start syncs the directory too,
   // so what a client's fsync acknowledges is on disk, name included.
-  for (auto& d : store->subdir_dirty_) d.store(true);
+  for (auto& d : store->subdir_sync_) d.created.store(1);
   return store;
 }
 
@@ -166,14 +141,14 @@ std::string ObjectStore::SubdirName(uint64_t oid) const {
                            : absl::StrFormat("%02x", oid % kSubdirs);
 }
 
-std::string ObjectStore::RelPath(uint64_t oid) const {
-  return absl::StrCat(SubdirName(oid), "/", oid);
+std::string ObjectStore::PathOf(uint64_t oid) const {
+  return absl::StrCat(objects_dir_, "/", SubdirName(oid), "/", oid);
 }
 
 absl::Status ObjectStore::UseWideDirs() {
-  const std::string objects = data_dir_ + "/objects";
   for (size_t i = 0; i < kWideSubdirs; ++i) {
-    if (absl::Status s = MakeDir(absl::StrFormat("%s/%03x", objects, i));
+    if (absl::Status s =
+            disk_->MakeDir(absl::StrFormat("%s/%03x", objects_dir_, i));
         !s.ok()) {
       return s;
     }
@@ -181,41 +156,25 @@ absl::Status ObjectStore::UseWideDirs() {
   uint64_t moved = 0;
   std::vector<std::string> emptied;  // old subdirectories files left
   for (size_t i = 0; i < kSubdirs; ++i) {
-    const std::string old_sub = absl::StrFormat("%02x", i);
-    int dfd = openat(objects_fd_, old_sub.c_str(),
-                     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return SysError(errno, "open", old_sub);
-    DIR* d = fdopendir(dfd);
-    if (d == nullptr) {
-      int err = errno;
-      close(dfd);
-      return SysError(err, "fdopendir", old_sub);
-    }
-    // Names first, then the moves (not while reading the directory).
-    std::vector<uint64_t> oids;
-    errno = 0;
-    while (struct dirent* e = readdir(d)) {
+    const std::string old_sub = absl::StrFormat("%s/%02x", objects_dir_, i);
+    auto names = disk_->List(old_sub);
+    if (!names.ok()) return names.status();
+    size_t here = 0;
+    for (const std::string& name : *names) {
       uint64_t oid = 0;
-      if (absl::SimpleAtoi(e->d_name, &oid)) oids.push_back(oid);
-      errno = 0;
-    }
-    absl::Status st;
-    if (errno != 0) st = SysError(errno, "readdir", old_sub);
-    for (size_t k = 0; st.ok() && k < oids.size(); ++k) {
-      const uint64_t oid = oids[k];
-      const std::string from = absl::StrCat(oid);
-      const std::string to =
-          absl::StrFormat("%03x/%u", oid % kWideSubdirs, oid);
-      if (renameat(dfd, from.c_str(), objects_fd_, to.c_str()) != 0) {
-        st = SysError(errno, "rename object file to", to);
-        break;
+      if (!absl::SimpleAtoi(name, &oid)) continue;
+      const size_t to_index = oid % kWideSubdirs;
+      if (absl::Status s = disk_->Rename(
+              absl::StrCat(old_sub, "/", name),
+              absl::StrFormat("%s/%03x/%u", objects_dir_, to_index, oid));
+          !s.ok()) {
+        return s;
       }
-      subdir_dirty_[oid % kWideSubdirs].store(true);
+      subdir_sync_[to_index].created.fetch_add(1);
       ++moved;
+      ++here;
     }
-    closedir(d);  // closes dfd
-    if (!st.ok()) return st;
-    if (!oids.empty()) emptied.push_back(old_sub);
+    if (here > 0) emptied.push_back(old_sub);
   }
   wide_dirs_.store(true);
   // Durable: first the new entries, then the old ones' removal, so that a
@@ -224,11 +183,9 @@ absl::Status ObjectStore::UseWideDirs() {
     if (absl::Status s = SyncSubdir(i); !s.ok()) return s;
   }
   for (const std::string& sub : emptied) {
-    if (absl::Status s = FsyncPath(absl::StrCat(objects, "/", sub)); !s.ok()) {
-      return s;
-    }
+    if (absl::Status s = disk_->SyncDir(sub); !s.ok()) return s;
   }
-  if (absl::Status s = FsyncPath(objects); !s.ok()) return s;
+  if (absl::Status s = disk_->SyncDir(objects_dir_); !s.ok()) return s;
   spdlog::info("object store {}: wide_dirs ({} subdirectories), {} object "
                "files moved",
                data_dir_, kWideSubdirs, moved);
@@ -303,45 +260,41 @@ absl::StatusOr<ObjectStore::FilePtr> ObjectStore::Acquire(uint64_t oid,
   if (!rec->has_value()) {
     return Errno(ENOENT, absl::StrCat("object ", oid, " does not exist"));
   }
-  const std::string rel = RelPath(oid);
-  int fd = openat(objects_fd_, rel.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT) {
+  const std::string path = PathOf(oid);
+  auto f = disk_->Open(path, /*create=*/false);
+  if (!f.ok() && ToErrno(f.status()) == ENOENT) {
     if (!create) return FilePtr();
     // life_mu is held: nobody else creates this object's file meanwhile.
-    fd = openat(objects_fd_, rel.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd >= 0) subdir_dirty_[SubdirIndex(oid)].store(true);
+    bool created = false;
+    f = disk_->Open(path, /*create=*/true, &created);
+    if (f.ok() && created) subdir_sync_[SubdirIndex(oid)].created.fetch_add(1);
   }
-  if (fd < 0) return SysError(errno, "open object", rel);
-  auto file = std::make_shared<ObjectFile>(fd);
+  if (!f.ok()) return f.status();
+  FilePtr file(std::move(*f));
   Insert(shard, oid, file);
   return file;
 }
 
-absl::Status ObjectStore::SyncSubdir(uint64_t oid) {
-  auto& dirty = subdir_dirty_[SubdirIndex(oid)];
-  if (!dirty.exchange(false)) return absl::OkStatus();
-  const std::string sub = SubdirName(oid);
-  int fd = openat(objects_fd_, sub.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    dirty.store(true);
-    return SysError(errno, "open", sub);
-  }
-  int rc = fsync(fd);
-  int err = errno;
-  close(fd);
-  if (rc != 0) {
-    dirty.store(true);
-    return SysError(err, "fsync", sub);
-  }
+absl::Status ObjectStore::SyncSubdir(size_t index) {
+  SubdirSync& d = subdir_sync_[index];
+  const uint64_t want = d.created.load();
+  if (d.synced.load() >= want) return absl::OkStatus();
+  absl::MutexLock l(&d.mu);
+  // A sync that started after our creates may have finished meanwhile.
+  if (d.synced.load() >= want) return absl::OkStatus();
+  const uint64_t covers = d.created.load();
+  const std::string dir =
+      wide_dirs_.load() ? absl::StrFormat("%s/%03x", objects_dir_, index)
+                        : absl::StrFormat("%s/%02x", objects_dir_, index);
+  if (absl::Status s = disk_->SyncDir(dir); !s.ok()) return s;
+  d.synced.store(covers);
   return absl::OkStatus();
 }
 
-absl::Status ObjectStore::SyncFile(uint64_t oid, int fd) {
+absl::Status ObjectStore::SyncFile(uint64_t oid, storage::DiskFile& file) {
   if (absl::Status s = CheckWritable(oid); !s.ok()) return s;
-  if (fdatasync(fd) != 0) {
-    return SysError(errno, "fdatasync object", absl::StrCat(oid));
-  }
-  return SyncSubdir(oid);
+  if (absl::Status s = file.DataSync(); !s.ok()) return About(oid, s);
+  return SyncSubdir(SubdirIndex(oid));
 }
 
 absl::StatusOr<uint64_t> ObjectStore::Precreate(uint32_t count) {
@@ -376,37 +329,29 @@ absl::StatusOr<uint64_t> ObjectStore::Write(uint64_t oid, uint64_t offset,
   if (absl::Status s = CheckWritable(oid); !s.ok()) return s;
   auto file = Acquire(oid, /*create=*/true);
   if (!file.ok()) return file.status();
-  const int fd = (*file)->fd;
+  storage::DiskFile& f = **file;
   // The data goes out in two halves with the fault point oss.mid_write
   // between them, so a crash there leaves a torn (partial) write on disk,
   // as a power cut in the middle of a large write would.
   const size_t half = data.size() / 2;
-  size_t done = 0;
-  bool mid_passed = half == 0;
-  while (done < data.size()) {
-    if (!mid_passed && done >= half) {
-      mid_passed = true;
-      if (absl::Status s = fault::Hit("oss.mid_write"); !s.ok()) return s;
-      // A device turned read-only meanwhile refuses the second half.
-      if (absl::Status s = CheckWritable(oid); !s.ok()) return s;
+  if (half > 0) {
+    if (absl::Status s = f.PWrite(data.substr(0, half), offset); !s.ok()) {
+      return About(oid, s);
     }
-    const size_t end = mid_passed ? data.size() : half;
-    ssize_t n = pwrite(fd, data.data() + done, end - done,
-                       static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return SysError(errno, "write object", absl::StrCat(oid));
-    }
-    if (n == 0) return Errno(EIO, absl::StrCat("write object ", oid, ": 0"));
-    done += static_cast<size_t>(n);
+    if (absl::Status s = fault::Hit("oss.mid_write"); !s.ok()) return s;
+    // A device turned read-only meanwhile refuses the second half.
+    if (absl::Status s = CheckWritable(oid); !s.ok()) return s;
+  }
+  if (absl::Status s = f.PWrite(data.substr(half), offset + half); !s.ok()) {
+    return About(oid, s);
   }
   if (sync) {
     if (absl::Status s = fault::Hit("oss.before_sync"); !s.ok()) return s;
-    if (absl::Status s = SyncFile(oid, fd); !s.ok()) return s;
+    if (absl::Status s = SyncFile(oid, f); !s.ok()) return s;
   }
-  struct stat st;
-  if (fstat(fd, &st) != 0) return SysError(errno, "stat object", absl::StrCat(oid));
-  return static_cast<uint64_t>(st.st_size);
+  auto st = f.Stat();
+  if (!st.ok()) return About(oid, st.status());
+  return st->size;
 }
 
 absl::StatusOr<uint64_t> ObjectStore::Read(uint64_t oid, uint64_t offset,
@@ -422,29 +367,19 @@ absl::StatusOr<uint64_t> ObjectStore::Read(uint64_t oid, uint64_t offset,
   auto file = Acquire(oid, /*create=*/false);
   if (!file.ok()) return file.status();
   if (*file == nullptr) return uint64_t{0};  // exists, never written
-  const int fd = (*file)->fd;
-  struct stat st;
-  if (fstat(fd, &st) != 0) return SysError(errno, "stat object", absl::StrCat(oid));
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  auto st = (*file)->Stat();
+  if (!st.ok()) return About(oid, st.status());
+  const uint64_t size = st->size;
   if (offset >= size || length == 0) return size;
   const uint64_t want = std::min(length, size - offset);
   out->resize(want);
-  size_t done = 0;
-  while (done < want) {
-    ssize_t n = pread(fd, out->data() + done, want - done,
-                      static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      out->clear();
-      return SysError(errno, "read object", absl::StrCat(oid));
-    }
-    if (n == 0) {
-      // Shrunk by a concurrent truncate: the object now ends here.
-      out->resize(done);
-      break;
-    }
-    done += static_cast<size_t>(n);
+  auto n = (*file)->PRead(out->data(), want, offset);
+  if (!n.ok()) {
+    out->clear();
+    return About(oid, n.status());
   }
+  // Fewer bytes: shrunk by a concurrent truncate, the object now ends here.
+  out->resize(*n);
   return size;
 }
 
@@ -456,10 +391,7 @@ absl::Status ObjectStore::Truncate(uint64_t oid, uint64_t size) {
   auto file = Acquire(oid, /*create=*/size > 0);
   if (!file.ok()) return file.status();
   if (*file == nullptr) return absl::OkStatus();  // empty stays empty
-  if (ftruncate((*file)->fd, static_cast<off_t>(size)) != 0) {
-    return SysError(errno, "truncate object", absl::StrCat(oid));
-  }
-  return absl::OkStatus();
+  return About(oid, (*file)->Truncate(size));
 }
 
 absl::Status ObjectStore::Punch(uint64_t oid, uint64_t offset,
@@ -475,11 +407,7 @@ absl::Status ObjectStore::Punch(uint64_t oid, uint64_t offset,
     return absl::OkStatus();  // nothing allocated there
   }
   length = std::min(length, kMaxObjectSize - offset);
-  if (fallocate((*file)->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                static_cast<off_t>(offset), static_cast<off_t>(length)) != 0) {
-    return SysError(errno, "punch object", absl::StrCat(oid));
-  }
-  return absl::OkStatus();
+  return About(oid, (*file)->Punch(offset, length));
 }
 
 absl::Status ObjectStore::Destroy(const std::vector<uint64_t>& oids) {
@@ -503,9 +431,9 @@ absl::Status ObjectStore::Destroy(const std::vector<uint64_t>& oids) {
     if (!rec.ok()) return rec.status();
     // Unlink first, then drop the record: a crash in between leaves an
     // existing, empty object that a repeated Destroy removes.
-    const std::string rel = RelPath(oid);
-    if (unlinkat(objects_fd_, rel.c_str(), 0) != 0 && errno != ENOENT) {
-      return SysError(errno, "unlink object", rel);
+    if (absl::Status s = disk_->Unlink(PathOf(oid));
+        !s.ok() && ToErrno(s) != ENOENT) {
+      return s;
     }
     if (!rec->has_value()) continue;
     storage::WriteBatch batch;
@@ -520,22 +448,29 @@ absl::Status ObjectStore::Destroy(const std::vector<uint64_t>& oids) {
 absl::Status ObjectStore::Sync(const std::vector<uint64_t>& oids) {
   if (absl::Status s = CheckWritable(0); !s.ok()) return s;
   if (absl::Status s = fault::Hit("oss.before_sync"); !s.ok()) return s;
-  if (oids.empty()) {
-    for (auto& d : subdir_dirty_) d.store(false);
-    if (syncfs(objects_fd_) != 0) {
-      int err = errno;
-      for (auto& d : subdir_dirty_) d.store(true);
-      return SysError(err, "syncfs", data_dir_);
-    }
-    return kv_->Sync();
-  }
+  if (oids.empty()) return SyncAll();
   for (uint64_t oid : oids) {
     auto file = Acquire(oid, /*create=*/false);
     if (!file.ok()) return file.status();
     if (*file == nullptr) continue;  // no data to sync
-    if (absl::Status s = SyncFile(oid, (*file)->fd); !s.ok()) return s;
+    if (absl::Status s = SyncFile(oid, **file); !s.ok()) return s;
   }
   return absl::OkStatus();
+}
+
+absl::Status ObjectStore::SyncAll() {
+  std::array<uint64_t, kWideSubdirs> covers;
+  for (size_t i = 0; i < kWideSubdirs; ++i) {
+    covers[i] = subdir_sync_[i].created.load();
+  }
+  if (absl::Status s = disk_->SyncAll(objects_dir_); !s.ok()) return s;
+  for (size_t i = 0; i < kWideSubdirs; ++i) {
+    absl::MutexLock l(&subdir_sync_[i].mu);
+    if (subdir_sync_[i].synced.load() < covers[i]) {
+      subdir_sync_[i].synced.store(covers[i]);
+    }
+  }
+  return kv_->Sync();
 }
 
 absl::StatusOr<ObjectAttr> ObjectStore::GetAttr(uint64_t oid) {
@@ -543,30 +478,31 @@ absl::StatusOr<ObjectAttr> ObjectStore::GetAttr(uint64_t oid) {
   if (!file.ok()) return file.status();
   ObjectAttr attr;
   if (*file == nullptr) return attr;
-  struct stat st;
-  if (fstat((*file)->fd, &st) != 0) {
-    return SysError(errno, "stat object", absl::StrCat(oid));
-  }
-  attr.size = static_cast<uint64_t>(st.st_size);
-  attr.blocks = static_cast<uint64_t>(st.st_blocks);
+  auto st = (*file)->Stat();
+  if (!st.ok()) return About(oid, st.status());
+  attr.size = st->size;
+  attr.blocks = st->blocks;
   return attr;
 }
 
 absl::StatusOr<StoreStatfs> ObjectStore::Statfs() {
   if (absl::Status s = CheckOpen(); !s.ok()) return s;
-  struct statvfs v;
-  if (fstatvfs(objects_fd_, &v) != 0) {
-    return SysError(errno, "statvfs", data_dir_);
-  }
+  auto space = disk_->Space(objects_dir_);
+  if (!space.ok()) return space.status();
   StoreStatfs out;
-  out.total_bytes = static_cast<uint64_t>(v.f_blocks) * v.f_frsize;
-  out.free_bytes = static_cast<uint64_t>(v.f_bfree) * v.f_frsize;
-  out.avail_bytes = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+  out.total_bytes = space->total_bytes;
+  out.free_bytes = space->free_bytes;
+  out.avail_bytes = space->avail_bytes;
   out.objects = objects_.load();
   return out;
 }
 
 absl::Status ObjectStore::Close() {
+  if (closed_.load()) return absl::OkStatus();
+  // A clean stop leaves every acknowledged byte on stable storage, not
+  // just the index (a forced failover's read-only store cannot sync).
+  absl::Status synced =
+      read_only_.load() ? absl::OkStatus() : disk_->SyncAll(objects_dir_);
   if (closed_.exchange(true)) return absl::OkStatus();
   for (Shard& shard : shards_) {
     std::list<std::pair<uint64_t, FilePtr>> files;
@@ -576,7 +512,8 @@ absl::Status ObjectStore::Close() {
       shard.map.clear();
     }
   }
-  return kv_->Sync();
+  absl::Status s = kv_->Sync();
+  return synced.ok() ? s : synced;
 }
 
 }  // namespace stripefs::oss

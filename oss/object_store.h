@@ -1,7 +1,8 @@
 // ObjectStore: the core logic of one object storage target (OST), free of
 // any RPC types. Object data lives in sparse files
 // DATA/objects/<oid % 256 as 2 hex digits>/<oid>; a KvStore at DATA/db
-// records which objects exist and the precreate high-water mark.
+// records which objects exist and the precreate high-water mark. Every
+// file and the KvStore are reached through one storage::Disk.
 //
 // Thread-safety: every method is safe to call concurrently. Reads and writes
 // of different (or the same) objects run in parallel: the data path takes
@@ -26,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "storage/disk.h"
 #include "storage/kv.h"
 
 namespace stripefs::oss {
@@ -42,6 +44,8 @@ struct ObjectStoreOptions {
   std::string data_dir;
   // Bound of the open-file-descriptor cache (default 512).
   size_t max_open_files = 512;
+  // Where files and the KV store live (default nullptr: ServerDisk()).
+  storage::Disk* disk = nullptr;
 };
 
 struct ObjectAttr {
@@ -96,6 +100,8 @@ class ObjectStore {
   [[nodiscard]] absl::Status Destroy(const std::vector<uint64_t>& oids);
 
   // Makes the data of `oids` durable; an empty list means every object.
+  // Returns only when everything written before the call is durable, also
+  // when another caller's sync of the same file or directory overlaps.
   [[nodiscard]] absl::Status Sync(const std::vector<uint64_t>& oids);
 
   [[nodiscard]] absl::StatusOr<ObjectAttr> GetAttr(uint64_t oid);
@@ -123,8 +129,8 @@ class ObjectStore {
   // Callers log the errors and never crash on them.
   void SetReadOnly(bool read_only);
 
-  // Closes every cached file and makes the KV store durable. Further calls
-  // are refused. Called by the destructor if not called before.
+  // Makes every object's data and the KV store durable and closes every
+  // cached file. Further calls are refused. Called by the destructor if not called before.
   [[nodiscard]] absl::Status Close();
 
   // The store's KV, for the server record (rpc/server_lifecycle.h), which
@@ -132,13 +138,16 @@ class ObjectStore {
   storage::KvStore& kv() { return *kv_; }
 
  private:
-  // An open object file; closes its descriptor when the last user drops it.
-  struct ObjectFile {
-    explicit ObjectFile(int f) : fd(f) {}
-    ~ObjectFile();
-    const int fd;
+  // An open object file; closed when the last user drops it.
+  using FilePtr = std::shared_ptr<storage::DiskFile>;
+  // Names created in one subdirectory against names made durable there:
+  // a sync covers what was created before it started, and a caller waits
+  // for (or runs) a sync that started after its own creates.
+  struct SubdirSync {
+    std::atomic<uint64_t> created{0};
+    std::atomic<uint64_t> synced{0};
+    absl::Mutex mu;  // one directory fsync at a time
   };
-  using FilePtr = std::shared_ptr<ObjectFile>;
 
   // One slice of the open-file cache (oids hash to shards). life_mu
   // serializes opening a missing entry against Destroy, so a write can never
@@ -154,7 +163,7 @@ class ObjectStore {
   static constexpr size_t kSubdirs = 256;
   static constexpr size_t kWideSubdirs = 4096;  // with wide_dirs
 
-  ObjectStore(std::string data_dir, int objects_fd,
+  ObjectStore(std::string data_dir, storage::Disk* disk,
               std::unique_ptr<storage::KvStore> kv, size_t max_open_files);
 
   [[nodiscard]] absl::Status Load();
@@ -164,7 +173,7 @@ class ObjectStore {
     return oid % (wide_dirs_.load() ? kWideSubdirs : kSubdirs);
   }
   std::string SubdirName(uint64_t oid) const;
-  std::string RelPath(uint64_t oid) const;
+  std::string PathOf(uint64_t oid) const;
   static std::string ObjectKey(uint64_t oid);
 
   // The open file of an existing object. ENOENT if the object does not
@@ -176,20 +185,23 @@ class ObjectStore {
   void Insert(Shard& shard, uint64_t oid, FilePtr file)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.life_mu);
   // fdatasync of the file plus the directory entry if still unsynced.
-  [[nodiscard]] absl::Status SyncFile(uint64_t oid, int fd);
-  [[nodiscard]] absl::Status SyncSubdir(uint64_t oid);
+  [[nodiscard]] absl::Status SyncFile(uint64_t oid, storage::DiskFile& file);
+  // syncfs of the objects plus the KV store (Sync of every object).
+  [[nodiscard]] absl::Status SyncAll();
+  // Makes every name created in subdirectory `index` so far durable.
+  [[nodiscard]] absl::Status SyncSubdir(size_t index);
   [[nodiscard]] absl::Status CheckOpen() const;
   // EROFS once SetReadOnly(true) (and CheckOpen's error when closed).
   [[nodiscard]] absl::Status CheckWritable(uint64_t oid) const;
 
   const std::string data_dir_;
-  const int objects_fd_;  // DATA/objects, for openat and syncfs
+  const std::string objects_dir_;  // DATA/objects
+  storage::Disk* const disk_;
   const std::unique_ptr<storage::KvStore> kv_;
   const size_t per_shard_files_;
 
   std::array<Shard, kShards> shards_;
-  // Set when a file was created in subdir i and its entry is not yet synced.
-  std::array<std::atomic<bool>, kWideSubdirs> subdir_dirty_{};
+  std::array<SubdirSync, kWideSubdirs> subdir_sync_;
   // Layout of the object files: set by UseWideDirs before serving.
   std::atomic<bool> wide_dirs_{false};
   std::atomic<uint64_t> objects_{0};
