@@ -1,15 +1,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "cli/cluster.h"
+#include "cli/cluster_binaries.h"
 #include "cli/config.h"
 #include "cli/layout.h"
 #include "cli/proc.h"
@@ -308,10 +311,19 @@ TEST_F(CliTest, ClusterTest_UpRefusesDifferentOssCountAndMissingBinaries) {
   o.home = dir;
   o.oss_count = 2;
   o.bin_dir = dir + "/nobin";
+  o.mountpoint = dir;
   absl::Status s = ClusterUp(o);
   EXPECT_FALSE(s.ok());
-  // The DLM starts first, so its binary is the first one missed.
-  EXPECT_NE(std::string(s.message()).find("stripefs-dlm"), std::string::npos);
+  // Every missing binary is named at once, before anything starts.
+  for (const char* exe :
+       {"stripefs-dlm", "stripefs-oss", "stripefs-mds", "stripefs-mount"}) {
+    EXPECT_NE(std::string(s.message()).find(exe), std::string::npos)
+        << s.message();
+  }
+  EXPECT_NE(std::string(s.message()).find("ninja cluster-binaries"),
+            std::string::npos)
+      << s.message();
+  o.mountpoint.reset();
   absl::StatusOr<ClusterConfig> c = LoadConfig(dir + "/cluster.json");
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->Osses().size(), 2u);
@@ -337,6 +349,62 @@ TEST_F(CliTest, ClusterTest_UpRefusesDifferentOssCountAndMissingBinaries) {
             std::string::npos);
   EXPECT_NE(FormatStatusText(*st).find("sessions=- locks=-"),
             std::string::npos);
+}
+
+TEST_F(CliTest, ConfigTest_EveryServerRoleHasAClusterBinary) {
+  auto listed = [](const std::string& exe) {
+    return std::find(std::begin(kClusterBinaries), std::end(kClusterBinaries),
+                     exe) != std::end(kClusterBinaries);
+  };
+  for (const char* role : kServerRoles) {
+    EXPECT_TRUE(IsServerRole(role));
+    EXPECT_TRUE(listed(ServerBinary(role))) << role;
+  }
+  for (const char* role : {"mds", "oss", "dlm"}) {
+    EXPECT_TRUE(IsServerRole(role)) << role;
+  }
+  EXPECT_EQ(ServerBinary("dlm"), "stripefs-dlm");
+  EXPECT_TRUE(listed(kMountBinary));
+  EXPECT_TRUE(listed("stripefs"));
+  EXPECT_FALSE(IsServerRole("mgs"));
+  EXPECT_FALSE(IsServerRole(""));
+}
+
+// Nothing starts when the mountpoint is taken: /proc stands for a
+// mountpoint with another filesystem on it.
+TEST_F(CliTest, ClusterTest_UpAndMountRefuseABusyMountpointFirst) {
+  const std::string dir = TempDir();
+  const std::string bin = dir + "/bin";
+  ASSERT_TRUE(MakeDirs(bin).ok());
+  for (const char* exe : kClusterBinaries) {
+    const std::string path = absl::StrCat(bin, "/", exe);
+    std::ofstream(path) << "#!/bin/sh\nexit 1\n";
+    ASSERT_EQ(::chmod(path.c_str(), 0755), 0);
+  }
+  UpOptions o;
+  o.home = dir + "/home";
+  o.bin_dir = bin;
+  o.mountpoint = "/proc";
+  absl::Status s = ClusterUp(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(std::string(s.message()),
+            "/proc is already a mountpoint (proc from proc); unmount it or "
+            "choose another directory");
+  for (const char* target : {"dlm", "mdt0", "ost0"}) {
+    EXPECT_FALSE(std::filesystem::exists(
+        absl::StrCat(o.home, "/run/", target, ".pid")))
+        << target;
+  }
+  s = Mount(o.home, "/proc", bin);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.message()).find("already a mountpoint (proc"),
+            std::string::npos)
+      << s.message();
+  s = Mount(o.home, dir + "/absent", bin);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.message()).find("is not an existing directory"),
+            std::string::npos)
+      << s.message();
 }
 
 TEST_F(CliTest, ClusterTest_AddsDlmToOldConfigOnFreshPort) {

@@ -21,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "cli/cluster_binaries.h"
 #include "cli/config.h"
 #include "cli/layout.h"
 #include "cli/proc.h"
@@ -39,11 +40,8 @@ constexpr absl::Duration kPatientStatusDeadline = absl::Seconds(3);
 constexpr absl::Duration kMountTimeout = absl::Seconds(30);
 constexpr absl::Duration kMountExitTimeout = absl::Seconds(10);
 
-std::string BinaryFor(const std::string& role) {
-  if (role == "mds") return "stripefs-mds";
-  if (role == "dlm") return "stripefs-dlm";
-  return "stripefs-oss";
-}
+// The server binary of a role (roles are checked when cluster.json loads).
+std::string BinaryFor(const std::string& role) { return ServerBinary(role); }
 
 void Say(const std::string& line) {
   std::fputs(line.c_str(), stdout);
@@ -427,6 +425,39 @@ void StopPids(const std::vector<std::pair<std::string, pid_t>>& procs,
   }
 }
 
+// Before `cluster up` starts anything: every binary it is going to run
+// exists, so a missing one cannot leave the cluster half started.
+absl::Status CheckBinaries(const ClusterConfig& config, const HomePaths& paths,
+                           const GroupStart& g, bool no_dlm,
+                           const std::string* mount_bin_dir) {
+  std::vector<std::string> missing;
+  auto need = [&missing](const std::string& exe) {
+    if (::access(exe.c_str(), X_OK) != 0 &&
+        std::find(missing.begin(), missing.end(), exe) == missing.end()) {
+      missing.push_back(exe);
+    }
+  };
+  for (const ServerConfig& s : config.servers) {
+    if (no_dlm && s.role == "dlm") continue;
+    if (!g.image.empty() || InPodman(s)) continue;
+    if (ServerPid(paths, s, /*ask=*/false) > 0) continue;
+    const std::string& dir = !g.bin_dir.empty()       ? g.bin_dir
+                             : s.binary_dir.empty() ? g.default_bin_dir
+                                                    : s.binary_dir;
+    need(absl::StrCat(dir, "/", BinaryFor(s.role)));
+  }
+  if (mount_bin_dir != nullptr) {
+    need(absl::StrCat(*mount_bin_dir, "/", kMountBinary));
+  }
+  if (missing.empty()) return absl::OkStatus();
+  return Errno(ENOENT,
+               absl::StrCat(absl::StrJoin(missing, ", "),
+                            missing.size() == 1 ? " is" : " are",
+                            " missing or not executable (build them with "
+                            "'ninja ",
+                            kClusterBinariesTarget, "', or pass --bin-dir)"));
+}
+
 // True if pid is a stripefs-mount daemon started for mountpoint.
 bool IsMountDaemonOf(pid_t pid, const std::string& mountpoint) {
   std::vector<std::string> argv = ProcessCmdline(pid);
@@ -502,6 +533,116 @@ absl::Status UnmountAndWait(const std::string& mountpoint, pid_t pid) {
     }
   }
   return absl::OkStatus();
+}
+
+// The --mds argument of a stripefs-mount daemon, or "".
+std::string MountDaemonMds(pid_t pid) {
+  std::vector<std::string> argv = ProcessCmdline(pid);
+  for (size_t i = 1; i + 1 < argv.size(); ++i) {
+    if (argv[i] == "--mds") return argv[i + 1];
+  }
+  return "";
+}
+
+std::string NotADirectory(const std::string& mountpoint) {
+  return absl::StrCat("mountpoint ", mountpoint,
+                      " is not an existing directory (create it first)");
+}
+
+// What is at a mountpoint before the cluster is mounted there.
+struct MountpointCheck {
+  std::string path;       // absolute (symlinks resolved unless it is stale)
+  pid_t mounted_pid = 0;  // > 0: this cluster is mounted there already
+};
+
+// Checks a mountpoint before mounting the cluster whose MDS is `mds` there:
+// an existing directory with nothing mounted on it, or already mounted by
+// this cluster (mounted_pid). A stale mount of this cluster (recorded in
+// run/mounts.json, its daemon gone, e.g. killed with -9) is unmounted
+// (lazily) when clean_stale, else refused; anything else mounted there is
+// refused, saying what it is. Never stat(2)s a stale mount.
+absl::StatusOr<MountpointCheck> CheckMountpoint(const HomePaths& paths,
+                                                const ServerConfig& mds,
+                                                const std::string& mountpoint,
+                                                bool clean_stale) {
+  MountpointCheck out;
+  // realpath(3) fails on a mount whose daemon died (ENOTCONN): the absolute
+  // path as given names it then.
+  absl::StatusOr<std::string> real = RealPath(mountpoint);
+  out.path = real.ok() ? *real : AbsolutePath(mountpoint);
+  std::optional<MountEntry> top;  // the last mount there is the visible one
+  for (MountEntry& m : ReadMounts()) {
+    if (m.mountpoint == out.path) top = std::move(m);
+  }
+  if (!top) {
+    struct stat st;
+    if (!real.ok() || ::stat(out.path.c_str(), &st) != 0 ||
+        !S_ISDIR(st.st_mode)) {
+      return Errno(ENOENT, NotADirectory(mountpoint));
+    }
+    return out;
+  }
+  absl::StatusOr<std::vector<MountRecord>> mounts =
+      LoadMounts(paths.MountsFile());
+  if (!mounts.ok()) return mounts.status();
+  std::optional<MountRecord> record;
+  std::vector<MountRecord> others;
+  for (const auto& m : *mounts) {
+    if (m.mountpoint == out.path) {
+      record = m;
+    } else {
+      others.push_back(m);
+    }
+  }
+  if (record && IsMountDaemonOf(static_cast<pid_t>(record->pid), out.path)) {
+    out.mounted_pid = static_cast<pid_t>(record->pid);
+    return out;
+  }
+  if (const pid_t daemon = FindMountDaemon(out.path); daemon > 0) {
+    const std::string daemon_mds = MountDaemonMds(daemon);
+    if (daemon_mds == mds.address) {
+      out.mounted_pid = daemon;
+      return out;
+    }
+    return Errno(EBUSY,
+                 absl::StrCat(out.path,
+                              " is already mounted by another stripefs "
+                              "cluster (stripefs-mount pid ",
+                              daemon, ", MDS ", daemon_mds,
+                              "); unmount it or choose another directory"));
+  }
+  if (top->fstype != "fuse.stripefs") {
+    return Errno(EBUSY, absl::StrCat(out.path, " is already a mountpoint (",
+                                     top->fstype, " from ", top->source,
+                                     "); unmount it or choose another "
+                                     "directory"));
+  }
+  if (!record || !clean_stale) {
+    return Errno(EBUSY, absl::StrCat(out.path,
+                                     " is a stripefs mount whose daemon is "
+                                     "gone: clean it with 'stripefs umount ",
+                                     out.path, "' first"));
+  }
+  Say(absl::StrCat(out.path,
+                   ": stale mount of this cluster (its stripefs-mount daemon "
+                   "is gone); unmounting it"));
+  absl::StatusOr<CommandResult> r =
+      RunCommand({"fusermount3", "-u", "-z", out.path}, absl::Seconds(30));
+  if (!r.ok()) return r.status();
+  if (IsMounted(out.path)) {
+    return Errno(EBUSY,
+                 absl::StrCat("cannot unmount the stale mount at ", out.path,
+                              ": ",
+                              absl::StripAsciiWhitespace(r->output)));
+  }
+  if (absl::Status s = SaveMounts(paths.MountsFile(), others); !s.ok()) {
+    return s;
+  }
+  struct stat st;
+  if (::stat(out.path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Errno(ENOENT, NotADirectory(mountpoint));
+  }
+  return out;
 }
 
 }  // namespace
@@ -587,6 +728,18 @@ absl::Status ClusterUp(const UpOptions& o) {
   g.default_bin_dir = o.bin_dir;
   g.image = o.image;
   g.timeout = o.start_timeout;
+  // Nothing starts unless everything can: the binaries are there and the
+  // mountpoint is free (or already ours; a stale mount of ours is cleaned).
+  if (absl::Status s = CheckBinaries(config, paths, g, o.no_dlm,
+                                     o.mountpoint ? &o.bin_dir : nullptr);
+      !s.ok()) {
+    return s;
+  }
+  if (o.mountpoint) {
+    absl::StatusOr<MountpointCheck> check = CheckMountpoint(
+        paths, *config.Mds(), *o.mountpoint, /*clean_stale=*/true);
+    if (!check.ok()) return check.status();
+  }
   // The DLM first: the MDS and every mount connect to it.
   if (!o.no_dlm) {
     if (absl::Status s = StartGroup({config.Dlm()->target}, &config, paths, g);
@@ -604,7 +757,9 @@ absl::Status ClusterUp(const UpOptions& o) {
       !s.ok()) {
     return s;
   }
-  if (o.mountpoint) return Mount(*home, *o.mountpoint, o.bin_dir);
+  if (o.mountpoint) {
+    return Mount(*home, *o.mountpoint, o.bin_dir, /*clean_stale=*/true);
+  }
   return absl::OkStatus();
 }
 
@@ -1262,7 +1417,7 @@ absl::Status Upgrade(const UpgradeOptions& o) {
 }
 
 absl::Status Mount(const std::string& home_arg, const std::string& mountpoint,
-                   const std::string& bin_dir) {
+                   const std::string& bin_dir, bool clean_stale) {
   absl::StatusOr<std::string> home = AbsHome(home_arg, /*create=*/false);
   if (!home.ok()) {
     return Errno(ENOENT, absl::StrCat("no cluster in ", home_arg,
@@ -1272,38 +1427,30 @@ absl::Status Mount(const std::string& home_arg, const std::string& mountpoint,
   absl::StatusOr<ClusterConfig> config = LoadConfig(paths.ConfigFile());
   if (!config.ok()) return config.status();
   const ServerConfig& mds = *config->Mds();
-  struct stat st;
-  if (::stat(mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return Errno(ENOENT,
-                 absl::StrCat("mountpoint ", mountpoint,
-                              " is not an existing directory (create it "
-                              "first)"));
-  }
-  absl::StatusOr<std::string> mnt = RealPath(mountpoint);
-  if (!mnt.ok()) return mnt.status();
   if (absl::Status s = MakeDirs(paths.LogDir()); !s.ok()) return s;
   if (absl::Status s = MakeDirs(paths.RunDir()); !s.ok()) return s;
+  absl::StatusOr<MountpointCheck> check =
+      CheckMountpoint(paths, mds, mountpoint, clean_stale);
+  if (!check.ok()) return check.status();
+  const std::string* mnt = &check->path;
 
   absl::StatusOr<std::vector<MountRecord>> mounts =
       LoadMounts(paths.MountsFile());
   if (!mounts.ok()) return mounts.status();
-  if (IsMounted(*mnt)) {
+  if (check->mounted_pid > 0) {
+    Say(absl::StrCat(*mnt, " is already mounted (pid ", check->mounted_pid,
+                     ")"));
+    const MountRecord record{*mnt, check->mounted_pid};
+    if (std::find(mounts->begin(), mounts->end(), record) != mounts->end()) {
+      return absl::OkStatus();
+    }
+    // A daemon of this cluster the record does not name: record it.
+    std::vector<MountRecord> updated;
     for (const auto& m : *mounts) {
-      if (m.mountpoint == *mnt &&
-          IsMountDaemonOf(static_cast<pid_t>(m.pid), *mnt)) {
-        Say(absl::StrCat(*mnt, " is already mounted (pid ", m.pid, ")"));
-        return absl::OkStatus();
-      }
+      if (m.mountpoint != *mnt) updated.push_back(m);
     }
-    const std::vector<std::string> ours = StripefsMounts();
-    if (std::find(ours.begin(), ours.end(), *mnt) != ours.end() &&
-        FindMountDaemon(*mnt) == 0) {
-      return Errno(EBUSY, absl::StrCat(*mnt,
-                                       " is a stripefs mount whose daemon is "
-                                       "gone: clean it with 'stripefs umount ",
-                                       *mnt, "' first"));
-    }
-    return Errno(EBUSY, absl::StrCat(*mnt, " is already a mountpoint"));
+    updated.push_back(record);
+    return SaveMounts(paths.MountsFile(), updated);
   }
   if (absl::StatusOr<ServerStatus> st =
           QueryStatus("mds", mds.address, kPatientStatusDeadline,
@@ -1315,7 +1462,7 @@ absl::Status Mount(const std::string& home_arg, const std::string& mountpoint,
                      st.status().message(),
                      "); run 'stripefs cluster up --home ", *home, "'"));
   }
-  const std::string exe = absl::StrCat(bin_dir, "/stripefs-mount");
+  const std::string exe = absl::StrCat(bin_dir, "/", kMountBinary);
   if (::access(exe.c_str(), X_OK) != 0) {
     return Errno(ENOENT, absl::StrCat(exe,
                                       " not found or not executable "

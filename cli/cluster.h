@@ -177,8 +177,11 @@ absl::StatusOr<std::string> BinaryRelease(const std::string& bin_dir,
 
 // Mounts the cluster at mountpoint (an existing directory) via stripefs-mount
 // and records it in run/mounts.json. Succeeds if it is already mounted there.
+// A stale mount of this cluster there (recorded, its daemon gone) is
+// unmounted first when clean_stale (`cluster up --mount`), else refused;
+// anything else mounted there is refused (EBUSY) saying what it is.
 absl::Status Mount(const std::string& home, const std::string& mountpoint,
-                   const std::string& bin_dir);
+                   const std::string& bin_dir, bool clean_stale = false);
 
 // fusermount3 -u (then -u -z if busy), waits for the daemon, drops the
 // record.

@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "cli/cluster_binaries.h"
 #include "common/errors.h"
 #include "nlohmann/json.hpp"
 
@@ -70,6 +71,17 @@ std::string DefaultHome() {
   return absl::StrCat(home, "/.stripefs");
 }
 
+bool IsServerRole(const std::string& role) {
+  for (const char* r : kServerRoles) {
+    if (r == role) return true;
+  }
+  return false;
+}
+
+std::string ServerBinary(const std::string& role) {
+  return absl::StrCat("stripefs-", role);
+}
+
 std::string ConfigToJson(const ClusterConfig& config) {
   json servers = json::array();
   for (const auto& s : config.servers) {
@@ -127,7 +139,7 @@ absl::StatusOr<ClusterConfig> ConfigFromJson(const std::string& text) {
       return Errno(EINVAL, absl::StrCat("server ", sc.target,
                                         " runs in podman but names no image"));
     }
-    if (sc.role != "mds" && sc.role != "oss" && sc.role != "dlm") {
+    if (!IsServerRole(sc.role)) {
       return Errno(EINVAL, absl::StrCat("server ", sc.target,
                                         " has unknown role '", sc.role, "'"));
     }

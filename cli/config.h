@@ -70,6 +70,12 @@ struct HomePaths {
 // The default home: $STRIPEFS_HOME, else $HOME/.stripefs.
 std::string DefaultHome();
 
+// True for a role in kServerRoles (cli/cluster_binaries.h): "mds", "oss",
+// "dlm".
+bool IsServerRole(const std::string& role);
+// The binary a server of `role` runs: "stripefs-<role>".
+std::string ServerBinary(const std::string& role);
+
 std::string ConfigToJson(const ClusterConfig& config);
 absl::StatusOr<ClusterConfig> ConfigFromJson(const std::string& text);
 // ENOENT when the file does not exist.

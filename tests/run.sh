@@ -22,13 +22,14 @@ export PYTHONDONTWRITEBYTECODE=1
 
 log() { echo "=== tests/run.sh: $*"; }
 
-# Pids of stripefs daemons running from this build (to find leftovers).
+# Pids of stripefs daemons running from this build (to find leftovers):
+# every stripefs-* binary (servers, mounts, tools), whatever the list of
+# cluster binaries in CMakeLists.txt holds.
 our_daemons() {
   local exe
   for exe in /proc/[0-9]*/exe; do
     case "$(readlink "$exe" 2>/dev/null)" in
-      "$BUILD"/bin/stripefs-mds|"$BUILD"/bin/stripefs-oss|"$BUILD"/bin/stripefs-mount|"$BUILD"/bin/stripefs-dlm|\
-      "$BUILD_N"/bin/stripefs-mds|"$BUILD_N"/bin/stripefs-oss|"$BUILD_N"/bin/stripefs-mount|"$BUILD_N"/bin/stripefs-dlm)
+      "$BUILD"/bin/stripefs-*|"$BUILD_N"/bin/stripefs-*)
         exe="${exe#/proc/}"; echo "${exe%/exe}" ;;
     esac
   done | sort
@@ -41,13 +42,12 @@ log "configuring and building $BUILD"
 mkdir -p "$CCACHE_DIR"
 cmake -G Ninja -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 ninja -C "$BUILD" -j"$(nproc)"
-log "configuring and building release N in $BUILD_N (server, mount and CLI binaries only)"
+log "configuring and building release N in $BUILD_N (the cluster binaries only)"
 # Same compiler flags as $BUILD, so ccache serves every object that does not
 # depend on the release (only version.h and the protocol-2 paths differ).
 cmake -G Ninja -S "$ROOT" -B "$BUILD_N" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSTRIPEFS_PREVIOUS_RELEASE=ON
-ninja -C "$BUILD_N" -j"$(nproc)" stripefs-mds stripefs-oss stripefs-dlm \
-  stripefs-mount stripefs
+ninja -C "$BUILD_N" -j"$(nproc)" cluster-binaries
 ccache -s 2>/dev/null | grep -Ei 'hits|misses' || true
 
 # Containers of servers (tests/e2e/test_upgrade_podman.py): stripefs-<target>-<port>.

@@ -53,12 +53,13 @@ else
   BUILD="$REPO/build"
   log "building into $BUILD"
   cmake -G Ninja -S "$REPO" -B "$BUILD" >/dev/null
-  ninja -C "$BUILD" stripefs stripefs-mds stripefs-oss stripefs-dlm \
-    stripefs-mount stripefs-mdbench dlm_bench >&2
+  ninja -C "$BUILD" cluster-binaries stripefs-mdbench dlm_bench >&2
 fi
 BIN="$BUILD/bin"
-NEED="stripefs stripefs-mds stripefs-oss stripefs-dlm stripefs-mount"
-NEED="$NEED stripefs-mdbench dlm_bench"
+# The cluster binaries as the build lists them (CMakeLists.txt).
+[[ -f "$BUILD/cluster-binaries.txt" ]] ||
+  die "$BUILD/cluster-binaries.txt is missing (configure $BUILD with this tree's CMakeLists.txt)"
+NEED="$(tr '\n' ' ' <"$BUILD/cluster-binaries.txt") stripefs-mdbench dlm_bench"
 [[ "${BENCH_LOCAL_ONLY:-}" == 1 ]] && NEED="stripefs-mdbench dlm_bench"
 for b in $NEED; do
   [[ -x "$BIN/$b" ]] || die "$BIN/$b is missing (build it or set STRIPEFS_BUILD)"
