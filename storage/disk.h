@@ -2,9 +2,12 @@
 // file system its RocksDB stores run on (RocksOptions::disk) and the files
 // the OSS keeps object data in (oss/object_store.h). Three implementations:
 //   DefaultDisk()  the real one (POSIX calls, RocksDB's default FileSystem);
-//   NoSyncDisk()   the real one with every sync turned into a no-op — the
-//                  test-only switch STRIPEFS_TEST_NO_SYNC=1 (ServerDisk),
-//                  which shows that the power-cut checks can fail;
+//   NoSyncDisk()   the real one with stripefs's own syncs turned into
+//                  no-ops (object files, directories, the KV store's log;
+//                  RocksDB still syncs its own metadata so a store opens
+//                  after a cut) — the test-only switch
+//                  STRIPEFS_TEST_NO_SYNC=1 (ServerDisk), which shows that
+//                  the power-cut checks can fail;
 //   PowerCutDisk   (storage/power_cut_disk.h) remembers what was synced and
 //                  drops everything else on command, as a power cut would.
 // Only a sync makes anything durable: DiskFile::DataSync for a file's bytes,
@@ -85,6 +88,9 @@ class Disk {
       const std::string& path) = 0;
   // The file system RocksDB opens its databases on.
   virtual std::shared_ptr<rocksdb::FileSystem> rocks_fs() = 0;
+  // False for NoSyncDisk: a KvStore on it neither syncs its log on
+  // KvStore::Sync nor for WriteOptions::sync.
+  virtual bool syncs_log() const { return true; }
 };
 
 // Process-wide instances, never destroyed.

@@ -98,88 +98,9 @@ class PosixFile : public DiskFile {
   const bool sync_;
 };
 
-// RocksDB's file system with the syncs of files and directories removed.
-class NoSyncWritableFile : public rocksdb::FSWritableFileOwnerWrapper {
- public:
-  using FSWritableFileOwnerWrapper::FSWritableFileOwnerWrapper;
-  rocksdb::IOStatus Sync(const rocksdb::IOOptions&,
-                         rocksdb::IODebugContext*) override {
-    return rocksdb::IOStatus::OK();
-  }
-  rocksdb::IOStatus Fsync(const rocksdb::IOOptions&,
-                          rocksdb::IODebugContext*) override {
-    return rocksdb::IOStatus::OK();
-  }
-  rocksdb::IOStatus RangeSync(uint64_t, uint64_t, const rocksdb::IOOptions&,
-                              rocksdb::IODebugContext*) override {
-    return rocksdb::IOStatus::OK();
-  }
-};
-
-class NoSyncDirectory : public rocksdb::FSDirectoryWrapper {
- public:
-  using FSDirectoryWrapper::FSDirectoryWrapper;
-  rocksdb::IOStatus Fsync(const rocksdb::IOOptions&,
-                          rocksdb::IODebugContext*) override {
-    return rocksdb::IOStatus::OK();
-  }
-  rocksdb::IOStatus FsyncWithDirOptions(const rocksdb::IOOptions&,
-                                        rocksdb::IODebugContext*,
-                                        const rocksdb::DirFsyncOptions&) override {
-    return rocksdb::IOStatus::OK();
-  }
-};
-
-class NoSyncFs : public rocksdb::FileSystemWrapper {
- public:
-  NoSyncFs() : FileSystemWrapper(rocksdb::FileSystem::Default()) {}
-  const char* Name() const override { return "StripefsNoSyncFs"; }
-
-  rocksdb::IOStatus NewWritableFile(
-      const std::string& f, const rocksdb::FileOptions& o,
-      std::unique_ptr<rocksdb::FSWritableFile>* r,
-      rocksdb::IODebugContext* dbg) override {
-    return Wrap(target()->NewWritableFile(f, o, r, dbg), r);
-  }
-  rocksdb::IOStatus ReopenWritableFile(
-      const std::string& f, const rocksdb::FileOptions& o,
-      std::unique_ptr<rocksdb::FSWritableFile>* r,
-      rocksdb::IODebugContext* dbg) override {
-    return Wrap(target()->ReopenWritableFile(f, o, r, dbg), r);
-  }
-  rocksdb::IOStatus ReuseWritableFile(
-      const std::string& f, const std::string& old,
-      const rocksdb::FileOptions& o,
-      std::unique_ptr<rocksdb::FSWritableFile>* r,
-      rocksdb::IODebugContext* dbg) override {
-    return Wrap(target()->ReuseWritableFile(f, old, o, r, dbg), r);
-  }
-  rocksdb::IOStatus NewDirectory(const std::string& name,
-                                 const rocksdb::IOOptions& o,
-                                 std::unique_ptr<rocksdb::FSDirectory>* r,
-                                 rocksdb::IODebugContext* dbg) override {
-    rocksdb::IOStatus s = target()->NewDirectory(name, o, r, dbg);
-    if (s.ok()) r->reset(new NoSyncDirectory(std::move(*r)));
-    return s;
-  }
-
- private:
-  static rocksdb::IOStatus Wrap(rocksdb::IOStatus s,
-                                std::unique_ptr<rocksdb::FSWritableFile>* r) {
-    if (s.ok()) r->reset(new NoSyncWritableFile(std::move(*r)));
-    return s;
-  }
-};
-
 class PosixDisk : public Disk {
  public:
-  explicit PosixDisk(bool sync) : sync_(sync) {
-    if (sync) {
-      rocks_fs_ = rocksdb::FileSystem::Default();
-    } else {
-      rocks_fs_ = std::make_shared<NoSyncFs>();
-    }
-  }
+  explicit PosixDisk(bool sync) : sync_(sync) {}
 
   absl::StatusOr<std::unique_ptr<DiskFile>> Open(const std::string& path,
                                                  bool create,
@@ -263,11 +184,13 @@ class PosixDisk : public Disk {
                      static_cast<uint64_t>(v.f_bavail) * v.f_frsize};
   }
 
-  std::shared_ptr<rocksdb::FileSystem> rocks_fs() override { return rocks_fs_; }
+  std::shared_ptr<rocksdb::FileSystem> rocks_fs() override {
+    return rocksdb::FileSystem::Default();
+  }
+  bool syncs_log() const override { return sync_; }
 
  private:
   const bool sync_;
-  std::shared_ptr<rocksdb::FileSystem> rocks_fs_;
 };
 
 }  // namespace

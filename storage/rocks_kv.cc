@@ -50,8 +50,8 @@ class RocksIter : public KvIterator {
 
 class RocksKv : public KvStore {
  public:
-  RocksKv(rocksdb::DB* db, std::unique_ptr<rocksdb::Env> env)
-      : env_(std::move(env)), db_(db) {}
+  RocksKv(rocksdb::DB* db, std::unique_ptr<rocksdb::Env> env, bool syncs_log)
+      : env_(std::move(env)), db_(db), syncs_log_(syncs_log) {}
   ~RocksKv() override {
     if (db_) {
       rocksdb::Status s = db_->Close();
@@ -78,7 +78,7 @@ class RocksKv : public KvStore {
       if (!s.ok()) return FromRocks(s, "batch");
     }
     rocksdb::WriteOptions wo;
-    wo.sync = options.sync;
+    wo.sync = options.sync && syncs_log_;
     return FromRocks(db_->Write(wo, &wb), "write");
   }
 
@@ -90,6 +90,7 @@ class RocksKv : public KvStore {
   // cover waits for it, then one sync covers every caller that arrived
   // meanwhile.
   absl::Status Sync() override {
+    if (!syncs_log_) return absl::OkStatus();  // NoSyncDisk (test switch)
     absl::MutexLock l(&sync_mu_);
     const uint64_t ticket = ++sync_requested_;
     while (true) {
@@ -114,6 +115,7 @@ class RocksKv : public KvStore {
  private:
   const std::unique_ptr<rocksdb::Env> env_;  // outlives db_
   std::unique_ptr<rocksdb::DB> db_;
+  const bool syncs_log_;
   std::atomic<bool> read_only_{false};
   absl::Mutex sync_mu_;
   absl::CondVar sync_cv_;
@@ -142,7 +144,7 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksKv(const std::string& path,
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, path, &db);
   if (!s.ok()) return FromRocks(s, absl::StrCat("open ", path));
-  return std::unique_ptr<KvStore>(new RocksKv(db, std::move(env)));
+  return std::unique_ptr<KvStore>(new RocksKv(db, std::move(env), disk->syncs_log()));
 }
 
 }  // namespace stripefs::storage
