@@ -73,7 +73,11 @@ struct OpCtx {
 struct InodeState {
   explicit InodeState(uint64_t i) : ino(i) {}
   const uint64_t ino;
-  absl::Mutex mu;
+  // Held across a size report (Fs::ReportSize), so that one which finds
+  // nothing left to report (an fsync's) returns only after the report in
+  // flight is committed at the MDS.
+  absl::Mutex report_mu;
+  absl::Mutex mu ABSL_ACQUIRED_AFTER(report_mu);
   std::shared_ptr<const FileLayout> layout ABSL_GUARDED_BY(mu);
   uint32_t mode ABSL_GUARDED_BY(mu) = 0;
   uint32_t gid ABSL_GUARDED_BY(mu) = 0;
@@ -233,7 +237,11 @@ class Fs {
   absl::StatusOr<size_t> Write(const OpCtx& ctx, OpenFile* f, uint64_t off,
                                const char* data, size_t size);
   absl::Status Flush(const OpCtx& ctx, OpenFile* f);
+  // Returns when the file's data on every OST and its metadata (size,
+  // and the entry that created it) at the MDS are durable.
   absl::Status Fsync(const OpCtx& ctx, OpenFile* f);
+  // Makes every change to the namespace acknowledged so far durable.
+  absl::Status FsyncDir(const OpCtx& ctx);
   // Reports the size, closes the MDS handle and deletes f.
   absl::Status Release(const OpCtx& ctx, OpenFile* f);
 

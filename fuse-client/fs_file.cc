@@ -423,10 +423,15 @@ absl::StatusOr<size_t> Fs::Write(const OpCtx& ctx, OpenFile* f, uint64_t off,
   if (kill_now || grew) {
     if (absl::Status s = ReportSize(ctx, st); !s.ok()) return s;
   }
+  // O_SYNC / O_DSYNC: durable when write(2) returns.
+  if ((f->flags & O_DSYNC) != 0) {
+    if (absl::Status s = Fsync(ctx, f); !s.ok()) return s;
+  }
   return size;
 }
 
 absl::Status Fs::ReportSize(const OpCtx& ctx, InodeState& st) {
+  absl::MutexLock report(&st.report_mu);
   uint64_t size, gen;
   rpc::Timespec mtime;
   bool kill;
@@ -482,11 +487,17 @@ absl::Status Fs::Fsync(const OpCtx& ctx, OpenFile* f) {
   }
   if (absl::Status s = io_.Sync(*layout, ctx.interrupted); !s.ok()) return s;
   absl::Status s = ReportSize(ctx, *f->inode);
+  // Also when nothing was dirty: the create of the file may not be durable.
+  if (s.ok()) s = SyncMdsInProtocol(*mds_, ctx.interrupted);
   if (s.ok()) {
     absl::MutexLock lock(&f->inode->mu);
     f->inode->synced_gen = std::max(f->inode->synced_gen, gen);
   }
   return s;
+}
+
+absl::Status Fs::FsyncDir(const OpCtx& ctx) {
+  return SyncMdsInProtocol(*mds_, ctx.interrupted);
 }
 
 absl::Status Fs::Release(const OpCtx& ctx, OpenFile* f) {

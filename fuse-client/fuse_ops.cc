@@ -474,7 +474,7 @@ void ReleaseDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void FsyncDir(fuse_req_t req, fuse_ino_t ino, int datasync,
               fuse_file_info* fi) {
-  fuse_reply_err(req, 0);  // every MDS change is committed before its reply
+  ReplyStatus(req, GetFs(req)->FsyncDir(MakeCtx(req)), "fsyncdir", ino);
 }
 
 void Statfs(fuse_req_t req, fuse_ino_t ino) {

@@ -73,7 +73,47 @@ class WriteDispatch {
   OstClient* const ost_;
 };
 
+struct SyncCall {
+  bool v2 = false;
+#if STRIPEFS_PROTO_MAX >= 2
+  rpc::SyncMdsRequest req;
+#endif
+};
+
+class SyncDispatch {
+ public:
+  explicit SyncDispatch(MdsClient* mds) : mds_(mds) {}
+  grpc::Status Send(grpc::ClientContext* ctx, const SyncCall& c,
+                    rpc::Empty* reply) {
+#if STRIPEFS_PROTO_MAX >= 2
+    if (c.v2) {
+      auto stub = rpc::MdsV2::NewStub(mds_->channel());
+      rpc::SyncMdsReply r;
+      return stub->Sync(ctx, c.req, &r);
+    }
+#endif
+    return grpc::Status::OK;  // protocol 1: nothing to ask
+  }
+
+ private:
+  MdsClient* const mds_;
+};
+
 }  // namespace
+
+absl::Status SyncMdsInProtocol(MdsClient& mds, const InterruptFn& intr) {
+  SyncDispatch dispatch(&mds);
+  rpc::Empty reply;
+  return mds.TargetClient::Call(
+      &dispatch, &SyncDispatch::Send, "Sync", intr,
+      [&](SyncCall& c) {
+        c.v2 = rpc::UsesV2(mds.proto());
+#if STRIPEFS_PROTO_MAX >= 2
+        if (c.v2) mds.FillHeader(c.req.mutable_hdr());
+#endif
+      },
+      &reply);
+}
 
 absl::Status OpenInProtocol(MdsClient& mds, const OpenArgs& args,
                             const InterruptFn& intr, rpc::OpenReply* reply) {

@@ -47,4 +47,9 @@ struct WriteArgs {
 absl::Status WriteInProtocol(OstClient& ost, const WriteArgs& args,
                              const InterruptFn& intr, rpc::WriteReply* reply);
 
+// Makes every change the MDS acknowledged so far durable (MdsV2.Sync).
+// An MDS that speaks only protocol 1 (release N) has no such call: OK
+// without a request (its commits are as durable as that release made them).
+absl::Status SyncMdsInProtocol(MdsClient& mds, const InterruptFn& intr);
+
 }  // namespace stripefs::client

@@ -123,16 +123,24 @@ absl::Status MdsCore::Start() {
       spdlog::info("loaded {}: {} inodes, next ino {}", sb_.target,
                    sb_.inode_count, sb_.next_ino);
     }
+    // No object id is handed out twice, across any crash or power cut:
+    // the pools recorded here are dropped and every instance starts from
+    // ids the OSTs precreate afresh (past their synced high-water mark).
+    // An id in a recorded pool may have gone to a file whose create a
+    // power cut then lost (commits are unsynced until a client's fsync),
+    // with that file's bytes still in the object. Everything past the
+    // last id in use (a file's create and its pool's last_used share a
+    // commit) is an orphan, destroyed when the first precreate tells where
+    // the new ids start.
     for (const auto& t : osts_->Targets()) {
       OstState& st = ost_state_[t.index];
       MDS_ASSIGN_OR_RETURN(auto pv, store_->Get(PrecreateKey(t.index)));
       if (pv.has_value()) {
         MDS_ASSIGN_OR_RETURN(st.pool, DecodePrecreate(*pv));
-        st.available = 0;
-        for (const auto& [first, end] : st.pool.ranges) {
-          st.available += end - first;
-        }
       }
+      st.orphans_from = st.pool.last_used + 1;
+      st.pool.ranges.clear();
+      st.available = 0;
     }
     MDS_RETURN_IF_ERROR(Recover());
   }
@@ -598,16 +606,16 @@ absl::StatusOr<std::vector<StripeObject>> MdsCore::AllocateObjects(
       if (now < st.retry_after) continue;
       // The pool ran dry: precreate on demand (rare; the background thread
       // normally keeps the pool filled).
+      ++st.precreates_in_flight;
       auto r = osts_->Precreate(t.index, options_.precreate_batch,
                                 absl::Seconds(5));
+      EndPrecreate(t.index, st, r, b);
       if (!r.ok()) {
         st.retry_after = now + absl::Seconds(2);
         spdlog::warn("precreate on ost{} failed: {}", t.index,
                      r.status().ToString());
         continue;
       }
-      st.pool.ranges.push_back({r->first_oid, r->first_oid + r->count});
-      st.available += r->count;
     }
     auto& range = st.pool.ranges.front();
     uint64_t oid = range.first++;
@@ -621,6 +629,11 @@ absl::StatusOr<std::vector<StripeObject>> MdsCore::AllocateObjects(
   if (objects.empty()) return Errno(EIO, "no OST could supply an object");
   if (low) KickBackground();
   return objects;
+}
+
+absl::Status MdsCore::Sync() {
+  MDS_RETURN_IF_ERROR(fault::Hit("mds.before_sync"));
+  return store_->Sync();
 }
 
 bool MdsCore::IsAncestor(uint64_t anc, uint64_t dir) {
@@ -665,6 +678,7 @@ void MdsCore::RefillPools() {
       if (st.available < options_.precreate_low_water && !st.refilling &&
           now >= st.retry_after) {
         st.refilling = true;
+        ++st.precreates_in_flight;
         todo.push_back(idx);
       }
     }
@@ -680,7 +694,13 @@ absl::Status MdsCore::RefillOne(uint32_t ost) {
   absl::MutexLock l(&mu_);
   OstState& st = ost_state_[ost];
   st.refilling = false;
+  storage::WriteBatch b;
+  EndPrecreate(ost, st, r, &b);
   if (!r.ok()) {
+    if (!b.empty()) {
+      absl::Status s = store_->Write(b);
+      if (!s.ok()) spdlog::warn("queueing orphans: {}", s.ToString());
+    }
     if (st.retry_after == absl::InfinitePast()) {
       spdlog::warn("precreate on ost{} failed (will retry): {}", ost,
                    r.status().ToString());
@@ -692,13 +712,6 @@ absl::Status MdsCore::RefillOne(uint32_t ost) {
     spdlog::info("precreate on ost{} works again", ost);
   }
   st.retry_after = absl::InfinitePast();
-  if (!st.pool.ranges.empty() && st.pool.ranges.back().second == r->first_oid) {
-    st.pool.ranges.back().second += r->count;
-  } else {
-    st.pool.ranges.push_back({r->first_oid, r->first_oid + r->count});
-  }
-  st.available += r->count;
-  storage::WriteBatch b;
   b.Put(PrecreateKey(ost), EncodePrecreate(st.pool));
   absl::Status s = store_->Write(b);
   if (!s.ok() && ToErrno(s) == EROFS) {
@@ -714,6 +727,48 @@ absl::Status MdsCore::RefillOne(uint32_t ost) {
                   s.ToString());
   }
   return s;
+}
+
+void MdsCore::EndPrecreate(uint32_t ost, OstState& st,
+                           const absl::StatusOr<ObjectRange>& r,
+                           storage::WriteBatch* b) {
+  --st.precreates_in_flight;
+  if (r.ok()) {
+    if (st.lowest_new == 0 || r->first_oid < st.lowest_new) {
+      st.lowest_new = r->first_oid;
+    }
+    auto& ranges = st.pool.ranges;
+    if (!ranges.empty() && ranges.back().second == r->first_oid) {
+      ranges.back().second += r->count;
+    } else {
+      ranges.push_back({r->first_oid, r->first_oid + r->count});
+      // Replies may come out of order (a refill and an on-demand precreate
+      // overlap): hand out ids in order, so last_used stays the highest.
+      std::sort(ranges.begin(), ranges.end());
+    }
+    st.available += r->count;
+  }
+  // Every id this instance got is >= lowest_new (the OST's high-water mark
+  // at start + 1) once nothing is in flight any more.
+  if (st.orphans_from == 0 || st.lowest_new == 0 ||
+      st.precreates_in_flight > 0) {
+    return;
+  }
+  if (st.lowest_new > st.orphans_from) {
+    // Bounded: a pool is a few batches; more means a foreign OST state.
+    constexpr uint64_t kMaxOrphans = uint64_t{1} << 20;
+    const uint64_t n = std::min(st.lowest_new - st.orphans_from, kMaxOrphans);
+    for (uint64_t oid = st.orphans_from; oid < st.orphans_from + n; ++oid) {
+      b->Put(DestroyKey(ost, oid), "");
+    }
+    spdlog::info("ost{}: new objects start at {}; destroying {} unused "
+                 "objects from {} (precreated by an earlier instance or "
+                 "written by files a crash lost)",
+                 ost, st.lowest_new, n, st.orphans_from);
+    absl::MutexLock l(&bg_mu_);
+    destroy_pending_ = true;
+  }
+  st.orphans_from = 0;
 }
 
 void MdsCore::RefillLoop() {

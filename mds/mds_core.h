@@ -239,6 +239,10 @@ class MdsCore {
                                         uint64_t cookie, uint32_t max_entries,
                                         bool plus);
   absl::StatusOr<StatfsResult> Statfs();
+  // Makes every change committed before the call durable (commits are
+  // written unsynced; one sync of the store's log serves every concurrent
+  // caller). A client's fsync and fsyncdir end here.
+  absl::Status Sync();
   // Per-OST usage (OSS calls; no lock held).
   std::vector<OstUsage> OstUsages();
   absl::Status SetXattr(const ReqId& req, const Cred& cred, uint64_t ino,
@@ -288,6 +292,12 @@ class MdsCore {
     uint64_t available = 0;
     bool refilling = false;
     absl::Time retry_after = absl::InfinitePast();
+    // Orphan cleanup after a start (see Start): objects from orphans_from
+    // (0: done) below the lowest id precreated by this instance are in no
+    // file; known once no precreate is in flight.
+    uint64_t orphans_from = 0;
+    uint64_t lowest_new = 0;  // 0: nothing precreated yet
+    int precreates_in_flight = 0;
   };
   struct OpenHandle {
     uint64_t ino = 0;
@@ -370,6 +380,12 @@ class MdsCore {
     const uint64_t writes_;
   };
   void QueueDestroy(storage::WriteBatch* b, const Layout& layout);
+  // Ends a precreate on `ost` (started with ++precreates_in_flight): adds
+  // the objects to its pool and, once the lowest new id is known, queues
+  // the orphans below it for destruction into `b`.
+  void EndPrecreate(uint32_t ost, OstState& st,
+                    const absl::StatusOr<ObjectRange>& r,
+                    storage::WriteBatch* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<StripeObject>> AllocateObjects(
       const Layout& spec, storage::WriteBatch* b)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

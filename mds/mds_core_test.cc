@@ -130,11 +130,20 @@ TEST_F(MdsCoreTest, CreatesUsePrecreatedPool) {
   EXPECT_EQ(osts_used.size(), 4u);  // round robin
   // 100 creates over 4 OSTs with batches of 64: one precreate per OST.
   EXPECT_LE(osts_->precreate_calls(), 4);
-  // After a restart the remaining pool is reused, not leaked.
+  // After a restart the remaining pool is not reused (a power cut may have
+  // lost files that wrote to its objects) but destroyed, not leaked.
   int calls = osts_->precreate_calls();
   Restart();
-  MustCreate(kRootIno, "after");
-  EXPECT_EQ(osts_->precreate_calls(), calls);
+  Inode after = MustCreate(kRootIno, "after");
+  EXPECT_EQ(osts_->precreate_calls(), calls + 1);
+  ASSERT_TRUE(core_->DrainDestroyQueue().ok());
+  size_t objects = 0;
+  for (uint32_t i = 0; i < 4; ++i) objects += osts_->ObjectCount(i);
+  const uint32_t ost = after.layout.objects[0].ost;
+  // 101 files in use; the new pool's rest on one OST; the pools of the
+  // other OSTs are destroyed once each OST precreates again.
+  EXPECT_EQ(osts_->ObjectCount(ost), 25u + 1u + 63u);
+  EXPECT_LE(objects, 101u + 63u + 3u * 64u);
 }
 
 TEST_F(MdsCoreTest, StripeAllAndOffsetAndRefill) {

@@ -23,7 +23,7 @@ constexpr const char* kMethodNames[] = {
     "Mkdir",    "Symlink",  "Link",      "Remove",      "Rename",
     "Readlink", "Readdir",  "Statfs",    "SetXattr",    "GetXattr",
     "ListXattr", "RemoveXattr", "Access", "UpdateSize", "SetLayout",
-    "GetLayout", "Open2"};
+    "GetLayout", "Open2", "Sync"};
 static_assert(sizeof(kMethodNames) / sizeof(kMethodNames[0]) ==
               MdsService::kNumMethods);
 
@@ -308,6 +308,13 @@ grpc::Status MdsService::Open2(grpc::ServerContext* ctx,
   grpc::Status gs = Open(ctx, &*v1, &r1);
   if (gs.ok()) *reply = rpc::ToOpen2Reply(std::move(r1), *req);
   return gs;
+}
+
+grpc::Status MdsService::SyncMds(grpc::ServerContext*,
+                                 const rpc::SyncMdsRequest* req,
+                                 rpc::SyncMdsReply*) {
+  return Finish(kSync, core_->Sync(), req->hdr().client_id(),
+                req->hdr().xid());
 }
 #endif
 

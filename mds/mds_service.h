@@ -69,6 +69,9 @@ class MdsService final : public rpc::Mds::Service {
   // Open2.
   grpc::Status Open2(grpc::ServerContext*, const rpc::Open2Request*,
                      rpc::Open2Reply*);
+  // MdsV2.Sync (protocol 2): MdsCore::Sync.
+  grpc::Status SyncMds(grpc::ServerContext*, const rpc::SyncMdsRequest*,
+                       rpc::SyncMdsReply*);
 #endif
   grpc::Status Mknod(grpc::ServerContext*, const rpc::MknodRequest*,
                      rpc::Entry*) override;
@@ -111,7 +114,7 @@ class MdsService final : public rpc::Mds::Service {
     kOpen, kRelease, kMknod, kMkdir, kSymlink, kLink, kRemove, kRename,
     kReadlink, kReaddir, kStatfs, kSetXattr, kGetXattr, kListXattr,
     kRemoveXattr, kAccess, kUpdateSize, kSetLayout, kGetLayout, kOpen2,
-    kNumMethods
+    kSync, kNumMethods
   };
 
  private:
@@ -143,6 +146,10 @@ class MdsService final : public rpc::Mds::Service {
     grpc::Status Open2(grpc::ServerContext* ctx, const rpc::Open2Request* req,
                        rpc::Open2Reply* reply) override {
       return s_->Open2(ctx, req, reply);
+    }
+    grpc::Status Sync(grpc::ServerContext* ctx, const rpc::SyncMdsRequest* req,
+                      rpc::SyncMdsReply* reply) override {
+      return s_->SyncMds(ctx, req, reply);
     }
 
    private:
