@@ -11,6 +11,12 @@
 #include "spdlog/spdlog.h"
 
 namespace stripefs::dlm {
+namespace {
+
+// Handles an unclean start skips (more than any run of unsynced commits).
+constexpr uint64_t kHandleGapAfterCrash = uint64_t{1} << 32;
+
+}  // namespace
 
 LockManager::LockManager(storage::KvStore* kv, Clock* clock,
                          LockManagerOptions options)
@@ -73,6 +79,12 @@ absl::Status LockManager::Load() {
   // Holders get a fresh timeout after a restart: they need time to
   // reconnect before callbacks can reach them.
   no_evict_before_ = now + options_.callback_timeout;
+  if (!was_clean) {
+    // Table commits are unsynced: a power cut may have lost grants whose
+    // handles the holders still use (they replay them). New handles start
+    // far past any handle the lost commits could have handed out.
+    meta_.next_handle += kHandleGapAfterCrash;
+  }
   if (!was_clean && !clients_.empty()) {
     in_recovery_ = true;
     recovery_end_ = now + options_.recovery_window;
@@ -133,7 +145,7 @@ void LockManager::Commit(Txn& txn) {
     // error before it is a failed write (nothing persisted), a crash after
     // it loses the grants and callbacks not yet sent.
     absl::Status s = fault::Hit("dlm.before_persist");
-    if (s.ok()) s = kv_->Write(b);
+    if (s.ok()) s = kv_->Write(b, {.sync = txn.sync});
     if (!s.ok()) {
       // The in-memory table stays authoritative; only a restart would
       // lose these changes.
@@ -211,6 +223,7 @@ absl::Status LockManager::Connect(uint64_t client_id,
   if (inserted || c.name != name) {
     c.name = name;
     txn.clients.insert(client_id);
+    txn.sync = inserted;
   }
   if (!txn.locks.empty() || !txn.clients.empty() || !txn.events.empty()) {
     Commit(txn);

@@ -183,6 +183,9 @@ class LockManager {
     std::set<uint64_t> locks;    // handles to put (or delete if gone)
     std::set<uint64_t> clients;  // client ids to put (or delete if gone)
     bool meta = false;
+    // Durable before the call answers: a new client's record, so that a
+    // DLM restarted after a power cut knows whom to wait for to replay.
+    bool sync = false;
     std::vector<std::pair<uint64_t, CallbackEvent>> events;
   };
 
