@@ -312,6 +312,22 @@ void LockManager::Tick() {
   if (in_recovery_ && now >= recovery_end_) {
     spdlog::warn("recovery window closed; {} clients did not finish replay",
                  recovering_.size());
+    // Those that never opened a session with this instance are gone (a
+    // mount killed with the servers, a client machine that lost power):
+    // their locks would hold everyone back for a callback timeout more.
+    std::vector<uint64_t> absent;
+    for (uint64_t id : recovering_) {
+      auto it = clients_.find(id);
+      if (it != clients_.end() && it->second.session_gen == 0 &&
+          !it->second.locks.empty()) {
+        absent.push_back(id);
+      }
+    }
+    for (uint64_t id : absent) {
+      const Lock culprit = locks_.at(*clients_.at(id).locks.begin());
+      Evict(id, culprit, "held by a client that did not come back within "
+            "the recovery window", txn);
+    }
     EndRecovery(txn);
   }
   if (now >= no_evict_before_) {
@@ -326,7 +342,11 @@ void LockManager::Tick() {
       auto it = locks_.find(h);
       if (it == locks_.end()) continue;  // evicted with an earlier one
       Lock culprit = it->second;
-      Evict(client, culprit, txn);
+      Evict(client, culprit,
+            absl::StrCat("not cancelled within ",
+                         absl::FormatDuration(options_.callback_timeout),
+                         " of the blocking callback"),
+            txn);
     }
   }
   Commit(txn);

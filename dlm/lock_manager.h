@@ -208,7 +208,10 @@ class LockManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Unlinks a lock from its resource, client and the table.
   void RemoveLock(uint64_t handle, Txn& txn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Evict(uint64_t client_id, const Lock& culprit, Txn& txn)
+  // Drops every lock of client_id (its next session learns it was
+  // evicted); `why` goes to the log after the culprit lock.
+  void Evict(uint64_t client_id, const Lock& culprit, std::string_view why,
+             Txn& txn)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Client*> FindClient(uint64_t client_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -328,15 +328,13 @@ absl::Status LockManager::Cancel(uint64_t client_id, uint64_t handle) {
   return absl::OkStatus();
 }
 
-void LockManager::Evict(uint64_t client_id, const Lock& culprit, Txn& txn) {
+void LockManager::Evict(uint64_t client_id, const Lock& culprit,
+                        std::string_view why, Txn& txn) {
   auto cit = clients_.find(client_id);
   if (cit == clients_.end()) return;
   Client& c = cit->second;
-  spdlog::warn(
-      "evicting client {} ({}): lock {} ({}) not cancelled within {} of the "
-      "blocking callback",
-      client_id, c.name, culprit.rec.handle, Describe(culprit.rec.spec),
-      absl::FormatDuration(options_.callback_timeout));
+  spdlog::warn("evicting client {} ({}): lock {} ({}) {}", client_id, c.name,
+               culprit.rec.handle, Describe(culprit.rec.spec), why);
   std::set<std::string> keys;
   std::vector<uint64_t> handles(c.locks.begin(), c.locks.end());
   for (uint64_t h : handles) {

@@ -581,6 +581,28 @@ TEST_F(LockManagerTest, RecoveryWindowClosesOnTimeout) {
   EXPECT_EQ(ev[0].kind, CallbackEvent::kCompletion);
 }
 
+// A holder that never opens a session with the new instance (dead with
+// the old one) is evicted when the window closes: a conflicting request
+// is granted then, not a callback timeout later.
+TEST_F(LockManagerTest, ClientAbsentThroughTheRecoveryWindowIsEvicted) {
+  constexpr uint64_t kD = 4;
+  ASSERT_TRUE(m_->Connect(kD, "client4").ok());
+  Enq(kD, Plain(LockMode::kEX));
+  Reopen();  // unclean; A, B, C open sessions, D never does
+  ASSERT_TRUE(m_->InRecovery());
+  LockInfo c = Enq(kC, Plain(LockMode::kPR));
+  EXPECT_FALSE(c.granted);
+  for (uint64_t id : {kA, kB, kC}) ASSERT_TRUE(m_->ReplayDone(id).ok());
+  ASSERT_TRUE(m_->InRecovery());  // D is still awaited
+  clock_.Advance(absl::Seconds(16));
+  m_->Tick();
+  EXPECT_FALSE(m_->InRecovery());
+  auto ev = Events(kC);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, CallbackEvent::kCompletion);
+  for (const auto& l : m_->Locks()) EXPECT_NE(l.client_id, kD);
+}
+
 TEST_F(LockManagerTest, OpenSessionResendsGrantsAndBlockingCallbacks) {
   LockInfo a = Enq(kA, Plain(LockMode::kPR));
   Enq(kB, Plain(LockMode::kEX));
