@@ -6,6 +6,8 @@ set -euo pipefail
 PKGS=(
   # build
   cmake ninja-build g++ pkg-config ccache git
+  # clang's thread-safety analysis (tests/thread_safety.sh)
+  clang
   # libraries
   libfuse3-dev fuse3 libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
   protobuf-compiler librocksdb-dev libabsl-dev libgtest-dev libgmock-dev

@@ -24,6 +24,7 @@ void Fs::ReleaseDir(DirHandle* d) { delete d; }
 absl::Status Fs::ListWhole(const OpCtx& ctx, uint64_t ino, DirHandle* d,
                            bool plus) {
   auto use = [d](const std::vector<rpc::DirEntry>& entries) {
+    d->mu.AssertHeld();  // ListWhole's caller holds it
     d->valid = true;
     d->from_cookie = 0;
     d->entries = entries;

@@ -72,6 +72,7 @@ void PosixLocks::Store(const Key& key, OwnerLocks n) {
   // Pieces lost (eviction) while the caller held no mu_ are not held.
   n.pieces.erase(std::remove_if(n.pieces.begin(), n.pieces.end(),
                                 [&](const Piece& p) {
+                                  mu_.AssertHeld();  // Store's caller's
                                   if (lost_handles_.erase(p.handle) == 0) {
                                     return false;
                                   }

@@ -234,6 +234,7 @@ absl::StatusOr<OpenResult> MdsCore::Open(const ReqId& req, const Cred& cred,
   storage::WriteBatch b;
   MDS_ASSIGN_OR_RETURN(OpenResult r, OpenLocked(req, cred, std::move(n), flags, &b));
   MDS_RETURN_IF_ERROR(Commit(req, &b, OpenReply(r), [&] {
+    mu_.AssertHeld();  // Commit runs it under mu_
     handles_[r.handle] = {r.inode.ino, flags, req.client_id};
     open_count_[r.inode.ino]++;
   }));
@@ -290,6 +291,7 @@ absl::Status MdsCore::Release(const ReqId& req, uint64_t handle) {
     if (n.ok() && n->nlink == 0) DeleteInode(&b, *n);
   }
   return Commit(req, &b, {}, [&] {
+    mu_.AssertHeld();  // Commit runs it under mu_
     if (it->second.reopen_pending) --pending_reopen_;
     handles_.erase(it);
     if (reclaim) orphans_.erase(ino);
@@ -328,6 +330,7 @@ absl::StatusOr<Inode> MdsCore::MakeNode(const ReqId& req, const Cred& cred,
     MDS_ASSIGN_OR_RETURN(*open_out, OpenLocked(req, cred, std::move(n),
                                                *open_flags, &b));
     MDS_RETURN_IF_ERROR(Commit(req, &b, OpenReply(*open_out), [&] {
+      mu_.AssertHeld();  // Commit runs it under mu_
       handles_[open_out->handle] = {open_out->inode.ino, *open_flags,
                                     req.client_id};
       open_count_[open_out->inode.ino]++;
@@ -390,6 +393,7 @@ absl::StatusOr<Inode> MdsCore::MakeNode(const ReqId& req, const Cred& cred,
   MDS_RETURN_IF_ERROR(Commit(
       req, &b, open_flags.has_value() ? OpenReply(*open_out) : InodeReply(n),
       [&] {
+        mu_.AssertHeld();  // Commit runs it under mu_
         if (open_flags.has_value()) {
           handles_[open_out->handle] = {n.ino, *open_flags, req.client_id};
           open_count_[n.ino]++;

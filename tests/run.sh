@@ -62,6 +62,12 @@ before="$(our_daemons)"
 before_containers="$(our_containers)"
 rc=0
 
+log "thread-safety analysis (clang -Wthread-safety over every source file)"
+if ! tests/thread_safety.sh; then
+  log "thread-safety analysis FAILED"
+  rc=1
+fi
+
 log "ctest"
 if ! ctest --test-dir "$BUILD" --output-on-failure -j2; then
   log "ctest FAILED"
