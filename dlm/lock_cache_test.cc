@@ -1,6 +1,6 @@
 #include "dlm/lock_cache.h"
 
-#include "dlm/fake_clock.h"
+#include "common/fake_clock.h"
 #include "gtest/gtest.h"
 
 namespace stripefs::dlm {

@@ -6,7 +6,7 @@
 
 #include <filesystem>
 
-#include "dlm/fake_clock.h"
+#include "common/fake_clock.h"
 #include "dlm/lock_manager.h"
 #include "gtest/gtest.h"
 #include "storage/power_cut_disk.h"

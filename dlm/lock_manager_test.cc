@@ -3,8 +3,8 @@
 #include <cerrno>
 
 #include "common/errors.h"
+#include "common/fake_clock.h"
 #include "common/fault_points.h"
-#include "dlm/fake_clock.h"
 #include "gtest/gtest.h"
 
 namespace stripefs::dlm {

@@ -3,7 +3,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "dlm/fake_clock.h"
+#include "common/fake_clock.h"
 #include "gtest/gtest.h"
 
 namespace stripefs::client {
@@ -87,7 +87,7 @@ void QuickRevokes(MdCache& cache, uint64_t ino, int times) {
 
 TEST(MdCacheTest, LockAskedBackSoonAfterTakenBypassesWithGrowingWindow) {
   auto dlm = OfflineDlm();
-  dlm::FakeClock clock;
+  FakeClock clock;
   MdCache cache(dlm.get(), &clock);
   EXPECT_FALSE(cache.Bypassed(6));
   // A few quick revokes keep the cache in use.
@@ -117,7 +117,7 @@ TEST(MdCacheTest, LockAskedBackSoonAfterTakenBypassesWithGrowingWindow) {
 
 TEST(MdCacheTest, LongLivedOrLostLockDoesNotBypass) {
   auto dlm = OfflineDlm();
-  dlm::FakeClock clock;
+  FakeClock clock;
   MdCache cache(dlm.get(), &clock);
   cache.NoteTaken(6);
   clock.Advance(MdCache::kContendedLife + absl::Seconds(1));

@@ -23,7 +23,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/errors.h"
-#include "dlm/fake_clock.h"
+#include "common/fake_clock.h"
 #include "fuse-client/failover.h"
 #include "fuse-client/fs.h"
 #include "fuse-client/keepalive.h"
@@ -406,7 +406,7 @@ TEST_F(RecoveryTest, KeepaliveEvictionFailsEveryOpenFileAtOnce) {
 // MDS reported; a successful Ping clears the doubt. Without a lease (an MDS
 // without leases, or release N) it never doubts.
 TEST_F(RecoveryTest, LeaseInDoubtAfterHalfTheLeaseWithoutAPing) {
-  dlm::FakeClock clock(absl::FromUnixSeconds(1000));
+  FakeClock clock(absl::FromUnixSeconds(1000));
   TargetOptions o;
   o.client_id = 4343;
   o.deadline = absl::Seconds(5);
@@ -512,7 +512,7 @@ TEST_F(RecoveryTest, EvictionFailsOnlyTheFilesItDropped) {
 // request asks it: resending while it is unreachable (here a restart), and
 // re-establishing the open files on the new instance that answers.
 TEST_F(RecoveryTest, ConfirmLeaseResendsAndRecoversOnANewInstance) {
-  dlm::FakeClock clock(absl::FromUnixSeconds(1000));
+  FakeClock clock(absl::FromUnixSeconds(1000));
   TargetOptions o;
   o.client_id = 4343;
   o.deadline = absl::Seconds(5);
@@ -544,7 +544,7 @@ TEST_F(RecoveryTest, ConfirmLeaseResendsAndRecoversOnANewInstance) {
 // confirms it first; an eviction reported fails it with EIO before any OST
 // is asked.
 TEST_F(RecoveryTest, FsyncOfAMountInDoubtLearnsOfItsEvictionFirst) {
-  dlm::FakeClock clock(absl::FromUnixSeconds(1000));
+  FakeClock clock(absl::FromUnixSeconds(1000));
   fake_.proto1 = true;
   TargetOptions o;
   o.client_id = 4343;

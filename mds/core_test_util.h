@@ -16,8 +16,8 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/errors.h"
+#include "common/fake_clock.h"
 #include "common/fault_points.h"
-#include "dlm/fake_clock.h"
 #include "gtest/gtest.h"
 #include "mds/mds_core.h"
 #include "mds/ost_pool.h"
@@ -88,7 +88,7 @@ class CoreTestBase : public ::testing::Test {
     return names;
   }
 
-  dlm::FakeClock clock_{absl::FromUnixSeconds(1'700'000'000)};
+  FakeClock clock_{absl::FromUnixSeconds(1'700'000'000)};
   const uint32_t n_osts_;
   Clock* const core_clock_;
   std::unique_ptr<storage::KvStore> store_;

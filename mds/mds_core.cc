@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
 #include "common/fault_points.h"
-#include "mds/status_macros.h"
+#include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 
 namespace stripefs::mds {
@@ -88,12 +88,11 @@ Timespec MdsCore::Now() {
 absl::Status MdsCore::Start() {
   {
     absl::MutexLock l(&mu_);
-    MDS_ASSIGN_OR_RETURN(auto sbv, store_->Get(SuperKey()));
+    STRIPEFS_ASSIGN_OR_RETURN(auto sbv, store_->Get(SuperKey()));
     if (!sbv.has_value()) {
       // Format: the superblock and the root directory.
-      MDS_RETURN_IF_ERROR(
-          ValidateLayout(options_.default_stripe_size,
-                         options_.default_stripe_count, -1));
+      STRIPEFS_RETURN_IF_ERROR(ValidateLayout(
+          options_.default_stripe_size, options_.default_stripe_count, -1));
       sb_ = Superblock{};
       sb_.target = options_.target;
       Inode root;
@@ -108,12 +107,12 @@ absl::Status MdsCore::Start() {
       storage::WriteBatch b;
       PutSuper(&b);
       PutInode(&b, root);
-      MDS_RETURN_IF_ERROR(store_->Write(b, {.sync = true}));
+      STRIPEFS_RETURN_IF_ERROR(store_->Write(b, {.sync = true}));
       spdlog::info("formatted {}: root stripe_size={} stripe_count={}",
                    options_.target, options_.default_stripe_size,
                    options_.default_stripe_count);
     } else {
-      MDS_ASSIGN_OR_RETURN(sb_, DecodeSuperblock(*sbv));
+      STRIPEFS_ASSIGN_OR_RETURN(sb_, DecodeSuperblock(*sbv));
       if (sb_.incompat != 0 || sb_.format != 1) {
         return Errno(EPROTO,
                      absl::StrCat("MDT format ", sb_.format,
@@ -134,15 +133,15 @@ absl::Status MdsCore::Start() {
     // the new ids start.
     for (const auto& t : osts_->Targets()) {
       OstState& st = ost_state_[t.index];
-      MDS_ASSIGN_OR_RETURN(auto pv, store_->Get(PrecreateKey(t.index)));
+      STRIPEFS_ASSIGN_OR_RETURN(auto pv, store_->Get(PrecreateKey(t.index)));
       if (pv.has_value()) {
-        MDS_ASSIGN_OR_RETURN(st.pool, DecodePrecreate(*pv));
+        STRIPEFS_ASSIGN_OR_RETURN(st.pool, DecodePrecreate(*pv));
       }
       st.orphans_from = st.pool.last_used + 1;
       st.pool.ranges.clear();
       st.available = 0;
     }
-    MDS_RETURN_IF_ERROR(Recover());
+    STRIPEFS_RETURN_IF_ERROR(Recover());
   }
   started_ = true;
   if (options_.background_threads) {
@@ -186,7 +185,7 @@ absl::Status MdsCore::Recover() {
       b.Delete(it->key());
       ++handles;
     }
-    MDS_RETURN_IF_ERROR(it->status());
+    STRIPEFS_RETURN_IF_ERROR(it->status());
   }
   std::vector<uint64_t> orphan_inos;
   {
@@ -201,7 +200,7 @@ absl::Status MdsCore::Recover() {
       }
       orphan_inos.push_back(ino);
     }
-    MDS_RETURN_IF_ERROR(it->status());
+    STRIPEFS_RETURN_IF_ERROR(it->status());
   }
   if (pending_reopen_ > 0) {
     reopen_deadline_ = clock_->Now() + options_.reopen_window;
@@ -225,7 +224,7 @@ absl::Status MdsCore::Recover() {
   }
   if (!b.empty()) {
     PutSuper(&b);
-    MDS_RETURN_IF_ERROR(store_->Write(b));
+    STRIPEFS_RETURN_IF_ERROR(store_->Write(b));
   }
   spdlog::info(
       "recovery: discarded {} open handles of the previous instance, "
@@ -262,7 +261,7 @@ absl::StatusOr<size_t> MdsCore::ExpireReopenWindow() {
     reclaimed.push_back(ino);
   }
   PutSuper(&b);
-  MDS_RETURN_IF_ERROR(store_->Write(b));
+  STRIPEFS_RETURN_IF_ERROR(store_->Write(b));
   ++writes_;
   for (uint64_t h : expired) handles_.erase(h);
   open_count_ = std::move(left);
@@ -318,7 +317,7 @@ void MdsCore::Stop() {
 }
 
 absl::StatusOr<Inode> MdsCore::LoadInode(uint64_t ino) {
-  MDS_ASSIGN_OR_RETURN(auto v, store_->Get(InodeKey(ino)));
+  STRIPEFS_ASSIGN_OR_RETURN(auto v, store_->Get(InodeKey(ino)));
   if (!v.has_value()) {
     return Errno(ENOENT, absl::StrCat("no inode ", ino));
   }
@@ -326,7 +325,7 @@ absl::StatusOr<Inode> MdsCore::LoadInode(uint64_t ino) {
 }
 
 absl::StatusOr<Inode> MdsCore::LoadDir(uint64_t ino) {
-  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   if (!S_ISDIR(n.mode)) {
     return Errno(ENOTDIR, absl::StrCat("inode ", ino, " is not a directory"));
   }
@@ -335,9 +334,9 @@ absl::StatusOr<Inode> MdsCore::LoadDir(uint64_t ino) {
 
 absl::StatusOr<std::optional<Dentry>> MdsCore::LoadDentry(
     uint64_t parent, const std::string& name) {
-  MDS_ASSIGN_OR_RETURN(auto v, store_->Get(DentryKey(parent, name)));
+  STRIPEFS_ASSIGN_OR_RETURN(auto v, store_->Get(DentryKey(parent, name)));
   if (!v.has_value()) return std::optional<Dentry>();
-  MDS_ASSIGN_OR_RETURN(Dentry d, DecodeDentry(*v));
+  STRIPEFS_ASSIGN_OR_RETURN(Dentry d, DecodeDentry(*v));
   return std::optional<Dentry>(d);
 }
 
@@ -385,9 +384,10 @@ ReplyRec MdsCore::OpenReply(const OpenResult& r) {
 
 absl::StatusOr<std::optional<ReplyRec>> MdsCore::FindReply(const ReqId& req) {
   if (req.client_id == 0) return std::optional<ReplyRec>();
-  MDS_ASSIGN_OR_RETURN(auto v, store_->Get(ReplyKey(req.client_id, req.xid)));
+  STRIPEFS_ASSIGN_OR_RETURN(auto v,
+                            store_->Get(ReplyKey(req.client_id, req.xid)));
   if (!v.has_value()) return std::optional<ReplyRec>();
-  MDS_ASSIGN_OR_RETURN(ReplyRec rec, DecodeReply(*v));
+  STRIPEFS_ASSIGN_OR_RETURN(ReplyRec rec, DecodeReply(*v));
   spdlog::info(
       "client {} xid {}: resent request answered from its reply record "
       "(committed at {})",
@@ -428,7 +428,7 @@ absl::StatusOr<OpenResult> MdsCore::ReplyOpen(const ReqId& req,
     --pending_reopen_;
   }
   OpenResult out;
-  MDS_ASSIGN_OR_RETURN(out.inode, ReplyInode(rec));
+  STRIPEFS_ASSIGN_OR_RETURN(out.inode, ReplyInode(rec));
   out.handle = rec.handle;
   // The client truncates the OSS objects when told so: only if nothing
   // changed the file since the open truncated it, or it would zero what
@@ -466,10 +466,10 @@ absl::StatusOr<size_t> MdsCore::PruneReplyRecords() {
         b.Delete(k);
         ++n;
       }
-      MDS_RETURN_IF_ERROR(it->status());
+      STRIPEFS_RETURN_IF_ERROR(it->status());
     }
     if (n == 0) break;
-    MDS_RETURN_IF_ERROR(store_->Write(b));
+    STRIPEFS_RETURN_IF_ERROR(store_->Write(b));
     pruned += n;
     if (n < 4096) break;
   }
@@ -632,7 +632,7 @@ absl::StatusOr<std::vector<StripeObject>> MdsCore::AllocateObjects(
 }
 
 absl::Status MdsCore::Sync() {
-  MDS_RETURN_IF_ERROR(fault::Hit("mds.before_sync"));
+  STRIPEFS_RETURN_IF_ERROR(fault::Hit("mds.before_sync"));
   return store_->Sync();
 }
 
@@ -805,7 +805,7 @@ absl::StatusOr<size_t> MdsCore::DrainDestroyQueue() {
         batch[ost].push_back({oid, std::string(it->key())});
         ++total;
       }
-      MDS_RETURN_IF_ERROR(it->status());
+      STRIPEFS_RETURN_IF_ERROR(it->status());
     }
     if (total == 0) break;
     storage::WriteBatch done;
@@ -829,8 +829,8 @@ absl::StatusOr<size_t> MdsCore::DrainDestroyQueue() {
     }
     if (!done.empty()) {
       // Destroyed on the OSSs, still queued here: destroyed again later.
-      MDS_RETURN_IF_ERROR(fault::Hit("mds.after_destroy"));
-      MDS_RETURN_IF_ERROR(store_->Write(done));
+      STRIPEFS_RETURN_IF_ERROR(fault::Hit("mds.after_destroy"));
+      STRIPEFS_RETURN_IF_ERROR(store_->Write(done));
     }
     destroyed += done_count;
     if (!first_error.ok() || total < 4096) break;

@@ -8,8 +8,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "common/status_macros.h"
 #include "mds/mds_core.h"
-#include "mds/status_macros.h"
 #include "spdlog/spdlog.h"
 
 namespace stripefs::mds {
@@ -74,15 +74,15 @@ absl::Status XattrPermission(const Inode& n, const Cred& cred, XattrNs ns,
 absl::Status MdsCore::SetXattr(const ReqId& req, const Cred& cred,
                                uint64_t ino, const std::string& name,
                                const std::string& value, uint32_t flags) {
-  MDS_ASSIGN_OR_RETURN(XattrNs ns, CheckXattrName(name));
+  STRIPEFS_ASSIGN_OR_RETURN(XattrNs ns, CheckXattrName(name));
   if (value.size() > kXattrValueMax) return Errno(E2BIG, "xattr value too large");
   if (flags & ~(kXattrCreate | kXattrReplace)) return Errno(EINVAL, "bad xattr flags");
   absl::MutexLock l(&mu_);
-  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return absl::OkStatus();
-  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
-  MDS_RETURN_IF_ERROR(XattrPermission(n, cred, ns, true));
-  MDS_ASSIGN_OR_RETURN(auto old, store_->Get(XattrKey(ino, name)));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  STRIPEFS_RETURN_IF_ERROR(XattrPermission(n, cred, ns, true));
+  STRIPEFS_ASSIGN_OR_RETURN(auto old, store_->Get(XattrKey(ino, name)));
   if ((flags & kXattrCreate) && old.has_value()) {
     return Errno(EEXIST, absl::StrCat("xattr ", name, " exists"));
   }
@@ -99,12 +99,12 @@ absl::Status MdsCore::SetXattr(const ReqId& req, const Cred& cred,
 
 absl::StatusOr<std::string> MdsCore::GetXattr(const Cred& cred, uint64_t ino,
                                               const std::string& name) {
-  MDS_ASSIGN_OR_RETURN(XattrNs ns, CheckXattrName(name));
+  STRIPEFS_ASSIGN_OR_RETURN(XattrNs ns, CheckXattrName(name));
   absl::ReaderMutexLock l(&mu_);
-  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
-  MDS_RETURN_IF_ERROR(XattrPermission(n, cred, ns, false));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  STRIPEFS_RETURN_IF_ERROR(XattrPermission(n, cred, ns, false));
   if (!n.has_xattrs) return Errno(ENODATA, absl::StrCat("no xattr ", name));
-  MDS_ASSIGN_OR_RETURN(auto v, store_->Get(XattrKey(ino, name)));
+  STRIPEFS_ASSIGN_OR_RETURN(auto v, store_->Get(XattrKey(ino, name)));
   if (!v.has_value()) return Errno(ENODATA, absl::StrCat("no xattr ", name));
   return std::move(*v);
 }
@@ -112,7 +112,7 @@ absl::StatusOr<std::string> MdsCore::GetXattr(const Cred& cred, uint64_t ino,
 absl::StatusOr<std::vector<std::string>> MdsCore::ListXattr(const Cred& cred,
                                                             uint64_t ino) {
   absl::ReaderMutexLock l(&mu_);
-  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   std::vector<std::string> names;
   if (!n.has_xattrs) return names;
   const std::string prefix = XattrPrefix(ino);
@@ -123,19 +123,19 @@ absl::StatusOr<std::vector<std::string>> MdsCore::ListXattr(const Cred& cred,
     if (cred.uid != 0 && absl::StartsWith(name, "trusted.")) continue;
     names.push_back(std::move(name));
   }
-  MDS_RETURN_IF_ERROR(it->status());
+  STRIPEFS_RETURN_IF_ERROR(it->status());
   return names;
 }
 
 absl::Status MdsCore::RemoveXattr(const ReqId& req, const Cred& cred,
                                   uint64_t ino, const std::string& name) {
-  MDS_ASSIGN_OR_RETURN(XattrNs ns, CheckXattrName(name));
+  STRIPEFS_ASSIGN_OR_RETURN(XattrNs ns, CheckXattrName(name));
   absl::MutexLock l(&mu_);
-  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return absl::OkStatus();
-  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
-  MDS_RETURN_IF_ERROR(XattrPermission(n, cred, ns, true));
-  MDS_ASSIGN_OR_RETURN(auto old, store_->Get(XattrKey(ino, name)));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  STRIPEFS_RETURN_IF_ERROR(XattrPermission(n, cred, ns, true));
+  STRIPEFS_ASSIGN_OR_RETURN(auto old, store_->Get(XattrKey(ino, name)));
   if (!old.has_value()) return Errno(ENODATA, absl::StrCat("no xattr ", name));
   storage::WriteBatch b;
   b.Delete(XattrKey(ino, name));
@@ -148,15 +148,15 @@ absl::StatusOr<Layout> MdsCore::SetLayout(const ReqId& req, const Cred& cred,
                                           uint64_t ino, uint32_t stripe_size,
                                           int32_t stripe_count,
                                           std::optional<int32_t> stripe_offset) {
-  MDS_RETURN_IF_ERROR(
+  STRIPEFS_RETURN_IF_ERROR(
       ValidateLayout(stripe_size, stripe_count, stripe_offset.value_or(-1)));
   absl::MutexLock l(&mu_);
-  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) {
-    MDS_ASSIGN_OR_RETURN(Inode n, ReplyInode(*rec));
+    STRIPEFS_ASSIGN_OR_RETURN(Inode n, ReplyInode(*rec));
     return n.layout;
   }
-  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   if (!S_ISREG(n.mode) && !S_ISDIR(n.mode)) {
     return Errno(EINVAL, "layouts exist only on files and directories");
   }
@@ -180,7 +180,7 @@ absl::StatusOr<Layout> MdsCore::SetLayout(const ReqId& req, const Cred& cred,
       spec.objects = n.layout.objects;
       n.layout = spec;
     } else {
-      MDS_ASSIGN_OR_RETURN(auto objects, AllocateObjects(spec, &b));
+      STRIPEFS_ASSIGN_OR_RETURN(auto objects, AllocateObjects(spec, &b));
       QueueDestroy(&b, n.layout);
       spec.stripe_count = static_cast<int32_t>(objects.size());
       spec.objects = std::move(objects);
@@ -189,13 +189,13 @@ absl::StatusOr<Layout> MdsCore::SetLayout(const ReqId& req, const Cred& cred,
   }
   n.ctime = Now();
   PutInode(&b, n);
-  MDS_RETURN_IF_ERROR(Commit(req, &b, InodeReply(n)));
+  STRIPEFS_RETURN_IF_ERROR(Commit(req, &b, InodeReply(n)));
   return n.layout;
 }
 
 absl::StatusOr<Layout> MdsCore::GetLayout(const Cred& cred, uint64_t ino) {
   absl::ReaderMutexLock l(&mu_);
-  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   if (!S_ISREG(n.mode) && !S_ISDIR(n.mode)) {
     return Errno(ENODATA, "no layout on this file type");
   }

@@ -8,8 +8,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "common/errors.h"
+#include "common/status_macros.h"
 #include "mds/mds_core.h"
-#include "mds/status_macros.h"
 
 namespace stripefs::mds {
 
@@ -45,7 +45,7 @@ absl::StatusOr<EvictResult> MdsCore::EvictClient(uint64_t client_id) {
     }
     reclaimed.push_back(ino);
   }
-  MDS_RETURN_IF_ERROR(store_->Write(b));
+  STRIPEFS_RETURN_IF_ERROR(store_->Write(b));
   ++writes_;
   for (uint64_t h : dropped) handles_.erase(h);
   open_count_ = std::move(left);

@@ -8,8 +8,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "common/status_macros.h"
 #include "mds/mds_core.h"
-#include "mds/status_macros.h"
 #include "spdlog/spdlog.h"
 
 namespace stripefs::mds {
@@ -27,7 +27,7 @@ absl::Status CheckNameLength(const std::string& name) {
 
 // A name a new entry may get ("." and ".." are handled by callers).
 absl::Status CheckName(const std::string& name) {
-  MDS_RETURN_IF_ERROR(CheckNameLength(name));
+  STRIPEFS_RETURN_IF_ERROR(CheckNameLength(name));
   if (name.empty()) return Errno(EINVAL, "empty name");
   if (name.find('/') != std::string::npos ||
       name.find('\0') != std::string::npos) {
@@ -74,14 +74,14 @@ bool IsWriteMode(uint32_t flags) {
 
 absl::StatusOr<Inode> MdsCore::Lookup(const Cred& cred, uint64_t parent,
                                       const std::string& name) {
-  MDS_RETURN_IF_ERROR(CheckNameLength(name));
+  STRIPEFS_RETURN_IF_ERROR(CheckNameLength(name));
   if (name.empty()) return Errno(ENOENT, "empty name");
   absl::ReaderMutexLock l(&mu_);
-  MDS_ASSIGN_OR_RETURN(Inode dir, LoadDir(parent));
-  MDS_RETURN_IF_ERROR(NeedAccess(dir, cred, X_OK));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode dir, LoadDir(parent));
+  STRIPEFS_RETURN_IF_ERROR(NeedAccess(dir, cred, X_OK));
   if (name == ".") return dir;
   if (name == "..") return LoadInode(dir.parent == 0 ? kRootIno : dir.parent);
-  MDS_ASSIGN_OR_RETURN(auto d, LoadDentry(parent, name));
+  STRIPEFS_ASSIGN_OR_RETURN(auto d, LoadDentry(parent, name));
   if (!d.has_value()) return Errno(ENOENT, absl::StrCat("no entry ", name));
   return LoadInode(d->ino);
 }
@@ -94,9 +94,9 @@ absl::StatusOr<Inode> MdsCore::GetAttr(uint64_t ino) {
 absl::StatusOr<Inode> MdsCore::SetAttr(const ReqId& req, const Cred& cred,
                                        uint64_t ino, const SetAttrArgs& a) {
   absl::MutexLock l(&mu_);
-  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return ReplyInode(*rec);
-  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   const bool root = cred.uid == 0;
   const bool owner = root || cred.uid == n.uid;
   const uint32_t v = a.valid;
@@ -115,7 +115,7 @@ absl::StatusOr<Inode> MdsCore::SetAttr(const ReqId& req, const Cred& cred,
         return Errno(EINVAL, "file handle not open for writing");
       }
     } else {
-      MDS_RETURN_IF_ERROR(NeedAccess(n, cred, W_OK));
+      STRIPEFS_RETURN_IF_ERROR(NeedAccess(n, cred, W_OK));
     }
   }
   if ((v & kSetMode) && !owner) {
@@ -186,7 +186,7 @@ absl::StatusOr<Inode> MdsCore::SetAttr(const ReqId& req, const Cred& cred,
   n.ctime = now;
   storage::WriteBatch b;
   PutInode(&b, n);
-  MDS_RETURN_IF_ERROR(Commit(req, &b, InodeReply(n)));
+  STRIPEFS_RETURN_IF_ERROR(Commit(req, &b, InodeReply(n)));
   return n;
 }
 
@@ -205,7 +205,7 @@ absl::StatusOr<OpenResult> MdsCore::OpenLocked(const ReqId& req,
   }
   if (IsWriteMode(flags) || (flags & O_TRUNC)) mask |= W_OK;
   if ((flags & kOpenExec) && S_ISREG(n.mode)) mask |= X_OK;
-  MDS_RETURN_IF_ERROR(NeedAccess(n, cred, mask));
+  STRIPEFS_RETURN_IF_ERROR(NeedAccess(n, cred, mask));
   if ((flags & O_TRUNC) && S_ISREG(n.mode)) {
     out.truncated = n.size > 0;
     n.size = 0;
@@ -228,12 +228,13 @@ absl::StatusOr<OpenResult> MdsCore::Open(const ReqId& req, const Cred& cred,
                                          uint64_t ino, uint32_t flags) {
   absl::MutexLock l(&mu_);
   SuperUndo undo(this);
-  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return ReplyOpen(req, *rec);
-  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   storage::WriteBatch b;
-  MDS_ASSIGN_OR_RETURN(OpenResult r, OpenLocked(req, cred, std::move(n), flags, &b));
-  MDS_RETURN_IF_ERROR(Commit(req, &b, OpenReply(r), [&] {
+  STRIPEFS_ASSIGN_OR_RETURN(OpenResult r,
+                            OpenLocked(req, cred, std::move(n), flags, &b));
+  STRIPEFS_RETURN_IF_ERROR(Commit(req, &b, OpenReply(r), [&] {
     mu_.AssertHeld();  // Commit runs it under mu_
     handles_[r.handle] = {r.inode.ino, flags, req.client_id};
     open_count_[r.inode.ino]++;
@@ -253,7 +254,7 @@ absl::StatusOr<OpenResult> MdsCore::Reopen(const ReqId& req, uint64_t handle,
                               "forced or unclean start, or the reopen window "
                               "is over): the file must be opened again"));
   }
-  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   if (it->second.reopen_pending) {
     it->second.reopen_pending = false;
     --pending_reopen_;
@@ -267,7 +268,7 @@ absl::StatusOr<OpenResult> MdsCore::Reopen(const ReqId& req, uint64_t handle,
 absl::Status MdsCore::Release(const ReqId& req, uint64_t handle) {
   absl::MutexLock l(&mu_);
   SuperUndo undo(this);
-  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return absl::OkStatus();
   auto it = handles_.find(handle);
   if (it == handles_.end()) {
@@ -311,25 +312,25 @@ absl::StatusOr<Inode> MdsCore::MakeNode(const ReqId& req, const Cred& cred,
                                         std::optional<uint32_t> open_flags,
                                         OpenResult* open_out) {
   SuperUndo undo(this);
-  MDS_RETURN_IF_ERROR(CheckName(name));
-  MDS_ASSIGN_OR_RETURN(Inode dir, LoadDir(parent));
-  MDS_RETURN_IF_ERROR(NeedAccess(dir, cred, X_OK));
+  STRIPEFS_RETURN_IF_ERROR(CheckName(name));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode dir, LoadDir(parent));
+  STRIPEFS_RETURN_IF_ERROR(NeedAccess(dir, cred, X_OK));
   if (IsDots(name)) {
     if (open_flags.has_value()) return Errno(EISDIR, "is a directory");
     return Errno(EEXIST, absl::StrCat(name, " exists"));
   }
   if (dir.nlink == 0) return Errno(ENOENT, "directory was removed");
-  MDS_ASSIGN_OR_RETURN(auto existing, LoadDentry(parent, name));
+  STRIPEFS_ASSIGN_OR_RETURN(auto existing, LoadDentry(parent, name));
   storage::WriteBatch b;
   if (existing.has_value()) {
     if (!open_flags.has_value() || (*open_flags & O_EXCL)) {
       return Errno(EEXIST, absl::StrCat(name, " exists"));
     }
-    MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(existing->ino));
+    STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(existing->ino));
     if (S_ISDIR(n.mode)) return Errno(EISDIR, absl::StrCat(name, " is a directory"));
-    MDS_ASSIGN_OR_RETURN(*open_out, OpenLocked(req, cred, std::move(n),
-                                               *open_flags, &b));
-    MDS_RETURN_IF_ERROR(Commit(req, &b, OpenReply(*open_out), [&] {
+    STRIPEFS_ASSIGN_OR_RETURN(
+        *open_out, OpenLocked(req, cred, std::move(n), *open_flags, &b));
+    STRIPEFS_RETURN_IF_ERROR(Commit(req, &b, OpenReply(*open_out), [&] {
       mu_.AssertHeld();  // Commit runs it under mu_
       handles_[open_out->handle] = {open_out->inode.ino, *open_flags,
                                     req.client_id};
@@ -337,7 +338,7 @@ absl::StatusOr<Inode> MdsCore::MakeNode(const ReqId& req, const Cred& cred,
     }));
     return open_out->inode;
   }
-  MDS_RETURN_IF_ERROR(NeedAccess(dir, cred, W_OK | X_OK));
+  STRIPEFS_RETURN_IF_ERROR(NeedAccess(dir, cred, W_OK | X_OK));
 
   const uint32_t type = mode & S_IFMT;
   Timespec now = Now();
@@ -364,7 +365,7 @@ absl::StatusOr<Inode> MdsCore::MakeNode(const ReqId& req, const Cred& cred,
     n.nlink = 1;
   }
   if (type == S_IFREG) {
-    MDS_ASSIGN_OR_RETURN(auto objects, AllocateObjects(dir.layout, &b));
+    STRIPEFS_ASSIGN_OR_RETURN(auto objects, AllocateObjects(dir.layout, &b));
     n.layout.stripe_size = dir.layout.stripe_size;
     n.layout.stripe_count = static_cast<int32_t>(objects.size());
     n.layout.stripe_offset = dir.layout.stripe_offset;
@@ -390,7 +391,7 @@ absl::StatusOr<Inode> MdsCore::MakeNode(const ReqId& req, const Cred& cred,
           EncodeHandle({n.ino, *open_flags, req.client_id}));
   }
   PutSuper(&b);
-  MDS_RETURN_IF_ERROR(Commit(
+  STRIPEFS_RETURN_IF_ERROR(Commit(
       req, &b, open_flags.has_value() ? OpenReply(*open_out) : InodeReply(n),
       [&] {
         mu_.AssertHeld();  // Commit runs it under mu_
@@ -407,10 +408,10 @@ absl::StatusOr<OpenResult> MdsCore::Create(const ReqId& req, const Cred& cred,
                                            const std::string& name,
                                            uint32_t mode, uint32_t flags) {
   absl::MutexLock l(&mu_);
-  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return ReplyOpen(req, *rec);
   OpenResult out;
-  MDS_ASSIGN_OR_RETURN(
+  STRIPEFS_ASSIGN_OR_RETURN(
       Inode n, MakeNode(req, cred, parent, name, S_IFREG | (mode & 07777), 0,
                         "", flags, &out));
   (void)n;
@@ -439,7 +440,7 @@ absl::StatusOr<Inode> MdsCore::Mknod(const ReqId& req, const Cred& cred,
       return Errno(EINVAL, "bad file type for mknod");
   }
   absl::MutexLock l(&mu_);
-  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return ReplyInode(*rec);
   return MakeNode(req, cred, parent, name, type | (mode & 07777), rdev, "",
                   std::nullopt, nullptr);
@@ -449,7 +450,7 @@ absl::StatusOr<Inode> MdsCore::Mkdir(const ReqId& req, const Cred& cred,
                                      uint64_t parent, const std::string& name,
                                      uint32_t mode) {
   absl::MutexLock l(&mu_);
-  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return ReplyInode(*rec);
   return MakeNode(req, cred, parent, name, S_IFDIR | (mode & 07777), 0, "",
                   std::nullopt, nullptr);
@@ -467,7 +468,7 @@ absl::StatusOr<Inode> MdsCore::Symlink(const ReqId& req, const Cred& cred,
     return Errno(EINVAL, "symlink target contains NUL");
   }
   absl::MutexLock l(&mu_);
-  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return ReplyInode(*rec);
   return MakeNode(req, cred, parent, name, S_IFLNK | 0777, 0, target,
                   std::nullopt, nullptr);
@@ -476,19 +477,19 @@ absl::StatusOr<Inode> MdsCore::Symlink(const ReqId& req, const Cred& cred,
 absl::StatusOr<Inode> MdsCore::Link(const ReqId& req, const Cred& cred,
                                     uint64_t ino, uint64_t new_parent,
                                     const std::string& new_name) {
-  MDS_RETURN_IF_ERROR(CheckName(new_name));
+  STRIPEFS_RETURN_IF_ERROR(CheckName(new_name));
   absl::MutexLock l(&mu_);
-  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return ReplyInode(*rec);
-  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
-  MDS_ASSIGN_OR_RETURN(Inode dir, LoadDir(new_parent));
-  MDS_RETURN_IF_ERROR(NeedAccess(dir, cred, X_OK));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode dir, LoadDir(new_parent));
+  STRIPEFS_RETURN_IF_ERROR(NeedAccess(dir, cred, X_OK));
   if (IsDots(new_name)) return Errno(EEXIST, absl::StrCat(new_name, " exists"));
-  MDS_ASSIGN_OR_RETURN(auto existing, LoadDentry(new_parent, new_name));
+  STRIPEFS_ASSIGN_OR_RETURN(auto existing, LoadDentry(new_parent, new_name));
   if (existing.has_value()) {
     return Errno(EEXIST, absl::StrCat(new_name, " exists"));
   }
-  MDS_RETURN_IF_ERROR(NeedAccess(dir, cred, W_OK | X_OK));
+  STRIPEFS_RETURN_IF_ERROR(NeedAccess(dir, cred, W_OK | X_OK));
   if (S_ISDIR(n.mode)) return Errno(EPERM, "hard link to a directory");
   if (n.nlink == 0) return Errno(ENOENT, "file was removed");
   if (n.nlink >= 65000) return Errno(EMLINK, "too many links");
@@ -501,14 +502,14 @@ absl::StatusOr<Inode> MdsCore::Link(const ReqId& req, const Cred& cred,
   dir.mtime = dir.ctime = now;
   PutInode(&b, dir);
   PutInode(&b, n);
-  MDS_RETURN_IF_ERROR(Commit(req, &b, InodeReply(n)));
+  STRIPEFS_RETURN_IF_ERROR(Commit(req, &b, InodeReply(n)));
   return n;
 }
 
 absl::Status MdsCore::Remove(const ReqId& req, const Cred& cred,
                              uint64_t parent, const std::string& name,
                              bool dir_op) {
-  MDS_RETURN_IF_ERROR(CheckNameLength(name));
+  STRIPEFS_RETURN_IF_ERROR(CheckNameLength(name));
   if (name == ".") {
     return dir_op ? Errno(EINVAL, "cannot remove '.'")
                   : Errno(EISDIR, "'.' is a directory");
@@ -517,21 +518,21 @@ absl::Status MdsCore::Remove(const ReqId& req, const Cred& cred,
     return dir_op ? Errno(ENOTEMPTY, "cannot remove '..'")
                   : Errno(EISDIR, "'..' is a directory");
   }
-  MDS_RETURN_IF_ERROR(CheckName(name));
+  STRIPEFS_RETURN_IF_ERROR(CheckName(name));
   absl::MutexLock l(&mu_);
   SuperUndo undo(this);
-  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return absl::OkStatus();
-  MDS_ASSIGN_OR_RETURN(Inode dir, LoadDir(parent));
-  MDS_RETURN_IF_ERROR(NeedAccess(dir, cred, X_OK));
-  MDS_ASSIGN_OR_RETURN(auto d, LoadDentry(parent, name));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode dir, LoadDir(parent));
+  STRIPEFS_RETURN_IF_ERROR(NeedAccess(dir, cred, X_OK));
+  STRIPEFS_ASSIGN_OR_RETURN(auto d, LoadDentry(parent, name));
   if (!d.has_value()) return Errno(ENOENT, absl::StrCat("no entry ", name));
-  MDS_RETURN_IF_ERROR(NeedAccess(dir, cred, W_OK | X_OK));
-  MDS_ASSIGN_OR_RETURN(Inode victim, LoadInode(d->ino));
+  STRIPEFS_RETURN_IF_ERROR(NeedAccess(dir, cred, W_OK | X_OK));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode victim, LoadInode(d->ino));
   const bool is_dir = S_ISDIR(victim.mode);
   if (dir_op && !is_dir) return Errno(ENOTDIR, absl::StrCat(name, " is not a directory"));
   if (!dir_op && is_dir) return Errno(EISDIR, absl::StrCat(name, " is a directory"));
-  MDS_RETURN_IF_ERROR(CheckSticky(dir, victim, cred));
+  STRIPEFS_RETURN_IF_ERROR(CheckSticky(dir, victim, cred));
   if (is_dir && victim.nentries > 0) {
     return Errno(ENOTEMPTY, absl::StrCat(name, " is not empty"));
   }
@@ -554,31 +555,31 @@ absl::Status MdsCore::Rename(const ReqId& req, const Cred& cred,
       flags == (kRenameNoReplace | kRenameExchange)) {
     return Errno(EINVAL, "bad rename flags");
   }
-  MDS_RETURN_IF_ERROR(CheckNameLength(name));
-  MDS_RETURN_IF_ERROR(CheckNameLength(new_name));
+  STRIPEFS_RETURN_IF_ERROR(CheckNameLength(name));
+  STRIPEFS_RETURN_IF_ERROR(CheckNameLength(new_name));
   if (IsDots(name)) return Errno(EBUSY, "cannot rename '.' or '..'");
   if (IsDots(new_name)) {
     return (flags & kRenameNoReplace) ? Errno(EEXIST, "target exists")
                                       : Errno(EBUSY, "cannot rename onto '.' or '..'");
   }
-  MDS_RETURN_IF_ERROR(CheckName(name));
-  MDS_RETURN_IF_ERROR(CheckName(new_name));
+  STRIPEFS_RETURN_IF_ERROR(CheckName(name));
+  STRIPEFS_RETURN_IF_ERROR(CheckName(new_name));
   absl::MutexLock l(&mu_);
   SuperUndo undo(this);
-  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return absl::OkStatus();
   const bool same_dir = parent == new_parent;
-  MDS_ASSIGN_OR_RETURN(Inode sp, LoadDir(parent));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode sp, LoadDir(parent));
   Inode dp_storage;
   if (!same_dir) {
-    MDS_ASSIGN_OR_RETURN(dp_storage, LoadDir(new_parent));
+    STRIPEFS_ASSIGN_OR_RETURN(dp_storage, LoadDir(new_parent));
   }
   Inode& dp = same_dir ? sp : dp_storage;
-  MDS_RETURN_IF_ERROR(NeedAccess(sp, cred, X_OK));
-  MDS_RETURN_IF_ERROR(NeedAccess(dp, cred, X_OK));
-  MDS_ASSIGN_OR_RETURN(auto sd, LoadDentry(parent, name));
+  STRIPEFS_RETURN_IF_ERROR(NeedAccess(sp, cred, X_OK));
+  STRIPEFS_RETURN_IF_ERROR(NeedAccess(dp, cred, X_OK));
+  STRIPEFS_ASSIGN_OR_RETURN(auto sd, LoadDentry(parent, name));
   if (!sd.has_value()) return Errno(ENOENT, absl::StrCat("no entry ", name));
-  MDS_ASSIGN_OR_RETURN(auto dd, LoadDentry(new_parent, new_name));
+  STRIPEFS_ASSIGN_OR_RETURN(auto dd, LoadDentry(new_parent, new_name));
   const bool exchange = flags & kRenameExchange;
   if (exchange && !dd.has_value()) {
     return Errno(ENOENT, absl::StrCat("no entry ", new_name));
@@ -586,33 +587,33 @@ absl::Status MdsCore::Rename(const ReqId& req, const Cred& cred,
   if ((flags & kRenameNoReplace) && dd.has_value()) {
     return Errno(EEXIST, absl::StrCat(new_name, " exists"));
   }
-  MDS_RETURN_IF_ERROR(NeedAccess(sp, cred, W_OK | X_OK));
-  MDS_RETURN_IF_ERROR(NeedAccess(dp, cred, W_OK | X_OK));
+  STRIPEFS_RETURN_IF_ERROR(NeedAccess(sp, cred, W_OK | X_OK));
+  STRIPEFS_RETURN_IF_ERROR(NeedAccess(dp, cred, W_OK | X_OK));
   // Same inode (the same entry, or two hard links): nothing to do.
   if (dd.has_value() && dd->ino == sd->ino) return absl::OkStatus();
   if (dp.nlink == 0) return Errno(ENOENT, "target directory was removed");
 
-  MDS_ASSIGN_OR_RETURN(Inode src, LoadInode(sd->ino));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode src, LoadInode(sd->ino));
   std::optional<Inode> dst;
   if (dd.has_value()) {
-    MDS_ASSIGN_OR_RETURN(dst, LoadInode(dd->ino));
+    STRIPEFS_ASSIGN_OR_RETURN(dst, LoadInode(dd->ino));
   }
-  MDS_RETURN_IF_ERROR(CheckSticky(sp, src, cred));
-  if (dst.has_value()) MDS_RETURN_IF_ERROR(CheckSticky(dp, *dst, cred));
+  STRIPEFS_RETURN_IF_ERROR(CheckSticky(sp, src, cred));
+  if (dst.has_value()) STRIPEFS_RETURN_IF_ERROR(CheckSticky(dp, *dst, cred));
   const bool src_dir = S_ISDIR(src.mode);
   const bool dst_dir = dst.has_value() && S_ISDIR(dst->mode);
   if (src_dir && !same_dir) {
     if (IsAncestor(src.ino, new_parent)) {
       return Errno(EINVAL, "cannot move a directory into its own subtree");
     }
-    MDS_RETURN_IF_ERROR(NeedAccess(src, cred, W_OK));
+    STRIPEFS_RETURN_IF_ERROR(NeedAccess(src, cred, W_OK));
   }
   if (exchange) {
     if (dst_dir && !same_dir) {
       if (IsAncestor(dst->ino, parent)) {
         return Errno(EINVAL, "cannot move a directory into its own subtree");
       }
-      MDS_RETURN_IF_ERROR(NeedAccess(*dst, cred, W_OK));
+      STRIPEFS_RETURN_IF_ERROR(NeedAccess(*dst, cred, W_OK));
     }
   } else if (dst.has_value()) {
     if (src_dir && !dst_dir) return Errno(ENOTDIR, absl::StrCat(new_name, " is not a directory"));
@@ -676,7 +677,7 @@ absl::Status MdsCore::Rename(const ReqId& req, const Cred& cred,
 
 absl::StatusOr<std::string> MdsCore::Readlink(const Cred& cred, uint64_t ino) {
   absl::ReaderMutexLock l(&mu_);
-  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   if (!S_ISLNK(n.mode)) return Errno(EINVAL, "not a symlink");
   return n.symlink;
 }
@@ -687,8 +688,8 @@ absl::StatusOr<ReaddirResult> MdsCore::Readdir(const Cred& cred, uint64_t ino,
                                                bool plus) {
   uint32_t max = max_entries == 0 ? 1024 : std::min<uint32_t>(max_entries, 8192);
   absl::ReaderMutexLock l(&mu_);
-  MDS_ASSIGN_OR_RETURN(Inode dir, LoadDir(ino));
-  MDS_RETURN_IF_ERROR(NeedAccess(dir, cred, R_OK));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode dir, LoadDir(ino));
+  STRIPEFS_RETURN_IF_ERROR(NeedAccess(dir, cred, R_OK));
   ReaddirResult out;
   if (cookie == UINT64_MAX || cookie >= dir.next_cookie) {
     out.eof = true;
@@ -704,7 +705,7 @@ absl::StatusOr<ReaddirResult> MdsCore::Readdir(const Cred& cred, uint64_t ino,
       break;
     }
     if (it->key().size() != prefix.size() + 8) continue;
-    MDS_ASSIGN_OR_RETURN(CookieEntry c, DecodeCookieEntry(it->value()));
+    STRIPEFS_ASSIGN_OR_RETURN(CookieEntry c, DecodeCookieEntry(it->value()));
     DirEntryOut e;
     e.cookie = storage::DecodeBE64(it->key().substr(prefix.size()));
     e.name = std::move(c.name);
@@ -721,13 +722,13 @@ absl::StatusOr<ReaddirResult> MdsCore::Readdir(const Cred& cred, uint64_t ino,
     }
     out.entries.push_back(std::move(e));
   }
-  MDS_RETURN_IF_ERROR(it->status());
+  STRIPEFS_RETURN_IF_ERROR(it->status());
   return out;
 }
 
 absl::Status MdsCore::Access(const Cred& cred, uint64_t ino, uint32_t mask) {
   absl::ReaderMutexLock l(&mu_);
-  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   if ((mask & 7) == 0) return absl::OkStatus();
   return NeedAccess(n, cred, mask & 7);
 }
@@ -741,9 +742,9 @@ absl::StatusOr<Inode> MdsCore::UpdateSize(const ReqId& req, const Cred& cred,
     return Errno(EINVAL, "nanoseconds out of range");
   }
   absl::MutexLock l(&mu_);
-  MDS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return ReplyInode(*rec);
-  MDS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   if (S_ISDIR(n.mode)) return Errno(EISDIR, "is a directory");
   if (!S_ISREG(n.mode)) return Errno(EINVAL, "not a regular file");
   if (size > n.size) n.size = size;
@@ -753,7 +754,7 @@ absl::StatusOr<Inode> MdsCore::UpdateSize(const ReqId& req, const Cred& cred,
   if (kill_priv) KillPriv(&n, cred);
   storage::WriteBatch b;
   PutInode(&b, n);
-  MDS_RETURN_IF_ERROR(Commit(req, &b, InodeReply(n)));
+  STRIPEFS_RETURN_IF_ERROR(Commit(req, &b, InodeReply(n)));
   return n;
 }
 

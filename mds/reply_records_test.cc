@@ -319,7 +319,7 @@ TEST_F(ReplyRecordTest, OldRecordsArePrunedAndTheirResendsExecuted) {
 // retention must not prune a record seconds old (its resend would run
 // again); records age on the steady clock.
 TEST_F(ReplyRecordTest, WallClockStepDoesNotPruneYoungRecords) {
-  dlm::FakeClock steady{absl::FromUnixSeconds(5)};
+  FakeClock steady{absl::FromUnixSeconds(5)};
   Restart({.steady_clock = &steady});
   steady.Advance(absl::Minutes(11));  // this instance ran past the retention
   clock_.Advance(absl::Minutes(11));

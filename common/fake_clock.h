@@ -6,7 +6,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 
-namespace stripefs::dlm {
+namespace stripefs {
 
 class FakeClock : public Clock {
  public:
@@ -27,4 +27,4 @@ class FakeClock : public Clock {
   absl::Time now_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace stripefs::dlm
+}  // namespace stripefs
