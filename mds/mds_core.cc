@@ -1,6 +1,6 @@
-// MdsCore: start-up (format / load / recovery), record helpers, object
-// allocation from the precreated pools and the background threads. The
-// namespace operations are in mds_core_ns.cc, xattrs and layouts in
+// MdsCore: start-up (format / load / recovery), record helpers and the
+// background threads. Object allocation and destroy: mds_core_objects.cc;
+// the namespace operations: mds_core_ns.cc; xattrs and layouts:
 // mds_core_attr.cc.
 #include "mds/mds_core.h"
 
@@ -543,13 +543,6 @@ void MdsCore::DeleteInode(storage::WriteBatch* b, const Inode& victim) {
   PutSuper(b);
 }
 
-void MdsCore::QueueDestroy(storage::WriteBatch* b, const Layout& layout) {
-  if (layout.objects.empty()) return;
-  for (const auto& o : layout.objects) b->Put(DestroyKey(o.ost, o.oid), "");
-  absl::MutexLock l(&bg_mu_);
-  destroy_pending_ = true;
-}
-
 absl::Status MdsCore::ValidateLayout(uint32_t stripe_size, int32_t stripe_count,
                                      int32_t stripe_offset) {
   if (stripe_size != 0 && stripe_size % 65536 != 0) {
@@ -575,60 +568,6 @@ absl::Status MdsCore::ValidateLayout(uint32_t stripe_size, int32_t stripe_count,
     }
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<std::vector<StripeObject>> MdsCore::AllocateObjects(
-    const Layout& spec, storage::WriteBatch* b) {
-  const auto& targets = osts_->Targets();
-  const size_t n = targets.size();
-  if (n == 0) return Errno(ENOSPC, "no OSTs configured");
-  size_t want = spec.stripe_count <= 0 ? n : size_t(spec.stripe_count);
-  if (want > n) want = n;
-  size_t start = 0;
-  bool placed = false;
-  if (spec.stripe_offset >= 0) {
-    for (size_t i = 0; i < n; ++i) {
-      if (targets[i].index == uint32_t(spec.stripe_offset)) {
-        start = i;
-        placed = true;
-      }
-    }
-  }
-  if (!placed) start = rr_next_++ % n;
-  std::vector<StripeObject> objects;
-  bool low = false;
-  absl::Time now = clock_->Now();
-  for (size_t i = 0; i < n && objects.size() < want; ++i) {
-    const OstTarget& t = targets[(start + i) % n];
-    if (!t.active) continue;
-    OstState& st = ost_state_[t.index];
-    if (st.available == 0) {
-      if (now < st.retry_after) continue;
-      // The pool ran dry: precreate on demand (rare; the background thread
-      // normally keeps the pool filled).
-      ++st.precreates_in_flight;
-      auto r = osts_->Precreate(t.index, options_.precreate_batch,
-                                absl::Seconds(5));
-      EndPrecreate(t.index, st, r, b);
-      if (!r.ok()) {
-        st.retry_after = now + absl::Seconds(2);
-        spdlog::warn("precreate on ost{} failed: {}", t.index,
-                     r.status().ToString());
-        continue;
-      }
-    }
-    auto& range = st.pool.ranges.front();
-    uint64_t oid = range.first++;
-    if (range.first >= range.second) st.pool.ranges.erase(st.pool.ranges.begin());
-    st.available--;
-    st.pool.last_used = oid;
-    b->Put(PrecreateKey(t.index), EncodePrecreate(st.pool));
-    objects.push_back({t.index, oid});
-    if (st.available < options_.precreate_low_water) low = true;
-  }
-  if (objects.empty()) return Errno(EIO, "no OST could supply an object");
-  if (low) KickBackground();
-  return objects;
 }
 
 absl::Status MdsCore::Sync() {
@@ -658,221 +597,9 @@ size_t MdsCore::OpenHandleCount() {
   return handles_.size();
 }
 
-size_t MdsCore::PooledObjects(uint32_t ost) {
-  absl::ReaderMutexLock l(&mu_);
-  auto it = ost_state_.find(ost);
-  return it == ost_state_.end() ? 0 : it->second.available;
-}
-
 void MdsCore::KickBackground() {
   absl::MutexLock l(&bg_mu_);
   kicked_ = true;
-}
-
-void MdsCore::RefillPools() {
-  std::vector<uint32_t> todo;
-  {
-    absl::MutexLock l(&mu_);
-    absl::Time now = clock_->Now();
-    for (auto& [idx, st] : ost_state_) {
-      if (st.available < options_.precreate_low_water && !st.refilling &&
-          now >= st.retry_after) {
-        st.refilling = true;
-        ++st.precreates_in_flight;
-        todo.push_back(idx);
-      }
-    }
-  }
-  for (uint32_t idx : todo) {
-    absl::Status s = RefillOne(idx);
-    (void)s;  // logged inside; retried after retry_after
-  }
-}
-
-absl::Status MdsCore::RefillOne(uint32_t ost) {
-  auto r = osts_->Precreate(ost, options_.precreate_batch, absl::Seconds(10));
-  absl::MutexLock l(&mu_);
-  OstState& st = ost_state_[ost];
-  st.refilling = false;
-  storage::WriteBatch b;
-  EndPrecreate(ost, st, r, &b);
-  if (!r.ok()) {
-    if (!b.empty()) {
-      absl::Status s = store_->Write(b);
-      if (!s.ok()) spdlog::warn("queueing orphans: {}", s.ToString());
-    }
-    if (st.retry_after == absl::InfinitePast()) {
-      spdlog::warn("precreate on ost{} failed (will retry): {}", ost,
-                   r.status().ToString());
-    }
-    st.retry_after = clock_->Now() + absl::Seconds(2);
-    return r.status();
-  }
-  if (st.retry_after != absl::InfinitePast()) {
-    spdlog::info("precreate on ost{} works again", ost);
-  }
-  st.retry_after = absl::InfinitePast();
-  b.Put(PrecreateKey(ost), EncodePrecreate(st.pool));
-  absl::Status s = store_->Write(b);
-  if (!s.ok() && ToErrno(s) == EROFS) {
-    // The store turned read-only: a forced failover (seed 002). The
-    // objects are orphans past the recorded pool; the next instance
-    // precreates afresh.
-    spdlog::warn(
-        "recording precreated objects of ost{}: {} (expected during a "
-        "forced failover)",
-        ost, s.ToString());
-  } else if (!s.ok()) {
-    spdlog::error("recording precreated objects of ost{}: {}", ost,
-                  s.ToString());
-  }
-  return s;
-}
-
-void MdsCore::EndPrecreate(uint32_t ost, OstState& st,
-                           const absl::StatusOr<ObjectRange>& r,
-                           storage::WriteBatch* b) {
-  --st.precreates_in_flight;
-  if (r.ok()) {
-    if (st.lowest_new == 0 || r->first_oid < st.lowest_new) {
-      st.lowest_new = r->first_oid;
-    }
-    auto& ranges = st.pool.ranges;
-    if (!ranges.empty() && ranges.back().second == r->first_oid) {
-      ranges.back().second += r->count;
-    } else {
-      ranges.push_back({r->first_oid, r->first_oid + r->count});
-      // Replies may come out of order (a refill and an on-demand precreate
-      // overlap): hand out ids in order, so last_used stays the highest.
-      std::sort(ranges.begin(), ranges.end());
-    }
-    st.available += r->count;
-  }
-  // Every id this instance got is >= lowest_new (the OST's high-water mark
-  // at start + 1) once nothing is in flight any more.
-  if (st.orphans_from == 0 || st.lowest_new == 0 ||
-      st.precreates_in_flight > 0) {
-    return;
-  }
-  if (st.lowest_new > st.orphans_from) {
-    // Bounded: a pool is a few batches; more means a foreign OST state.
-    constexpr uint64_t kMaxOrphans = uint64_t{1} << 20;
-    const uint64_t n = std::min(st.lowest_new - st.orphans_from, kMaxOrphans);
-    for (uint64_t oid = st.orphans_from; oid < st.orphans_from + n; ++oid) {
-      b->Put(DestroyKey(ost, oid), "");
-    }
-    spdlog::info("ost{}: new objects start at {}; destroying {} unused "
-                 "objects from {} (precreated by an earlier instance or "
-                 "written by files a crash lost)",
-                 ost, st.lowest_new, n, st.orphans_from);
-    absl::MutexLock l(&bg_mu_);
-    destroy_pending_ = true;
-  }
-  st.orphans_from = 0;
-}
-
-void MdsCore::RefillLoop() {
-  while (true) {
-    {
-      absl::MutexLock l(&bg_mu_);
-      bg_mu_.AwaitWithTimeout(
-          absl::Condition(
-              +[](MdsCore* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->bg_mu_) {
-                return c->stop_ || c->kicked_;
-              },
-              this),
-          absl::Seconds(1));
-      if (stop_) return;
-      kicked_ = false;
-    }
-    RefillPools();
-  }
-}
-
-absl::StatusOr<size_t> MdsCore::DrainDestroyQueue() {
-  size_t destroyed = 0;
-  absl::Status first_error;
-  for (int pass = 0; pass < 1000; ++pass) {
-    std::map<uint32_t, std::vector<std::pair<uint64_t, std::string>>> batch;
-    size_t total = 0;
-    {
-      auto it = store_->NewIterator();
-      for (it->Seek(kDestroyPrefix);
-           it->Valid() && it->key()[0] == 'Q' && total < 4096; it->Next()) {
-        if (it->key().size() != 13) continue;
-        uint32_t ost = storage::DecodeBE32(it->key().substr(1));
-        uint64_t oid = storage::DecodeBE64(it->key().substr(5));
-        batch[ost].push_back({oid, std::string(it->key())});
-        ++total;
-      }
-      STRIPEFS_RETURN_IF_ERROR(it->status());
-    }
-    if (total == 0) break;
-    storage::WriteBatch done;
-    size_t done_count = 0;
-    for (auto& [ost, items] : batch) {
-      std::vector<uint64_t> oids;
-      for (auto& [oid, key] : items) oids.push_back(oid);
-      // Fault point between the unlink's commit (the Q records) and the
-      // destroy on the OSS: a crash here leaves the queue to the next start.
-      absl::Status s = fault::Hit("mds.before_destroy");
-      if (s.ok()) s = osts_->Destroy(ost, oids);
-      if (!s.ok()) {
-        if (first_error.ok()) {
-          first_error = absl::Status(
-              s.code(), absl::StrCat("destroy on ost", ost, ": ", s.message()));
-        }
-        continue;
-      }
-      for (auto& [oid, key] : items) done.Delete(key);
-      done_count += items.size();
-    }
-    if (!done.empty()) {
-      // Destroyed on the OSSs, still queued here: destroyed again later.
-      STRIPEFS_RETURN_IF_ERROR(fault::Hit("mds.after_destroy"));
-      STRIPEFS_RETURN_IF_ERROR(store_->Write(done));
-    }
-    destroyed += done_count;
-    if (!first_error.ok() || total < 4096) break;
-  }
-  if (!first_error.ok()) return first_error;
-  return destroyed;
-}
-
-void MdsCore::DestroyLoop() {
-  bool failing = false;
-  while (true) {
-    {
-      absl::MutexLock l(&bg_mu_);
-      if (failing) {
-        // Retry later whatever happens.
-        if (WaitForStop(options_.destroy_retry)) return;
-      } else {
-        bg_mu_.AwaitWithTimeout(
-            absl::Condition(
-                +[](MdsCore* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->bg_mu_) {
-                  return c->stop_ || c->destroy_pending_;
-                },
-                this),
-            absl::Seconds(5));
-        if (stop_) return;
-      }
-      // Let removals pile up a little so one OSS call destroys many.
-      if (WaitForStop(options_.destroy_batch_delay)) return;
-      destroy_pending_ = false;
-    }
-    auto r = DrainDestroyQueue();
-    if (!r.ok()) {
-      if (!failing) {
-        spdlog::warn("destroying objects failed (will retry): {}",
-                     r.status().ToString());
-      }
-      failing = true;
-    } else {
-      if (failing) spdlog::info("destroying objects works again");
-      failing = false;
-    }
-  }
 }
 
 }  // namespace stripefs::mds
