@@ -28,6 +28,7 @@
 namespace stripefs::cli {
 
 using internal::AbsHome;
+using internal::LoadHome;
 using internal::BinaryFor;
 using internal::CheckMountpoint;
 using internal::GroupStart;
@@ -330,20 +331,10 @@ absl::Status ClusterDown(const std::string& home_arg,
 
 absl::StatusOr<std::vector<ServerState>> ClusterStatus(
     const std::string& home_arg) {
-  absl::StatusOr<std::string> home = AbsHome(home_arg, /*create=*/false);
-  if (!home.ok()) {
-    return Errno(ENOENT, absl::StrCat("no cluster in ", home_arg,
-                                      " (run 'stripefs cluster up' first)"));
-  }
-  HomePaths paths(*home);
-  absl::StatusOr<ClusterConfig> config = LoadConfig(paths.ConfigFile());
-  if (!config.ok()) {
-    if (ToErrno(config.status()) == ENOENT) {
-      return Errno(ENOENT, absl::StrCat("no cluster in ", *home,
-                                        " (run 'stripefs cluster up' first)"));
-    }
-    return config.status();
-  }
+  std::string home;
+  absl::StatusOr<ClusterConfig> config = LoadHome(home_arg, &home);
+  if (!config.ok()) return config.status();
+  HomePaths paths(home);
   std::vector<ServerState> out;
   std::vector<const ServerConfig*> order = {config->Mds()};
   for (const ServerConfig* s : config->Osses()) order.push_back(s);

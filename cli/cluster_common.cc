@@ -149,10 +149,8 @@ absl::StatusOr<std::string> AbsHome(const std::string& home, bool create) {
   return RealPath(home);
 }
 
-// Loads the config of an existing home and finds target in it.
-absl::StatusOr<ClusterConfig> LoadForTarget(const std::string& home_arg,
-                                            const std::string& target,
-                                            std::string* home) {
+absl::StatusOr<ClusterConfig> LoadHome(const std::string& home_arg,
+                                       std::string* home) {
   absl::StatusOr<std::string> abs = AbsHome(home_arg, /*create=*/false);
   if (!abs.ok()) {
     return Errno(ENOENT, absl::StrCat("no cluster in ", home_arg,
@@ -161,17 +159,23 @@ absl::StatusOr<ClusterConfig> LoadForTarget(const std::string& home_arg,
   *home = *abs;
   absl::StatusOr<ClusterConfig> config =
       LoadConfig(HomePaths(*abs).ConfigFile());
-  if (!config.ok()) {
-    if (ToErrno(config.status()) == ENOENT) {
-      return Errno(ENOENT, absl::StrCat("no cluster in ", *abs,
-                                        " (run 'stripefs cluster up' first)"));
-    }
-    return config.status();
+  if (!config.ok() && ToErrno(config.status()) == ENOENT) {
+    return Errno(ENOENT, absl::StrCat("no cluster in ", *abs,
+                                      " (run 'stripefs cluster up' first)"));
   }
+  return config;
+}
+
+// Loads the config of an existing home and finds target in it.
+absl::StatusOr<ClusterConfig> LoadForTarget(const std::string& home_arg,
+                                            const std::string& target,
+                                            std::string* home) {
+  absl::StatusOr<ClusterConfig> config = LoadHome(home_arg, home);
+  if (!config.ok()) return config.status();
   if (config->Find(target) == nullptr) {
     std::vector<std::string> names;
     for (const auto& s : config->servers) names.push_back(s.target);
-    return Errno(ENOENT, absl::StrCat("no server '", target, "' in ", *abs,
+    return Errno(ENOENT, absl::StrCat("no server '", target, "' in ", *home,
                                       " (servers: ", absl::StrJoin(names, ", "),
                                       ")"));
   }

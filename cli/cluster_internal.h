@@ -45,6 +45,11 @@ absl::StatusOr<std::vector<std::string>> PodmanPrefix(const HomePaths& paths);
 // The home as an absolute path (created first when `create`).
 absl::StatusOr<std::string> AbsHome(const std::string& home, bool create);
 
+// Loads the config of an existing home (*home: its absolute path); ENOENT
+// "no cluster in HOME (run 'stripefs cluster up' first)" when there is none.
+absl::StatusOr<ClusterConfig> LoadHome(const std::string& home_arg,
+                                       std::string* home);
+
 // Loads the config of an existing home and finds target in it.
 absl::StatusOr<ClusterConfig> LoadForTarget(const std::string& home_arg,
                                             const std::string& target,

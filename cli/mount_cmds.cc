@@ -217,6 +217,7 @@ absl::StatusOr<MountpointCheck> CheckMountpoint(const HomePaths& paths,
 namespace stripefs::cli {
 
 using internal::AbsHome;
+using internal::LoadHome;
 using internal::AbsolutePath;
 using internal::CheckMountpoint;
 using internal::FindMountDaemon;
@@ -230,14 +231,10 @@ using internal::UnmountAndWait;
 
 absl::Status Mount(const std::string& home_arg, const std::string& mountpoint,
                    const std::string& bin_dir, bool clean_stale) {
-  absl::StatusOr<std::string> home = AbsHome(home_arg, /*create=*/false);
-  if (!home.ok()) {
-    return Errno(ENOENT, absl::StrCat("no cluster in ", home_arg,
-                                      " (run 'stripefs cluster up' first)"));
-  }
-  HomePaths paths(*home);
-  absl::StatusOr<ClusterConfig> config = LoadConfig(paths.ConfigFile());
+  std::string home;
+  absl::StatusOr<ClusterConfig> config = LoadHome(home_arg, &home);
   if (!config.ok()) return config.status();
+  HomePaths paths(home);
   const ServerConfig& mds = *config->Mds();
   if (absl::Status s = MakeDirs(paths.LogDir()); !s.ok()) return s;
   if (absl::Status s = MakeDirs(paths.RunDir()); !s.ok()) return s;
@@ -272,7 +269,7 @@ absl::Status Mount(const std::string& home_arg, const std::string& mountpoint,
         ENOTCONN,
         absl::StrCat("the MDS at ", mds.address, " does not answer (",
                      st.status().message(),
-                     "); run 'stripefs cluster up --home ", *home, "'"));
+                     "); run 'stripefs cluster up --home ", home, "'"));
   }
   const std::string exe = absl::StrCat(bin_dir, "/", kMountBinary);
   if (::access(exe.c_str(), X_OK) != 0) {

@@ -476,13 +476,10 @@ absl::Status ObjectStore::SyncAll() {
 absl::StatusOr<ObjectAttr> ObjectStore::GetAttr(uint64_t oid) {
   auto file = Acquire(oid, /*create=*/false);
   if (!file.ok()) return file.status();
-  ObjectAttr attr;
-  if (*file == nullptr) return attr;
+  if (*file == nullptr) return ObjectAttr{};  // exists, never written
   auto st = (*file)->Stat();
   if (!st.ok()) return About(oid, st.status());
-  attr.size = st->size;
-  attr.blocks = st->blocks;
-  return attr;
+  return *st;
 }
 
 absl::StatusOr<StoreStatfs> ObjectStore::Statfs() {
@@ -490,9 +487,7 @@ absl::StatusOr<StoreStatfs> ObjectStore::Statfs() {
   auto space = disk_->Space(objects_dir_);
   if (!space.ok()) return space.status();
   StoreStatfs out;
-  out.total_bytes = space->total_bytes;
-  out.free_bytes = space->free_bytes;
-  out.avail_bytes = space->avail_bytes;
+  static_cast<storage::DiskSpace&>(out) = *space;
   out.objects = objects_.load();
   return out;
 }

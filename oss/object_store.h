@@ -48,15 +48,11 @@ struct ObjectStoreOptions {
   storage::Disk* disk = nullptr;
 };
 
-struct ObjectAttr {
-  uint64_t size = 0;
-  uint64_t blocks = 0;  // 512-byte blocks allocated
-};
+// An object's size and the 512-byte blocks allocated to it.
+using ObjectAttr = storage::FileStat;
 
-struct StoreStatfs {
-  uint64_t total_bytes = 0;
-  uint64_t free_bytes = 0;
-  uint64_t avail_bytes = 0;
+// Space of the target's file system plus its object count.
+struct StoreStatfs : storage::DiskSpace {
   uint64_t objects = 0;
 };
 
