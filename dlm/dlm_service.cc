@@ -27,7 +27,13 @@ const char* const DlmService::kMethodNames[kNumMethods] = {
     "Session", "Glimpse", "GlimpseReply", "Touch",   "Replay"};
 
 DlmService::DlmService(DlmServiceOptions options, LockManager* manager)
-    : options_(std::move(options)), manager_(manager) {
+    : options_(std::move(options)),
+      manager_(manager),
+      common_({.role = "dlm",
+                .target = options_.target,
+                .instance = options_.instance,
+                .methods = {std::begin(kMethodNames),
+                            std::end(kMethodNames)}}) {
   if (options_.tick_period > absl::ZeroDuration()) {
     ticker_ = std::thread([this] {
       while (!stop_ticker_.WaitForNotificationWithTimeout(
@@ -41,7 +47,7 @@ DlmService::DlmService(DlmServiceOptions options, LockManager* manager)
 DlmService::~DlmService() { SetStopping(); }
 
 void DlmService::SetStopping() {
-  stopping_.store(true);
+  common_.SetStopping();
   if (!stop_ticker_.HasBeenNotified()) stop_ticker_.Notify();
   if (ticker_.joinable()) ticker_.join();
 }
@@ -49,54 +55,34 @@ void DlmService::SetStopping() {
 grpc::Status DlmService::Finish(Method m, const absl::Status& status,
                                 uint64_t client, uint64_t xid) {
   Count(m);
-  if (!status.ok()) {
-    // EAGAIN of a no-wait enqueue is an answer, not a failure.
-    if (ToErrno(status) != EAGAIN) {
-      spdlog::warn("{} client={} xid={}: {}", kMethodNames[m], client, xid,
-                   status.ToString());
-    }
-  }
-  return rpc::ToGrpc(status);
+  // EAGAIN of a no-wait enqueue is an answer, not a failure: logged at
+  // debug level like every errno but EIO.
+  return common_.Finish(m, status, {.client = client, .xid = xid});
 }
 
 grpc::Status DlmService::Connect(grpc::ServerContext* ctx,
                                  const rpc::ConnectRequest* req,
                                  rpc::ConnectReply* reply) {
-  auto r = rpc::AnswerConnect(*req, options_.target, options_.instance);
-  absl::Status s = r.status();
-  if (r.ok()) {
-    s = manager_->Connect(
+  // The session of the client id: a reset drops what it held.
+  auto r = common_.Connect(*req, [&](const rpc::ConnectReply&) {
+    return manager_->Connect(
         req->client_id(),
         absl::StrCat(req->client_kind(), " ", req->client_name()),
         req->reset());
-    if (s.ok()) {
-      *reply = *r;
-      connections_.Note(req->client_name(), reply->proto());
-    }
-  }
-  return Finish(kConnect, s, req->client_id(), 0);
+  });
+  if (r.ok()) *reply = std::move(*r);
+  return Finish(kConnect, r.status(), req->client_id(), 0);
 }
 
 grpc::Status DlmService::Status(grpc::ServerContext* ctx,
                                 const rpc::StatusRequest* req,
                                 rpc::StatusReply* reply) {
   Count(kStatus);
-  reply->set_target(options_.target);
-  reply->set_release(kRelease);
-  reply->set_proto_min(rpc::kProtoMin);
-  reply->set_proto_max(rpc::kProtoMax);
-  reply->set_pid(getpid());
-  reply->set_state(stopping_.load() ? "stopping" : "running");
-  reply->set_instance(options_.instance);
-  for (int i = 0; i < kNumMethods; ++i) {
-    (*reply->mutable_rpc_counts())[kMethodNames[i]] =
-        counts_[i].load(std::memory_order_relaxed);
-  }
+  common_.FillStatus(reply);
   auto& info = *reply->mutable_info();
   info["sessions"] = absl::StrCat(manager_->SessionCount());
   info["locks"] = absl::StrCat(manager_->LockCount());
   info["recovering"] = manager_->InRecovery() ? "true" : "false";
-  info["connections"] = connections_.Render();
   return grpc::Status::OK;
 }
 
@@ -231,28 +217,21 @@ grpc::Status DlmService::Replay(grpc::ServerContext* ctx,
   return rpc::ToGrpc(s);
 }
 
+void ConfigureDlmServer(grpc::ServerBuilder& builder) {
+  // Each Session stream holds a thread, so allow many.
+  server::SetSyncThreads(builder, {.name = "stripefs-dlm",
+                                   .max_threads = 1024});
+}
+
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartDlmServer(
     DlmService* service, const std::string& listen, int* bound_port) {
-  grpc::ServerBuilder builder;
-  rpc::ConfigureServer(builder);
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  // Sync server: each Session stream holds a thread, so allow many.
-  builder.SetSyncServerOption(
-      grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 2);
-  builder.SetSyncServerOption(
-      grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 8);
-  grpc::ResourceQuota quota("stripefs-dlm");
-  quota.SetMaxThreads(1024);
-  builder.SetResourceQuota(quota);
-  int port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) {
-    return Errno(EADDRINUSE, absl::StrCat("cannot listen on ", listen));
-  }
-  if (bound_port != nullptr) *bound_port = port;
-  return server;
+  return server::BuildServer(
+      listen,
+      [service](grpc::ServerBuilder& b) {
+        ConfigureDlmServer(b);
+        b.RegisterService(service);
+      },
+      bound_port);
 }
 
 }  // namespace stripefs::dlm

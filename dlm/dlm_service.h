@@ -18,9 +18,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "dlm/lock_manager.h"
-#include "rpc/connection_log.h"
 #include "grpcpp/grpcpp.h"
 #include "rpc/proto/dlm.grpc.pb.h"
+#include "server/service_common.h"
 
 namespace stripefs::dlm {
 
@@ -86,23 +86,24 @@ class DlmService final : public rpc::Dlm::Service {
   };
   static const char* const kMethodNames[kNumMethods];
 
-  // Counts the call; logs and converts a failure.
+  // Counts the call; the answer (server::ServiceCommon::Finish).
   grpc::Status Finish(Method m, const absl::Status& status, uint64_t client,
                       uint64_t xid);
-  void Count(Method m) { counts_[m].fetch_add(1, std::memory_order_relaxed); }
+  void Count(Method m) { common_.Count(m); }
 
   const DlmServiceOptions options_;
   LockManager* const manager_;
-  std::atomic<bool> stopping_{false};
-  std::array<std::atomic<uint64_t>, kNumMethods> counts_{};
-  // Clients answered by Connect and their protocol (Status "connections").
-  rpc::ConnectionLog connections_;
+  server::ServiceCommon common_;
   absl::Notification stop_ticker_;
   std::thread ticker_;
 };
 
+// The DLM's gRPC server settings (a thread per Session stream).
+void ConfigureDlmServer(grpc::ServerBuilder& builder);
+
 // Builds and starts a server for `service` on `listen` (HOST:PORT; port 0
-// picks a free one, reported in *bound_port when non-null).
+// picks a free one, reported in *bound_port when non-null), as the
+// stripefs-dlm process does (tests, benchmarks).
 [[nodiscard]] absl::StatusOr<std::unique_ptr<grpc::Server>> StartDlmServer(
     DlmService* service, const std::string& listen, int* bound_port = nullptr);
 

@@ -102,50 +102,35 @@ absl::StatusOr<MdLocks> MdsService::LockFor(
 }
 
 MdsService::MdsService(MdsCore* core, std::string target, uint64_t instance)
-    : core_(core), target_(std::move(target)), instance_(instance) {}
+    : core_(core),
+      common_({.role = "mds",
+                .target = std::move(target),
+                .instance = instance,
+                .methods = {std::begin(kMethodNames), std::end(kMethodNames)},
+                // Open2 and Sync (MdsV2) only from protocol 2.
+                .served = STRIPEFS_PROTO_MAX >= 2 ? kNumMethods
+                                                  : kNumMethods - 2}) {}
 
 grpc::Status MdsService::Finish(Method m, const absl::Status& result,
                                 uint64_t client_id, uint64_t xid) {
-  counts_[m].fetch_add(1, std::memory_order_relaxed);
+  common_.Count(m);
   // Any request carrying the client's ReqHeader renews its lease.
   if (leases_ != nullptr) leases_->Heard(client_id);
-  // A forced failover began: UNAVAILABLE whatever the result, the next
-  // instance answers the resend (rpc/failover_gate.h).
-  if (auto f = failover_.Answer(kMethodNames[m], result, client_id, xid)) {
-    return *f;
-  }
-  absl::Status s = result;
-  // The core has answered; `drop` here loses the reply of any method (a
-  // modifying one has committed, and its resend is answered from its reply
-  // record).
-  if (s.ok()) s = fault::Hit("mds.before_reply");
-  if (absl::IsUnavailable(s)) {
-    // Not an error of the request: the client resends it with the same xid.
-    spdlog::warn("{} (client {} xid {}): reply not sent: {}",
-                 kMethodNames[m], client_id, xid, s.ToString());
-  } else if (!s.ok()) {
-    int err = ToErrno(s);
-    if (err == EIO || err == 0 || err == EROFS) {
-      spdlog::error("{} (client {} xid {}) failed: {}", kMethodNames[m],
-                    client_id, xid, s.ToString());
-    } else {
-      spdlog::debug("{} (client {} xid {}) failed: {}", kMethodNames[m],
-                    client_id, xid, s.ToString());
-    }
-  }
-  return rpc::ToGrpc(s);
+  // The core has answered; `drop` at the fault point loses the reply of any
+  // method (a modifying one has committed, and its resend is answered from
+  // its reply record).
+  return common_.Finish(m, result,
+                        {.client = client_id,
+                         .xid = xid,
+                         .before_reply_fault = "mds.before_reply"});
 }
 
 grpc::Status MdsService::Connect(grpc::ServerContext*,
                                  const rpc::ConnectRequest* req,
                                  rpc::ConnectReply* reply) {
-  auto r = rpc::AnswerConnect(*req, target_, instance_);
+  auto r = common_.Connect(*req);
   if (r.ok()) {
     *reply = std::move(*r);
-    spdlog::info("connect from {} {} (client {}, release {}): proto {}",
-                 req->client_kind(), req->client_name(), req->client_id(),
-                 req->release(), reply->proto());
-    connections_.Note(req->client_name(), reply->proto());
     if (leases_ != nullptr) {
       leases_->Connected(req->client_id(), req->client_kind(),
                          req->client_name(), reply->features());
@@ -157,39 +142,29 @@ grpc::Status MdsService::Connect(grpc::ServerContext*,
 grpc::Status MdsService::Status(grpc::ServerContext*,
                                 const rpc::StatusRequest* req,
                                 rpc::StatusReply* reply) {
-  counts_[kStatus].fetch_add(1, std::memory_order_relaxed);
+  common_.Count(kStatus);
   // A mount's keepalive (N+1) names its client: its lease is renewed, and
   // it learns of its eviction until it acknowledges it.
   ClientLeases::StatusAnswer lease;
   if (leases_ != nullptr) {
     // Eviction ids are this instance's: an acknowledgement meant for a
     // previous one acknowledges nothing.
-    const uint64_t ack =
-        req->evicted_ack_instance() == instance_ ? req->evicted_ack() : 0;
+    const uint64_t ack = req->evicted_ack_instance() == common_.instance()
+                             ? req->evicted_ack()
+                             : 0;
     lease = leases_->HeardStatus(req->client_id(), ack);
   }
-  if (failover_.failing()) return rpc::FailingOver();
+  if (common_.failing()) return server::FailingOver();
   reply->set_evicted(lease.evicted);
   reply->set_evicted_below_handle(lease.evicted_below_handle);
   if (lease.tracked) {
     reply->set_client_lease_ms(absl::ToInt64Milliseconds(leases_->lease()));
   }
-  reply->set_target(target_);
-  reply->set_release(stripefs::kRelease);
-  reply->set_proto_min(rpc::kProtoMin);
-  reply->set_proto_max(rpc::kProtoMax);
-  reply->set_pid(getpid());
-  reply->set_state(stopping_ ? "stopping" : "running");
-  reply->set_instance(instance_);
-  for (int i = 0; i < kNumMethods; ++i) {
-    uint64_t c = counts_[i].load(std::memory_order_relaxed);
-    if (c > 0) (*reply->mutable_rpc_counts())[kMethodNames[i]] = c;
-  }
+  common_.FillStatus(reply);
   auto& info = *reply->mutable_info();
   info["inodes"] = std::to_string(core_->InodeCount());
   info["open_handles"] = std::to_string(core_->OpenHandleCount());
   info["osts"] = std::to_string(core_->Osts().size());
-  info["connections"] = connections_.Render();
   return grpc::Status::OK;
 }
 
@@ -303,7 +278,7 @@ grpc::Status MdsService::Open2(grpc::ServerContext* ctx,
     return Finish(kOpen2, v1.status(), req->hdr().client_id(),
                   req->hdr().xid());
   }
-  counts_[kOpen2].fetch_add(1, std::memory_order_relaxed);
+  common_.Count(kOpen2);
   rpc::OpenReply r1;
   grpc::Status gs = Open(ctx, &*v1, &r1);
   if (gs.ok()) *reply = rpc::ToOpen2Reply(std::move(r1), *req);

@@ -14,9 +14,8 @@
 #include "mds/client_leases.h"
 #include "mds/md_locks.h"
 #include "mds/mds_core.h"
-#include "rpc/connection_log.h"
-#include "rpc/failover_gate.h"
 #include "rpc/proto/mds.grpc.pb.h"
+#include "server/service_common.h"
 #if STRIPEFS_PROTO_MAX >= 2
 #include "rpc/proto/mds_v2.grpc.pb.h"
 #endif
@@ -29,11 +28,11 @@ class MdsService final : public rpc::Mds::Service {
   MdsService(MdsCore* core, std::string target, uint64_t instance);
 
   // Reported by Status: "running" or "stopping".
-  void SetStopping() { stopping_ = true; }
+  void SetStopping() { common_.SetStopping(); }
   // Forced failover (SIGUSR1, seed 002): from now on every RPC, also one
   // executing now when it finishes, answers UNAVAILABLE "failing over".
   // Call before the store turns read-only.
-  void BeginForcedFailover() { failover_.Begin(); }
+  void BeginForcedFailover() { common_.BeginForcedFailover(); }
   // Metadata locks taken before changes (optional; must outlive the
   // service). Set before serving.
   void set_locker(MdLocker* locker) { locker_ = locker; }
@@ -118,7 +117,8 @@ class MdsService final : public rpc::Mds::Service {
   };
 
  private:
-  // Counts the call, logs a failure, converts the status.
+  // Counts the call, renews the client's lease; the answer
+  // (server::ServiceCommon::Finish, fault point mds.before_reply).
   grpc::Status Finish(Method m, const absl::Status& s, uint64_t client_id = 0,
                       uint64_t xid = 0);
 
@@ -131,13 +131,7 @@ class MdsService final : public rpc::Mds::Service {
   MdsCore* const core_;
   MdLocker* locker_ = nullptr;
   ClientLeases* leases_ = nullptr;
-  const std::string target_;
-  const uint64_t instance_;
-  std::atomic<bool> stopping_{false};
-  rpc::FailoverGate failover_;
-  std::array<std::atomic<uint64_t>, kNumMethods> counts_{};
-  // Clients answered by Connect and their protocol (Status "connections").
-  rpc::ConnectionLog connections_;
+  server::ServiceCommon common_;
 #if STRIPEFS_PROTO_MAX >= 2
   // Service MdsV2 on the same server, forwarding to this one.
   class V2 final : public rpc::MdsV2::Service {

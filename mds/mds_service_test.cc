@@ -260,7 +260,7 @@ TEST_F(MdsServiceTest, ForcedFailoverAnswersUnavailableNeverTheResult) {
   t.join();
   ASSERT_TRUE(fault::Configure("", 1).ok());
   EXPECT_EQ(in_flight.error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(in_flight.error_message(), rpc::kFailingOverMessage);
+  EXPECT_EQ(in_flight.error_message(), server::kFailingOverMessage);
   EXPECT_EQ(ToErrno(core_->Lookup(Cred{}, 1, "held").status()), ENOENT);
 
   // Everything else, the resend of the completed request, reads and

@@ -129,7 +129,7 @@ class ObjectStore {
   // cached file. Further calls are refused. Called by the destructor if not called before.
   [[nodiscard]] absl::Status Close();
 
-  // The store's KV, for the server record (rpc/server_lifecycle.h), which
+  // The store's KV, for the server record (server/lifecycle.h), which
   // the main writes at start and after Close().
   storage::KvStore& kv() { return *kv_; }
 

@@ -28,52 +28,38 @@ const char* const OssService::kMethodNames[kNumMethods] = {
     "Punch",   "Destroy", "Sync",      "ObjAttr", "Statfs",   "Write2"};
 
 OssService::OssService(OssServiceOptions options, ObjectStore* store)
-    : options_(std::move(options)), store_(store) {}
+    : options_(std::move(options)),
+      store_(store),
+      common_({.role = "oss",
+                .target = options_.target,
+                .instance = options_.instance,
+                .methods = {std::begin(kMethodNames), std::end(kMethodNames)},
+                // OssV2.Write2 only from protocol 2 (release N+1).
+                .served = STRIPEFS_PROTO_MAX >= 2 ? kNumMethods
+                                                  : kNumMethods - 1}) {}
 
 grpc::Status OssService::Finish(Method m, const absl::Status& status,
                                 const rpc::ReqHeader* hdr, uint64_t oid) {
-  // A forced failover began: UNAVAILABLE whatever the result, the client
-  // resends the (idempotent) request to the next instance.
-  if (auto f = failover_.Answer(kMethodNames[m], status,
-                                hdr != nullptr ? hdr->client_id() : 0,
-                                hdr != nullptr ? hdr->xid() : 0)) {
-    return *f;
-  }
-  // Fault point between a modifying request's effect and its reply (`drop`:
-  // a lost reply, the client resends the same request).
-  if (status.ok() && hdr != nullptr) {
-    if (absl::Status f = fault::Hit("oss.before_reply"); !f.ok()) {
-      return Finish(m, f, hdr, oid);
-    }
-  }
-  if (status.ok()) return grpc::Status::OK;
+  server::CallId call;
   if (hdr != nullptr) {
-    spdlog::warn("{} oid={} client={} xid={} failed: {}", kMethodNames[m], oid,
-                 hdr->client_id(), hdr->xid(), status.ToString());
-  } else {
-    spdlog::warn("{} oid={} failed: {}", kMethodNames[m], oid,
-                 status.ToString());
+    call.client = hdr->client_id();
+    call.xid = hdr->xid();
+    // Between a modifying request's effect and its reply (`drop`: a lost
+    // reply, the client resends the same request).
+    call.before_reply_fault = "oss.before_reply";
   }
-  return rpc::ToGrpc(status);
+  if (oid != 0) call.detail = absl::StrCat("oid=", oid);
+  return common_.Finish(m, status, call);
 }
 
 grpc::Status OssService::Connect(grpc::ServerContext*,
                                  const rpc::ConnectRequest* req,
                                  rpc::ConnectReply* reply) {
   Count(kConnect);
-  if (failover_.failing()) return rpc::FailingOver();
-  auto answer = rpc::AnswerConnect(*req, options_.target, options_.instance);
-  if (!answer.ok()) {
-    spdlog::warn("Connect from {} ({}) client={} refused: {}",
-                 req->client_name(), req->client_kind(), req->client_id(),
-                 answer.status().ToString());
-    return rpc::ToGrpc(answer.status());
-  }
+  if (common_.failing()) return server::FailingOver();
+  auto answer = common_.Connect(*req);
+  if (!answer.ok()) return rpc::ToGrpc(answer.status());
   *reply = std::move(*answer);
-  connections_.Note(req->client_name(), reply->proto());
-  spdlog::info("connect from {} {} (client {}, release {}): proto {}",
-               req->client_kind(), req->client_name(), req->client_id(),
-               req->release(), reply->proto());
   return grpc::Status::OK;
 }
 
@@ -81,24 +67,11 @@ grpc::Status OssService::Status(grpc::ServerContext*,
                                 const rpc::StatusRequest*,
                                 rpc::StatusReply* reply) {
   Count(kStatus);
-  if (failover_.failing()) return rpc::FailingOver();
-  reply->set_target(options_.target);
-  reply->set_release(kRelease);
-  reply->set_proto_min(rpc::kProtoMin);
-  reply->set_proto_max(rpc::kProtoMax);
-  reply->set_pid(getpid());
-  reply->set_state(stopping_.load() ? "stopping" : "running");
-  reply->set_instance(options_.instance);
-  auto& counts = *reply->mutable_rpc_counts();
-  for (int m = 0; m < kNumMethods; ++m) {
-    if (m == kWrite2 && STRIPEFS_PROTO_MAX < 2) continue;  // release N
-    counts[kMethodNames[m]] = counts_[m].load(std::memory_order_relaxed);
-  }
+  if (common_.failing()) return server::FailingOver();
+  common_.FillStatus(reply);
   auto& info = *reply->mutable_info();
-  info["role"] = "oss";
   info["objects"] = absl::StrCat(store_->object_count());
   info["last_oid"] = absl::StrCat(store_->last_oid());
-  info["connections"] = connections_.Render();
   return grpc::Status::OK;
 }
 
@@ -236,33 +209,21 @@ grpc::Status OssService::Statfs(grpc::ServerContext*,
   return Finish(kStatfs, st.status(), nullptr, 0);
 }
 
+void ConfigureOssServer(grpc::ServerBuilder& builder) {
+  server::SetSyncThreads(builder, {.name = "stripefs-oss",
+                                   .num_cqs = 2,
+                                   .max_threads = 256});
+}
+
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartOssServer(
     OssService* service, const std::string& listen, int* bound_port) {
-  grpc::ServerBuilder builder;
-  rpc::ConfigureServer(builder);
-  // gRPC enables SO_REUSEPORT by default; a second server on a busy port
-  // must fail instead of silently sharing it.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  // Sync server: one thread per in-flight call. Enough pollers and threads
-  // that parallel stripes of many clients proceed at once.
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS,
-                              2);
-  builder.SetSyncServerOption(
-      grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 2);
-  builder.SetSyncServerOption(
-      grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 8);
-  grpc::ResourceQuota quota("stripefs-oss");
-  quota.SetMaxThreads(256);
-  builder.SetResourceQuota(quota);
-  int port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
-  service->RegisterWith(builder);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) {
-    return Errno(EADDRINUSE, absl::StrCat("cannot listen on ", listen));
-  }
-  if (bound_port != nullptr) *bound_port = port;
-  return server;
+  return server::BuildServer(
+      listen,
+      [service](grpc::ServerBuilder& b) {
+        ConfigureOssServer(b);
+        service->RegisterWith(b);
+      },
+      bound_port);
 }
 
 }  // namespace stripefs::oss

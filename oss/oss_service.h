@@ -18,9 +18,8 @@
 #include "grpcpp/grpcpp.h"
 #include "oss/object_locks.h"
 #include "oss/object_store.h"
-#include "rpc/connection_log.h"
-#include "rpc/failover_gate.h"
 #include "rpc/proto/oss.grpc.pb.h"
+#include "server/service_common.h"
 #if STRIPEFS_PROTO_MAX >= 2
 #include "rpc/proto/oss_v2.grpc.pb.h"
 #endif
@@ -40,11 +39,11 @@ class OssService final : public rpc::Oss::Service {
   OssService(OssServiceOptions options, ObjectStore* store);
 
   // Status reports "stopping" from now on.
-  void SetStopping() { stopping_.store(true); }
+  void SetStopping() { common_.SetStopping(); }
   // Forced failover (SIGUSR1, seed 002): from now on every RPC, also one
   // executing now when it finishes, answers UNAVAILABLE "failing over".
   // Call before the store turns read-only.
-  void BeginForcedFailover() { failover_.Begin(); }
+  void BeginForcedFailover() { common_.BeginForcedFailover(); }
 
   grpc::Status Connect(grpc::ServerContext* ctx,
                        const rpc::ConnectRequest* req,
@@ -103,18 +102,15 @@ class OssService final : public rpc::Oss::Service {
   };
   static const char* const kMethodNames[kNumMethods];
 
-  // Counts the call; logs and converts a failure.
+  // The answer (server::ServiceCommon::Finish); a modifying request (with
+  // its header) passes fault point oss.before_reply.
   grpc::Status Finish(Method m, const absl::Status& status,
                       const rpc::ReqHeader* hdr, uint64_t oid);
-  void Count(Method m) { counts_[m].fetch_add(1, std::memory_order_relaxed); }
+  void Count(Method m) { common_.Count(m); }
 
   const OssServiceOptions options_;
   ObjectStore* const store_;
-  std::atomic<bool> stopping_{false};
-  rpc::FailoverGate failover_;
-  std::array<std::atomic<uint64_t>, kNumMethods> counts_{};
-  // Clients answered by Connect and their protocol (Status "connections").
-  rpc::ConnectionLog connections_;
+  server::ServiceCommon common_;
 #if STRIPEFS_PROTO_MAX >= 2
   // Service OssV2 on the same server, forwarding to this one.
   class V2 final : public rpc::OssV2::Service {
@@ -133,8 +129,13 @@ class OssService final : public rpc::Oss::Service {
 #endif
 };
 
+// The OSS's gRPC server settings: enough pollers and threads that parallel
+// stripes of many clients proceed at once.
+void ConfigureOssServer(grpc::ServerBuilder& builder);
+
 // Builds and starts a server for `service` on `listen` (HOST:PORT; port 0
-// picks a free one, reported in *bound_port when non-null).
+// picks a free one, reported in *bound_port when non-null), as the
+// stripefs-oss process does (tests, benchmarks).
 [[nodiscard]] absl::StatusOr<std::unique_ptr<grpc::Server>> StartOssServer(
     OssService* service, const std::string& listen, int* bound_port = nullptr);
 

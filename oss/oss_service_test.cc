@@ -308,7 +308,7 @@ TEST_F(OssServiceTest, ForcedFailoverAnswersUnavailableAndStoreIsReadOnly) {
   writer.join();
   ASSERT_TRUE(fault::Configure("", 1).ok());
   EXPECT_TRUE(absl::IsUnavailable(in_flight)) << in_flight;
-  EXPECT_EQ(in_flight.message(), rpc::kFailingOverMessage);
+  EXPECT_EQ(in_flight.message(), server::kFailingOverMessage);
 
   // New requests, reads and Status included: UNAVAILABLE.
   absl::Status w = Write(oid, 0, "after");

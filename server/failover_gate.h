@@ -18,7 +18,7 @@
 #include "grpcpp/grpcpp.h"
 #include "spdlog/spdlog.h"
 
-namespace stripefs::rpc {
+namespace stripefs::server {
 
 // The message of the UNAVAILABLE status answered during a forced failover.
 inline constexpr char kFailingOverMessage[] = "failing over";
@@ -56,4 +56,4 @@ class FailoverGate {
   std::atomic<bool> failing_{false};
 };
 
-}  // namespace stripefs::rpc
+}  // namespace stripefs::server

@@ -4,7 +4,7 @@
 //  - StopSignals: SIGTERM/SIGINT (plain clean stop), SIGUSR2 (controlled
 //    stop) and, for the MDS and the OSS, SIGUSR1 (forced failover, seed
 //    002), blocked in every thread and taken by one waiter;
-//  - (rpc/failover_gate.h: how a service answers once a forced failover
+//  - (server/failover_gate.h: how a service answers once a forced failover
 //    began);
 //  - the start-up check over storage/server_record: refuse (exit code 3,
 //    one line naming both releases) unless --force, record {release,
@@ -25,11 +25,11 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "dlm/dlm_client.h"
-#include "rpc/failover_gate.h"
+#include "server/failover_gate.h"
 #include "storage/kv.h"
 #include "storage/server_record.h"
 
-namespace stripefs::rpc {
+namespace stripefs::server {
 
 // Exit code of a server that refuses to start (start-up check failed).
 inline constexpr int kExitRefused = 3;
@@ -132,4 +132,4 @@ void BounceIfForced(dlm::DlmClient* dlm, const std::string& target,
 uint64_t ActiveLockForStop(dlm::DlmClient* dlm, const std::string& target,
                            StopKind kind);
 
-}  // namespace stripefs::rpc
+}  // namespace stripefs::server

@@ -1,4 +1,4 @@
-#include "rpc/server_lifecycle.h"
+#include "server/lifecycle.h"
 
 #include <pthread.h>
 
@@ -11,7 +11,7 @@
 #include "spdlog/spdlog.h"
 #include "storage/on_disk_features.h"
 
-namespace stripefs::rpc {
+namespace stripefs::server {
 
 StopSignals::StopSignals(bool forced_failover) {
   sigemptyset(&sigs_);
@@ -56,7 +56,7 @@ absl::StatusOr<storage::StartupDecision> StartupCheck(
     return Errno(EIO, absl::StrCat("cannot read the server record: ",
                                    previous.status().message()));
   }
-  const char* release = ThisBuild().release;
+  const char* release = rpc::ThisBuild().release;
   absl::StatusOr<storage::StartupDecision> d = storage::CheckStartup(
       *previous, role, target, release, KnownFeatures(role), force);
   if (!d.ok()) return d.status();
@@ -196,4 +196,4 @@ uint64_t ActiveLockForStop(dlm::DlmClient* dlm, const std::string& target,
   return *h;
 }
 
-}  // namespace stripefs::rpc
+}  // namespace stripefs::server

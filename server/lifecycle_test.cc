@@ -1,5 +1,5 @@
-// The server mains' start-up check over a store (rpc/server_lifecycle.h).
-#include "rpc/server_lifecycle.h"
+// The server mains' start-up check over a store (server/lifecycle.h).
+#include "server/lifecycle.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -11,14 +11,14 @@
 #include "gtest/gtest.h"
 #include "rpc/handshake.h"
 
-namespace stripefs::rpc {
+namespace stripefs::server {
 namespace {
 
 // The release this binary is not (N for N+1 and the other way round).
 const char* OtherRelease() {
-  return std::string(ThisBuild().release) == kReleaseN.release
-             ? kReleaseN1.release
-             : kReleaseN.release;
+  return std::string(rpc::ThisBuild().release) == rpc::kReleaseN.release
+             ? rpc::kReleaseN1.release
+             : rpc::kReleaseN.release;
 }
 
 storage::ServerRecord Stored(storage::KvStore& kv) {
@@ -72,7 +72,7 @@ TEST(ServerLifecycleTest, RecordsUncleanWhileRunningAndCleanAfterStop) {
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_FALSE(d->evict_clients);
   EXPECT_FALSE(Stored(*kv).clean);
-  EXPECT_EQ(Stored(*kv).release, ThisBuild().release);
+  EXPECT_EQ(Stored(*kv).release, rpc::ThisBuild().release);
   ASSERT_TRUE(RecordCleanStop(*kv, d->record).ok());
   EXPECT_TRUE(Stored(*kv).clean);
   // The next start sees a clean previous instance.
@@ -115,14 +115,14 @@ TEST(ServerLifecycleTest, UncleanOtherReleaseIsRefusedUnlessForced) {
   EXPECT_TRUE(Refused(d.status()));
   const std::string msg(d.status().message());
   EXPECT_NE(msg.find(OtherRelease()), std::string::npos) << msg;
-  EXPECT_NE(msg.find(ThisBuild().release), std::string::npos) << msg;
+  EXPECT_NE(msg.find(rpc::ThisBuild().release), std::string::npos) << msg;
   EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
   // A refusal changes nothing.
   EXPECT_EQ(Stored(*kv).release, OtherRelease());
   auto forced = StartupCheck(*kv, "oss", "ost0", /*force=*/true);
   ASSERT_TRUE(forced.ok()) << forced.status();
   EXPECT_TRUE(forced->evict_clients);
-  EXPECT_EQ(Stored(*kv).release, ThisBuild().release);
+  EXPECT_EQ(Stored(*kv).release, rpc::ThisBuild().release);
 }
 
 TEST(ServerLifecycleTest, StoreOfAnotherTargetIsRefusedEvenForced) {
@@ -144,4 +144,4 @@ TEST(ServerLifecycleTest, ServerDlmOptionsAreStableAndDeferred) {
 }
 
 }  // namespace
-}  // namespace stripefs::rpc
+}  // namespace stripefs::server
