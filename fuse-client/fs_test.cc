@@ -416,5 +416,43 @@ TEST_F(FsTest, MknodAndStatfs) {
   EXPECT_TRUE(fs_->FsyncDir({}).ok());
 }
 
+TEST_F(FsTest, EvictedFilesFailWithEio) {
+  auto r = fs_->Create({}, kRootIno, "f", S_IFREG | 0644, O_RDWR);
+  ASSERT_TRUE(r.ok());
+  OpenFile* f = r->second;
+  ASSERT_TRUE(fs_->Write({}, f, 0, "abc", 3).ok());
+  EXPECT_EQ(fs_->Evicted(0), 1u);
+  EXPECT_EQ(fs_->BrokenFiles(), 1u);
+  EXPECT_EQ(Err(fs_->Write({}, f, 3, "d", 1)), EIO);
+  EXPECT_EQ(Err(fs_->Read({}, f, 0, 3)), EIO);
+  EXPECT_EQ(Err(fs_->Fsync({}, f)), EIO);
+  // Release only forgets it; a new open works.
+  EXPECT_TRUE(fs_->Release({}, f).ok());
+  EXPECT_EQ(fs_->BrokenFiles(), 0u);
+  auto o = fs_->Open({}, r->first.attr.ino, O_RDWR);
+  ASSERT_TRUE(o.ok());
+  EXPECT_TRUE(fs_->Release({}, *o).ok());
+}
+
+TEST_F(FsTest, HandleDroppedByTheMdsBreaksTheFile) {
+  auto r = fs_->Create({}, kRootIno, "f", S_IFREG | 0644, O_RDWR);
+  ASSERT_TRUE(r.ok());
+  // The MDS evicts this session (its lease ran out): the handle is gone.
+  ASSERT_TRUE(core_->EvictClient(1).ok());
+  EXPECT_EQ(Err(fs_->Release({}, r->second)), EIO);
+}
+
+TEST_F(FsTest, ReopenAllKeepsHandlesTheMdsStillHas) {
+  auto r = fs_->Create({}, kRootIno, "f", S_IFREG | 0644, O_RDWR);
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(fs_->ReopenAll(/*evicted=*/false).ok());
+  EXPECT_EQ(fs_->BrokenFiles(), 0u);
+  ASSERT_TRUE(fs_->Write({}, r->second, 0, "x", 1).ok());
+  // An evicted mount with unsynced writes cannot vouch for them.
+  ASSERT_TRUE(fs_->ReopenAll(/*evicted=*/true).ok());
+  EXPECT_EQ(fs_->BrokenFiles(), 1u);
+  EXPECT_TRUE(fs_->Release({}, r->second).ok());
+}
+
 }  // namespace
 }  // namespace stripefs::client
