@@ -9,18 +9,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
 #include "dlm/dlm_client.h"
+#include "fuse-client/grpc_mds.h"
 #include "fuse-client/md_cache.h"
+#include "fuse-client/ost_set.h"
 
 namespace stripefs::client {
-
-using rpc::Mds;
-
-void FillCred(const OpCtx& ctx, rpc::Cred* cred) {
-  cred->set_uid(ctx.uid);
-  cred->set_gid(ctx.gid);
-  cred->set_pid(ctx.pid);
-  for (uint32_t g : ctx.groups) cred->add_groups(g);
-}
 
 absl::Status CheckName(const std::string& name) {
   if (name.size() > kNameMax) {
@@ -30,33 +23,41 @@ absl::Status CheckName(const std::string& name) {
   return absl::OkStatus();
 }
 
-std::shared_ptr<const FileLayout> ToFileLayout(const rpc::Layout& layout) {
+std::shared_ptr<const FileLayout> ToFileLayout(const Layout& layout) {
   auto l = std::make_shared<FileLayout>();
-  l->stripe_size = layout.stripe_size();
-  l->objects.reserve(layout.objects_size());
-  for (const rpc::StripeObject& o : layout.objects()) {
-    l->objects.push_back({o.ost(), o.oid()});
-  }
+  l->stripe_size = layout.stripe_size;
+  l->objects.reserve(layout.objects.size());
+  for (const StripeRef& o : layout.objects) l->objects.push_back({o.ost, o.oid});
   return l;
 }
 
-rpc::Timespec NowTimespec() {
+Timespec NowTimespec() {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  rpc::Timespec t;
-  t.set_sec(ts.tv_sec);
-  t.set_nsec(static_cast<uint32_t>(ts.tv_nsec));
-  return t;
+  return {ts.tv_sec, static_cast<uint32_t>(ts.tv_nsec)};
 }
 
 Fs::Fs(MdsClient* mds, OstSet* osts, FsOptions options)
-    : mds_(mds),
+    : owned_mds_(std::make_unique<GrpcMds>(mds)),
+      mds_(owned_mds_.get()),
       osts_(osts),
       options_(options),
       pool_(options.io_threads),
       io_(osts, &pool_) {}
 
+Fs::Fs(MdsApi* mds, ObjectIo* objects, OstSet* osts, FsOptions options)
+    : mds_(mds),
+      osts_(osts),
+      options_(options),
+      pool_(options.io_threads),
+      io_(objects, &pool_) {}
+
 Fs::~Fs() = default;
+
+void Fs::set_data_locks(DataLocks* d) {
+  data_locks_ = d;
+  if (osts_ != nullptr) osts_->set_data_locks(d);
+}
 
 void Fs::set_dlm(dlm::DlmClient* dlm) {
   dlm_ = dlm;
@@ -82,8 +83,10 @@ std::string Fs::StatsText() const {
     }
   };
   add("mds", mds_->RpcCounts());
-  for (const auto& [index, ost] : osts_->all()) {
-    add(absl::StrCat("ost", index), ost->RpcCounts());
+  if (osts_ != nullptr) {
+    for (const auto& [index, ost] : osts_->all()) {
+      add(absl::StrCat("ost", index), ost->RpcCounts());
+    }
   }
   if (dlm_ != nullptr) add("dlm", dlm_->RpcCounts());
   if (md_ != nullptr) {
@@ -93,118 +96,80 @@ std::string Fs::StatsText() const {
   return out;
 }
 
-absl::StatusOr<rpc::Entry> Fs::CachedGetAttr(const OpCtx& ctx, uint64_t ino) {
-  std::optional<dlm::LockInfo> held;
-  if (md_ != nullptr) {
-    if (std::optional<rpc::Entry> e = md_->GetAttr(ino)) return *e;
-  }
-  if (md_ != nullptr && !md_->Bypassed(ino)) {
-    absl::StatusOr<dlm::LockInfo> l = md_->LockInode(ino, ctx.interrupted);
-    if (!l.ok()) return l.status();
-    held = *l;
-    // Another request may have filled the cache while this one waited.
-    if (std::optional<rpc::Entry> e = md_->GetAttr(ino)) {
-      md_->Release(*held);
-      return *e;
-    }
-  }
-  rpc::Entry e;
-  absl::Status s = mds_->Call(
-      &Mds::Stub::GetAttr, "GetAttr", ctx.interrupted,
-      [&](rpc::GetAttrRequest& r) { r.set_ino(ino); }, &e);
-  if (held.has_value()) {
-    // Cached before the lock is released: a blocking callback, which runs
-    // only after the release, drops it again.
-    if (s.ok()) md_->PutAttr(ino, e);
-    md_->Release(*held);
-  }
-  if (!s.ok()) return s;
-  return e;
+absl::StatusOr<Entry> Fs::CachedGetAttr(const OpCtx& ctx, uint64_t ino) {
+  auto r = ReadThrough(
+      md_.get(), ino, ctx.interrupted,
+      [&] { return md_->GetAttr(ino); },
+      [&] { return mds_->GetAttr(ctx, ino); },
+      [&](const absl::StatusOr<Entry>& e) {
+        if (e.ok()) md_->PutAttr(ino, *e);
+      });
+  if (r.hit.has_value()) return *std::move(r.hit);
+  return std::move(r.reply);
 }
 
-void Fs::Overlay(rpc::Entry* entry) {
-  std::shared_ptr<InodeState> st = FindOpen(entry->attr().ino());
+void Fs::Overlay(Entry* entry) {
+  std::shared_ptr<InodeState> st = FindOpen(entry->attr.ino);
   if (st == nullptr) return;
   absl::MutexLock lock(&st->mu);
-  st->SawMds(entry->attr(), false);
-  rpc::Attr* a = entry->mutable_attr();
+  st->SawMds(entry->attr, false);
+  Attr& a = entry->attr;
   uint64_t size = st->KnownSize();
-  if (size != a->size()) {
-    a->set_size(size);
-    a->set_blocks((size + 511) / 512);
+  if (size != a.size) {
+    a.size = size;
+    a.blocks = (size + 511) / 512;
   }
-  if (st->dirty) *a->mutable_mtime() = st->mtime;
+  if (st->dirty) a.mtime = st->mtime;
 }
 
-absl::StatusOr<rpc::Entry> Fs::Lookup(const OpCtx& ctx, uint64_t parent,
-                                      const std::string& name) {
+absl::StatusOr<Entry> Fs::Lookup(const OpCtx& ctx, uint64_t parent,
+                                 const std::string& name) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
-  std::optional<dlm::LockInfo> held;
-  bool bypass = false;
-  if (md_ != nullptr) {
-    // The kernel (default_permissions) has checked search permission on
-    // the parent with attributes this cache gave it.
-    std::optional<uint64_t> ino = md_->GetDentry(parent, name);
-    if (!ino.has_value() && md_->Bypassed(parent)) {
-      // A contended directory: ask the MDS, lock and cache nothing.
-      bypass = true;
-    } else if (!ino.has_value()) {
-      absl::StatusOr<dlm::LockInfo> l = md_->LockInode(parent, ctx.interrupted);
-      if (!l.ok()) return l.status();
-      held = *l;
-      ino = md_->GetDentry(parent, name);
-      if (ino.has_value()) {
-        md_->Release(*held);
-        held.reset();
-      }
-    }
-    if (ino.has_value()) {
-      if (*ino == 0) return Errno(ENOENT, "no such entry (cached)");
-      absl::StatusOr<rpc::Entry> e = CachedGetAttr(ctx, *ino);
-      if (!e.ok()) return e.status();
-      Overlay(&*e);
-      return e;
-    }
+  // With a cache, the kernel (default_permissions) has checked search
+  // permission on the parent with attributes this cache gave it. The
+  // dentry is cached (positive or negative) under the parent's lock; the
+  // child's attributes under its own, taken once the parent's is released.
+  auto r = ReadThrough(
+      md_.get(), parent, ctx.interrupted,
+      [&] { return md_->GetDentry(parent, name); },
+      [&] { return mds_->Lookup(ctx, parent, name); },
+      [&](const absl::StatusOr<Entry>& e) {
+        if (e.ok()) {
+          md_->PutDentry(parent, name, e->attr.ino);
+        } else if (ToErrno(e.status()) == ENOENT) {
+          md_->PutDentry(parent, name, 0);
+        }
+      });
+  if (r.hit.has_value()) {
+    if (*r.hit == 0) return Errno(ENOENT, "no such entry (cached)");
+    absl::StatusOr<Entry> e = CachedGetAttr(ctx, *r.hit);
+    if (!e.ok()) return e.status();
+    Overlay(&*e);
+    return e;
   }
-  rpc::Entry e;
-  absl::Status s = mds_->Call(
-      &Mds::Stub::Lookup, "Lookup", ctx.interrupted,
-      [&](rpc::LookupRequest& r) {
-        FillCred(ctx, r.mutable_cred());
-        r.set_parent(parent);
-        r.set_name(name);
-      },
-      &e);
-  if (held.has_value()) {
-    if (s.ok()) {
-      md_->PutDentry(parent, name, e.attr().ino());
-    } else if (ToErrno(s) == ENOENT) {
-      md_->PutDentry(parent, name, 0);
-    }
-    md_->Release(*held);
-  }
-  if (!s.ok()) return s;
-  if (bypass) md_->InheritBypass(parent, e.attr().ino());
-  Overlay(&e);
-  return e;
+  if (!r.reply.ok()) return r.reply.status();
+  // A contended directory: its children start uncached too.
+  if (r.bypassed) md_->InheritBypass(parent, r.reply->attr.ino);
+  Overlay(&*r.reply);
+  return std::move(r.reply);
 }
 
-absl::StatusOr<rpc::Entry> Fs::GetAttr(const OpCtx& ctx, uint64_t ino) {
-  absl::StatusOr<rpc::Entry> e = CachedGetAttr(ctx, ino);
+absl::StatusOr<Entry> Fs::GetAttr(const OpCtx& ctx, uint64_t ino) {
+  absl::StatusOr<Entry> e = CachedGetAttr(ctx, ino);
   if (!e.ok()) return e.status();
   Overlay(&*e);
   return e;
 }
 
-absl::StatusOr<rpc::Entry> Fs::SetAttr(const OpCtx& ctx, uint64_t ino,
-                                       const SetAttrArgs& args) {
+absl::StatusOr<Entry> Fs::SetAttr(const OpCtx& ctx, uint64_t ino,
+                                  const SetAttrArgs& args) {
   // An open file lost (failover, eviction) cuts no data any more.
   if (args.file != nullptr) {
     if (absl::Status s = CheckNotBroken(*args.file); !s.ok()) return s;
   }
   std::shared_ptr<InodeState> st =
       args.file != nullptr ? args.file->inode : FindOpen(ino);
-  if (args.valid & rpc::SETATTR_SIZE) {
+  if (args.valid & kSetSize) {
     // Work out the layout and the size this mount believes in.
     std::shared_ptr<const FileLayout> layout;
     uint64_t cur = 0;
@@ -216,14 +181,11 @@ absl::StatusOr<rpc::Entry> Fs::SetAttr(const OpCtx& ctx, uint64_t ino,
       mode = st->mode;
     }
     if (layout == nullptr) {
-      rpc::Entry e;
-      absl::Status s = mds_->Call(
-          &Mds::Stub::GetAttr, "GetAttr", ctx.interrupted,
-          [&](rpc::GetAttrRequest& r) { r.set_ino(ino); }, &e);
-      if (!s.ok()) return s;
-      layout = ToFileLayout(e.layout());
-      cur = std::max(cur, e.attr().size());
-      mode = e.attr().mode();
+      absl::StatusOr<Entry> e = mds_->GetAttr(ctx, ino);
+      if (!e.ok()) return e.status();
+      layout = ToFileLayout(e->layout);
+      cur = std::max(cur, e->attr.size);
+      mode = e->attr.mode;
     }
     if (S_ISDIR(mode)) return Errno(EISDIR, "truncate of a directory");
     if (!S_ISREG(mode)) return Errno(EINVAL, "truncate of a special file");
@@ -244,168 +206,99 @@ absl::StatusOr<rpc::Entry> Fs::SetAttr(const OpCtx& ctx, uint64_t ino,
     }
   }
   CancelEarly({ino});
-  rpc::Entry e;
-  absl::Status s = mds_->Call(
-      &Mds::Stub::SetAttr, "SetAttr", ctx.interrupted,
-      [&](rpc::SetAttrRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
-        FillCred(ctx, r.mutable_cred());
-        r.set_ino(ino);
-        r.set_valid(args.valid);
-        r.set_mode(args.mode);
-        r.set_uid(args.uid);
-        r.set_gid(args.gid);
-        r.set_size(args.size);
-        *r.mutable_atime() = args.atime;
-        *r.mutable_mtime() = args.mtime;
-        if (args.file != nullptr) r.set_handle(args.file->handle);
-      },
-      &e);
-  if (!s.ok() && ToErrno(s) == EPERM && args.valid == rpc::SETATTR_MODE &&
+  absl::StatusOr<Entry> e = mds_->SetAttr(
+      ctx, ino, args, args.file != nullptr ? args.file->handle : 0);
+  if (!e.ok() && ToErrno(e.status()) == EPERM && args.valid == kSetMode &&
       ctx.uid != 0) {
     // libfuse 3.14 never negotiates FUSE_HANDLE_KILLPRIV, so the kernel
     // clears S_ISUID/S_ISGID before a write with a chmod in the writer's
     // name, which a non-owner may not do. Ask for it the way a write does.
-    absl::StatusOr<rpc::Entry> killed = KillPriv(ctx, ino, args.mode);
+    absl::StatusOr<Entry> killed = KillPriv(ctx, ino, args.mode);
     if (killed.ok()) return killed;
   }
   // ftruncate(2) on a handle the MDS dropped when it evicted this mount.
-  if (args.file != nullptr) s = HandleGone(*args.file, s);
-  if (!s.ok()) return s;
+  if (args.file != nullptr && !e.ok()) {
+    return HandleGone(*args.file, e.status());
+  }
+  if (!e.ok()) return e.status();
   if (st != nullptr) {
     absl::MutexLock lock(&st->mu);
-    st->mode = e.attr().mode();
-    st->gid = e.attr().gid();
-    if (args.valid & rpc::SETATTR_SIZE) {
-      st->SawMds(e.attr(), true);
+    st->mode = e->attr.mode;
+    st->gid = e->attr.gid;
+    if (args.valid & kSetSize) {
+      st->SawMds(e->attr, true);
       st->write_end = 0;
       st->dirty = false;
       ++st->write_gen;
     }
   }
-  Overlay(&e);
+  Overlay(&*e);
   return e;
 }
 
-absl::StatusOr<rpc::Entry> Fs::KillPriv(const OpCtx& ctx, uint64_t ino,
-                                        uint32_t new_mode) {
-  rpc::Entry cur;
-  absl::Status s = mds_->Call(
-      &Mds::Stub::GetAttr, "GetAttr", ctx.interrupted,
-      [&](rpc::GetAttrRequest& r) { r.set_ino(ino); }, &cur);
-  if (!s.ok()) return s;
+absl::StatusOr<Entry> Fs::KillPriv(const OpCtx& ctx, uint64_t ino,
+                                   uint32_t new_mode) {
+  absl::StatusOr<Entry> cur = mds_->GetAttr(ctx, ino);
+  if (!cur.ok()) return cur.status();
   const uint32_t priv = S_ISUID | S_ISGID;
-  uint32_t old_mode = cur.attr().mode() & 07777;
+  uint32_t old_mode = cur->attr.mode & 07777;
   new_mode &= 07777;
   bool only_drops_priv = (old_mode & ~priv) == (new_mode & ~priv) &&
                          (new_mode & ~old_mode) == 0 && new_mode != old_mode;
-  if (!S_ISREG(cur.attr().mode()) || !only_drops_priv) {
+  if (!S_ISREG(cur->attr.mode) || !only_drops_priv) {
     return Errno(EPERM, "not a privilege drop");
   }
-  rpc::Entry e;
-  s = mds_->Call(
-      &Mds::Stub::UpdateSize, "UpdateSize", ctx.interrupted,
-      [&](rpc::UpdateSizeRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
-        FillCred(ctx, r.mutable_cred());
-        r.set_ino(ino);
-        r.set_size(0);  // grow-only: keeps the size
-        *r.mutable_mtime() = NowTimespec();
-        r.set_kill_priv(true);
-      },
-      &e);
-  if (!s.ok()) return s;
+  // size 0: grow-only, keeps the size.
+  absl::StatusOr<Entry> e =
+      mds_->UpdateSize(ctx, ino, 0, NowTimespec(), /*kill_priv=*/true);
+  if (!e.ok()) return e.status();
   if (std::shared_ptr<InodeState> st = FindOpen(ino)) {
     absl::MutexLock lock(&st->mu);
-    st->mode = e.attr().mode();
-    st->gid = e.attr().gid();
+    st->mode = e->attr.mode;
+    st->gid = e->attr.gid;
   }
-  Overlay(&e);
+  Overlay(&*e);
   return e;
 }
 
-absl::StatusOr<rpc::Entry> Fs::Mknod(const OpCtx& ctx, uint64_t parent,
-                                     const std::string& name, uint32_t mode,
-                                     uint64_t rdev) {
+absl::StatusOr<Entry> Fs::Mknod(const OpCtx& ctx, uint64_t parent,
+                                const std::string& name, uint32_t mode,
+                                uint64_t rdev) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   CancelEarly({parent});
-  rpc::Entry e;
-  absl::Status s = mds_->Call(
-      &Mds::Stub::Mknod, "Mknod", ctx.interrupted,
-      [&](rpc::MknodRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
-        FillCred(ctx, r.mutable_cred());
-        r.set_parent(parent);
-        r.set_name(name);
-        r.set_mode(mode);
-        r.set_rdev(rdev);
-      },
-      &e);
-  if (!s.ok()) return s;
-  NoteNewChild(parent, e.attr().ino());
+  absl::StatusOr<Entry> e = mds_->Mknod(ctx, parent, name, mode, rdev);
+  if (e.ok()) NoteNewChild(parent, e->attr.ino);
   return e;
 }
 
-absl::StatusOr<rpc::Entry> Fs::Mkdir(const OpCtx& ctx, uint64_t parent,
-                                     const std::string& name, uint32_t mode) {
+absl::StatusOr<Entry> Fs::Mkdir(const OpCtx& ctx, uint64_t parent,
+                                const std::string& name, uint32_t mode) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   CancelEarly({parent});
-  rpc::Entry e;
-  absl::Status s = mds_->Call(
-      &Mds::Stub::Mkdir, "Mkdir", ctx.interrupted,
-      [&](rpc::MkdirRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
-        FillCred(ctx, r.mutable_cred());
-        r.set_parent(parent);
-        r.set_name(name);
-        r.set_mode(mode);
-      },
-      &e);
-  if (!s.ok()) return s;
-  NoteNewChild(parent, e.attr().ino());
+  absl::StatusOr<Entry> e = mds_->Mkdir(ctx, parent, name, mode);
+  if (e.ok()) NoteNewChild(parent, e->attr.ino);
   return e;
 }
 
-absl::StatusOr<rpc::Entry> Fs::Symlink(const OpCtx& ctx, uint64_t parent,
-                                       const std::string& name,
-                                       const std::string& target) {
+absl::StatusOr<Entry> Fs::Symlink(const OpCtx& ctx, uint64_t parent,
+                                  const std::string& name,
+                                  const std::string& target) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   if (target.size() >= 4096) return Errno(ENAMETOOLONG, "symlink too long");
   CancelEarly({parent});
-  rpc::Entry e;
-  absl::Status s = mds_->Call(
-      &Mds::Stub::Symlink, "Symlink", ctx.interrupted,
-      [&](rpc::SymlinkRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
-        FillCred(ctx, r.mutable_cred());
-        r.set_parent(parent);
-        r.set_name(name);
-        r.set_target(target);
-      },
-      &e);
-  if (!s.ok()) return s;
-  NoteNewChild(parent, e.attr().ino());
+  absl::StatusOr<Entry> e = mds_->Symlink(ctx, parent, name, target);
+  if (e.ok()) NoteNewChild(parent, e->attr.ino);
   return e;
 }
 
-absl::StatusOr<rpc::Entry> Fs::Link(const OpCtx& ctx, uint64_t ino,
-                                    uint64_t new_parent,
-                                    const std::string& new_name) {
+absl::StatusOr<Entry> Fs::Link(const OpCtx& ctx, uint64_t ino,
+                               uint64_t new_parent,
+                               const std::string& new_name) {
   if (absl::Status s = CheckName(new_name); !s.ok()) return s;
   CancelEarly({ino, new_parent});
-  rpc::Entry e;
-  absl::Status s = mds_->Call(
-      &Mds::Stub::Link, "Link", ctx.interrupted,
-      [&](rpc::LinkRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
-        FillCred(ctx, r.mutable_cred());
-        r.set_ino(ino);
-        r.set_new_parent(new_parent);
-        r.set_new_name(new_name);
-      },
-      &e);
-  if (!s.ok()) return s;
-  Overlay(&e);
+  absl::StatusOr<Entry> e = mds_->Link(ctx, ino, new_parent, new_name);
+  if (!e.ok()) return e.status();
+  Overlay(&*e);
   return e;
 }
 
@@ -413,17 +306,7 @@ absl::Status Fs::Remove(const OpCtx& ctx, uint64_t parent,
                         const std::string& name, bool dir) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   CancelEarly({CachedChild(parent, name), parent});
-  rpc::RemoveReply reply;
-  return mds_->Call(
-      &Mds::Stub::Remove, "Remove", ctx.interrupted,
-      [&](rpc::RemoveRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
-        FillCred(ctx, r.mutable_cred());
-        r.set_parent(parent);
-        r.set_name(name);
-        r.set_dir(dir);
-      },
-      &reply);
+  return mds_->Remove(ctx, parent, name, dir);
 }
 
 absl::Status Fs::Rename(const OpCtx& ctx, uint64_t parent,
@@ -433,19 +316,7 @@ absl::Status Fs::Rename(const OpCtx& ctx, uint64_t parent,
   if (absl::Status s = CheckName(new_name); !s.ok()) return s;
   CancelEarly({CachedChild(parent, name), CachedChild(new_parent, new_name),
                parent, new_parent});
-  rpc::RenameReply reply;
-  return mds_->Call(
-      &Mds::Stub::Rename, "Rename", ctx.interrupted,
-      [&](rpc::RenameRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
-        FillCred(ctx, r.mutable_cred());
-        r.set_parent(parent);
-        r.set_name(name);
-        r.set_new_parent(new_parent);
-        r.set_new_name(new_name);
-        r.set_flags(flags);
-      },
-      &reply);
+  return mds_->Rename(ctx, parent, name, new_parent, new_name, flags);
 }
 
 void Fs::CancelEarly(std::initializer_list<uint64_t> inos) {
@@ -465,37 +336,15 @@ void Fs::NoteNewChild(uint64_t parent, uint64_t child) {
 }
 
 absl::StatusOr<std::string> Fs::Readlink(const OpCtx& ctx, uint64_t ino) {
-  rpc::ReadlinkReply reply;
-  absl::Status s = mds_->Call(
-      &Mds::Stub::Readlink, "Readlink", ctx.interrupted,
-      [&](rpc::ReadlinkRequest& r) {
-        FillCred(ctx, r.mutable_cred());
-        r.set_ino(ino);
-      },
-      &reply);
-  if (!s.ok()) return s;
-  return std::move(*reply.mutable_target());
+  return mds_->Readlink(ctx, ino);
 }
 
-absl::StatusOr<rpc::StatfsReply> Fs::Statfs(const OpCtx& ctx) {
-  rpc::StatfsReply reply;
-  absl::Status s = mds_->Call(
-      &Mds::Stub::Statfs, "Statfs", ctx.interrupted,
-      [&](rpc::StatfsRequest&) {}, &reply);
-  if (!s.ok()) return s;
-  return reply;
+absl::StatusOr<StatfsInfo> Fs::Statfs(const OpCtx& ctx) {
+  return mds_->Statfs(ctx);
 }
 
 absl::Status Fs::Access(const OpCtx& ctx, uint64_t ino, uint32_t mask) {
-  rpc::AccessReply reply;
-  return mds_->Call(
-      &Mds::Stub::Access, "Access", ctx.interrupted,
-      [&](rpc::AccessRequest& r) {
-        FillCred(ctx, r.mutable_cred());
-        r.set_ino(ino);
-        r.set_mask(mask);
-      },
-      &reply);
+  return mds_->Access(ctx, ino, mask);
 }
 
 }  // namespace stripefs::client

@@ -7,6 +7,11 @@
 // With a lock service, attributes, dentries and directory listings are
 // cached in an MdCache under PR IBITS locks (see md_cache.h).
 //
+// Metadata goes through an MdsApi (mds_api.h): GrpcMds in a mount, an
+// in-process MDS in unit tests; every cached read goes through one
+// lock -> check -> call -> fill sequence (ReadThrough, md_cache.h).
+// Without a lock service (set_dlm(nullptr), the default) nothing is cached.
+//
 // Thread-safe. Lock order: open_mu_ before InodeState::mu; no lock is held
 // across an RPC.
 #pragma once
@@ -28,10 +33,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "fuse-client/file_io.h"
-#include "fuse-client/ost_set.h"
+#include "fuse-client/mds_api.h"
 #include "fuse-client/request_gate.h"
-#include "fuse-client/target_client.h"
-#include "rpc/proto/mds.pb.h"
+#include "fuse-client/thread_pool.h"
 
 namespace stripefs::dlm {
 class DlmClient;
@@ -40,6 +44,8 @@ class DlmClient;
 namespace stripefs::client {
 
 class MdCache;
+class MdsClient;
+class OstSet;
 class PosixLocks;
 class DataLocks;
 
@@ -58,15 +64,6 @@ struct FsOptions {
   // backed by a metadata lock of this mount (the lock's callback makes the
   // kernel forget them, attr_inval.h). 0: the kernel asks every time.
   double locked_attr_timeout = 60.0;
-};
-
-// The caller of one operation.
-struct OpCtx {
-  uint32_t uid = 0;
-  uint32_t gid = 0;
-  uint32_t pid = 0;
-  std::vector<uint32_t> groups;
-  InterruptFn interrupted;
 };
 
 // State of an inode that this mount has open. Shared by its OpenFiles.
@@ -91,11 +88,11 @@ struct InodeState {
   uint64_t synced_gen ABSL_GUARDED_BY(mu) = 0;
   // DataLocks::Gen() when mds_size was last fetched (with a DLM).
   uint64_t size_gen ABSL_GUARDED_BY(mu) = 0;
-  rpc::Timespec mtime ABSL_GUARDED_BY(mu);     // of the last write
+  Timespec mtime ABSL_GUARDED_BY(mu);     // of the last write
   // The MDS size and mtime that the kernel page cache of this inode matches
   // (close-to-open: a later open that sees the same keeps the cache).
   uint64_t cache_size ABSL_GUARDED_BY(mu) = 0;
-  rpc::Timespec cache_mtime ABSL_GUARDED_BY(mu);
+  Timespec cache_mtime ABSL_GUARDED_BY(mu);
   bool cache_valid ABSL_GUARDED_BY(mu) = false;
   // security.capability, which the kernel asks for before every write
   // (libfuse 3.14 cannot negotiate FUSE_HANDLE_KILLPRIV_V2): cached while
@@ -105,7 +102,7 @@ struct InodeState {
   int opens = 0;  // guarded by Fs::open_mu_
 
   // Notes attributes the MDS reported for this inode.
-  void SawMds(const rpc::Attr& a, bool own_change)
+  void SawMds(const Attr& a, bool own_change)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
   uint64_t KnownSize() const ABSL_SHARED_LOCKS_REQUIRED(mu) {
@@ -132,7 +129,7 @@ struct DirHandle {
   absl::Mutex mu;
   bool valid ABSL_GUARDED_BY(mu) = false;
   uint64_t from_cookie ABSL_GUARDED_BY(mu) = 0;  // batch continues after this
-  std::vector<rpc::DirEntry> entries ABSL_GUARDED_BY(mu);
+  std::vector<DirEntry> entries ABSL_GUARDED_BY(mu);
   bool eof ABSL_GUARDED_BY(mu) = false;
 };
 
@@ -142,23 +139,21 @@ struct DirItem {
   uint64_t ino = 0;
   uint32_t type = 0;      // S_IFMT bits
   uint64_t next_off = 0;  // FUSE offset that continues after this item
-  const rpc::Entry* entry = nullptr;  // with plus, for real entries only
+  const Entry* entry = nullptr;  // with plus, for real entries only
 };
 
-struct SetAttrArgs {
-  uint32_t valid = 0;  // rpc::SetAttrValid bits
-  uint32_t mode = 0;
-  uint32_t uid = 0;
-  uint32_t gid = 0;
-  uint64_t size = 0;
-  rpc::Timespec atime;
-  rpc::Timespec mtime;
+struct SetAttrArgs : AttrChange {
   OpenFile* file = nullptr;  // set when called through an fd
 };
 
 class Fs {
  public:
+  // A mount: metadata through a GrpcMds over mds, data through osts.
   Fs(MdsClient* mds, OstSet* osts, FsOptions options);
+  // Metadata through mds, data through objects (both must outlive this).
+  // osts (may be null) only names the OSTs for user.stripefs.stats and
+  // user.stripefs.df.
+  Fs(MdsApi* mds, ObjectIo* objects, OstSet* osts, FsOptions options);
   ~Fs();
   Fs(const Fs&) = delete;
   Fs& operator=(const Fs&) = delete;
@@ -186,27 +181,24 @@ class Fs {
   // the mount serves requests.
   void set_posix_locks(PosixLocks* p) { posix_locks_ = p; }
   PosixLocks* posix_locks() const { return posix_locks_; }
-  void set_data_locks(DataLocks* d) {
-    data_locks_ = d;
-    if (osts_ != nullptr) osts_->set_data_locks(d);
-  }
+  void set_data_locks(DataLocks* d);
   DataLocks* data_locks() const { return data_locks_; }
 
   // Namespace (fs.cc).
-  absl::StatusOr<rpc::Entry> Lookup(const OpCtx& ctx, uint64_t parent,
+  absl::StatusOr<Entry> Lookup(const OpCtx& ctx, uint64_t parent,
                                     const std::string& name);
-  absl::StatusOr<rpc::Entry> GetAttr(const OpCtx& ctx, uint64_t ino);
-  absl::StatusOr<rpc::Entry> SetAttr(const OpCtx& ctx, uint64_t ino,
+  absl::StatusOr<Entry> GetAttr(const OpCtx& ctx, uint64_t ino);
+  absl::StatusOr<Entry> SetAttr(const OpCtx& ctx, uint64_t ino,
                                      const SetAttrArgs& args);
-  absl::StatusOr<rpc::Entry> Mknod(const OpCtx& ctx, uint64_t parent,
+  absl::StatusOr<Entry> Mknod(const OpCtx& ctx, uint64_t parent,
                                    const std::string& name, uint32_t mode,
                                    uint64_t rdev);
-  absl::StatusOr<rpc::Entry> Mkdir(const OpCtx& ctx, uint64_t parent,
+  absl::StatusOr<Entry> Mkdir(const OpCtx& ctx, uint64_t parent,
                                    const std::string& name, uint32_t mode);
-  absl::StatusOr<rpc::Entry> Symlink(const OpCtx& ctx, uint64_t parent,
+  absl::StatusOr<Entry> Symlink(const OpCtx& ctx, uint64_t parent,
                                      const std::string& name,
                                      const std::string& target);
-  absl::StatusOr<rpc::Entry> Link(const OpCtx& ctx, uint64_t ino,
+  absl::StatusOr<Entry> Link(const OpCtx& ctx, uint64_t ino,
                                   uint64_t new_parent,
                                   const std::string& new_name);
   absl::Status Remove(const OpCtx& ctx, uint64_t parent,
@@ -215,7 +207,7 @@ class Fs {
                       const std::string& name, uint64_t new_parent,
                       const std::string& new_name, uint32_t flags);
   absl::StatusOr<std::string> Readlink(const OpCtx& ctx, uint64_t ino);
-  absl::StatusOr<rpc::StatfsReply> Statfs(const OpCtx& ctx);
+  absl::StatusOr<StatfsInfo> Statfs(const OpCtx& ctx);
   absl::Status Access(const OpCtx& ctx, uint64_t ino, uint32_t mask);
   // A name was created in parent (for the metadata cache's adaptive mode:
   // the child of a contended directory starts uncached, md_cache.h).
@@ -229,7 +221,7 @@ class Fs {
   // until Release.
   absl::StatusOr<OpenFile*> Open(const OpCtx& ctx, uint64_t ino,
                                  uint32_t flags);
-  absl::StatusOr<std::pair<rpc::Entry, OpenFile*>> Create(
+  absl::StatusOr<std::pair<Entry, OpenFile*>> Create(
       const OpCtx& ctx, uint64_t parent, const std::string& name, uint32_t mode,
       uint32_t flags);
   absl::StatusOr<ReadData> Read(const OpCtx& ctx, OpenFile* f, uint64_t off,
@@ -287,10 +279,10 @@ class Fs {
 
  private:
   // Overlays this mount's knowledge of an open inode onto MDS attributes.
-  void Overlay(rpc::Entry* entry);
+  void Overlay(Entry* entry);
   // Registers an open of entry's inode; returns its state and whether the
   // kernel's cached pages still match the file.
-  std::shared_ptr<InodeState> AddOpen(const rpc::Entry& entry,
+  std::shared_ptr<InodeState> AddOpen(const Entry& entry,
                                       bool* keep_cache);
   void DropOpen(const std::shared_ptr<InodeState>& st);
   std::shared_ptr<InodeState> FindOpen(uint64_t ino);
@@ -299,9 +291,8 @@ class Fs {
   // its list since may have missed the new file: it is re-established
   // here, ReopenLate).
   absl::StatusOr<OpenFile*> FinishOpen(const OpCtx& ctx,
-                                       const rpc::Entry& entry, uint64_t handle,
-                                       bool truncated, uint32_t flags,
-                                       uint64_t lists);
+                                       const OpenResult& opened,
+                                       uint32_t flags, uint64_t lists);
   // Re-establishes f's handle on the instance now connected (as ReopenAll
   // does for each file); a failure marks f broken.
   void ReopenLate(const OpCtx& ctx, OpenFile* f);
@@ -314,7 +305,7 @@ class Fs {
   absl::Status ReportSize(const OpCtx& ctx, InodeState& st);
   // Clears S_ISUID/S_ISGID through UpdateSize(kill_priv) when new_mode
   // differs from the current mode only by dropping them (EPERM otherwise).
-  absl::StatusOr<rpc::Entry> KillPriv(const OpCtx& ctx, uint64_t ino,
+  absl::StatusOr<Entry> KillPriv(const OpCtx& ctx, uint64_t ino,
                                       uint32_t new_mode);
   absl::Status ReleaseHandle(const OpCtx& ctx, uint64_t handle);
   // EIO for an open file lost in a failover (OpenFile::broken).
@@ -331,12 +322,13 @@ class Fs {
   absl::Status ListWhole(const OpCtx& ctx, uint64_t ino, DirHandle* d,
                          bool plus) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->mu);
   // GetAttr from the MDS, through the metadata cache when there is one.
-  absl::StatusOr<rpc::Entry> CachedGetAttr(const OpCtx& ctx, uint64_t ino);
+  absl::StatusOr<Entry> CachedGetAttr(const OpCtx& ctx, uint64_t ino);
   // "target method count" lines of this mount's RPCs (user.stripefs.stats).
   std::string StatsText() const;
 
-  MdsClient* const mds_;
-  OstSet* const osts_;
+  std::unique_ptr<MdsApi> owned_mds_;  // the GrpcMds of a mount
+  MdsApi* const mds_;
+  OstSet* const osts_;  // may be null (tests)
   const FsOptions options_;
   dlm::DlmClient* dlm_ = nullptr;
   std::unique_ptr<MdCache> md_;  // set with dlm_
@@ -364,9 +356,7 @@ class Fs {
 };
 
 // Helpers shared by the fs_*.cc files.
-void FillCred(const OpCtx& ctx, rpc::Cred* cred);
 absl::Status CheckName(const std::string& name);
-std::shared_ptr<const FileLayout> ToFileLayout(const rpc::Layout& layout);
-rpc::Timespec NowTimespec();
+std::shared_ptr<const FileLayout> ToFileLayout(const Layout& layout);
 
 }  // namespace stripefs::client

@@ -13,54 +13,45 @@
 
 namespace stripefs::client {
 
-using rpc::Mds;
-
 absl::StatusOr<DirHandle*> Fs::OpenDir(const OpCtx& ctx, uint64_t ino) {
   return new DirHandle;
 }
 
 void Fs::ReleaseDir(DirHandle* d) { delete d; }
 
+namespace {
+// d holds `entries` read from cookie `from` on.
+void Fill(DirHandle* d, uint64_t from, std::vector<DirEntry> entries,
+          bool eof) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->mu) {
+  d->valid = true;
+  d->from_cookie = from;
+  d->entries = std::move(entries);
+  d->eof = eof || d->entries.empty();
+}
+}  // namespace
+
 absl::Status Fs::ListWhole(const OpCtx& ctx, uint64_t ino, DirHandle* d,
                            bool plus) {
-  auto use = [d](const std::vector<rpc::DirEntry>& entries) {
-    d->mu.AssertHeld();  // ListWhole's caller holds it
-    d->valid = true;
-    d->from_cookie = 0;
-    d->entries = entries;
-    d->eof = true;
-  };
-  if (auto listing = md_->GetListing(ino)) {
-    use(*listing);
-    return absl::OkStatus();
-  }
-  // A contended directory: leave d invalid, the caller reads it uncached.
-  if (md_->Bypassed(ino)) return absl::OkStatus();
-  absl::StatusOr<dlm::LockInfo> l = md_->LockInode(ino, ctx.interrupted);
-  if (!l.ok()) return l.status();
-  dlm::ScopedLock held(dlm_, *l);
-  if (auto listing = md_->GetListing(ino)) {
-    use(*listing);
-    return absl::OkStatus();
-  }
-  rpc::ReaddirReply reply;
-  absl::Status s = mds_->Call(
-      &Mds::Stub::Readdir, "Readdir", ctx.interrupted,
-      [&](rpc::ReaddirRequest& r) {
-        FillCred(ctx, r.mutable_cred());
-        r.set_ino(ino);
-        r.set_cookie(0);
-        r.set_max_entries(options_.readdir_batch);
-        r.set_plus(plus);
+  // The listing is cached only when one batch holds all of the directory.
+  auto r = ReadThrough(
+      md_.get(), ino, ctx.interrupted,
+      [&]() -> std::optional<std::shared_ptr<const std::vector<DirEntry>>> {
+        auto listing = md_->GetListing(ino);
+        if (listing == nullptr) return std::nullopt;
+        return listing;
       },
-      &reply);
-  if (!s.ok()) return s;
-  d->valid = true;
-  d->from_cookie = 0;
-  d->entries.assign(std::make_move_iterator(reply.mutable_entries()->begin()),
-                    std::make_move_iterator(reply.mutable_entries()->end()));
-  d->eof = reply.eof() || d->entries.empty();
-  if (d->eof) md_->PutListing(ino, d->entries);
+      [&] { return mds_->Readdir(ctx, ino, 0, options_.readdir_batch, plus); },
+      [&](const absl::StatusOr<Listing>& l) {
+        if (l.ok() && (l->eof || l->entries.empty())) {
+          md_->PutListing(ino, l->entries);
+        }
+      });
+  if (r.hit.has_value()) {
+    Fill(d, 0, **r.hit, true);
+    return absl::OkStatus();
+  }
+  if (!r.reply.ok()) return r.reply.status();
+  Fill(d, 0, std::move(r.reply->entries), r.reply->eof);
   return absl::OkStatus();
 }
 
@@ -81,48 +72,32 @@ absl::Status Fs::ReadDir(const OpCtx& ctx, uint64_t ino, DirHandle* d,
   for (;;) {
     bool cached = d->valid && d->from_cookie <= cookie &&
                   (d->eof || (!d->entries.empty() &&
-                              cookie < d->entries.back().cookie()));
+                              cookie < d->entries.back().cookie));
     if (!cached && md_ != nullptr && cookie == 0) {
       // The whole directory from the metadata cache, or from the MDS under
       // the directory's lock (cached when one batch holds all of it).
       absl::Status s = ListWhole(ctx, ino, d, plus);
       if (!s.ok()) return s;
-      cached = d->valid;
+      cached = true;
     }
     if (!cached) {
       // Fetch the next batch. The handle's lock is held across the RPC: a
       // directory handle serves one reader at a time anyway.
-      rpc::ReaddirReply reply;
-      absl::Status s = mds_->Call(
-          &Mds::Stub::Readdir, "Readdir", ctx.interrupted,
-          [&](rpc::ReaddirRequest& r) {
-            FillCred(ctx, r.mutable_cred());
-            r.set_ino(ino);
-            r.set_cookie(cookie);
-            r.set_max_entries(options_.readdir_batch);
-            r.set_plus(plus);
-          },
-          &reply);
-      if (!s.ok()) return s;
-      d->valid = true;
-      d->from_cookie = cookie;
-      d->entries.assign(
-          std::make_move_iterator(reply.mutable_entries()->begin()),
-          std::make_move_iterator(reply.mutable_entries()->end()));
-      d->eof = reply.eof() || d->entries.empty();
+      absl::StatusOr<Listing> l = mds_->Readdir(
+          ctx, ino, cookie, options_.readdir_batch, plus);
+      if (!l.ok()) return l.status();
+      Fill(d, cookie, std::move(l->entries), l->eof);
     }
-    for (rpc::DirEntry& de : d->entries) {
-      if (de.cookie() <= cookie) continue;
-      if (plus && !de.has_entry() && md_ != nullptr) {
-        if (std::optional<rpc::Entry> e = md_->GetAttr(de.ino())) {
-          *de.mutable_entry() = std::move(*e);
-        }
+    for (DirEntry& de : d->entries) {
+      if (de.cookie <= cookie) continue;
+      if (plus && !de.entry.has_value() && md_ != nullptr) {
+        de.entry = md_->GetAttr(de.ino);
       }
-      if (plus && de.has_entry()) Overlay(de.mutable_entry());
-      DirItem item{de.name(), de.ino(), de.type(), de.cookie() + 2,
-                   plus && de.has_entry() ? &de.entry() : nullptr};
+      if (plus && de.entry.has_value()) Overlay(&*de.entry);
+      DirItem item{de.name, de.ino, de.type, de.cookie + 2,
+                   plus && de.entry.has_value() ? &*de.entry : nullptr};
       if (!emit(item)) return absl::OkStatus();
-      cookie = de.cookie();
+      cookie = de.cookie;
     }
     if (d->eof) return absl::OkStatus();
   }

@@ -9,12 +9,9 @@
 #include "common/errors.h"
 #include "fuse-client/data_locks.h"
 #include "fuse-client/fs.h"
-#include "fuse-client/versioned_calls.h"
 #include "spdlog/spdlog.h"
 
 namespace stripefs::client {
-
-using rpc::Mds;
 
 std::shared_ptr<InodeState> Fs::FindOpen(uint64_t ino) {
   absl::MutexLock lock(&open_mu_);
@@ -22,41 +19,34 @@ std::shared_ptr<InodeState> Fs::FindOpen(uint64_t ino) {
   return it == open_.end() ? nullptr : it->second;
 }
 
-namespace {
-bool SameTime(const rpc::Timespec& a, const rpc::Timespec& b) {
-  return a.sec() == b.sec() && a.nsec() == b.nsec();
-}
-}  // namespace
-
-void InodeState::SawMds(const rpc::Attr& a, bool own_change) {
-  mds_size = a.size();
+void InodeState::SawMds(const Attr& a, bool own_change) {
+  mds_size = a.size;
   if (own_change) {
     // Our own write or truncate: the kernel cache went through it too.
-    cache_size = a.size();
-    cache_mtime = a.mtime();
-  } else if (!dirty &&
-             (a.size() != cache_size || !SameTime(a.mtime(), cache_mtime))) {
+    cache_size = a.size;
+    cache_mtime = a.mtime;
+  } else if (!dirty && (a.size != cache_size || a.mtime != cache_mtime)) {
     cache_valid = false;  // someone else changed the file
   }
 }
 
-std::shared_ptr<InodeState> Fs::AddOpen(const rpc::Entry& entry,
+std::shared_ptr<InodeState> Fs::AddOpen(const Entry& entry,
                                         bool* keep_cache) {
-  const rpc::Attr& a = entry.attr();
+  const Attr& a = entry.attr;
   std::shared_ptr<InodeState> st;
   bool fresh = false;
   *keep_cache = false;
   {
     absl::MutexLock lock(&open_mu_);
-    std::shared_ptr<InodeState>& slot = open_[a.ino()];
+    std::shared_ptr<InodeState>& slot = open_[a.ino];
     if (slot == nullptr) {
-      slot = std::make_shared<InodeState>(a.ino());
+      slot = std::make_shared<InodeState>(a.ino);
       fresh = true;
-      auto it = stamps_.find(a.ino());
+      auto it = stamps_.find(a.ino);
       if (it != stamps_.end()) {
-        *keep_cache = it->second.size == a.size() &&
-                      it->second.sec == a.mtime().sec() &&
-                      it->second.nsec == a.mtime().nsec();
+        *keep_cache = it->second.size == a.size &&
+                      it->second.sec == a.mtime.sec &&
+                      it->second.nsec == a.mtime.nsec;
         stamps_.erase(it);
       }
     }
@@ -64,21 +54,21 @@ std::shared_ptr<InodeState> Fs::AddOpen(const rpc::Entry& entry,
     st = slot;
   }
   absl::MutexLock lock(&st->mu);
-  st->layout = ToFileLayout(entry.layout());
-  st->mode = a.mode();
-  st->gid = a.gid();
+  st->layout = ToFileLayout(entry.layout);
+  st->mode = a.mode;
+  st->gid = a.gid;
   if (fresh) {
-    st->mds_size = a.size();
-    st->cache_size = a.size();
-    st->cache_mtime = a.mtime();
+    st->mds_size = a.size;
+    st->cache_size = a.size;
+    st->cache_mtime = a.mtime;
     st->cache_valid = true;
   } else {
     st->SawMds(a, false);
     *keep_cache = st->cache_valid;
     if (!st->cache_valid) {
       // This open drops the kernel cache: it matches the MDS again.
-      st->cache_size = a.size();
-      st->cache_mtime = a.mtime();
+      st->cache_size = a.size;
+      st->cache_mtime = a.mtime;
       st->cache_valid = true;
     }
   }
@@ -92,32 +82,24 @@ void Fs::DropOpen(const std::shared_ptr<InodeState>& st) {
   absl::MutexLock st_lock(&st->mu);
   if (st->cache_valid && !st->dirty) {
     if (stamps_.size() >= 100000) stamps_.clear();
-    stamps_[st->ino] = {st->cache_size, st->cache_mtime.sec(),
-                        st->cache_mtime.nsec()};
+    stamps_[st->ino] = {st->cache_size, st->cache_mtime.sec,
+                        st->cache_mtime.nsec};
   } else {
     stamps_.erase(st->ino);
   }
 }
 
 absl::Status Fs::ReleaseHandle(const OpCtx& ctx, uint64_t handle) {
-  rpc::ReleaseReply reply;
-  return mds_->Call(
-      &Mds::Stub::Release, "Release", ctx.interrupted,
-      [&](rpc::ReleaseRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
-        r.set_handle(handle);
-      },
-      &reply);
+  return mds_->Release(ctx, handle);
 }
 
 absl::StatusOr<OpenFile*> Fs::FinishOpen(const OpCtx& ctx,
-                                         const rpc::Entry& entry,
-                                         uint64_t handle, bool truncated,
+                                         const OpenResult& opened,
                                          uint32_t flags, uint64_t lists) {
   bool keep_cache = false;
-  std::shared_ptr<InodeState> st = AddOpen(entry, &keep_cache);
+  std::shared_ptr<InodeState> st = AddOpen(opened.entry, &keep_cache);
   auto* f = new OpenFile;
-  f->handle = handle;
+  f->handle = opened.handle;
   f->inode = st;
   f->flags = flags;
   // With a DLM, O_APPEND writes go at the cluster-wide end of file, which
@@ -135,7 +117,7 @@ absl::StatusOr<OpenFile*> Fs::FinishOpen(const OpCtx& ctx,
   // above did not see this file: re-establish it here (harmless when the
   // instance already has it).
   if (reopen_lists_.load() != lists) ReopenLate(ctx, f);
-  if (truncated) {
+  if (opened.truncated) {
     keep_cache = false;
     // O_TRUNC dropped the size on the MDS; drop the data on the OSTs.
     std::shared_ptr<const FileLayout> layout;
@@ -144,7 +126,7 @@ absl::StatusOr<OpenFile*> Fs::FinishOpen(const OpCtx& ctx,
       layout = st->layout;
       st->mds_size = 0;
       st->cache_size = 0;
-      st->cache_mtime = entry.attr().mtime();
+      st->cache_mtime = opened.entry.attr.mtime;
       st->write_end = 0;
       st->dirty = false;
       ++st->write_gen;
@@ -181,19 +163,15 @@ void Fs::ReopenLate(const OpCtx& ctx, OpenFile* f) {
     absl::MutexLock lock(&open_mu_);
     handle = f->handle;
   }
-  rpc::OpenReply reply;
-  absl::Status s = OpenInProtocol(
-      *mds_,
-      {.ino = f->inode->ino,
-       .flags = f->flags & ~static_cast<uint32_t>(O_CREAT | O_EXCL | O_TRUNC),
-       .reopen_handle = handle,
-       .fill_cred = [&](rpc::Cred* c) { FillCred(ctx, c); }},
-      ctx.interrupted, &reply);
+  absl::StatusOr<OpenResult> r = mds_->Open(
+      ctx, f->inode->ino,
+      f->flags & ~static_cast<uint32_t>(O_CREAT | O_EXCL | O_TRUNC), handle);
   absl::MutexLock lock(&open_mu_);
-  if (s.ok()) {
-    if (f->handle == handle) f->handle = reply.handle();
+  if (r.ok()) {
+    if (f->handle == handle) f->handle = r->handle;
     return;
   }
+  const absl::Status& s = r.status();
   if (!f->broken.exchange(true)) {
     spdlog::error(
         "open file of inode {} (MDS handle {}), opened while the MDS "
@@ -206,7 +184,9 @@ void Fs::ReopenLate(const OpCtx& ctx, OpenFile* f) {
 absl::Status Fs::CheckLease(const OpCtx& ctx, const OpenFile& f) {
   // With the gate closed a controlled failover is in progress; its reopen
   // decides about the handle.
-  if (!mds_->LeaseInDoubt() || mds_->gate().closed()) return absl::OkStatus();
+  if (!mds_->LeaseInDoubt() || mds_->FailoverInProgress()) {
+    return absl::OkStatus();
+  }
   // An eviction reported marks the file broken (Fs::Evicted); a new
   // instance re-establishes the handles first (a refused one is broken).
   if (absl::Status s = mds_->ConfirmLease(ctx.interrupted); !s.ok()) return s;
@@ -216,44 +196,23 @@ absl::Status Fs::CheckLease(const OpCtx& ctx, const OpenFile& f) {
 absl::StatusOr<OpenFile*> Fs::Open(const OpCtx& ctx, uint64_t ino,
                                    uint32_t flags) {
   const uint64_t lists = reopen_lists_.load();
-  rpc::OpenReply reply;
-  // Open or Open2, as negotiated with the MDS (versioned_calls.h).
-  absl::Status s = OpenInProtocol(
-      *mds_,
-      {.ino = ino,
-       .flags = flags,
-       .fill_cred = [&](rpc::Cred* c) { FillCred(ctx, c); }},
-      ctx.interrupted, &reply);
-  if (!s.ok()) return s;
-  return FinishOpen(ctx, reply.entry(), reply.handle(), reply.truncated(),
-                    flags, lists);
+  absl::StatusOr<OpenResult> r = mds_->Open(ctx, ino, flags, 0);
+  if (!r.ok()) return r.status();
+  return FinishOpen(ctx, *r, flags, lists);
 }
 
-absl::StatusOr<std::pair<rpc::Entry, OpenFile*>> Fs::Create(
+absl::StatusOr<std::pair<Entry, OpenFile*>> Fs::Create(
     const OpCtx& ctx, uint64_t parent, const std::string& name, uint32_t mode,
     uint32_t flags) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   CancelEarly({CachedChild(parent, name), parent});
   const uint64_t lists = reopen_lists_.load();
-  rpc::CreateReply reply;
-  absl::Status s = mds_->Call(
-      &Mds::Stub::Create, "Create", ctx.interrupted,
-      [&](rpc::CreateRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
-        FillCred(ctx, r.mutable_cred());
-        r.set_parent(parent);
-        r.set_name(name);
-        r.set_mode(mode);
-        r.set_flags(flags | O_CREAT);
-      },
-      &reply);
-  if (!s.ok()) return s;
-  if (reply.handle() == 0) return Errno(EIO, "MDS created but did not open");
-  absl::StatusOr<OpenFile*> f =
-      FinishOpen(ctx, reply.entry(), reply.handle(), reply.truncated(), flags,
-                 lists);
+  absl::StatusOr<OpenResult> r = mds_->Create(ctx, parent, name, mode, flags);
+  if (!r.ok()) return r.status();
+  if (r->handle == 0) return Errno(EIO, "MDS created but did not open");
+  absl::StatusOr<OpenFile*> f = FinishOpen(ctx, *r, flags, lists);
   if (!f.ok()) return f.status();
-  return std::make_pair(std::move(*reply.mutable_entry()), *f);
+  return std::make_pair(std::move(r->entry), *f);
 }
 
 namespace {
@@ -318,13 +277,10 @@ absl::StatusOr<ReadData> Fs::Read(const OpCtx& ctx, OpenFile* f, uint64_t off,
   if (off + size > known || stale) {
     fetched = true;
     // Near the end of what we know: another mount may have grown the file.
-    rpc::Entry e;
-    absl::Status s = mds_->Call(
-        &Mds::Stub::GetAttr, "GetAttr", ctx.interrupted,
-        [&](rpc::GetAttrRequest& r) { r.set_ino(st.ino); }, &e);
-    if (!s.ok()) return s;
+    absl::StatusOr<Entry> e = mds_->GetAttr(ctx, st.ino);
+    if (!e.ok()) return e.status();
     absl::MutexLock lock(&st.mu);
-    st.SawMds(e.attr(), false);
+    st.SawMds(e->attr, false);
     if (hold.held()) st.size_gen = hold.gen();
     known = st.KnownSize();
   }
@@ -335,12 +291,12 @@ absl::StatusOr<ReadData> Fs::Read(const OpCtx& ctx, OpenFile* f, uint64_t off,
   // that none of our data locks covered may have cut the file (our locks
   // only cover the ranges we used). Ask again (cached under the metadata
   // lock, which that truncate took back) and read with the new size.
-  absl::StatusOr<rpc::Entry> e = CachedGetAttr(ctx, st.ino);
+  absl::StatusOr<Entry> e = CachedGetAttr(ctx, st.ino);
   if (!e.ok()) return e.status();
   uint64_t now_known;
   {
     absl::MutexLock lock(&st.mu);
-    st.SawMds(e->attr(), false);
+    st.SawMds(e->attr, false);
     now_known = st.KnownSize();
   }
   if (now_known >= known) return r;
@@ -378,13 +334,10 @@ absl::StatusOr<size_t> Fs::Write(const OpCtx& ctx, OpenFile* f, uint64_t off,
     // The kernel's offset is its idea of the end of file; another mount
     // may have appended since.
     if (stale) {
-      rpc::Entry e;
-      absl::Status s = mds_->Call(
-          &Mds::Stub::GetAttr, "GetAttr", ctx.interrupted,
-          [&](rpc::GetAttrRequest& r) { r.set_ino(st.ino); }, &e);
-      if (!s.ok()) return s;
+      absl::StatusOr<Entry> e = mds_->GetAttr(ctx, st.ino);
+      if (!e.ok()) return e.status();
       absl::MutexLock lock(&st.mu);
-      st.SawMds(e.attr(), false);
+      st.SawMds(e->attr, false);
       st.size_gen = hold.gen();
     }
     absl::MutexLock lock(&st.mu);
@@ -433,7 +386,7 @@ absl::StatusOr<size_t> Fs::Write(const OpCtx& ctx, OpenFile* f, uint64_t off,
 absl::Status Fs::ReportSize(const OpCtx& ctx, InodeState& st) {
   absl::MutexLock report(&st.report_mu);
   uint64_t size, gen;
-  rpc::Timespec mtime;
+  Timespec mtime;
   bool kill;
   {
     absl::MutexLock lock(&st.mu);
@@ -445,27 +398,16 @@ absl::Status Fs::ReportSize(const OpCtx& ctx, InodeState& st) {
     st.dirty = false;
     st.kill_priv = false;
   }
-  rpc::Entry e;
-  absl::Status s = mds_->Call(
-      &Mds::Stub::UpdateSize, "UpdateSize", ctx.interrupted,
-      [&](rpc::UpdateSizeRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
-        FillCred(ctx, r.mutable_cred());
-        r.set_ino(st.ino);
-        r.set_size(size);
-        *r.mutable_mtime() = mtime;
-        r.set_kill_priv(kill);
-      },
-      &e);
+  absl::StatusOr<Entry> e = mds_->UpdateSize(ctx, st.ino, size, mtime, kill);
   absl::MutexLock lock(&st.mu);
-  if (!s.ok()) {
+  if (!e.ok()) {
     st.dirty = true;
     st.kill_priv = st.kill_priv || kill;
-    return s;
+    return e.status();
   }
-  st.mode = e.attr().mode();
-  st.gid = e.attr().gid();
-  st.SawMds(e.attr(), true);
+  st.mode = e->attr.mode;
+  st.gid = e->attr.gid;
+  st.SawMds(e->attr, true);
   if (st.write_gen == gen) st.write_end = 0;
   return absl::OkStatus();
 }
@@ -488,7 +430,7 @@ absl::Status Fs::Fsync(const OpCtx& ctx, OpenFile* f) {
   if (absl::Status s = io_.Sync(*layout, ctx.interrupted); !s.ok()) return s;
   absl::Status s = ReportSize(ctx, *f->inode);
   // Also when nothing was dirty: the create of the file may not be durable.
-  if (s.ok()) s = SyncMdsInProtocol(*mds_, ctx.interrupted);
+  if (s.ok()) s = mds_->Sync(ctx);
   if (s.ok()) {
     absl::MutexLock lock(&f->inode->mu);
     f->inode->synced_gen = std::max(f->inode->synced_gen, gen);
@@ -497,7 +439,7 @@ absl::Status Fs::Fsync(const OpCtx& ctx, OpenFile* f) {
 }
 
 absl::Status Fs::FsyncDir(const OpCtx& ctx) {
-  return SyncMdsInProtocol(*mds_, ctx.interrupted);
+  return mds_->Sync(ctx);
 }
 
 absl::Status Fs::Release(const OpCtx& ctx, OpenFile* f) {
@@ -558,25 +500,25 @@ absl::Status Fs::ReopenAll(bool evicted) {
                   "shutdown) with writes to the file not yet fsynced");
       continue;
     }
-    rpc::OpenReply reply;
-    absl::Status s = OpenInProtocol(
-        *mds_,
-        {.ino = it.ino,
-         // Re-establish, never re-create or truncate.
-         .flags = it.flags & ~static_cast<uint32_t>(O_CREAT | O_EXCL | O_TRUNC),
-         .reopen_handle = it.handle,
-         .fill_cred = [&](rpc::Cred* c) { FillCred(it.opener, c); }},
-        {}, &reply);
-    if (s.ok()) {
+    // Re-establish, never re-create or truncate (the opener's
+    // credentials; no interrupt: the recovery runs for every request).
+    OpCtx opener = it.opener;
+    opener.interrupted = nullptr;
+    absl::StatusOr<OpenResult> r = mds_->Open(
+        opener, it.ino,
+        it.flags & ~static_cast<uint32_t>(O_CREAT | O_EXCL | O_TRUNC),
+        it.handle);
+    if (r.ok()) {
       ++reopened;
-      if (reply.handle() != it.handle) {
+      if (r->handle != it.handle) {
         absl::MutexLock lock(&open_mu_);
         for (OpenFile* f : files_) {
-          if (f->handle == it.handle) f->handle = reply.handle();
+          if (f->handle == it.handle) f->handle = r->handle;
         }
       }
       continue;
     }
+    const absl::Status& s = r.status();
     const int e = ToErrno(s);
     if (e == ESTALE || e == ENOENT || e == EBADF || e == EINVAL) {
       mark_broken(it.handle, s.ToString());

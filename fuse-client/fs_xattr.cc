@@ -5,11 +5,11 @@
 #include "absl/strings/match.h"
 #include "common/errors.h"
 #include "fuse-client/fs.h"
+#include "fuse-client/grpc_mds.h"
 #include "fuse-client/layout_text.h"
+#include "fuse-client/ost_set.h"
 
 namespace stripefs::client {
-
-using rpc::Mds;
 
 namespace {
 constexpr char kCapXattr[] = "security.capability";
@@ -27,44 +27,21 @@ absl::Status Fs::SetXattr(const OpCtx& ctx, uint64_t ino,
   if (name == kLayoutXattr) {
     absl::StatusOr<LayoutSetting> set = ParseLayoutSetting(value);
     if (!set.ok()) return set.status();
-    rpc::LayoutReply reply;
-    absl::Status s = mds_->Call(
-        &Mds::Stub::SetLayout, "SetLayout", ctx.interrupted,
-        [&](rpc::SetLayoutRequest& r) {
-          mds_->FillHeader(r.mutable_hdr());
-          FillCred(ctx, r.mutable_cred());
-          r.set_ino(ino);
-          r.set_stripe_size(set->stripe_size.value_or(0));
-          r.set_stripe_count(set->stripe_count.value_or(0));
-          if (set->stripe_offset.has_value()) {
-            r.set_stripe_offset(*set->stripe_offset);
-          }
-        },
-        &reply);
-    if (!s.ok()) return s;
+    absl::StatusOr<Layout> layout = mds_->SetLayout(
+        ctx, ino,
+        {set->stripe_size.value_or(0), set->stripe_count.value_or(0),
+         set->stripe_offset});
+    if (!layout.ok()) return layout.status();
     if (std::shared_ptr<InodeState> st = FindOpen(ino)) {
       absl::MutexLock lock(&st->mu);
-      if (reply.layout().objects_size() > 0) {
-        st->layout = ToFileLayout(reply.layout());
-      }
+      if (!layout->objects.empty()) st->layout = ToFileLayout(*layout);
     }
     return absl::OkStatus();
   }
   if (IsVirtual(name)) return Errno(EPERM, "read-only stripefs attribute");
   if (name == kCapXattr) ForgetCap(ino);
   CancelEarly({ino});
-  rpc::XattrReply reply;
-  return mds_->Call(
-      &Mds::Stub::SetXattr, "SetXattr", ctx.interrupted,
-      [&](rpc::SetXattrRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
-        FillCred(ctx, r.mutable_cred());
-        r.set_ino(ino);
-        r.set_name(name);
-        r.set_value(value);
-        r.set_flags(flags);
-      },
-      &reply);
+  return mds_->SetXattr(ctx, ino, name, value, flags);
 }
 
 void Fs::ForgetCap(uint64_t ino) {
@@ -75,9 +52,10 @@ void Fs::ForgetCap(uint64_t ino) {
 }
 
 absl::StatusOr<std::string> Fs::DfText(const OpCtx& ctx) {
-  absl::StatusOr<rpc::StatfsReply> mdt = Statfs(ctx);
+  absl::StatusOr<StatfsInfo> mdt = Statfs(ctx);
   if (!mdt.ok()) return mdt.status();
   std::vector<OstDf> osts;
+  if (osts_ == nullptr) return FormatDf(mdt->files, mdt->ffree, osts);
   for (const auto& [index, ost] : osts_->all()) {
     rpc::OssStatfsReply r;
     absl::Status s = ost->Call(
@@ -87,22 +65,18 @@ absl::StatusOr<std::string> Fs::DfText(const OpCtx& ctx) {
     osts.push_back(
         {index, r.total_bytes(), r.free_bytes(), r.avail_bytes(), r.objects()});
   }
-  return FormatDf(mdt->files(), mdt->ffree(), osts);
+  return FormatDf(mdt->files, mdt->ffree, osts);
 }
 
 absl::StatusOr<std::string> Fs::GetXattr(const OpCtx& ctx, uint64_t ino,
                                          const std::string& name) {
   if (name == kLayoutXattr) {
-    rpc::LayoutReply reply;
-    absl::Status s = mds_->Call(
-        &Mds::Stub::GetLayout, "GetLayout", ctx.interrupted,
-        [&](rpc::GetLayoutRequest& r) {
-          FillCred(ctx, r.mutable_cred());
-          r.set_ino(ino);
-        },
-        &reply);
-    if (!s.ok()) return s;
-    return FormatLayout(reply.layout(), reply.layout().objects_size() > 0);
+    absl::StatusOr<Layout> layout = mds_->GetLayout(ctx, ino);
+    if (!layout.ok()) return layout.status();
+    // The formatter speaks the wire's Layout (layout_text.h).
+    rpc::Layout wire;
+    ToProto(*layout, &wire);
+    return FormatLayout(wire, !layout->objects.empty());
   }
   if (name == kDfXattr) return DfText(ctx);
   if (name == kStatsXattr) return StatsText();
@@ -116,37 +90,21 @@ absl::StatusOr<std::string> Fs::GetXattr(const OpCtx& ctx, uint64_t ino,
       if (st->cap_state == 2) return st->cap_value;
     }
   }
-  rpc::GetXattrReply reply;
-  absl::Status s = mds_->Call(
-      &Mds::Stub::GetXattr, "GetXattr", ctx.interrupted,
-      [&](rpc::GetXattrRequest& r) {
-        FillCred(ctx, r.mutable_cred());
-        r.set_ino(ino);
-        r.set_name(name);
-      },
-      &reply);
-  if (st != nullptr && (s.ok() || ToErrno(s) == ENODATA)) {
+  absl::StatusOr<std::string> value = mds_->GetXattr(ctx, ino, name);
+  if (st != nullptr && (value.ok() || ToErrno(value.status()) == ENODATA)) {
     absl::MutexLock lock(&st->mu);
-    st->cap_state = s.ok() ? 2 : 1;
-    st->cap_value = reply.value();
+    st->cap_state = value.ok() ? 2 : 1;
+    st->cap_value = value.ok() ? *value : std::string();
   }
-  if (!s.ok()) return s;
-  return std::move(*reply.mutable_value());
+  return value;
 }
 
 absl::StatusOr<std::vector<std::string>> Fs::ListXattr(const OpCtx& ctx,
                                                        uint64_t ino) {
-  rpc::ListXattrReply reply;
-  absl::Status s = mds_->Call(
-      &Mds::Stub::ListXattr, "ListXattr", ctx.interrupted,
-      [&](rpc::ListXattrRequest& r) {
-        FillCred(ctx, r.mutable_cred());
-        r.set_ino(ino);
-      },
-      &reply);
-  if (!s.ok()) return s;
+  absl::StatusOr<std::vector<std::string>> all = mds_->ListXattr(ctx, ino);
+  if (!all.ok()) return all.status();
   std::vector<std::string> names;
-  for (std::string& n : *reply.mutable_names()) {
+  for (std::string& n : *all) {
     if (!IsVirtual(n)) names.push_back(std::move(n));
   }
   return names;
@@ -157,16 +115,7 @@ absl::Status Fs::RemoveXattr(const OpCtx& ctx, uint64_t ino,
   if (IsVirtual(name)) return Errno(EPERM, "stripefs attributes stay");
   if (name == kCapXattr) ForgetCap(ino);
   CancelEarly({ino});
-  rpc::XattrReply reply;
-  return mds_->Call(
-      &Mds::Stub::RemoveXattr, "RemoveXattr", ctx.interrupted,
-      [&](rpc::RemoveXattrRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
-        FillCred(ctx, r.mutable_cred());
-        r.set_ino(ino);
-        r.set_name(name);
-      },
-      &reply);
+  return mds_->RemoveXattr(ctx, ino, name);
 }
 
 }  // namespace stripefs::client

@@ -85,35 +85,35 @@ void ReplyErr(fuse_req_t req, const absl::Status& status, const char* op,
   fuse_reply_err(req, err);
 }
 
-void ToStat(const rpc::Attr& a, struct stat* st) {
+void ToStat(const Attr& a, struct stat* st) {
   memset(st, 0, sizeof(*st));
-  st->st_ino = a.ino();
-  st->st_mode = a.mode();
-  st->st_nlink = a.nlink();
-  st->st_uid = a.uid();
-  st->st_gid = a.gid();
-  st->st_size = static_cast<off_t>(a.size());
-  st->st_rdev = a.rdev();
-  st->st_blocks = static_cast<blkcnt_t>(a.blocks());
+  st->st_ino = a.ino;
+  st->st_mode = a.mode;
+  st->st_nlink = a.nlink;
+  st->st_uid = a.uid;
+  st->st_gid = a.gid;
+  st->st_size = static_cast<off_t>(a.size);
+  st->st_rdev = a.rdev;
+  st->st_blocks = static_cast<blkcnt_t>(a.blocks);
   st->st_blksize = 1 << 20;
-  st->st_atim.tv_sec = a.atime().sec();
-  st->st_atim.tv_nsec = a.atime().nsec();
-  st->st_mtim.tv_sec = a.mtime().sec();
-  st->st_mtim.tv_nsec = a.mtime().nsec();
-  st->st_ctim.tv_sec = a.ctime().sec();
-  st->st_ctim.tv_nsec = a.ctime().nsec();
+  st->st_atim.tv_sec = a.atime.sec;
+  st->st_atim.tv_nsec = a.atime.nsec;
+  st->st_mtim.tv_sec = a.mtime.sec;
+  st->st_mtim.tv_nsec = a.mtime.nsec;
+  st->st_ctim.tv_sec = a.ctime.sec;
+  st->st_ctim.tv_nsec = a.ctime.nsec;
 }
 
-void ToEntryParam(Fs* fs, const rpc::Entry& e, fuse_entry_param* p) {
+void ToEntryParam(Fs* fs, const Entry& e, fuse_entry_param* p) {
   memset(p, 0, sizeof(*p));
-  p->ino = e.attr().ino();
+  p->ino = e.attr.ino;
   p->generation = 1;
-  ToStat(e.attr(), &p->attr);
+  ToStat(e.attr, &p->attr);
   p->attr_timeout = fs->AttrTimeout(p->ino);
   p->entry_timeout = fs->options().entry_timeout;
 }
 
-void ReplyEntry(fuse_req_t req, const absl::StatusOr<rpc::Entry>& e,
+void ReplyEntry(fuse_req_t req, const absl::StatusOr<Entry>& e,
                 const char* op, uint64_t ino) {
   if (!e.ok()) return ReplyErr(req, e.status(), op, ino);
   fuse_entry_param p;
@@ -172,7 +172,7 @@ void Init(void* userdata, fuse_conn_info* conn) {
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Fs* fs = GetFs(req);
-  absl::StatusOr<rpc::Entry> e = fs->Lookup(MakeCtx(req), parent, name);
+  absl::StatusOr<Entry> e = fs->Lookup(MakeCtx(req), parent, name);
   if (!e.ok() && ToErrno(e.status()) == ENOENT) {
     // Negative entry, cached for entry_timeout.
     fuse_entry_param p;
@@ -195,18 +195,15 @@ void ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
 void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Fs* fs = GetFs(req);
   fs->CountFuseGetattr();
-  absl::StatusOr<rpc::Entry> e = fs->GetAttr(MakeCtx(req), ino);
+  absl::StatusOr<Entry> e = fs->GetAttr(MakeCtx(req), ino);
   if (!e.ok()) return ReplyErr(req, e.status(), "getattr", ino);
   struct stat st;
-  ToStat(e->attr(), &st);
+  ToStat(e->attr, &st);
   fuse_reply_attr(req, &st, fs->AttrTimeout(ino));
 }
 
-rpc::Timespec ToTimespec(const struct timespec& ts) {
-  rpc::Timespec t;
-  t.set_sec(ts.tv_sec);
-  t.set_nsec(static_cast<uint32_t>(ts.tv_nsec));
-  return t;
+Timespec ToTimespec(const struct timespec& ts) {
+  return {ts.tv_sec, static_cast<uint32_t>(ts.tv_nsec)};
 }
 
 void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
@@ -214,15 +211,15 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   Fs* fs = GetFs(req);
   SetAttrArgs a;
   if (to_set & FUSE_SET_ATTR_MODE) {
-    a.valid |= rpc::SETATTR_MODE;
+    a.valid |= kSetMode;
     a.mode = attr->st_mode & 07777;
   }
   if (to_set & FUSE_SET_ATTR_UID) {
-    a.valid |= rpc::SETATTR_UID;
+    a.valid |= kSetUid;
     a.uid = attr->st_uid;
   }
   if (to_set & FUSE_SET_ATTR_GID) {
-    a.valid |= rpc::SETATTR_GID;
+    a.valid |= kSetGid;
     a.gid = attr->st_gid;
   }
   if (to_set & FUSE_SET_ATTR_SIZE) {
@@ -230,26 +227,26 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
       fuse_reply_err(req, EINVAL);
       return;
     }
-    a.valid |= rpc::SETATTR_SIZE;
+    a.valid |= kSetSize;
     a.size = static_cast<uint64_t>(attr->st_size);
   }
   // *_NOW: both bits, with the client's clock in the field, so the MDS may
   // use either its own clock or ours.
   if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
-    a.valid |= rpc::SETATTR_ATIME | rpc::SETATTR_ATIME_NOW;
+    a.valid |= kSetAtime | kSetAtimeNow;
     a.atime = NowTimespec();
   } else if (to_set & FUSE_SET_ATTR_ATIME) {
-    a.valid |= rpc::SETATTR_ATIME;
+    a.valid |= kSetAtime;
     a.atime = ToTimespec(attr->st_atim);
   }
   if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
-    a.valid |= rpc::SETATTR_MTIME | rpc::SETATTR_MTIME_NOW;
+    a.valid |= kSetMtime | kSetMtimeNow;
     a.mtime = NowTimespec();
   } else if (to_set & FUSE_SET_ATTR_MTIME) {
-    a.valid |= rpc::SETATTR_MTIME;
+    a.valid |= kSetMtime;
     a.mtime = ToTimespec(attr->st_mtim);
   }
-  if (to_set & FUSE_SET_ATTR_CTIME) a.valid |= rpc::SETATTR_CTIME;
+  if (to_set & FUSE_SET_ATTR_CTIME) a.valid |= kSetCtime;
   if (fi != nullptr && fi->fh != 0) a.file = File(fi);
   OpCtx ctx = MakeCtx(req);
   // A truncate changes the data other mounts may cache: the OSS (and
@@ -258,14 +255,14 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   // across it (data_locks.h). The size this mount knows must be current
   // so that a cut below another mount's writes reaches the objects: a
   // GetAttr (cached under the metadata lock) refreshes it.
-  if ((a.valid & rpc::SETATTR_SIZE) && fs->data_locks() != nullptr) {
-    absl::StatusOr<rpc::Entry> cur = fs->GetAttr(ctx, ino);
+  if ((a.valid & kSetSize) && fs->data_locks() != nullptr) {
+    absl::StatusOr<Entry> cur = fs->GetAttr(ctx, ino);
     if (!cur.ok()) return ReplyErr(req, cur.status(), "setattr", ino);
   }
-  absl::StatusOr<rpc::Entry> e = fs->SetAttr(ctx, ino, a);
+  absl::StatusOr<Entry> e = fs->SetAttr(ctx, ino, a);
   if (!e.ok()) return ReplyErr(req, e.status(), "setattr", ino);
   struct stat st;
-  ToStat(e->attr(), &st);
+  ToStat(e->attr, &st);
   fuse_reply_attr(req, &st, fs->AttrTimeout(ino));
 }
 
@@ -340,7 +337,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   auto r = fs->Create(MakeCtx(req), parent, name, mode | S_IFREG,
                       static_cast<uint32_t>(fi->flags));
   if (!r.ok()) return ReplyErr(req, r.status(), "create", parent);
-  fs->NoteNewChild(parent, r->first.attr().ino());
+  fs->NoteNewChild(parent, r->first.attr.ino);
   fuse_entry_param p;
   ToEntryParam(fs, r->first, &p);
   fi->fh = reinterpret_cast<uintptr_t>(r->second);
@@ -478,19 +475,19 @@ void FsyncDir(fuse_req_t req, fuse_ino_t ino, int datasync,
 }
 
 void Statfs(fuse_req_t req, fuse_ino_t ino) {
-  absl::StatusOr<rpc::StatfsReply> r = GetFs(req)->Statfs(MakeCtx(req));
+  absl::StatusOr<StatfsInfo> r = GetFs(req)->Statfs(MakeCtx(req));
   if (!r.ok()) return ReplyErr(req, r.status(), "statfs", ino);
   struct statvfs st;
   memset(&st, 0, sizeof(st));
-  st.f_bsize = r->bsize() ? r->bsize() : 4096;
+  st.f_bsize = r->bsize ? r->bsize : 4096;
   st.f_frsize = st.f_bsize;
-  st.f_blocks = r->blocks();
-  st.f_bfree = r->bfree();
-  st.f_bavail = r->bavail();
-  st.f_files = r->files();
-  st.f_ffree = r->ffree();
-  st.f_favail = r->ffree();
-  st.f_namemax = r->namelen() ? r->namelen() : kNameMax;
+  st.f_blocks = r->blocks;
+  st.f_bfree = r->bfree;
+  st.f_bavail = r->bavail;
+  st.f_files = r->files;
+  st.f_ffree = r->ffree;
+  st.f_favail = r->ffree;
+  st.f_namemax = r->namelen ? r->namelen : kNameMax;
   fuse_reply_statfs(req, &st);
 }
 

@@ -65,7 +65,7 @@ uint64_t MdCache::BypassCount() {
   return bypassed_;
 }
 
-std::optional<rpc::Entry> MdCache::GetAttr(uint64_t ino) {
+std::optional<Entry> MdCache::GetAttr(uint64_t ino) {
   absl::MutexLock lock(&mu_);
   auto it = attrs_.find(ino);
   if (it == attrs_.end()) return std::nullopt;
@@ -81,7 +81,7 @@ bool MdCache::HasAttr(uint64_t ino) {
   return attrs_.contains(ino);
 }
 
-void MdCache::PutAttr(uint64_t ino, const rpc::Entry& e) {
+void MdCache::PutAttr(uint64_t ino, const Entry& e) {
   absl::MutexLock lock(&mu_);
   attrs_[ino] = e;
 }
@@ -105,22 +105,22 @@ void MdCache::PutDentry(uint64_t parent, const std::string& name,
   d[name] = ino;
 }
 
-std::shared_ptr<const std::vector<rpc::DirEntry>> MdCache::GetListing(
+std::shared_ptr<const std::vector<DirEntry>> MdCache::GetListing(
     uint64_t ino) {
   absl::MutexLock lock(&mu_);
   auto it = listings_.find(ino);
   return it == listings_.end() ? nullptr : it->second;
 }
 
-void MdCache::PutListing(uint64_t ino, std::vector<rpc::DirEntry> entries) {
+void MdCache::PutListing(uint64_t ino, std::vector<DirEntry> entries) {
   absl::MutexLock lock(&mu_);
   auto& d = dentries_[ino];
-  for (rpc::DirEntry& e : entries) {
-    e.clear_entry();
-    d[e.name()] = e.ino();
+  for (DirEntry& e : entries) {
+    e.entry.reset();
+    d[e.name] = e.ino;
   }
   listings_[ino] =
-      std::make_shared<const std::vector<rpc::DirEntry>>(std::move(entries));
+      std::make_shared<const std::vector<DirEntry>>(std::move(entries));
 }
 
 void MdCache::Drop(uint64_t ino) {

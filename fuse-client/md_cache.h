@@ -1,5 +1,5 @@
 // MdCache: the daemon-side metadata cache of a mount with a lock service.
-// Attributes (whole rpc::Entry) of an inode, the dentries (positive and
+// Attributes (whole Entry) of an inode, the dentries (positive and
 // negative) and the listing of a directory are cached only while this mount holds a PR
 // IBITS lock on "ino:<N>" (bits kMdBits). The blocking callback of such a
 // lock drops everything cached for that inode (its attributes and the
@@ -41,7 +41,7 @@
 #include "common/clock.h"
 #include "dlm/dlm_client.h"
 #include "fuse-client/request_gate.h"
-#include "rpc/proto/mds.pb.h"
+#include "fuse-client/mds_api.h"
 
 namespace stripefs::client {
 
@@ -73,9 +73,9 @@ class MdCache : public dlm::LockHandler {
                                           const InterruptFn& interrupted);
   void Release(const dlm::LockInfo& lock) { dlm_->Release(lock.handle); }
 
-  std::optional<rpc::Entry> GetAttr(uint64_t ino);
+  std::optional<Entry> GetAttr(uint64_t ino);
   // Call only while holding LockInode(ino).
-  void PutAttr(uint64_t ino, const rpc::Entry& e);
+  void PutAttr(uint64_t ino, const Entry& e);
 
   // Dentry lookup: nullopt = not cached; 0 = cached negative; else ino.
   std::optional<uint64_t> GetDentry(uint64_t parent, const std::string& name);
@@ -83,9 +83,9 @@ class MdCache : public dlm::LockHandler {
   void PutDentry(uint64_t parent, const std::string& name, uint64_t ino);
 
   // A directory's complete listing (entries without attributes).
-  std::shared_ptr<const std::vector<rpc::DirEntry>> GetListing(uint64_t ino);
+  std::shared_ptr<const std::vector<DirEntry>> GetListing(uint64_t ino);
   // Call only while holding LockInode(ino). Also caches the dentries.
-  void PutListing(uint64_t ino, std::vector<rpc::DirEntry> entries);
+  void PutListing(uint64_t ino, std::vector<DirEntry> entries);
 
   // Drops what is cached about ino (attributes, dentries, listing).
   void Drop(uint64_t ino);
@@ -138,12 +138,65 @@ class MdCache : public dlm::LockHandler {
   absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, Contention> contention_ ABSL_GUARDED_BY(mu_);
   uint64_t bypassed_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::flat_hash_map<uint64_t, rpc::Entry> attrs_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, Entry> attrs_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, absl::flat_hash_map<std::string, uint64_t>>
       dentries_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t,
-                      std::shared_ptr<const std::vector<rpc::DirEntry>>>
+                      std::shared_ptr<const std::vector<DirEntry>>>
       listings_ ABSL_GUARDED_BY(mu_);
 };
+
+// The one place where a metadata read goes lock -> check -> call -> fill:
+//   1. check(): answered from the cache (no lock, no request);
+//   2. md null (no lock service), or ino contended (MdCache::Bypassed):
+//      call() alone, nothing cached;
+//   3. otherwise this mount's PR lock on ino, check() again (another
+//      request may have filled the cache while this one waited), else
+//      call() and fill(result) while the lock is still held (a blocking
+//      callback, which runs only after the release, drops it again), then
+//      the release.
+// `check` returns std::optional<Hit>; `call` returns absl::StatusOr<R>;
+// `fill` gets that StatusOr (also a failure: a negative entry). No lock of
+// this mount is held when ReadThrough returns (never wait for one lock while
+// holding another, see above).
+template <typename Hit, typename R>
+struct ReadThroughResult {
+  std::optional<Hit> hit;  // set: answered by check()
+  absl::StatusOr<R> reply = R();  // else: call()'s, or the lock's error
+  bool bypassed = false;  // ino was contended: call() ran without a lock
+};
+
+template <typename Check, typename Call, typename Fill>
+auto ReadThrough(MdCache* md, uint64_t ino, const InterruptFn& interrupted,
+                 Check&& check, Call&& call, Fill&& fill)
+    -> ReadThroughResult<typename decltype(check())::value_type,
+                         typename decltype(call())::value_type> {
+  ReadThroughResult<typename decltype(check())::value_type,
+                    typename decltype(call())::value_type>
+      out;
+  if (md == nullptr) {
+    out.reply = call();
+    return out;
+  }
+  if ((out.hit = check()).has_value()) return out;
+  if (md->Bypassed(ino)) {
+    out.reply = call();
+    out.bypassed = true;
+    return out;
+  }
+  absl::StatusOr<dlm::LockInfo> l = md->LockInode(ino, interrupted);
+  if (!l.ok()) {
+    out.reply = l.status();
+    return out;
+  }
+  if ((out.hit = check()).has_value()) {
+    md->Release(*l);
+    return out;
+  }
+  out.reply = call();
+  fill(out.reply);
+  md->Release(*l);
+  return out;
+}
 
 }  // namespace stripefs::client

@@ -20,10 +20,10 @@ std::unique_ptr<dlm::DlmClient> OfflineDlm() {
   return std::move(*c);
 }
 
-rpc::Entry EntryOf(uint64_t ino, uint32_t mode) {
-  rpc::Entry e;
-  e.mutable_attr()->set_ino(ino);
-  e.mutable_attr()->set_mode(mode);
+Entry EntryOf(uint64_t ino, uint32_t mode) {
+  Entry e;
+  e.attr.ino = ino;
+  e.attr.mode = mode;
   return e;
 }
 
@@ -43,14 +43,14 @@ TEST(MdCacheTest, BlockingCallbackDropsOnlyThatInode) {
   cache.PutAttr(6, EntryOf(6, 040755));
   cache.PutDentry(6, "gone", 0);
   cache.PutDentry(6, "here", 5);
-  rpc::DirEntry de;
-  de.set_name("listed");
-  de.set_ino(7);
-  de.mutable_entry()->mutable_attr()->set_ino(7);
+  DirEntry de;
+  de.name = "listed";
+  de.ino = 7;
+  de.entry = EntryOf(7, 0100644);
   cache.PutListing(6, {de});
 
   ASSERT_TRUE(cache.GetAttr(5).has_value());
-  EXPECT_EQ(cache.GetAttr(5)->attr().mode(), 0100644u);
+  EXPECT_EQ(cache.GetAttr(5)->attr.mode, 0100644u);
   EXPECT_EQ(cache.GetDentry(6, "gone"), std::optional<uint64_t>(0));
   EXPECT_EQ(cache.GetDentry(6, "here"), std::optional<uint64_t>(5));
   EXPECT_EQ(cache.GetDentry(6, "listed"), std::optional<uint64_t>(7));
@@ -58,7 +58,7 @@ TEST(MdCacheTest, BlockingCallbackDropsOnlyThatInode) {
   auto listing = cache.GetListing(6);
   ASSERT_NE(listing, nullptr);
   ASSERT_EQ(listing->size(), 1u);
-  EXPECT_FALSE((*listing)[0].has_entry());  // attributes are not listed
+  EXPECT_FALSE((*listing)[0].entry.has_value());  // attributes are not listed
 
   // An extent lock on the same name is not a metadata lock.
   cache.OnBlocking(LockOn("ino:6", dlm::LockType::kExtent), false);
