@@ -14,9 +14,7 @@
 #include "cli/cluster.h"
 #include "cli/cluster_binaries.h"
 #include "cli/config.h"
-#include "cli/layout.h"
 #include "cli/proc.h"
-#include "cli/size.h"
 #include "cli/stripe.h"
 #include "common/errors.h"
 #include "gtest/gtest.h"
@@ -51,46 +49,6 @@ class CliTest : public ::testing::Test {
  private:
   ScopedTempDir temp_dir_;
 };
-
-TEST_F(CliTest, SizeTest_ParsesPlainAndSuffixed) {
-  EXPECT_EQ(ParseSize("4096").value(), 4096u);
-  EXPECT_EQ(ParseSize("64K").value(), 65536u);
-  EXPECT_EQ(ParseSize("64k").value(), 65536u);
-  EXPECT_EQ(ParseSize("1M").value(), 1048576u);
-  EXPECT_EQ(ParseSize("1MiB").value(), 1048576u);
-  EXPECT_EQ(ParseSize("2MB").value(), 2u << 20);
-  EXPECT_EQ(ParseSize("3G").value(), 3ull << 30);
-  EXPECT_EQ(ParseSize("1T").value(), 1ull << 40);
-  EXPECT_EQ(ParseSize("0").value(), 0u);
-  EXPECT_EQ(ParseSize("512B").value(), 512u);
-}
-
-TEST_F(CliTest, SizeTest_RejectsGarbage) {
-  for (const char* bad : {"", "M", "-1", "1X", "1.5M", "1MM", "abc", "1 M x",
-                          "99999999999999999999", "20000000000T"}) {
-    absl::StatusOr<uint64_t> s = ParseSize(bad);
-    EXPECT_FALSE(s.ok()) << bad;
-    if (!s.ok()) {
-      EXPECT_EQ(ToErrno(s.status()), EINVAL) << bad;
-    }
-  }
-}
-
-TEST_F(CliTest, SizeTest_FormatsHumanSizes) {
-  EXPECT_EQ(FormatSize(512), "512");
-  EXPECT_EQ(FormatSize(65536), "64K");
-  EXPECT_EQ(FormatSize(1536 * 1024), "1.5M");
-  EXPECT_EQ(FormatSize(4ull << 30), "4G");
-}
-
-TEST_F(CliTest, SizeTest_StripeSizeMustBeMultipleOf64K) {
-  EXPECT_TRUE(ValidateStripeSize(65536).ok());
-  EXPECT_TRUE(ValidateStripeSize(4 << 20).ok());
-  EXPECT_FALSE(ValidateStripeSize(0).ok());
-  absl::Status s = ValidateStripeSize(100000);
-  EXPECT_FALSE(s.ok());
-  EXPECT_NE(std::string(s.message()).find("64K"), std::string::npos);
-}
 
 TEST_F(CliTest, ConfigTest_RoundTripsThroughFile) {
   const std::string dir = TempDir();
@@ -148,65 +106,6 @@ TEST_F(CliTest, ConfigTest_MountsRoundTripAndMissingIsEmpty) {
   EXPECT_EQ(*back, m);
 }
 
-TEST_F(CliTest, LayoutTest_ParsesFileLayout) {
-  absl::StatusOr<Layout> l = ParseLayout(
-      "stripe_size=1048576 stripe_count=4 stripe_offset=-1 "
-      "objects=0:17,1:17,2:18,3:19");
-  ASSERT_TRUE(l.ok()) << l.status();
-  EXPECT_EQ(l->stripe_size, 1048576u);
-  EXPECT_EQ(l->stripe_count, 4);
-  EXPECT_EQ(l->stripe_offset, -1);
-  ASSERT_EQ(l->objects.size(), 4u);
-  EXPECT_EQ(l->objects[2], (StripeObject{2, 18}));
-  EXPECT_EQ(FormatLayout(*l),
-            "stripe_size=1048576 stripe_count=4 stripe_offset=-1 "
-            "objects=0:17,1:17,2:18,3:19");
-}
-
-TEST_F(CliTest, LayoutTest_ParsesDirectoryDefaultAndIgnoresUnknownKeys) {
-  absl::StatusOr<Layout> l =
-      ParseLayout("stripe_size=65536 stripe_count=-1 pool=fast\n");
-  ASSERT_TRUE(l.ok()) << l.status();
-  EXPECT_EQ(l->stripe_size, 65536u);
-  EXPECT_EQ(l->stripe_count, -1);
-  EXPECT_EQ(l->stripe_offset, -1);
-  EXPECT_TRUE(l->objects.empty());
-  std::string with_nul("stripe_size=65536 stripe_count=2", 32);
-  with_nul.push_back('\0');
-  EXPECT_TRUE(ParseLayout(with_nul).ok());
-}
-
-TEST_F(CliTest, LayoutTest_RejectsBadLayouts) {
-  EXPECT_FALSE(ParseLayout("").ok());
-  EXPECT_FALSE(ParseLayout("stripe_size=1M stripe_count=1").ok());
-  EXPECT_FALSE(ParseLayout("stripe_size=65536").ok());
-  EXPECT_FALSE(
-      ParseLayout("stripe_size=65536 stripe_count=1 objects=0-1").ok());
-}
-
-TEST_F(CliTest, LayoutTest_RequestValidationAndSetText) {
-  LayoutRequest r;
-  EXPECT_TRUE(r.empty());
-  EXPECT_EQ(LayoutSetText(r), "");
-  r.stripe_count = 4;
-  EXPECT_EQ(LayoutSetText(r), "stripe_count=4");
-  r.stripe_size = 1 << 20;
-  r.stripe_offset = 2;
-  EXPECT_TRUE(ValidateLayoutRequest(r).ok());
-  EXPECT_EQ(LayoutSetText(r),
-            "stripe_size=1048576 stripe_count=4 stripe_offset=2");
-  r.stripe_size = 1000;
-  EXPECT_FALSE(ValidateLayoutRequest(r).ok());
-  r.stripe_size = 0;
-  EXPECT_FALSE(ValidateLayoutRequest(r).ok());
-  r.stripe_size = 65536;
-  r.stripe_count = -2;
-  EXPECT_FALSE(ValidateLayoutRequest(r).ok());
-  r.stripe_count = -1;
-  r.stripe_offset = -5;
-  EXPECT_FALSE(ValidateLayoutRequest(r).ok());
-}
-
 TEST_F(CliTest, LayoutTest_ParsesDfAndFormatsTable) {
   absl::StatusOr<std::vector<DfTarget>> df = ParseDf(
       "mdt0 files=1000 ffree=900\n"
@@ -247,7 +146,7 @@ TEST_F(CliTest, StripeTest_OutsideStripefsIsAClearError) {
   EXPECT_NE(std::string(l.status().message()).find("not on a stripefs"),
             std::string::npos);
   // setstripe on a new path outside stripefs fails and leaves no file.
-  LayoutRequest r;
+  LayoutSetting r;
   r.stripe_count = 2;
   EXPECT_FALSE(SetStripe(dir + "/f", r).ok());
   EXPECT_NE(::access((dir + "/f").c_str(), F_OK), 0);

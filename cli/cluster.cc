@@ -21,8 +21,8 @@
 #include "cli/config.h"
 #include "cli/proc.h"
 #include "cli/server_status.h"
-#include "cli/size.h"
 #include "common/errors.h"
+#include "common/size.h"
 #include "nlohmann/json.hpp"
 
 namespace stripefs::cli {

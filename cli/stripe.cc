@@ -12,8 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cli/proc.h"
-#include "cli/size.h"
 #include "common/errors.h"
+#include "common/size.h"
 
 namespace stripefs::cli {
 namespace {
@@ -52,7 +52,7 @@ absl::StatusOr<std::string> GetXattr(const std::string& path,
 
 // Turns the errno of a failed layout setxattr into a message.
 absl::Status SetError(int err, const std::string& path,
-                      const LayoutRequest& req) {
+                      const LayoutSetting& req) {
   switch (err) {
     case EINVAL: {
       absl::StatusOr<std::vector<DfTarget>> df = ReadDf(path);
@@ -123,8 +123,8 @@ int SetLayoutXattr(const std::string& path, const std::string& value) {
 
 }  // namespace
 
-absl::Status SetStripe(const std::string& path, const LayoutRequest& req) {
-  if (absl::Status s = ValidateLayoutRequest(req); !s.ok()) return s;
+absl::Status SetStripe(const std::string& path, const LayoutSetting& req) {
+  if (absl::Status s = ValidateLayoutSetting(req); !s.ok()) return s;
   const std::string value = LayoutSetText(req);
   struct stat st;
   if (::stat(path.c_str(), &st) == 0) {

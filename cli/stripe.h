@@ -10,14 +10,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "cli/layout.h"
+#include "common/layout_text.h"
 
 namespace stripefs::cli {
 
 // Directory: sets its default layout. Missing path: creates an empty file
 // and sets its layout (removing it again on failure). Empty regular file:
 // replaces its layout.
-absl::Status SetStripe(const std::string& path, const LayoutRequest& req);
+absl::Status SetStripe(const std::string& path, const LayoutSetting& req);
 
 // Reads the layout of path (ENOTSUP-like error if not on stripefs).
 absl::StatusOr<Layout> ReadLayout(const std::string& path);

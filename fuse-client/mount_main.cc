@@ -31,13 +31,13 @@
 #include "common/logging.h"
 #include "dlm/dlm_client.h"
 #include "fuse-client/attr_inval.h"
+#include "fuse-client/data_locks.h"
 #include "fuse-client/failover.h"
 #include "fuse-client/fs.h"
-#include "fuse-client/posix_locks.h"
-#include "fuse-client/data_locks.h"
 #include "fuse-client/fuse_ops.h"
 #include "fuse-client/keepalive.h"
 #include "fuse-client/ost_set.h"
+#include "fuse-client/posix_locks.h"
 #include "fuse-client/target_client.h"
 #include "spdlog/spdlog.h"
 
@@ -143,8 +143,8 @@ void TuneReadahead(const std::string& mountpoint) {
   if (!f) spdlog::debug("could not set {}", path);
 }
 
-int RunDaemon(const MountConfig& cfg, int notify_fd) {
-  Notifier notify(notify_fd);
+// The process-wide settings of the mount daemon.
+void TuneProcess() {
   // 1 MiB data buffers come and go on every request: keep them on the heap
   // instead of a fresh mmap (and page faults) each time.
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
@@ -152,6 +152,11 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
   // Debian's abseil may be built with mutex deadlock detection on; it costs
   // a graph update per lock on the I/O path.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+}
+
+// This mount's identity towards the servers: a random client id and
+// "host:pid".
+TargetOptions ClientIdentity() {
   std::random_device rd;
   uint64_t client_id = (static_cast<uint64_t>(rd()) << 32) | rd();
   char host[HOST_NAME_MAX + 1] = {};
@@ -159,60 +164,192 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
   TargetOptions topts;
   topts.client_id = client_id;
   topts.client_name = absl::StrCat(host, ":", getpid());
+  return topts;
+}
 
-  MdsClient mds(cfg.mds, topts);
-  // The MDS may be restarting (controlled failover): wait for it a while.
+// Connects to the MDS. It may be restarting (controlled failover): waits
+// for it a while.
+absl::Status ConnectMds(MdsClient& mds, const std::string& address) {
   const absl::Time connect_until = absl::Now() + kMountConnectWait;
   for (absl::Duration nap = absl::Milliseconds(100);;
        nap = std::min(nap * 2, absl::Seconds(1))) {
     absl::Status s = mds.Reconnect();
-    if (s.ok()) break;
+    if (s.ok()) return absl::OkStatus();
     if (absl::Now() + nap >= connect_until ||
         (s.code() != absl::StatusCode::kUnavailable &&
          s.code() != absl::StatusCode::kDeadlineExceeded)) {
-      return notify.Fail(
-          absl::StrCat("cannot reach MDS at ", cfg.mds, ": ", s.message()));
+      return absl::UnavailableError(
+          absl::StrCat("cannot reach MDS at ", address, ": ", s.message()));
     }
-    spdlog::info("MDS at {} not reachable yet ({}); waiting", cfg.mds,
+    spdlog::info("MDS at {} not reachable yet ({}); waiting", address,
                  s.ToString());
     absl::SleepFor(nap);
   }
+}
+
+// The cluster's configuration (OSTs, lock service) from the MDS.
+absl::StatusOr<rpc::GetConfigReply> FetchConfig(MdsClient& mds,
+                                                const std::string& address) {
   rpc::GetConfigReply config;
   if (absl::Status s = mds.Call(
           &rpc::Mds::Stub::GetConfig, "GetConfig", {},
           [](rpc::GetConfigRequest&) {}, &config);
       !s.ok()) {
-    return notify.Fail(absl::StrCat("GetConfig from MDS at ", cfg.mds,
-                                    " failed: ", s.message()));
+    return absl::Status(s.code(),
+                        absl::StrCat("GetConfig from MDS at ", address,
+                                     " failed: ", s.message()));
   }
   if (config.root_ino() != 0 && config.root_ino() != FUSE_ROOT_ID) {
-    return notify.Fail(
+    return absl::FailedPreconditionError(
         absl::StrCat("MDS root inode is ", config.root_ino(), ", expected 1"));
   }
-  OstSet osts;
+  return config;
+}
+
+absl::Status AddOsts(const rpc::GetConfigReply& config,
+                     const TargetOptions& topts, OstSet* osts) {
   for (const rpc::OstInfo& o : config.osts()) {
     if (!o.active()) continue;
-    if (absl::Status s = osts.Add(o.index(), o.address(), topts); !s.ok()) {
-      return notify.Fail(std::string(s.message()));
+    if (absl::Status s = osts->Add(o.index(), o.address(), topts); !s.ok()) {
+      return s;
     }
   }
-  // The lock service, when the cluster has one: caches are kept coherent
-  // under its locks, and POSIX record locks and flock go through it.
-  std::unique_ptr<dlm::DlmClient> dlm;
-  if (!config.dlm_address().empty()) {
-    dlm::DlmClientOptions dopts;
-    dopts.address = config.dlm_address();
-    dopts.client_id = client_id;
-    dopts.kind = "client";
-    dopts.name = topts.client_name;
-    auto started = dlm::DlmClient::Start(dopts);
-    if (!started.ok()) {
-      return notify.Fail(absl::StrCat("cannot start the lock client for ",
-                                      config.dlm_address(), ": ",
-                                      started.status().message()));
-    }
-    dlm = std::move(*started);
+  return absl::OkStatus();
+}
+
+// The lock service's client when the cluster has one (else nullptr):
+// caches are kept coherent under its locks, and POSIX record locks and
+// flock go through it.
+absl::StatusOr<std::unique_ptr<dlm::DlmClient>> StartLockClient(
+    const rpc::GetConfigReply& config, const TargetOptions& topts) {
+  if (config.dlm_address().empty()) {
+    return std::unique_ptr<dlm::DlmClient>();
   }
+  dlm::DlmClientOptions dopts;
+  dopts.address = config.dlm_address();
+  dopts.client_id = topts.client_id;
+  dopts.kind = "client";
+  dopts.name = topts.client_name;
+  auto started = dlm::DlmClient::Start(dopts);
+  if (!started.ok()) {
+    return absl::Status(
+        started.status().code(),
+        absl::StrCat("cannot start the lock client for ", config.dlm_address(),
+                     ": ", started.status().message()));
+  }
+  return std::move(*started);
+}
+
+// Controlled failover: PR on active:<target> for the MDT and every OST,
+// taken before the mount serves (a mount started while a server is
+// stopping waits here until the next instance is up).
+absl::StatusOr<std::unique_ptr<MountFailover>> StartFailover(
+    dlm::DlmClient* dlm, MdsClient* mds, OstSet* osts) {
+  auto started = MountFailover::Start(dlm, mds, osts);
+  if (!started.ok()) return started.status();
+  if (!(*started)->WaitActive(kMountConnectWait)) {
+    return absl::UnavailableError(
+        "the servers did not become active (controlled failover in "
+        "progress?)");
+  }
+  return std::move(*started);
+}
+
+// libfuse's argv: the daemon's fixed mount options and the -o ones.
+std::vector<std::string> FuseArgv(const MountConfig& cfg) {
+  std::vector<std::string> argv_s = {"stripefs-mount"};
+  if (cfg.debug) argv_s.push_back("-d");
+  // The MDS checks every request against the caller's credentials; the
+  // kernel checks too (default_permissions), so that names and attributes it
+  // has cached cannot bypass search or exec permission.
+  std::vector<std::string> opts = {"fsname=stripefs", "subtype=stripefs",
+                                   "default_permissions"};
+  if (geteuid() == 0) opts.push_back("allow_other");
+  for (const std::string& o : cfg.fuse_opts) opts.push_back(o);
+  argv_s.push_back("-o");
+  argv_s.push_back(absl::StrJoin(opts, ","));
+  return argv_s;
+}
+
+// Creates the FUSE session over `fs` and mounts it at `mountpoint`.
+absl::StatusOr<fuse_session*> MountSession(fuse_args* args,
+                                           const std::string& opts_text,
+                                           const std::string& mountpoint,
+                                           Fs* fs) {
+  const fuse_lowlevel_ops& ops = FuseOps();
+  fuse_session* se = fuse_session_new(args, &ops, sizeof(ops), fs);
+  if (se == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad mount options: ", opts_text));
+  }
+  if (fuse_set_signal_handlers(se) != 0) {
+    fuse_session_destroy(se);
+    return absl::InternalError("cannot install signal handlers");
+  }
+  if (fuse_session_mount(se, mountpoint.c_str()) != 0) {
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return absl::InternalError(absl::StrCat("cannot mount at ", mountpoint));
+  }
+  return se;
+}
+
+// Detaches the daemon from the caller's terminal and pipes.
+void DetachFromCaller(const MountConfig& cfg) {
+  int null_fd = open("/dev/null", O_RDWR);
+  if (null_fd >= 0) {
+    dup2(null_fd, STDIN_FILENO);
+    dup2(null_fd, STDOUT_FILENO);
+    struct stat st;
+    if (cfg.log_file.empty() && fstat(STDERR_FILENO, &st) == 0 &&
+        (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+      dup2(null_fd, STDERR_FILENO);
+    }
+    if (null_fd > STDERR_FILENO) close(null_fd);
+  }
+  if (chdir("/") != 0) spdlog::warn("chdir /: {}", strerror(errno));
+}
+
+// Serves FUSE requests until the unmount; returns the loop's result.
+int ServeUntilUnmount(fuse_session* se, const std::string& mountpoint) {
+  std::thread tune(TuneReadahead, mountpoint);
+  fuse_loop_config* loop = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_idle_threads(loop, 16);
+  fuse_loop_cfg_set_max_threads(loop, 64);
+  int rc = fuse_session_loop_mt(se, loop);
+  fuse_loop_cfg_destroy(loop);
+  tune.join();
+  return rc;
+}
+
+// The session, for attribute invalidations until the loop ends.
+struct InvalSession {
+  absl::Mutex mu;
+  fuse_session* se ABSL_GUARDED_BY(mu) = nullptr;
+};
+
+int RunDaemon(const MountConfig& cfg, int notify_fd) {
+  Notifier notify(notify_fd);
+  TuneProcess();
+  const TargetOptions topts = ClientIdentity();
+  const uint64_t client_id = topts.client_id;
+
+  MdsClient mds(cfg.mds, topts);
+  if (absl::Status s = ConnectMds(mds, cfg.mds); !s.ok()) {
+    return notify.Fail(std::string(s.message()));
+  }
+  absl::StatusOr<rpc::GetConfigReply> config = FetchConfig(mds, cfg.mds);
+  if (!config.ok()) return notify.Fail(std::string(config.status().message()));
+  OstSet osts;
+  if (absl::Status s = AddOsts(*config, topts, &osts); !s.ok()) {
+    return notify.Fail(std::string(s.message()));
+  }
+  absl::StatusOr<std::unique_ptr<dlm::DlmClient>> started_dlm =
+      StartLockClient(*config, topts);
+  if (!started_dlm.ok()) {
+    return notify.Fail(std::string(started_dlm.status().message()));
+  }
+  std::unique_ptr<dlm::DlmClient> dlm = std::move(*started_dlm);
   FsOptions fs_options = cfg.fs;
   if (dlm) {
     // The daemon caches metadata under DLM locks and answers from there;
@@ -243,56 +380,25 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
   // reaches an OSS.
   mds.SetEvictedHandler([&fs](uint64_t below) { fs.Evicted(below); });
 
-  // Controlled failover: PR on active:<target> for the MDT and every OST,
-  // taken before the mount serves (a mount started while a server is
-  // stopping waits here until the next instance is up).
   std::unique_ptr<MountFailover> failover;
   if (dlm) {
-    auto started = MountFailover::Start(dlm.get(), &mds, &osts);
-    if (!started.ok() || !(*started)->WaitActive(kMountConnectWait)) {
-      return notify.Fail(
-          started.ok() ? "the servers did not become active (controlled "
-                         "failover in progress?)"
-                       : std::string(started.status().message()));
-    }
+    auto started = StartFailover(dlm.get(), &mds, &osts);
+    if (!started.ok())
+      return notify.Fail(std::string(started.status().message()));
     failover = std::move(*started);
   }
 
-  std::vector<std::string> argv_s = {"stripefs-mount"};
-  if (cfg.debug) argv_s.push_back("-d");
-  // The MDS checks every request against the caller's credentials; the
-  // kernel checks too (default_permissions), so that names and attributes it
-  // has cached cannot bypass search or exec permission.
-  std::vector<std::string> opts = {"fsname=stripefs", "subtype=stripefs",
-                                   "default_permissions"};
-  if (geteuid() == 0) opts.push_back("allow_other");
-  for (const std::string& o : cfg.fuse_opts) opts.push_back(o);
-  argv_s.push_back("-o");
-  argv_s.push_back(absl::StrJoin(opts, ","));
+  std::vector<std::string> argv_s = FuseArgv(cfg);
   std::vector<char*> argv;
   for (std::string& a : argv_s) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
-  const fuse_lowlevel_ops& ops = FuseOps();
-  fuse_session* se = fuse_session_new(&args, &ops, sizeof(ops), &fs);
-  if (se == nullptr) {
-    return notify.Fail(
-        absl::StrCat("bad mount options: ", absl::StrJoin(opts, ",")));
-  }
-  if (fuse_set_signal_handlers(se) != 0) {
-    fuse_session_destroy(se);
-    return notify.Fail("cannot install signal handlers");
-  }
-  if (fuse_session_mount(se, cfg.mountpoint.c_str()) != 0) {
-    fuse_remove_signal_handlers(se);
-    fuse_session_destroy(se);
-    return notify.Fail(absl::StrCat("cannot mount at ", cfg.mountpoint));
-  }
+  absl::StatusOr<fuse_session*> mounted =
+      MountSession(&args, argv_s.back(), cfg.mountpoint, &fs);
+  if (!mounted.ok())
+    return notify.Fail(std::string(mounted.status().message()));
+  fuse_session* se = *mounted;
   if (data_locks) data_locks->set_session(se);
-  // The session, for attribute invalidations until the loop ends.
-  struct {
-    absl::Mutex mu;
-    fuse_session* se ABSL_GUARDED_BY(mu) = nullptr;
-  } inval_session;
+  InvalSession inval_session;
   {
     absl::MutexLock l(&inval_session.mu);
     inval_session.se = se;
@@ -303,8 +409,7 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
         std::make_unique<AttrInvalidator>([&inval_session](uint64_t ino) {
           absl::MutexLock l(&inval_session.mu);
           if (inval_session.se == nullptr) return 0;
-          return fuse_lowlevel_notify_inval_inode(inval_session.se, ino, -1,
-                                                  0);
+          return fuse_lowlevel_notify_inval_inode(inval_session.se, ino, -1, 0);
         });
     fs.set_on_md_drop(
         [inv = attr_inval.get()](uint64_t ino) { inv->Invalidate(ino); });
@@ -313,30 +418,10 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
   Keepalive keepalive(&mds);
   spdlog::info("mounted {} (mds {}, {} OSTs, client id {:#x})", cfg.mountpoint,
                cfg.mds, osts.all().size(), client_id);
-  if (!cfg.foreground) {
-    // Detach from the caller's terminal and pipes.
-    int null_fd = open("/dev/null", O_RDWR);
-    if (null_fd >= 0) {
-      dup2(null_fd, STDIN_FILENO);
-      dup2(null_fd, STDOUT_FILENO);
-      struct stat st;
-      if (cfg.log_file.empty() && fstat(STDERR_FILENO, &st) == 0 &&
-          (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
-        dup2(null_fd, STDERR_FILENO);
-      }
-      if (null_fd > STDERR_FILENO) close(null_fd);
-    }
-    if (chdir("/") != 0) spdlog::warn("chdir /: {}", strerror(errno));
-  }
+  if (!cfg.foreground) DetachFromCaller(cfg);
   notify.Ok();
 
-  std::thread tune(TuneReadahead, cfg.mountpoint);
-  fuse_loop_config* loop = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_idle_threads(loop, 16);
-  fuse_loop_cfg_set_max_threads(loop, 64);
-  int rc = fuse_session_loop_mt(se, loop);
-  fuse_loop_cfg_destroy(loop);
-  tune.join();
+  const int rc = ServeUntilUnmount(se, cfg.mountpoint);
   if (data_locks) data_locks->set_session(nullptr);  // waits for a call
   {
     absl::MutexLock l(&inval_session.mu);  // waits for a call

@@ -90,6 +90,89 @@ void PosixLocks::Store(const Key& key, OwnerLocks n) {
   owners_[key] = std::move(n);
 }
 
+absl::Status PosixLocks::LoadOwner(const Key& key, OwnerLocks* o) {
+  absl::MutexLock l(&mu_);
+  auto it = owners_.find(key);
+  if (it == owners_.end()) return absl::OkStatus();
+  if (it->second.lost) {
+    it->second.lost = false;
+    OwnerLocks left = it->second;
+    Store(key, std::move(left));
+    return Errno(ENOLCK, "lock lost: the lock service evicted this mount");
+  }
+  *o = it->second;
+  return absl::OkStatus();
+}
+
+absl::Status PosixLocks::AwaitNoConflict(
+    LockKind kind, uint64_t ino, uint64_t owner, const RangeLock& lock,
+    const std::function<bool()>& interrupted) {
+  const absl::Time deadline = absl::Now() + kReleaseGrace;
+  for (;;) {
+    absl::StatusOr<RangeLock> c = Get(kind, ino, owner, lock);
+    if (!c.ok()) return c.status();
+    if (c->type == LockType::kUnlock) return absl::OkStatus();
+    if (absl::Now() >= deadline || (interrupted && interrupted())) {
+      return Errno(EAGAIN, absl::StrCat("[", lock.start, ", ", lock.end,
+                                        "] of ino ", ino, " is locked"));
+    }
+    absl::SleepFor(kGracePoll);
+  }
+}
+
+bool PosixLocks::KeepOrConvert(const std::vector<Piece>& affected,
+                               const RangeLock& lock, bool write,
+                               OwnerLocks* n) {
+  if (affected.size() != 1 || affected[0].start != lock.start ||
+      affected[0].end != lock.end) {
+    return false;
+  }
+  Piece p = affected[0];
+  if (p.write == write) {
+    n->pieces.push_back(p);  // already held as asked
+    return true;
+  }
+  if (p.write && !write) {
+    absl::StatusOr<dlm::LockInfo> c =
+        dlm_->Convert(p.handle, dlm::LockMode::kPR);
+    if (c.ok()) {
+      p.write = false;
+      n->pieces.push_back(p);
+      return true;
+    }
+    spdlog::warn("down-conversion of record lock {}: {}", p.handle,
+                 c.status().ToString());
+  }
+  return false;
+}
+
+void PosixLocks::TakeBack(LockKind kind, uint64_t ino, Piece p,
+                          const char* what, OwnerLocks* n) {
+  absl::StatusOr<dlm::LockInfo> t =
+      Take(kind, ino, p.start, p.end, p.write, false, nullptr);
+  if (!t.ok()) {
+    spdlog::warn("record lock [{}, {}] of ino {} lost on a {}: {}", p.start,
+                 p.end, ino, what, t.status().ToString());
+    return;
+  }
+  p.handle = t->handle;
+  n->pieces.push_back(p);
+}
+
+bool PosixLocks::Carve(LockKind kind, uint64_t ino, const Piece& from,
+                       Piece want, OwnerLocks* n) {
+  absl::StatusOr<dlm::LockInfo> t = Take(
+      kind, ino, want.start, want.end, want.write, false, nullptr, from.handle);
+  if (!t.ok()) {
+    spdlog::warn("splitting record lock {} of ino {}: {}", from.handle, ino,
+                 t.status().ToString());
+    return false;
+  }
+  want.handle = t->handle;
+  n->pieces.push_back(want);
+  return true;
+}
+
 absl::Status PosixLocks::Set(LockKind kind, uint64_t ino, uint64_t owner,
                              const void* file, RangeLock lock, bool wait,
                              const std::function<bool()>& interrupted) {
@@ -98,20 +181,7 @@ absl::Status PosixLocks::Set(LockKind kind, uint64_t ino, uint64_t owner,
   const bool unlock = lock.type == LockType::kUnlock;
   const bool write = lock.type == LockType::kWrite;
   OwnerLocks o;
-  {
-    absl::MutexLock l(&mu_);
-    auto it = owners_.find(key);
-    if (it != owners_.end()) {
-      if (it->second.lost) {
-        it->second.lost = false;
-        OwnerLocks left = it->second;
-        Store(key, std::move(left));
-        return Errno(ENOLCK,
-                     "lock lost: the lock service evicted this mount");
-      }
-      o = it->second;
-    }
-  }
+  if (absl::Status s = LoadOwner(key, &o); !s.ok()) return s;
   // The owner's pieces the request overlaps, and the rest.
   std::vector<Piece> affected;
   OwnerLocks n = o;
@@ -128,81 +198,30 @@ absl::Status PosixLocks::Set(LockKind kind, uint64_t ino, uint64_t owner,
     // owner's locks as they were). A conflicting flock/OFD lock whose last
     // close returned already is about to go (its FUSE_RELEASE is queued):
     // give it kReleaseGrace.
-    const absl::Time deadline = absl::Now() + kReleaseGrace;
-    for (;;) {
-      absl::StatusOr<RangeLock> c = Get(kind, ino, owner, lock);
-      if (!c.ok()) return c.status();
-      if (c->type == LockType::kUnlock) break;
-      if (absl::Now() >= deadline || (interrupted && interrupted())) {
-        return Errno(EAGAIN, absl::StrCat("[", lock.start, ", ", lock.end,
-                                          "] of ino ", ino, " is locked"));
-      }
-      absl::SleepFor(kGracePoll);
+    if (absl::Status s = AwaitNoConflict(kind, ino, owner, lock, interrupted);
+        !s.ok()) {
+      return s;
     }
   }
-
-  if (!unlock && affected.size() == 1 && affected[0].start == lock.start &&
-      affected[0].end == lock.end) {
-    Piece p = affected[0];
-    if (p.write == write) {
-      n.pieces.push_back(p);  // already held as asked
-      absl::MutexLock l(&mu_);
-      Store(key, std::move(n));
-      return absl::OkStatus();
-    }
-    if (p.write && !write) {
-      absl::StatusOr<dlm::LockInfo> c =
-          dlm_->Convert(p.handle, dlm::LockMode::kPR);
-      if (c.ok()) {
-        p.write = false;
-        n.pieces.push_back(p);
-        absl::MutexLock l(&mu_);
-        Store(key, std::move(n));
-        return absl::OkStatus();
-      }
-      spdlog::warn("down-conversion of record lock {}: {}", p.handle,
-                   c.status().ToString());
-    }
+  // The same range held: kept as it is, or converted down (atomic).
+  if (!unlock && KeepOrConvert(affected, lock, write, &n)) {
+    absl::MutexLock l(&mu_);
+    Store(key, std::move(n));
+    return absl::OkStatus();
   }
 
-  // Takes `p` again without waiting (a restored piece, or a leftover whose
-  // carving failed).
-  auto take_back = [&](Piece p, const char* what) {
-    absl::StatusOr<dlm::LockInfo> t =
-        Take(kind, ino, p.start, p.end, p.write, false, nullptr);
-    if (!t.ok()) {
-      spdlog::warn("record lock [{}, {}] of ino {} lost on a {}: {}", p.start,
-                   p.end, ino, what, t.status().ToString());
-      return;
-    }
-    p.handle = t->handle;
-    n.pieces.push_back(p);
-  };
-  // Cuts `want` out of the held piece `from` before `from` goes, so no
-  // waiter can slip into what the owner keeps. False if the DLM refused.
-  auto carve = [&](const Piece& from, Piece want) {
-    absl::StatusOr<dlm::LockInfo> t = Take(kind, ino, want.start, want.end,
-                                           want.write, false, nullptr,
-                                           from.handle);
-    if (!t.ok()) {
-      spdlog::warn("splitting record lock {} of ino {}: {}", from.handle, ino,
-                   t.status().ToString());
-      return false;
-    }
-    want.handle = t->handle;
-    n.pieces.push_back(want);
-    return true;
-  };
-  // What the request does not cover of the pieces it overlaps stays held.
+  // What the request does not cover of the pieces it overlaps stays held:
+  // carved out of them before they go, so no waiter can slip into what
+  // the owner keeps; taken again without waiting when carving failed.
   std::vector<Piece> retake;
   for (const Piece& p : affected) {
     if (p.start < lock.start) {
       Piece left{p.start, lock.start - 1, p.write, 0};
-      if (!carve(p, left)) retake.push_back(left);
+      if (!Carve(kind, ino, p, left, &n)) retake.push_back(left);
     }
     if (p.end > lock.end) {
       Piece right{lock.end + 1, p.end, p.write, 0};
-      if (!carve(p, right)) retake.push_back(right);
+      if (!Carve(kind, ino, p, right, &n)) retake.push_back(right);
     }
   }
   // A request inside one piece that gives at least its mode (a read lock
@@ -210,10 +229,10 @@ absl::Status PosixLocks::Set(LockKind kind, uint64_t ino, uint64_t owner,
   bool done = unlock;
   if (!done && affected.size() == 1 && affected[0].start <= lock.start &&
       affected[0].end >= lock.end && (affected[0].write || !write)) {
-    done = carve(affected[0], {lock.start, lock.end, write, 0});
+    done = Carve(kind, ino, affected[0], {lock.start, lock.end, write, 0}, &n);
   }
   for (const Piece& p : affected) Drop(p.handle);
-  for (const Piece& p : retake) take_back(p, "split");
+  for (const Piece& p : retake) TakeBack(kind, ino, p, "split", &n);
   if (!done) {
     absl::StatusOr<dlm::LockInfo> t =
         Take(kind, ino, lock.start, lock.end, write, wait, interrupted);
@@ -221,9 +240,10 @@ absl::Status PosixLocks::Set(LockKind kind, uint64_t ino, uint64_t owner,
       // The request fails as a whole: back to the old state (what the
       // old pieces held inside the request's range).
       for (const Piece& p : affected) {
-        take_back({std::max(p.start, lock.start), std::min(p.end, lock.end),
-                   p.write, 0},
-                  "failed conversion");
+        TakeBack(kind, ino,
+                 {std::max(p.start, lock.start), std::min(p.end, lock.end),
+                  p.write, 0},
+                 "failed conversion", &n);
       }
       n.pid = o.pid;
       absl::MutexLock l(&mu_);

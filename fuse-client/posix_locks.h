@@ -129,6 +129,32 @@ class PosixLocks : public dlm::LockHandler {
                                      uint64_t carve_from = 0);
   void Drop(uint64_t handle);
   void DropKey(const Key& key);
+
+  // The steps of Set.
+  // Copies the owner's state into *o (left empty when it has none); ENOLCK
+  // once after a piece was lost (eviction).
+  absl::Status LoadOwner(const Key& key, OwnerLocks* o)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // A non-blocking request: OK when no other owner holds a conflicting
+  // lock, waiting up to kReleaseGrace for one to go; else EAGAIN.
+  absl::Status AwaitNoConflict(LockKind kind, uint64_t ino, uint64_t owner,
+                               const RangeLock& lock,
+                               const std::function<bool()>& interrupted)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // When the request is exactly one held piece: keeps it (same mode) or
+  // converts it down (write -> read), adding it to *n; false when the
+  // request needs more.
+  bool KeepOrConvert(const std::vector<Piece>& affected, const RangeLock& lock,
+                     bool write, OwnerLocks* n);
+  // Takes `p` again without waiting (a restored piece, or a leftover whose
+  // carving failed) into *n; a failure is logged as a loss (`what`).
+  void TakeBack(LockKind kind, uint64_t ino, Piece p, const char* what,
+                OwnerLocks* n);
+  // Cuts `want` out of the held piece `from` into *n before `from` goes,
+  // so no waiter can slip into what the owner keeps. False if the DLM
+  // refused.
+  bool Carve(LockKind kind, uint64_t ino, const Piece& from, Piece want,
+             OwnerLocks* n);
   // Stores the owner's new state (erases it when empty).
   void Store(const Key& key, OwnerLocks n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

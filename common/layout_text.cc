@@ -1,6 +1,7 @@
-#include "cli/layout.h"
+#include "common/layout_text.h"
 
 #include <cerrno>
+#include <limits>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -9,10 +10,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "cli/size.h"
 #include "common/errors.h"
+#include "common/size.h"
 
-namespace stripefs::cli {
+namespace stripefs {
 namespace {
 
 absl::Status Bad(absl::string_view what, absl::string_view text) {
@@ -82,7 +83,7 @@ std::string FormatLayout(const Layout& layout) {
   return out;
 }
 
-absl::Status ValidateLayoutRequest(const LayoutRequest& req) {
+absl::Status ValidateLayoutSetting(const LayoutSetting& req) {
   if (req.stripe_size) {
     absl::Status s = ValidateStripeSize(*req.stripe_size);
     if (!s.ok())
@@ -102,7 +103,7 @@ absl::Status ValidateLayoutRequest(const LayoutRequest& req) {
   return absl::OkStatus();
 }
 
-std::string LayoutSetText(const LayoutRequest& req) {
+std::string LayoutSetText(const LayoutSetting& req) {
   std::vector<std::string> parts;
   if (req.stripe_size)
     parts.push_back(absl::StrCat("stripe_size=", *req.stripe_size));
@@ -113,6 +114,63 @@ std::string LayoutSetText(const LayoutRequest& req) {
     parts.push_back(absl::StrCat("stripe_offset=", *req.stripe_offset));
   }
   return absl::StrJoin(parts, " ");
+}
+
+absl::StatusOr<LayoutSetting> ParseLayoutSetting(absl::string_view text) {
+  LayoutSetting s;
+  bool any = false;
+  std::vector<absl::string_view> toks;
+  for (absl::string_view word :
+       absl::StrSplit(text, absl::ByAnyChar(absl::string_view(" \t\n\r\0", 5)),
+                      absl::SkipEmpty())) {
+    if (absl::StartsWith(word, "objects=")) continue;  // read-back value
+    for (absl::string_view t : absl::StrSplit(word, ',', absl::SkipEmpty())) {
+      toks.push_back(t);
+    }
+  }
+  for (absl::string_view tok : toks) {
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(tok, absl::MaxSplits('=', 1));
+    absl::string_view key = kv.first, val = kv.second;
+    if (key == "stripe_size") {
+      absl::StatusOr<uint64_t> n = ParseSize(val);
+      if (!n.ok() || *n == 0 || *n % kStripeAlign != 0 ||
+          *n > std::numeric_limits<uint32_t>::max()) {
+        return Errno(EINVAL,
+                     absl::StrCat("stripe_size must be a non-zero multiple of "
+                                  "65536 below 4 GiB, got '",
+                                  val, "'"));
+      }
+      s.stripe_size = *n;
+    } else if (key == "stripe_count") {
+      int32_t n = 0;
+      if (!absl::SimpleAtoi(val, &n) || n < -1 || n == 0) {
+        return Errno(EINVAL, absl::StrCat("bad stripe_count '", val, "'"));
+      }
+      s.stripe_count = n;
+    } else if (key == "stripe_offset") {
+      int32_t n = 0;
+      if (!absl::SimpleAtoi(val, &n) || n < -1) {
+        return Errno(EINVAL, absl::StrCat("bad stripe_offset '", val, "'"));
+      }
+      s.stripe_offset = n;
+    } else {
+      return Errno(EINVAL, absl::StrCat("unknown layout key '", key, "'"));
+    }
+    any = true;
+  }
+  if (!any) return Errno(EINVAL, "empty layout setting");
+  return s;
+}
+
+std::string FormatDf(uint64_t files, uint64_t ffree,
+                     const std::vector<OstDf>& osts) {
+  std::string out = absl::StrCat("mdt0 files=", files, " ffree=", ffree, "\n");
+  for (const OstDf& o : osts) {
+    absl::StrAppend(&out, "ost", o.index, " total=", o.total, " free=", o.free,
+                    " avail=", o.avail, " objects=", o.objects, "\n");
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<DfTarget>> ParseDf(absl::string_view text) {
@@ -161,4 +219,4 @@ int CountOsts(const std::vector<DfTarget>& targets) {
   return n;
 }
 
-}  // namespace stripefs::cli
+}  // namespace stripefs

@@ -1,5 +1,6 @@
-// Byte-size parsing and printing for the stripefs CLI ("1M", "64K", "4096").
-// Pure functions; thread-safe.
+// Byte sizes as people write them ("1M", "64K", "4096"): parsing and
+// printing, shared by the CLI (flags, df -H) and the client (the stripe
+// size in a user.stripefs.layout setting). Pure functions; thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace stripefs::cli {
+namespace stripefs {
 
 // Stripe sizes must be a multiple of this.
 inline constexpr uint64_t kStripeAlign = 64 * 1024;
@@ -25,4 +26,4 @@ std::string FormatSize(uint64_t bytes);
 // naming the value otherwise.
 absl::Status ValidateStripeSize(uint64_t bytes);
 
-}  // namespace stripefs::cli
+}  // namespace stripefs

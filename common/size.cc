@@ -1,4 +1,4 @@
-#include "cli/size.h"
+#include "common/size.h"
 
 #include <cctype>
 #include <cerrno>
@@ -9,7 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "common/errors.h"
 
-namespace stripefs::cli {
+namespace stripefs {
 
 absl::StatusOr<uint64_t> ParseSize(absl::string_view text) {
   const std::string original(text);
@@ -98,4 +98,4 @@ absl::Status ValidateStripeSize(uint64_t bytes) {
   return absl::OkStatus();
 }
 
-}  // namespace stripefs::cli
+}  // namespace stripefs
