@@ -31,9 +31,14 @@ import sys
 MAX_FILE_LINES = 800
 MAX_FUNCTION_LINES = 120
 
-# The directories holding the project's C++ sources.
-SOURCE_DIRS = ("common", "storage", "rpc", "dlm", "mds", "oss",
-               "fuse-client", "cli")
+# The directories holding the project's C++ sources: every top-level
+# directory with a CMakeLists.txt, except the tests and build trees.
+def source_dirs(root):
+    return sorted(
+        d for d in os.listdir(root)
+        if os.path.isfile(os.path.join(root, d, "CMakeLists.txt")) and
+        d != "tests" and not d.startswith("build"))
+
 SOURCE_EXTS = (".h", ".cc")
 
 
@@ -50,9 +55,9 @@ def is_test_file(path):
 
 
 def source_files(root):
-    """The non-test sources under root's SOURCE_DIRS, sorted."""
+    """The non-test sources under root's source directories, sorted."""
     out = []
-    for d in SOURCE_DIRS:
+    for d in source_dirs(root):
         top = os.path.join(root, d)
         for dirpath, dirnames, filenames in os.walk(top):
             dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))

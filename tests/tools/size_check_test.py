@@ -113,6 +113,8 @@ def test_test_files_do_not_count():
 def test_main_exit_codes():
     with tempfile.TemporaryDirectory() as root:
         os.makedirs(os.path.join(root, "cli"))
+        # A source directory is one with a CMakeLists.txt.
+        open(os.path.join(root, "cli", "CMakeLists.txt"), "w").close()
         good = os.path.join(root, "cli", "good.cc")
         with open(good, "w") as f:
             f.write("int F() {\n  return 1;\n}\n")
