@@ -68,6 +68,13 @@ if ! tests/thread_safety.sh; then
   rc=1
 fi
 
+log "size check (no source file over 800 lines, no function over 120, outside tests)"
+if ! /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/tools ||
+   ! /usr/bin/python3 tests/tools/size_check.py; then
+  log "size check FAILED"
+  rc=1
+fi
+
 log "ctest"
 if ! ctest --test-dir "$BUILD" --output-on-failure -j2; then
   log "ctest FAILED"
