@@ -224,6 +224,7 @@ int main(int argc, char** argv) {
     dlm = std::move(*started);
   }
   stripefs::mds::MdLocker locker(dlm.get());
+  core->set_md_locks(&locker);
   // Evicts dead clients (mds/client_leases.h); stopped before the core.
   if (cfg.client_lease_s > 0 && cfg.client_lease_s < 15) {
     spdlog::warn(
@@ -235,7 +236,6 @@ int main(int argc, char** argv) {
       stripefs::RealClock(), opts.client_lease,
       [&core](uint64_t client_id) { return core->EvictClient(client_id); });
   stripefs::mds::MdsService service(core.get(), cfg.target, instance);
-  service.set_locker(&locker);
   service.set_leases(&leases);
 
   grpc::ServerBuilder builder;

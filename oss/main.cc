@@ -170,11 +170,9 @@ int main(int argc, char** argv) {
     dlm = std::move(*started);
   }
   stripefs::oss::ObjectLocks locks(dlm.get(), ost_index);
+  if (dlm) (*store)->set_object_locks(&locks);
   stripefs::oss::OssService service(
-      {.target = target,
-       .instance = instance,
-       .locks = dlm ? &locks : nullptr},
-      store->get());
+      {.target = target, .instance = instance}, store->get());
   auto server = stripefs::oss::StartOssServer(&service, listen);
   if (!server.ok()) {
     fprintf(stderr, "stripefs-oss: %s\n", server.status().ToString().c_str());
