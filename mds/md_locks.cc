@@ -26,7 +26,10 @@ absl::StatusOr<MdLocks> MdLocker::LockInodes(std::vector<uint64_t> inos) {
     }
     handles.push_back(l->handle);
   }
-  return MdLocks(dlm_, std::move(handles));
+  dlm::DlmClient* dlm = dlm_;
+  return MdLocks([dlm, handles = std::move(handles)] {
+    for (uint64_t h : handles) dlm->Release(h);
+  });
 }
 
 }  // namespace stripefs::mds

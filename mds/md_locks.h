@@ -1,11 +1,8 @@
-// MdLocker: the MDS side of metadata coherence. Before a change to what
-// clients may cache (attributes, names in a directory, xattrs), the MDS
-// takes EX IBITS locks on the affected "ino:<N>" resources; clients cache
-// under PR locks on the same resources, so their caches are dropped
-// (blocking callback) before the change is made. Locks are taken in
-// ascending inode order, never while the MDS mutex is held, and released
-// after the commit (the DlmClient keeps them cached until a client asks).
-// Without a DlmClient every call is a no-op.
+// MdLocker: MdLockTaker (mds/md_lock_taker.h) over the lock service. The
+// EX IBITS locks are on the "ino:<N>" resources clients cache under; they
+// are released after the change (the DlmClient keeps them cached until a
+// client asks). Without a DlmClient every call is a no-op.
+// Part of the adapter library (the DlmClient speaks gRPC).
 // Thread-safe.
 #pragma once
 
@@ -14,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "dlm/dlm_client.h"
+#include "mds/md_lock_taker.h"
 
 namespace stripefs::mds {
 
@@ -21,41 +19,13 @@ namespace stripefs::mds {
 inline constexpr uint64_t kMdLockBits = dlm::kBitLookup | dlm::kBitUpdate |
                                         dlm::kBitPerm | dlm::kBitXattr;
 
-// Locks held for one request; released when destroyed.
-class MdLocks {
- public:
-  MdLocks() = default;
-  MdLocks(dlm::DlmClient* dlm, std::vector<uint64_t> handles)
-      : dlm_(dlm), handles_(std::move(handles)) {}
-  MdLocks(MdLocks&& o) noexcept : dlm_(o.dlm_), handles_(std::move(o.handles_)) {
-    o.handles_.clear();
-  }
-  MdLocks& operator=(MdLocks&& o) noexcept {
-    ReleaseAll();
-    dlm_ = o.dlm_;
-    handles_ = std::move(o.handles_);
-    o.handles_.clear();
-    return *this;
-  }
-  ~MdLocks() { ReleaseAll(); }
-  void ReleaseAll() {
-    for (uint64_t h : handles_) dlm_->Release(h);
-    handles_.clear();
-  }
-
- private:
-  dlm::DlmClient* dlm_ = nullptr;
-  std::vector<uint64_t> handles_;
-};
-
-class MdLocker {
+class MdLocker final : public MdLockTaker {
  public:
   // dlm may be null (no lock service); it must outlive the locker.
   explicit MdLocker(dlm::DlmClient* dlm) : dlm_(dlm) {}
-  bool enabled() const { return dlm_ != nullptr; }
+  bool enabled() const override { return dlm_ != nullptr; }
 
-  // EX on every inode of `inos` (0s and duplicates ignored), in order.
-  absl::StatusOr<MdLocks> LockInodes(std::vector<uint64_t> inos);
+  absl::StatusOr<MdLocks> LockInodes(std::vector<uint64_t> inos) override;
 
  private:
   dlm::DlmClient* const dlm_;

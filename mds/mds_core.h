@@ -1,12 +1,23 @@
-// MdsCore: the metadata service's logic — the namespace (inodes, dentries,
-// layouts, xattrs, open handles, orphans) over a storage::KvStore, object
-// allocation from per-OST precreated pools, and background object
-// destruction. No RPC types: MdsService adapts gRPC onto it.
+// MdsCore: the metadata service's logic, free of RPC types (MdsService
+// adapts gRPC onto it). One class, its parts in files by concern:
+//  - mds_core.cc          start, recovery, stop, loads, the commit path
+//  - mds_core_locks.cc    which metadata locks a change takes (the core
+//                         decides; md_lock_taker.h takes them)
+//  - mds_core_ns.cc       namespace: lookup, create/mknod/mkdir/symlink,
+//                         link, unlink/rmdir, readdir
+//  - mds_core_rename.cc   rename, in named steps
+//  - mds_core_attr.cc     attributes, sizes, xattrs, layouts, statfs
+//  - mds_core_handles.cc  open handles: open, reopen (reopen window),
+//                         release; mds_core_evict.cc: a dead client's
+//  - mds_core_replies.cc  reply records (exactly-once) and their pruning
+//  - mds_core_objects.cc  object allocation from per-OST precreated
+//                         pools, and the destroy queue
 //
 // Thread-safety: all public methods are thread-safe. Mutations serialize on
-// mu_ (one WriteBatch each); reads take mu_ shared. Lock order: mu_ before
-// bg_mu_. No OSS call is made while holding mu_ except an on-demand
-// precreate when an OST's pool ran dry.
+// mu_ (one WriteBatch each); reads take mu_ shared. Lock order: metadata
+// locks (taken before mu_, never while holding it), then mu_, then bg_mu_.
+// No OSS call is made while holding mu_ except an on-demand precreate when
+// an OST's pool ran dry.
 #pragma once
 
 #include <atomic>
@@ -15,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -23,146 +35,13 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "mds/md_lock_taker.h"
+#include "mds/mds_types.h"
 #include "mds/ost_pool.h"
 #include "mds/records.h"
 #include "storage/kv.h"
 
 namespace stripefs::mds {
-
-// Bits of SetAttrArgs::valid (same values as rpc SetAttrValid).
-inline constexpr uint32_t kSetMode = 1;
-inline constexpr uint32_t kSetUid = 2;
-inline constexpr uint32_t kSetGid = 4;
-inline constexpr uint32_t kSetSize = 8;
-inline constexpr uint32_t kSetAtime = 16;
-inline constexpr uint32_t kSetMtime = 32;
-inline constexpr uint32_t kSetAtimeNow = 64;
-inline constexpr uint32_t kSetMtimeNow = 128;
-inline constexpr uint32_t kSetCtime = 256;
-
-inline constexpr uint32_t kRenameNoReplace = 1;
-inline constexpr uint32_t kRenameExchange = 2;
-inline constexpr uint32_t kXattrCreate = 1;
-inline constexpr uint32_t kXattrReplace = 2;
-
-inline constexpr size_t kNameMax = 255;
-inline constexpr size_t kSymlinkMax = 4095;
-inline constexpr size_t kXattrValueMax = 64 * 1024;
-inline constexpr uint64_t kMaxFileSize = (1ULL << 63) - 1;
-inline constexpr uint64_t kMaxInodes = 1ULL << 32;
-
-struct MdsOptions {
-  std::string target = "mdt0";
-  // HOST:PORT of the lock service, handed to clients in GetConfig; empty
-  // when the cluster runs without one.
-  std::string dlm_address;
-  // Root directory's default layout, used when the store is formatted.
-  uint32_t default_stripe_size = 1 << 20;
-  int32_t default_stripe_count = 1;
-  // Objects precreated per OSS call, and the pool level that triggers a
-  // background refill.
-  uint32_t precreate_batch = 512;
-  uint32_t precreate_low_water = 256;
-  // Run the refill and destroy threads (unit tests may drive them by hand).
-  bool background_threads = true;
-  // How long the destroy thread waits after a failed destroy.
-  absl::Duration destroy_retry = absl::Seconds(2);
-  // How long the destroy thread lets removals accumulate before an OSS call.
-  absl::Duration destroy_batch_delay = absl::Milliseconds(200);
-  // Start(): keep the open handles the previous instance persisted (it
-  // stopped cleanly or crashed; the start is not forced) so their clients
-  // can Reopen them for `reopen_window`; false: discard them at start.
-  // Default false.
-  bool keep_open_handles = false;
-  // How long kept handles wait for Reopen before ExpireReopenWindow
-  // discards them (a background thread calls it). Default 60 s.
-  absl::Duration reopen_window = absl::Seconds(60);
-  // How long a reply record is kept (a client resends a request whose reply
-  // it lost for much less: 30 s), and how often the background sweep
-  // prunes older ones. Defaults 10 min and 60 s.
-  absl::Duration reply_retention = absl::Minutes(10);
-  absl::Duration reply_sweep_interval = absl::Seconds(60);
-  // How long a client that negotiated rpc::kFeatureLease may stay silent
-  // before it is evicted (mds/client_leases.h; --client-lease). Zero: never.
-  // Default 60 s.
-  absl::Duration client_lease = absl::Seconds(60);
-  // Measures elapsed time for the reply records (only differences of its
-  // Now() count): they are stamped with the wall time at Start() plus the
-  // time elapsed since on this clock, so that a step of the wall clock
-  // neither prunes young records nor keeps old ones. nullptr: the system's
-  // monotonic clock. Must outlive the core.
-  Clock* steady_clock = nullptr;
-};
-
-// The caller of a syscall.
-struct Cred {
-  uint32_t uid = 0;
-  uint32_t gid = 0;
-  std::vector<uint32_t> groups;
-};
-
-// (client_id, xid) of a modifying request; reply records key on it. Every
-// modifying method that commits writes a reply record for a non-zero
-// client_id in the same batch as its change, and answers a request whose
-// record exists from it without executing it again (exactly once across
-// resends and restarts, for `reply_retention`). client_id 0: no record.
-struct ReqId {
-  uint64_t client_id = 0;
-  uint64_t xid = 0;
-};
-
-struct SetAttrArgs {
-  uint32_t valid = 0;
-  uint32_t mode = 0;
-  uint32_t uid = 0;
-  uint32_t gid = 0;
-  uint64_t size = 0;
-  Timespec atime, mtime, ctime;
-  uint64_t handle = 0;
-};
-
-struct OpenResult {
-  Inode inode;
-  uint64_t handle = 0;
-  bool truncated = false;
-};
-
-struct DirEntryOut {
-  std::string name;
-  uint64_t ino = 0;
-  uint32_t type = 0;
-  uint64_t cookie = 0;
-  std::optional<Inode> inode;  // when plus
-};
-
-// What MdsCore::EvictClient dropped.
-struct EvictResult {
-  size_t handles = 0;    // open handles dropped
-  size_t reclaimed = 0;  // unlinked-while-open inodes deleted
-  // With handles > 0: the highest dropped handle id plus one. Handle ids
-  // only grow (across restarts too), so every handle the client gets after
-  // the eviction is at or above it (StatusReply.evicted_below_handle).
-  uint64_t below_handle = 0;
-};
-
-struct ReaddirResult {
-  std::vector<DirEntryOut> entries;
-  bool eof = false;
-};
-
-struct StatfsResult {
-  uint32_t bsize = 4096;
-  uint64_t blocks = 0, bfree = 0, bavail = 0;
-  uint64_t files = 0, ffree = 0;
-  uint32_t namelen = kNameMax;
-};
-
-// What the MDS knows about one OST, for statfs/df.
-struct OstUsage {
-  uint32_t index = 0;
-  bool ok = false;
-  OstStatfs statfs;
-};
 
 class MdsCore {
  public:
@@ -181,6 +60,9 @@ class MdsCore {
   [[nodiscard]] absl::Status Start();
   // Stops background threads. Idempotent.
   void Stop();
+  // The metadata locks changes take (md_lock_taker.h); default: none. Set
+  // before serving; `locks` must outlive the core.
+  void set_md_locks(MdLockTaker* locks) { md_locks_ = locks; }
 
   absl::StatusOr<Inode> Lookup(const Cred& cred, uint64_t parent,
                                const std::string& name);
@@ -306,6 +188,57 @@ class MdsCore {
     bool reopen_pending = false;  // kept from the previous instance
   };
 
+  // Metadata locks (mds_core_locks.cc). A change locks the inodes it names
+  // by number, and those its names ((parent, name)) resolve to; a name is
+  // resolved before its lock is taken and checked once more by the change
+  // itself, under mu_, with NameLocks::Holds: had it moved meanwhile, the
+  // change returns without effect and is retried with the new inode's
+  // lock (RetryIfMoved).
+  using NameRef = std::pair<uint64_t, std::string>;
+  class NameLocks {
+   public:
+    NameLocks(MdLocks held, std::vector<uint64_t> resolved, bool last_try)
+        : held_(std::move(held)),
+          resolved_(std::move(resolved)),
+          last_try_(last_try) {}
+    // Name i of the change is found naming `ino` (0: no entry). False when
+    // that is not the inode locked for it: the change must return at once
+    // (its status is dropped) and is tried again. After a few tries the
+    // change goes on with the locks it has (a name moving all the time).
+    bool Holds(size_t i, uint64_t ino) {
+      if (last_try_ || i >= resolved_.size() || resolved_[i] == ino) {
+        return true;
+      }
+      moved_ = true;
+      return false;
+    }
+    bool moved() const { return moved_; }
+
+   private:
+    MdLocks held_;
+    std::vector<uint64_t> resolved_;  // empty: no lock service
+    bool last_try_;
+    bool moved_ = false;
+  };
+  absl::StatusOr<MdLocks> LockInodes(std::vector<uint64_t> inos)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<NameLocks> LockNames(std::vector<uint64_t> inos,
+                                      const std::vector<NameRef>& names,
+                                      int attempt) ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs change(NameLocks&) under the locks of `inos` and `names`, again
+  // while it reports a moved name.
+  template <typename Change>
+  auto RetryIfMoved(const std::vector<uint64_t>& inos,
+                    const std::vector<NameRef>& names, Change change)
+      -> decltype(change(std::declval<NameLocks&>())) {
+    for (int attempt = 0;; ++attempt) {
+      absl::StatusOr<NameLocks> locks = LockNames(inos, names, attempt);
+      if (!locks.ok()) return locks.status();
+      auto result = change(*locks);
+      if (!locks->moved()) return result;
+    }
+  }
+
   Timespec Now();
   // Wall time at Start() plus the steady time elapsed since: the time of
   // the reply records, immune to steps of the wall clock.
@@ -345,7 +278,27 @@ class MdsCore {
                                  uint32_t mode, uint64_t rdev,
                                  const std::string& symlink,
                                  std::optional<uint32_t> open_flags,
-                                 OpenResult* open_out)
+                                 OpenResult* open_out,
+                                 NameLocks* name_locks = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status RemoveLocked(const ReqId& req, const Cred& cred,
+                            uint64_t parent, const std::string& name,
+                            bool dir_op, NameLocks& locks)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Rename's steps (mds_core_rename.cc).
+  struct RenameOp;
+  absl::Status RenameLocked(const ReqId& req, const Cred& cred, RenameOp& op,
+                            NameLocks& locks) ABSL_LOCKS_EXCLUDED(mu_);
+  // Loads both directories and entries; *same_inode when both names are
+  // links to one inode (nothing to do).
+  absl::Status LoadRenameEntries(const Cred& cred, RenameOp& op,
+                                 NameLocks& locks, bool* same_inode)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status LoadRenameInodes(const Cred& cred, RenameOp& op)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WriteExchange(RenameOp& op, const Timespec& now,
+                     storage::WriteBatch* b);
+  void WriteReplace(RenameOp& op, storage::WriteBatch* b)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<OpenResult> OpenLocked(const ReqId& req, const Cred& cred,
                                         Inode inode, uint32_t flags,
@@ -411,6 +364,8 @@ class MdsCore {
 
   storage::KvStore* const store_;
   OstPool* const osts_;
+  NoMdLocks no_md_locks_;
+  MdLockTaker* md_locks_ = &no_md_locks_;
   Clock* const clock_;
   const MdsOptions options_;
 

@@ -1,4 +1,5 @@
-// MdsCore: extended attributes, layouts and statfs.
+// MdsCore: attributes (setattr, size updates), extended attributes,
+// layouts and statfs.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include "common/errors.h"
 #include "common/status_macros.h"
 #include "mds/mds_core.h"
+#include "mds/mds_core_checks.h"
 #include "spdlog/spdlog.h"
 
 namespace stripefs::mds {
@@ -71,12 +73,139 @@ absl::Status XattrPermission(const Inode& n, const Cred& cred, XattrNs ns,
 
 }  // namespace
 
+absl::StatusOr<Inode> MdsCore::SetAttr(const ReqId& req, const Cred& cred,
+                                       uint64_t ino, const SetAttrArgs& a) {
+  STRIPEFS_ASSIGN_OR_RETURN(MdLocks held, LockInodes({ino}));
+  absl::MutexLock l(&mu_);
+  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  if (rec.has_value()) return ReplyInode(*rec);
+  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  const bool root = cred.uid == 0;
+  const bool owner = root || cred.uid == n.uid;
+  const uint32_t v = a.valid;
+  if (v & kSetSize) {
+    if (S_ISDIR(n.mode)) return Errno(EISDIR, "truncate of a directory");
+    if (!S_ISREG(n.mode)) return Errno(EINVAL, "truncate of a special file");
+    if (a.size > kMaxFileSize) return Errno(EFBIG, "size too large");
+    if (a.handle != 0) {
+      auto it = handles_.find(a.handle);
+      if (it == handles_.end() || it->second.ino != ino ||
+          (it->second.client_id != 0 && req.client_id != 0 &&
+           it->second.client_id != req.client_id)) {
+        return Errno(EBADF, "unknown file handle");
+      }
+      if (!IsWriteMode(it->second.flags)) {
+        return Errno(EINVAL, "file handle not open for writing");
+      }
+    } else {
+      STRIPEFS_RETURN_IF_ERROR(NeedAccess(n, cred, W_OK));
+    }
+  }
+  if ((v & kSetMode) && !owner) {
+    // The kernel clears set-id bits before an unprivileged write by sending
+    // a chmod in the writer's name; allow exactly that to a writer.
+    const uint32_t cur = n.mode & 07777;
+    const uint32_t want = a.mode & 07777;
+    const bool only_clears_setid = (want & ~(S_ISUID | S_ISGID)) ==
+                                       (cur & ~(S_ISUID | S_ISGID)) &&
+                                   (want & ~cur) == 0 && want != cur;
+    if (!only_clears_setid || !MayAccess(n, cred, W_OK)) {
+      return Errno(EPERM, "chmod: not the owner");
+    }
+  }
+  if ((v & kSetUid) && !root && !(cred.uid == n.uid && a.uid == n.uid)) {
+    return Errno(EPERM, "chown: only root may change the owner");
+  }
+  if ((v & kSetGid) && !root &&
+      !(cred.uid == n.uid && (a.gid == n.gid || InGroup(cred, a.gid)))) {
+    return Errno(EPERM, "chgrp: not the owner or not a member of the group");
+  }
+  const bool atime_explicit = (v & kSetAtime) && !(v & kSetAtimeNow);
+  const bool mtime_explicit = (v & kSetMtime) && !(v & kSetMtimeNow);
+  if (atime_explicit || mtime_explicit) {
+    if (!owner) return Errno(EPERM, "utimes: not the owner");
+    if ((atime_explicit && a.atime.nsec >= 1000000000) ||
+        (mtime_explicit && a.mtime.nsec >= 1000000000)) {
+      return Errno(EINVAL, "nanoseconds out of range");
+    }
+  } else if ((v & (kSetAtimeNow | kSetMtimeNow)) && !owner &&
+             !MayAccess(n, cred, W_OK)) {
+    return Errno(EACCES, "utimes: no write permission");
+  }
+
+  Timespec now = Now();
+  if (v & kSetSize) {
+    if (a.size != n.size || a.handle != 0) {
+      n.size = a.size;
+      n.mtime = now;
+    }
+    if (!root) KillPriv(&n, cred);
+  }
+  if (v & (kSetUid | kSetGid)) {
+    if (v & kSetUid) n.uid = a.uid;
+    if (v & kSetGid) n.gid = a.gid;
+    if (!S_ISDIR(n.mode)) {
+      if (root) {
+        KillPriv(&n, cred);
+      } else {
+        n.mode &= ~(S_ISUID | S_ISGID);
+      }
+    }
+  }
+  if (v & kSetMode) {
+    n.mode = (n.mode & S_IFMT) | (a.mode & 07777);
+    if (!root && !InGroup(cred, n.gid)) n.mode &= ~S_ISGID;
+  }
+  if (v & kSetAtimeNow) {
+    n.atime = now;
+  } else if (v & kSetAtime) {
+    n.atime = a.atime;
+  }
+  if (v & kSetMtimeNow) {
+    n.mtime = now;
+  } else if (v & kSetMtime) {
+    n.mtime = a.mtime;
+  }
+  n.ctime = now;
+  storage::WriteBatch b;
+  PutInode(&b, n);
+  STRIPEFS_RETURN_IF_ERROR(Commit(req, &b, InodeReply(n)));
+  return n;
+}
+
+absl::StatusOr<Inode> MdsCore::UpdateSize(const ReqId& req, const Cred& cred,
+                                          uint64_t ino, uint64_t size,
+                                          std::optional<Timespec> mtime,
+                                          bool kill_priv) {
+  if (size > kMaxFileSize) return Errno(EFBIG, "size too large");
+  if (mtime.has_value() && mtime->nsec >= 1000000000) {
+    return Errno(EINVAL, "nanoseconds out of range");
+  }
+  STRIPEFS_ASSIGN_OR_RETURN(MdLocks held, LockInodes({ino}));
+  absl::MutexLock l(&mu_);
+  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+  if (rec.has_value()) return ReplyInode(*rec);
+  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+  if (S_ISDIR(n.mode)) return Errno(EISDIR, "is a directory");
+  if (!S_ISREG(n.mode)) return Errno(EINVAL, "not a regular file");
+  if (size > n.size) n.size = size;
+  Timespec now = Now();
+  n.mtime = mtime.has_value() ? *mtime : now;
+  n.ctime = now;
+  if (kill_priv) KillPriv(&n, cred);
+  storage::WriteBatch b;
+  PutInode(&b, n);
+  STRIPEFS_RETURN_IF_ERROR(Commit(req, &b, InodeReply(n)));
+  return n;
+}
+
 absl::Status MdsCore::SetXattr(const ReqId& req, const Cred& cred,
                                uint64_t ino, const std::string& name,
                                const std::string& value, uint32_t flags) {
   STRIPEFS_ASSIGN_OR_RETURN(XattrNs ns, CheckXattrName(name));
   if (value.size() > kXattrValueMax) return Errno(E2BIG, "xattr value too large");
   if (flags & ~(kXattrCreate | kXattrReplace)) return Errno(EINVAL, "bad xattr flags");
+  STRIPEFS_ASSIGN_OR_RETURN(MdLocks held, LockInodes({ino}));
   absl::MutexLock l(&mu_);
   STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return absl::OkStatus();
@@ -130,6 +259,7 @@ absl::StatusOr<std::vector<std::string>> MdsCore::ListXattr(const Cred& cred,
 absl::Status MdsCore::RemoveXattr(const ReqId& req, const Cred& cred,
                                   uint64_t ino, const std::string& name) {
   STRIPEFS_ASSIGN_OR_RETURN(XattrNs ns, CheckXattrName(name));
+  STRIPEFS_ASSIGN_OR_RETURN(MdLocks held, LockInodes({ino}));
   absl::MutexLock l(&mu_);
   STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return absl::OkStatus();
@@ -150,6 +280,7 @@ absl::StatusOr<Layout> MdsCore::SetLayout(const ReqId& req, const Cred& cred,
                                           std::optional<int32_t> stripe_offset) {
   STRIPEFS_RETURN_IF_ERROR(
       ValidateLayout(stripe_size, stripe_count, stripe_offset.value_or(-1)));
+  STRIPEFS_ASSIGN_OR_RETURN(MdLocks held, LockInodes({ino}));
   absl::MutexLock l(&mu_);
   STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) {

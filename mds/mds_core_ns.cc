@@ -1,5 +1,7 @@
-// MdsCore namespace operations: lookup, attributes, create/open/release,
-// mknod, mkdir, symlink, link, unlink/rmdir, rename, readdir.
+// MdsCore namespace operations: lookup, create, mknod, mkdir, symlink,
+// link, unlink/rmdir, readlink, readdir, access. Rename:
+// mds_core_rename.cc; open handles: mds_core_handles.cc; attributes:
+// mds_core_attr.cc.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,67 +12,10 @@
 #include "common/errors.h"
 #include "common/status_macros.h"
 #include "mds/mds_core.h"
+#include "mds/mds_core_checks.h"
 #include "spdlog/spdlog.h"
 
 namespace stripefs::mds {
-namespace {
-
-bool IsDots(const std::string& name) { return name == "." || name == ".."; }
-
-absl::Status CheckNameLength(const std::string& name) {
-  if (name.size() > kNameMax) {
-    return Errno(ENAMETOOLONG,
-                 absl::StrCat("name of ", name.size(), " bytes is too long"));
-  }
-  return absl::OkStatus();
-}
-
-// A name a new entry may get ("." and ".." are handled by callers).
-absl::Status CheckName(const std::string& name) {
-  STRIPEFS_RETURN_IF_ERROR(CheckNameLength(name));
-  if (name.empty()) return Errno(EINVAL, "empty name");
-  if (name.find('/') != std::string::npos ||
-      name.find('\0') != std::string::npos) {
-    return Errno(EINVAL, "name contains '/' or NUL");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status NeedAccess(const Inode& n, const Cred& cred, uint32_t mask) {
-  if (MayAccess(n, cred, mask)) return absl::OkStatus();
-  return Errno(EACCES, absl::StrCat("permission denied on inode ", n.ino));
-}
-
-// Sticky directory: only the owner of the entry or of the directory, or
-// root, may remove or rename it.
-absl::Status CheckSticky(const Inode& dir, const Inode& victim,
-                         const Cred& cred) {
-  if ((dir.mode & S_ISVTX) && cred.uid != 0 && cred.uid != victim.uid &&
-      cred.uid != dir.uid) {
-    return Errno(EPERM, "sticky directory: not the owner");
-  }
-  return absl::OkStatus();
-}
-
-// Clears set-user-id, and set-group-id when the file is group-executable or
-// the caller is neither privileged nor in the file's group (Linux's
-// setattr_should_drop_sgid), as a write, truncate or chown must.
-void KillPriv(Inode* n, const Cred& cred) {
-  n->mode &= ~S_ISUID;
-  if ((n->mode & S_IXGRP) || (cred.uid != 0 && !InGroup(cred, n->gid))) {
-    n->mode &= ~S_ISGID;
-  }
-}
-
-// The kernel opens a file for execve with this bit (__FMODE_EXEC) in the
-// open flags it passes on; such an open needs execute permission.
-constexpr uint32_t kOpenExec = 040;
-
-bool IsWriteMode(uint32_t flags) {
-  return (flags & O_ACCMODE) == O_WRONLY || (flags & O_ACCMODE) == O_RDWR;
-}
-
-}  // namespace
 
 absl::StatusOr<Inode> MdsCore::Lookup(const Cred& cred, uint64_t parent,
                                       const std::string& name) {
@@ -91,226 +36,14 @@ absl::StatusOr<Inode> MdsCore::GetAttr(uint64_t ino) {
   return LoadInode(ino);
 }
 
-absl::StatusOr<Inode> MdsCore::SetAttr(const ReqId& req, const Cred& cred,
-                                       uint64_t ino, const SetAttrArgs& a) {
-  absl::MutexLock l(&mu_);
-  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
-  if (rec.has_value()) return ReplyInode(*rec);
-  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
-  const bool root = cred.uid == 0;
-  const bool owner = root || cred.uid == n.uid;
-  const uint32_t v = a.valid;
-  if (v & kSetSize) {
-    if (S_ISDIR(n.mode)) return Errno(EISDIR, "truncate of a directory");
-    if (!S_ISREG(n.mode)) return Errno(EINVAL, "truncate of a special file");
-    if (a.size > kMaxFileSize) return Errno(EFBIG, "size too large");
-    if (a.handle != 0) {
-      auto it = handles_.find(a.handle);
-      if (it == handles_.end() || it->second.ino != ino ||
-          (it->second.client_id != 0 && req.client_id != 0 &&
-           it->second.client_id != req.client_id)) {
-        return Errno(EBADF, "unknown file handle");
-      }
-      if (!IsWriteMode(it->second.flags)) {
-        return Errno(EINVAL, "file handle not open for writing");
-      }
-    } else {
-      STRIPEFS_RETURN_IF_ERROR(NeedAccess(n, cred, W_OK));
-    }
-  }
-  if ((v & kSetMode) && !owner) {
-    // The kernel clears set-id bits before an unprivileged write by sending
-    // a chmod in the writer's name; allow exactly that to a writer.
-    const uint32_t cur = n.mode & 07777;
-    const uint32_t want = a.mode & 07777;
-    const bool only_clears_setid = (want & ~(S_ISUID | S_ISGID)) ==
-                                       (cur & ~(S_ISUID | S_ISGID)) &&
-                                   (want & ~cur) == 0 && want != cur;
-    if (!only_clears_setid || !MayAccess(n, cred, W_OK)) {
-      return Errno(EPERM, "chmod: not the owner");
-    }
-  }
-  if ((v & kSetUid) && !root && !(cred.uid == n.uid && a.uid == n.uid)) {
-    return Errno(EPERM, "chown: only root may change the owner");
-  }
-  if ((v & kSetGid) && !root &&
-      !(cred.uid == n.uid && (a.gid == n.gid || InGroup(cred, a.gid)))) {
-    return Errno(EPERM, "chgrp: not the owner or not a member of the group");
-  }
-  const bool atime_explicit = (v & kSetAtime) && !(v & kSetAtimeNow);
-  const bool mtime_explicit = (v & kSetMtime) && !(v & kSetMtimeNow);
-  if (atime_explicit || mtime_explicit) {
-    if (!owner) return Errno(EPERM, "utimes: not the owner");
-    if ((atime_explicit && a.atime.nsec >= 1000000000) ||
-        (mtime_explicit && a.mtime.nsec >= 1000000000)) {
-      return Errno(EINVAL, "nanoseconds out of range");
-    }
-  } else if ((v & (kSetAtimeNow | kSetMtimeNow)) && !owner &&
-             !MayAccess(n, cred, W_OK)) {
-    return Errno(EACCES, "utimes: no write permission");
-  }
-
-  Timespec now = Now();
-  if (v & kSetSize) {
-    if (a.size != n.size || a.handle != 0) {
-      n.size = a.size;
-      n.mtime = now;
-    }
-    if (!root) KillPriv(&n, cred);
-  }
-  if (v & (kSetUid | kSetGid)) {
-    if (v & kSetUid) n.uid = a.uid;
-    if (v & kSetGid) n.gid = a.gid;
-    if (!S_ISDIR(n.mode)) {
-      if (root) {
-        KillPriv(&n, cred);
-      } else {
-        n.mode &= ~(S_ISUID | S_ISGID);
-      }
-    }
-  }
-  if (v & kSetMode) {
-    n.mode = (n.mode & S_IFMT) | (a.mode & 07777);
-    if (!root && !InGroup(cred, n.gid)) n.mode &= ~S_ISGID;
-  }
-  if (v & kSetAtimeNow) {
-    n.atime = now;
-  } else if (v & kSetAtime) {
-    n.atime = a.atime;
-  }
-  if (v & kSetMtimeNow) {
-    n.mtime = now;
-  } else if (v & kSetMtime) {
-    n.mtime = a.mtime;
-  }
-  n.ctime = now;
-  storage::WriteBatch b;
-  PutInode(&b, n);
-  STRIPEFS_RETURN_IF_ERROR(Commit(req, &b, InodeReply(n)));
-  return n;
-}
-
-absl::StatusOr<OpenResult> MdsCore::OpenLocked(const ReqId& req,
-                                               const Cred& cred, Inode n,
-                                               uint32_t flags,
-                                               storage::WriteBatch* b) {
-  OpenResult out;
-  if (S_ISDIR(n.mode) && (IsWriteMode(flags) || (flags & O_TRUNC))) {
-    return Errno(EISDIR, "cannot open a directory for writing");
-  }
-  if (S_ISLNK(n.mode)) return Errno(ELOOP, "cannot open a symlink");
-  uint32_t mask = 0;
-  if ((flags & O_ACCMODE) == O_RDONLY || (flags & O_ACCMODE) == O_RDWR) {
-    mask |= R_OK;
-  }
-  if (IsWriteMode(flags) || (flags & O_TRUNC)) mask |= W_OK;
-  if ((flags & kOpenExec) && S_ISREG(n.mode)) mask |= X_OK;
-  STRIPEFS_RETURN_IF_ERROR(NeedAccess(n, cred, mask));
-  if ((flags & O_TRUNC) && S_ISREG(n.mode)) {
-    out.truncated = n.size > 0;
-    n.size = 0;
-    n.mtime = n.ctime = Now();
-    if (cred.uid != 0) KillPriv(&n, cred);
-    PutInode(b, n);
-  }
-  // next_handle is persisted with the handle: a handle id is never handed
-  // out twice, across restarts too (its H key may be gone by then), so a
-  // stale request cannot hit another client's handle, and ids order the
-  // handles in time (EvictResult::below_handle).
-  out.handle = sb_.next_handle++;
-  b->Put(HandleKey(out.handle), EncodeHandle({n.ino, flags, req.client_id}));
-  PutSuper(b);
-  out.inode = std::move(n);
-  return out;
-}
-
-absl::StatusOr<OpenResult> MdsCore::Open(const ReqId& req, const Cred& cred,
-                                         uint64_t ino, uint32_t flags) {
-  absl::MutexLock l(&mu_);
-  SuperUndo undo(this);
-  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
-  if (rec.has_value()) return ReplyOpen(req, *rec);
-  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
-  storage::WriteBatch b;
-  STRIPEFS_ASSIGN_OR_RETURN(OpenResult r,
-                            OpenLocked(req, cred, std::move(n), flags, &b));
-  STRIPEFS_RETURN_IF_ERROR(Commit(req, &b, OpenReply(r), [&] {
-    mu_.AssertHeld();  // Commit runs it under mu_
-    handles_[r.handle] = {r.inode.ino, flags, req.client_id};
-    open_count_[r.inode.ino]++;
-  }));
-  return r;
-}
-
-absl::StatusOr<OpenResult> MdsCore::Reopen(const ReqId& req, uint64_t handle,
-                                           uint64_t ino) {
-  absl::MutexLock l(&mu_);
-  auto it = handles_.find(handle);
-  if (it == handles_.end() || it->second.ino != ino ||
-      (it->second.client_id != 0 && it->second.client_id != req.client_id)) {
-    return Errno(ESTALE,
-                 absl::StrCat("open handle ", handle, " of inode ", ino,
-                              " is not known to this server instance (a "
-                              "forced or unclean start, or the reopen window "
-                              "is over): the file must be opened again"));
-  }
-  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
-  if (it->second.reopen_pending) {
-    it->second.reopen_pending = false;
-    --pending_reopen_;
-  }
-  OpenResult out;
-  out.inode = std::move(n);
-  out.handle = handle;
-  return out;
-}
-
-absl::Status MdsCore::Release(const ReqId& req, uint64_t handle) {
-  absl::MutexLock l(&mu_);
-  SuperUndo undo(this);
-  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
-  if (rec.has_value()) return absl::OkStatus();
-  auto it = handles_.find(handle);
-  if (it == handles_.end()) {
-    return Errno(EBADF, absl::StrCat("unknown handle ", handle));
-  }
-  // A stale Release (e.g. of a mount evicted meanwhile) never closes
-  // another client's handle. Id 0: owner unknown (tests, old records).
-  if (it->second.client_id != 0 && req.client_id != 0 &&
-      it->second.client_id != req.client_id) {
-    return Errno(EBADF, absl::StrCat("handle ", handle,
-                                     " belongs to another client"));
-  }
-  const uint64_t ino = it->second.ino;
-  storage::WriteBatch b;
-  b.Delete(HandleKey(handle));
-  uint32_t& count = open_count_[ino];
-  bool last = count <= 1;
-  const bool reclaim = last && orphans_.contains(ino);
-  if (reclaim) {
-    auto n = LoadInode(ino);
-    if (n.ok() && n->nlink == 0) DeleteInode(&b, *n);
-  }
-  return Commit(req, &b, {}, [&] {
-    mu_.AssertHeld();  // Commit runs it under mu_
-    if (it->second.reopen_pending) --pending_reopen_;
-    handles_.erase(it);
-    if (reclaim) orphans_.erase(ino);
-    if (last) {
-      open_count_.erase(ino);
-    } else {
-      count--;
-    }
-  });
-}
-
 absl::StatusOr<Inode> MdsCore::MakeNode(const ReqId& req, const Cred& cred,
                                         uint64_t parent,
                                         const std::string& name,
                                         uint32_t mode, uint64_t rdev,
                                         const std::string& symlink,
                                         std::optional<uint32_t> open_flags,
-                                        OpenResult* open_out) {
+                                        OpenResult* open_out,
+                                        NameLocks* name_locks) {
   SuperUndo undo(this);
   STRIPEFS_RETURN_IF_ERROR(CheckName(name));
   STRIPEFS_ASSIGN_OR_RETURN(Inode dir, LoadDir(parent));
@@ -321,6 +54,10 @@ absl::StatusOr<Inode> MdsCore::MakeNode(const ReqId& req, const Cred& cred,
   }
   if (dir.nlink == 0) return Errno(ENOENT, "directory was removed");
   STRIPEFS_ASSIGN_OR_RETURN(auto existing, LoadDentry(parent, name));
+  if (name_locks != nullptr &&
+      !name_locks->Holds(0, existing.has_value() ? existing->ino : 0)) {
+    return Errno(EAGAIN, absl::StrCat(name, " moved while being locked"));
+  }
   storage::WriteBatch b;
   if (existing.has_value()) {
     if (!open_flags.has_value() || (*open_flags & O_EXCL)) {
@@ -407,15 +144,21 @@ absl::StatusOr<OpenResult> MdsCore::Create(const ReqId& req, const Cred& cred,
                                            uint64_t parent,
                                            const std::string& name,
                                            uint32_t mode, uint32_t flags) {
-  absl::MutexLock l(&mu_);
-  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
-  if (rec.has_value()) return ReplyOpen(req, *rec);
-  OpenResult out;
-  STRIPEFS_ASSIGN_OR_RETURN(
-      Inode n, MakeNode(req, cred, parent, name, S_IFREG | (mode & 07777), 0,
-                        "", flags, &out));
-  (void)n;
-  return out;
+  return RetryIfMoved(
+      {parent}, {{parent, name}},
+      [&](NameLocks& locks) -> absl::StatusOr<OpenResult> {
+        absl::MutexLock l(&mu_);
+        STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec,
+                                  FindReply(req));
+        if (rec.has_value()) return ReplyOpen(req, *rec);
+        OpenResult out;
+        STRIPEFS_ASSIGN_OR_RETURN(
+            Inode n, MakeNode(req, cred, parent, name,
+                              S_IFREG | (mode & 07777), 0, "", flags, &out,
+                              &locks));
+        (void)n;
+        return out;
+      });
 }
 
 absl::StatusOr<Inode> MdsCore::Mknod(const ReqId& req, const Cred& cred,
@@ -439,6 +182,7 @@ absl::StatusOr<Inode> MdsCore::Mknod(const ReqId& req, const Cred& cred,
     default:
       return Errno(EINVAL, "bad file type for mknod");
   }
+  STRIPEFS_ASSIGN_OR_RETURN(MdLocks held, LockInodes({parent}));
   absl::MutexLock l(&mu_);
   STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return ReplyInode(*rec);
@@ -449,6 +193,7 @@ absl::StatusOr<Inode> MdsCore::Mknod(const ReqId& req, const Cred& cred,
 absl::StatusOr<Inode> MdsCore::Mkdir(const ReqId& req, const Cred& cred,
                                      uint64_t parent, const std::string& name,
                                      uint32_t mode) {
+  STRIPEFS_ASSIGN_OR_RETURN(MdLocks held, LockInodes({parent}));
   absl::MutexLock l(&mu_);
   STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return ReplyInode(*rec);
@@ -467,6 +212,7 @@ absl::StatusOr<Inode> MdsCore::Symlink(const ReqId& req, const Cred& cred,
   if (target.find('\0') != std::string::npos) {
     return Errno(EINVAL, "symlink target contains NUL");
   }
+  STRIPEFS_ASSIGN_OR_RETURN(MdLocks held, LockInodes({parent}));
   absl::MutexLock l(&mu_);
   STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return ReplyInode(*rec);
@@ -478,6 +224,7 @@ absl::StatusOr<Inode> MdsCore::Link(const ReqId& req, const Cred& cred,
                                     uint64_t ino, uint64_t new_parent,
                                     const std::string& new_name) {
   STRIPEFS_RETURN_IF_ERROR(CheckName(new_name));
+  STRIPEFS_ASSIGN_OR_RETURN(MdLocks held, LockInodes({ino, new_parent}));
   absl::MutexLock l(&mu_);
   STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return ReplyInode(*rec);
@@ -519,6 +266,14 @@ absl::Status MdsCore::Remove(const ReqId& req, const Cred& cred,
                   : Errno(EISDIR, "'..' is a directory");
   }
   STRIPEFS_RETURN_IF_ERROR(CheckName(name));
+  return RetryIfMoved({parent}, {{parent, name}}, [&](NameLocks& locks) {
+    return RemoveLocked(req, cred, parent, name, dir_op, locks);
+  });
+}
+
+absl::Status MdsCore::RemoveLocked(const ReqId& req, const Cred& cred,
+                                   uint64_t parent, const std::string& name,
+                                   bool dir_op, NameLocks& locks) {
   absl::MutexLock l(&mu_);
   SuperUndo undo(this);
   STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
@@ -526,6 +281,9 @@ absl::Status MdsCore::Remove(const ReqId& req, const Cred& cred,
   STRIPEFS_ASSIGN_OR_RETURN(Inode dir, LoadDir(parent));
   STRIPEFS_RETURN_IF_ERROR(NeedAccess(dir, cred, X_OK));
   STRIPEFS_ASSIGN_OR_RETURN(auto d, LoadDentry(parent, name));
+  if (!locks.Holds(0, d.has_value() ? d->ino : 0)) {
+    return Errno(EAGAIN, absl::StrCat(name, " moved while being locked"));
+  }
   if (!d.has_value()) return Errno(ENOENT, absl::StrCat("no entry ", name));
   STRIPEFS_RETURN_IF_ERROR(NeedAccess(dir, cred, W_OK | X_OK));
   STRIPEFS_ASSIGN_OR_RETURN(Inode victim, LoadInode(d->ino));
@@ -544,134 +302,6 @@ absl::Status MdsCore::Remove(const ReqId& req, const Cred& cred,
   dir.mtime = dir.ctime = Now();
   PutInode(&b, dir);
   DropLink(&b, &victim);
-  return Commit(req, &b);
-}
-
-absl::Status MdsCore::Rename(const ReqId& req, const Cred& cred,
-                             uint64_t parent, const std::string& name,
-                             uint64_t new_parent, const std::string& new_name,
-                             uint32_t flags) {
-  if ((flags & ~(kRenameNoReplace | kRenameExchange)) != 0 ||
-      flags == (kRenameNoReplace | kRenameExchange)) {
-    return Errno(EINVAL, "bad rename flags");
-  }
-  STRIPEFS_RETURN_IF_ERROR(CheckNameLength(name));
-  STRIPEFS_RETURN_IF_ERROR(CheckNameLength(new_name));
-  if (IsDots(name)) return Errno(EBUSY, "cannot rename '.' or '..'");
-  if (IsDots(new_name)) {
-    return (flags & kRenameNoReplace) ? Errno(EEXIST, "target exists")
-                                      : Errno(EBUSY, "cannot rename onto '.' or '..'");
-  }
-  STRIPEFS_RETURN_IF_ERROR(CheckName(name));
-  STRIPEFS_RETURN_IF_ERROR(CheckName(new_name));
-  absl::MutexLock l(&mu_);
-  SuperUndo undo(this);
-  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
-  if (rec.has_value()) return absl::OkStatus();
-  const bool same_dir = parent == new_parent;
-  STRIPEFS_ASSIGN_OR_RETURN(Inode sp, LoadDir(parent));
-  Inode dp_storage;
-  if (!same_dir) {
-    STRIPEFS_ASSIGN_OR_RETURN(dp_storage, LoadDir(new_parent));
-  }
-  Inode& dp = same_dir ? sp : dp_storage;
-  STRIPEFS_RETURN_IF_ERROR(NeedAccess(sp, cred, X_OK));
-  STRIPEFS_RETURN_IF_ERROR(NeedAccess(dp, cred, X_OK));
-  STRIPEFS_ASSIGN_OR_RETURN(auto sd, LoadDentry(parent, name));
-  if (!sd.has_value()) return Errno(ENOENT, absl::StrCat("no entry ", name));
-  STRIPEFS_ASSIGN_OR_RETURN(auto dd, LoadDentry(new_parent, new_name));
-  const bool exchange = flags & kRenameExchange;
-  if (exchange && !dd.has_value()) {
-    return Errno(ENOENT, absl::StrCat("no entry ", new_name));
-  }
-  if ((flags & kRenameNoReplace) && dd.has_value()) {
-    return Errno(EEXIST, absl::StrCat(new_name, " exists"));
-  }
-  STRIPEFS_RETURN_IF_ERROR(NeedAccess(sp, cred, W_OK | X_OK));
-  STRIPEFS_RETURN_IF_ERROR(NeedAccess(dp, cred, W_OK | X_OK));
-  // Same inode (the same entry, or two hard links): nothing to do.
-  if (dd.has_value() && dd->ino == sd->ino) return absl::OkStatus();
-  if (dp.nlink == 0) return Errno(ENOENT, "target directory was removed");
-
-  STRIPEFS_ASSIGN_OR_RETURN(Inode src, LoadInode(sd->ino));
-  std::optional<Inode> dst;
-  if (dd.has_value()) {
-    STRIPEFS_ASSIGN_OR_RETURN(dst, LoadInode(dd->ino));
-  }
-  STRIPEFS_RETURN_IF_ERROR(CheckSticky(sp, src, cred));
-  if (dst.has_value()) STRIPEFS_RETURN_IF_ERROR(CheckSticky(dp, *dst, cred));
-  const bool src_dir = S_ISDIR(src.mode);
-  const bool dst_dir = dst.has_value() && S_ISDIR(dst->mode);
-  if (src_dir && !same_dir) {
-    if (IsAncestor(src.ino, new_parent)) {
-      return Errno(EINVAL, "cannot move a directory into its own subtree");
-    }
-    STRIPEFS_RETURN_IF_ERROR(NeedAccess(src, cred, W_OK));
-  }
-  if (exchange) {
-    if (dst_dir && !same_dir) {
-      if (IsAncestor(dst->ino, parent)) {
-        return Errno(EINVAL, "cannot move a directory into its own subtree");
-      }
-      STRIPEFS_RETURN_IF_ERROR(NeedAccess(*dst, cred, W_OK));
-    }
-  } else if (dst.has_value()) {
-    if (src_dir && !dst_dir) return Errno(ENOTDIR, absl::StrCat(new_name, " is not a directory"));
-    if (!src_dir && dst_dir) return Errno(EISDIR, absl::StrCat(new_name, " is a directory"));
-    if (dst_dir && dst->nentries > 0) {
-      return Errno(ENOTEMPTY, absl::StrCat(new_name, " is not empty"));
-    }
-  }
-
-  Timespec now = Now();
-  storage::WriteBatch b;
-  const uint32_t src_type = src.mode & S_IFMT;
-  if (exchange) {
-    const uint32_t dst_type = dst->mode & S_IFMT;
-    b.Put(DentryKey(parent, name), EncodeDentry({dst->ino, dst_type, sd->cookie}));
-    b.Put(CookieKey(parent, sd->cookie), EncodeCookieEntry({dst->ino, dst_type, name}));
-    b.Put(DentryKey(new_parent, new_name), EncodeDentry({src.ino, src_type, dd->cookie}));
-    b.Put(CookieKey(new_parent, dd->cookie),
-          EncodeCookieEntry({src.ino, src_type, new_name}));
-    if (!same_dir) {
-      if (src_dir) {
-        src.parent = new_parent;
-        sp.nlink--;
-        dp.nlink++;
-      }
-      if (dst_dir) {
-        dst->parent = parent;
-        dp.nlink--;
-        sp.nlink++;
-      }
-    }
-    dst->ctime = now;
-    PutInode(&b, *dst);
-  } else {
-    b.Delete(DentryKey(parent, name));
-    b.Delete(CookieKey(parent, sd->cookie));
-    sp.nentries--;
-    if (dst.has_value()) {
-      b.Delete(CookieKey(new_parent, dd->cookie));
-      dp.nentries--;
-      if (dst_dir) dp.nlink--;
-      DropLink(&b, &*dst);
-    }
-    AddEntry(&b, &dp, new_name, src.ino, src_type);
-    if (src_dir && !same_dir) {
-      sp.nlink--;
-      dp.nlink++;
-      src.parent = new_parent;
-    }
-  }
-  src.ctime = now;
-  PutInode(&b, src);
-  sp.mtime = sp.ctime = now;
-  PutInode(&b, sp);
-  if (!same_dir) {
-    dp.mtime = dp.ctime = now;
-    PutInode(&b, dp);
-  }
   return Commit(req, &b);
 }
 
@@ -731,31 +361,6 @@ absl::Status MdsCore::Access(const Cred& cred, uint64_t ino, uint32_t mask) {
   STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
   if ((mask & 7) == 0) return absl::OkStatus();
   return NeedAccess(n, cred, mask & 7);
-}
-
-absl::StatusOr<Inode> MdsCore::UpdateSize(const ReqId& req, const Cred& cred,
-                                          uint64_t ino, uint64_t size,
-                                          std::optional<Timespec> mtime,
-                                          bool kill_priv) {
-  if (size > kMaxFileSize) return Errno(EFBIG, "size too large");
-  if (mtime.has_value() && mtime->nsec >= 1000000000) {
-    return Errno(EINVAL, "nanoseconds out of range");
-  }
-  absl::MutexLock l(&mu_);
-  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
-  if (rec.has_value()) return ReplyInode(*rec);
-  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
-  if (S_ISDIR(n.mode)) return Errno(EISDIR, "is a directory");
-  if (!S_ISREG(n.mode)) return Errno(EINVAL, "not a regular file");
-  if (size > n.size) n.size = size;
-  Timespec now = Now();
-  n.mtime = mtime.has_value() ? *mtime : now;
-  n.ctime = now;
-  if (kill_priv) KillPriv(&n, cred);
-  storage::WriteBatch b;
-  PutInode(&b, n);
-  STRIPEFS_RETURN_IF_ERROR(Commit(req, &b, InodeReply(n)));
-  return n;
 }
 
 }  // namespace stripefs::mds

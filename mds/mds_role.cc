@@ -70,6 +70,7 @@ class MdsRole final : public server::ServerRole {
     // With a lock service, changes to what clients cache are made under EX
     // metadata locks (mds/md_locks.h).
     locker_ = std::make_unique<MdLocker>(ctx.dlm);
+    core_->set_md_locks(locker_.get());
     if (f_.client_lease_s > 0 && f_.client_lease_s < 15) {
       spdlog::warn(
           "--client-lease {}s is shorter than 3 mount keepalive periods (5 s "
@@ -81,7 +82,6 @@ class MdsRole final : public server::ServerRole {
         RealClock(), opts.client_lease,
         [this](uint64_t client_id) { return core_->EvictClient(client_id); });
     service_ = std::make_unique<MdsService>(core_.get(), target_, ctx.instance);
-    service_->set_locker(locker_.get());
     service_->set_leases(leases_.get());
     return absl::OkStatus();
   }

@@ -78,29 +78,6 @@ void ToProto(const Inode& n, rpc::Entry* e) {
   if (S_ISREG(n.mode)) ToProto(n.layout, e->mutable_layout());
 }
 
-absl::StatusOr<MdLocks> MdsService::LockFor(
-    std::vector<uint64_t> inos,
-    const std::vector<std::pair<uint64_t, std::string>>& names) {
-  if (locker_ == nullptr || !locker_->enabled()) return MdLocks();
-  auto resolve = [&] {
-    std::vector<uint64_t> out;
-    for (const auto& [parent, name] : names) {
-      absl::StatusOr<Inode> n = core_->Lookup(Cred{}, parent, name);
-      out.push_back(n.ok() ? n->ino : 0);
-    }
-    return out;
-  };
-  for (int attempt = 0;; ++attempt) {
-    std::vector<uint64_t> kids = resolve();
-    std::vector<uint64_t> all = inos;
-    all.insert(all.end(), kids.begin(), kids.end());
-    absl::StatusOr<MdLocks> held = locker_->LockInodes(std::move(all));
-    if (!held.ok()) return held.status();
-    // A name may have moved to another inode before the locks were granted.
-    if (names.empty() || attempt >= 4 || resolve() == kids) return held;
-  }
-}
-
 MdsService::MdsService(MdsCore* core, std::string target, uint64_t instance)
     : core_(core),
       common_({.role = "mds",
@@ -201,8 +178,6 @@ grpc::Status MdsService::GetAttr(grpc::ServerContext*,
 grpc::Status MdsService::SetAttr(grpc::ServerContext*,
                                  const rpc::SetAttrRequest* req,
                                  rpc::Entry* reply) {
-  auto held = LockFor({req->ino()});
-  if (!held.ok()) return Finish(kSetAttr, held.status());
   SetAttrArgs a;
   a.valid = req->valid();
   a.mode = req->mode();
@@ -222,8 +197,6 @@ grpc::Status MdsService::SetAttr(grpc::ServerContext*,
 grpc::Status MdsService::Create(grpc::ServerContext*,
                                 const rpc::CreateRequest* req,
                                 rpc::CreateReply* reply) {
-  auto held = LockFor({req->parent()}, {{req->parent(), req->name()}});
-  if (!held.ok()) return Finish(kCreate, held.status());
   auto r = core_->Create(FromProto(req->hdr()), FromProto(req->cred()),
                          req->parent(), req->name(), req->mode(),
                          req->flags());
@@ -249,9 +222,6 @@ grpc::Status MdsService::Open(grpc::ServerContext*,
     return Finish(kOpen, r.status(), req->hdr().client_id(),
                   req->hdr().xid());
   }
-  absl::StatusOr<MdLocks> held = MdLocks();
-  if (req->flags() & O_TRUNC) held = LockFor({req->ino()});
-  if (!held.ok()) return Finish(kOpen, held.status());
   auto r = core_->Open(FromProto(req->hdr()), FromProto(req->cred()),
                        req->ino(), req->flags());
   if (r.ok()) {
@@ -303,8 +273,6 @@ grpc::Status MdsService::Release(grpc::ServerContext*,
 grpc::Status MdsService::Mknod(grpc::ServerContext*,
                                const rpc::MknodRequest* req,
                                rpc::Entry* reply) {
-  auto held = LockFor({req->parent()});
-  if (!held.ok()) return Finish(kMknod, held.status());
   auto r = core_->Mknod(FromProto(req->hdr()), FromProto(req->cred()),
                         req->parent(), req->name(), req->mode(), req->rdev());
   if (r.ok()) ToProto(*r, reply);
@@ -314,8 +282,6 @@ grpc::Status MdsService::Mknod(grpc::ServerContext*,
 grpc::Status MdsService::Mkdir(grpc::ServerContext*,
                                const rpc::MkdirRequest* req,
                                rpc::Entry* reply) {
-  auto held = LockFor({req->parent()});
-  if (!held.ok()) return Finish(kMkdir, held.status());
   auto r = core_->Mkdir(FromProto(req->hdr()), FromProto(req->cred()),
                         req->parent(), req->name(), req->mode());
   if (r.ok()) ToProto(*r, reply);
@@ -325,8 +291,6 @@ grpc::Status MdsService::Mkdir(grpc::ServerContext*,
 grpc::Status MdsService::Symlink(grpc::ServerContext*,
                                  const rpc::SymlinkRequest* req,
                                  rpc::Entry* reply) {
-  auto held = LockFor({req->parent()});
-  if (!held.ok()) return Finish(kSymlink, held.status());
   auto r = core_->Symlink(FromProto(req->hdr()), FromProto(req->cred()),
                           req->parent(), req->name(), req->target());
   if (r.ok()) ToProto(*r, reply);
@@ -335,8 +299,6 @@ grpc::Status MdsService::Symlink(grpc::ServerContext*,
 
 grpc::Status MdsService::Link(grpc::ServerContext*, const rpc::LinkRequest* req,
                               rpc::Entry* reply) {
-  auto held = LockFor({req->ino(), req->new_parent()});
-  if (!held.ok()) return Finish(kLink, held.status());
   auto r = core_->Link(FromProto(req->hdr()), FromProto(req->cred()),
                        req->ino(), req->new_parent(), req->new_name());
   if (r.ok()) ToProto(*r, reply);
@@ -346,8 +308,6 @@ grpc::Status MdsService::Link(grpc::ServerContext*, const rpc::LinkRequest* req,
 grpc::Status MdsService::Remove(grpc::ServerContext*,
                                 const rpc::RemoveRequest* req,
                                 rpc::RemoveReply*) {
-  auto held = LockFor({req->parent()}, {{req->parent(), req->name()}});
-  if (!held.ok()) return Finish(kRemove, held.status());
   absl::Status s = core_->Remove(FromProto(req->hdr()), FromProto(req->cred()),
                                  req->parent(), req->name(), req->dir());
   return Finish(kRemove, s, req->hdr().client_id(), req->hdr().xid());
@@ -356,10 +316,6 @@ grpc::Status MdsService::Remove(grpc::ServerContext*,
 grpc::Status MdsService::Rename(grpc::ServerContext*,
                                 const rpc::RenameRequest* req,
                                 rpc::RenameReply*) {
-  auto held = LockFor({req->parent(), req->new_parent()},
-                     {{req->parent(), req->name()},
-                      {req->new_parent(), req->new_name()}});
-  if (!held.ok()) return Finish(kRename, held.status());
   absl::Status s = core_->Rename(
       FromProto(req->hdr()), FromProto(req->cred()), req->parent(),
       req->name(), req->new_parent(), req->new_name(), req->flags());
@@ -412,8 +368,6 @@ grpc::Status MdsService::Statfs(grpc::ServerContext*,
 grpc::Status MdsService::SetXattr(grpc::ServerContext*,
                                   const rpc::SetXattrRequest* req,
                                   rpc::XattrReply*) {
-  auto held = LockFor({req->ino()});
-  if (!held.ok()) return Finish(kSetXattr, held.status());
   absl::Status s =
       core_->SetXattr(FromProto(req->hdr()), FromProto(req->cred()),
                       req->ino(), req->name(), req->value(), req->flags());
@@ -441,8 +395,6 @@ grpc::Status MdsService::ListXattr(grpc::ServerContext*,
 grpc::Status MdsService::RemoveXattr(grpc::ServerContext*,
                                      const rpc::RemoveXattrRequest* req,
                                      rpc::XattrReply*) {
-  auto held = LockFor({req->ino()});
-  if (!held.ok()) return Finish(kRemoveXattr, held.status());
   absl::Status s = core_->RemoveXattr(
       FromProto(req->hdr()), FromProto(req->cred()), req->ino(), req->name());
   return Finish(kRemoveXattr, s, req->hdr().client_id(), req->hdr().xid());
@@ -459,8 +411,6 @@ grpc::Status MdsService::Access(grpc::ServerContext*,
 grpc::Status MdsService::UpdateSize(grpc::ServerContext*,
                                     const rpc::UpdateSizeRequest* req,
                                     rpc::Entry* reply) {
-  auto held = LockFor({req->ino()});
-  if (!held.ok()) return Finish(kUpdateSize, held.status());
   std::optional<Timespec> mtime;
   if (req->has_mtime()) mtime = FromProto(req->mtime());
   auto r = core_->UpdateSize(FromProto(req->hdr()), FromProto(req->cred()),
@@ -473,8 +423,6 @@ grpc::Status MdsService::UpdateSize(grpc::ServerContext*,
 grpc::Status MdsService::SetLayout(grpc::ServerContext*,
                                    const rpc::SetLayoutRequest* req,
                                    rpc::LayoutReply* reply) {
-  auto held = LockFor({req->ino()});
-  if (!held.ok()) return Finish(kSetLayout, held.status());
   auto r = core_->SetLayout(FromProto(req->hdr()), FromProto(req->cred()),
                             req->ino(), req->stripe_size(),
                             req->stripe_count(),

@@ -1,6 +1,8 @@
 // MdsService: the gRPC adapter of the metadata service. Maps each Mds RPC
 // onto MdsCore, converts records to messages and statuses with
-// rpc::ToGrpc, and counts calls per method for the Status RPC.
+// rpc::ToGrpc, and counts calls per method for the Status RPC. It decides
+// nothing: which metadata locks a change takes is MdsCore's
+// (mds_core_locks.cc).
 // Thread-safe (the sync server calls it from many threads).
 #pragma once
 
@@ -12,7 +14,6 @@
 #include "common/version.h"
 #include "grpcpp/grpcpp.h"
 #include "mds/client_leases.h"
-#include "mds/md_locks.h"
 #include "mds/mds_core.h"
 #include "rpc/proto/mds.grpc.pb.h"
 #include "server/service_common.h"
@@ -33,9 +34,6 @@ class MdsService final : public rpc::Mds::Service {
   // executing now when it finishes, answers UNAVAILABLE "failing over".
   // Call before the store turns read-only.
   void BeginForcedFailover() { common_.BeginForcedFailover(); }
-  // Metadata locks taken before changes (optional; must outlive the
-  // service). Set before serving.
-  void set_locker(MdLocker* locker) { locker_ = locker; }
   // Client leases (optional; must outlive the service; set before
   // serving): Connect tracks a client, Status with its client_id and every
   // request with its ReqHeader renew its lease.
@@ -122,14 +120,7 @@ class MdsService final : public rpc::Mds::Service {
   grpc::Status Finish(Method m, const absl::Status& s, uint64_t client_id = 0,
                       uint64_t xid = 0);
 
-  // EX locks on `inos` and on the inodes that `names` ((parent, name))
-  // resolve to, re-resolved after locking until stable.
-  absl::StatusOr<MdLocks> LockFor(
-      std::vector<uint64_t> inos,
-      const std::vector<std::pair<uint64_t, std::string>>& names = {});
-
   MdsCore* const core_;
-  MdLocker* locker_ = nullptr;
   ClientLeases* leases_ = nullptr;
   server::ServiceCommon common_;
 #if STRIPEFS_PROTO_MAX >= 2

@@ -5,14 +5,6 @@
 
 namespace stripefs::oss {
 
-ObjectLocks::Held::~Held() {
-  if (dlm_ == nullptr) return;
-  if (absl::Status s = dlm_->Cancel(handle_); !s.ok()) {
-    // The lock stays until the DLM asks for it back; nothing is lost.
-    spdlog::warn("cancel of object lock {}: {}", handle_, s.ToString());
-  }
-}
-
 std::string ObjectLocks::Resource(uint64_t oid) const {
   return absl::StrCat("obj:", ost_index_, ":", oid);
 }
@@ -31,7 +23,14 @@ absl::StatusOr<ObjectLocks::Held> ObjectLocks::Take(uint64_t oid,
   opts.no_cache_match = true;  // a fresh lock each time: we cancel it after
   absl::StatusOr<dlm::LockInfo> l = dlm_->Lock(spec, opts);
   if (!l.ok()) return l.status();
-  return Held(dlm_, l->handle);
+  dlm::DlmClient* dlm = dlm_;
+  const uint64_t handle = l->handle;
+  return Held([dlm, handle] {
+    if (absl::Status s = dlm->Cancel(handle); !s.ok()) {
+      // The lock stays until the DLM asks for it back; nothing is lost.
+      spdlog::warn("cancel of object lock {}: {}", handle, s.ToString());
+    }
+  });
 }
 
 absl::StatusOr<ObjectLocks::Held> ObjectLocks::ForTruncate(uint64_t oid,

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -384,6 +385,12 @@ absl::StatusOr<uint64_t> ObjectStore::Read(uint64_t oid, uint64_t offset,
 }
 
 absl::Status ObjectStore::Truncate(uint64_t oid, uint64_t size) {
+  std::optional<ObjectLock> held;
+  if (locks_ != nullptr) {
+    absl::StatusOr<ObjectLock> l = locks_->ForTruncate(oid, size);
+    if (!l.ok()) return l.status();
+    held.emplace(std::move(*l));
+  }
   if (size > kMaxObjectSize) {
     return Errno(EFBIG, absl::StrCat("size ", size, " past the largest object"));
   }
@@ -396,6 +403,12 @@ absl::Status ObjectStore::Truncate(uint64_t oid, uint64_t size) {
 
 absl::Status ObjectStore::Punch(uint64_t oid, uint64_t offset,
                                 uint64_t length) {
+  std::optional<ObjectLock> held;
+  if (locks_ != nullptr) {
+    absl::StatusOr<ObjectLock> l = locks_->ForPunch(oid, offset, length);
+    if (!l.ok()) return l.status();
+    held.emplace(std::move(*l));
+  }
   if (length > UINT64_MAX - offset) {
     return Errno(EINVAL, absl::StrFormat("punch range %u+%u overflows", offset,
                                          length));
@@ -411,6 +424,14 @@ absl::Status ObjectStore::Punch(uint64_t oid, uint64_t offset,
 }
 
 absl::Status ObjectStore::Destroy(const std::vector<uint64_t>& oids) {
+  std::vector<ObjectLock> held;
+  if (locks_ != nullptr && oids.size() <= kMaxLockedDestroy) {
+    for (uint64_t oid : oids) {
+      absl::StatusOr<ObjectLock> l = locks_->ForDestroy(oid);
+      if (!l.ok()) return l.status();
+      held.push_back(std::move(*l));
+    }
+  }
   if (absl::Status s = CheckOpen(); !s.ok()) return s;
   for (uint64_t oid : oids) {
     if (absl::Status s = CheckWritable(oid); !s.ok()) return s;

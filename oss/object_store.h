@@ -7,8 +7,9 @@
 // Thread-safety: every method is safe to call concurrently. Reads and writes
 // of different (or the same) objects run in parallel: the data path takes
 // only a short per-shard lock on the open-file cache, never a lock held over
-// pread/pwrite. Lock order: Shard::life_mu -> Shard::mu; precreate_mu_ is
-// never held together with a shard lock.
+// pread/pwrite. Lock order: the object's lock (ObjectLockTaker, taken
+// first) -> Shard::life_mu -> Shard::mu; precreate_mu_ is never held
+// together with a shard lock.
 #pragma once
 
 #include <sys/types.h>
@@ -27,6 +28,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "oss/object_lock_taker.h"
 #include "storage/disk.h"
 #include "storage/kv.h"
 
@@ -84,16 +86,27 @@ class ObjectStore {
                                               uint64_t length,
                                               std::string* out);
 
-  // Sets the object size (shrinks or grows with a hole).
+  // The object locks taken before a truncate, punch or destroy
+  // (object_lock_taker.h); default: none. Set before serving; `locks` must
+  // outlive the store.
+  void set_object_locks(ObjectLockTaker* locks) { locks_ = locks; }
+
+  // Sets the object size (shrinks or grows with a hole), under the object's
+  // lock beyond the new size.
   [[nodiscard]] absl::Status Truncate(uint64_t oid, uint64_t size);
 
   // Deallocates [offset, offset + length); the range reads as zeros after,
-  // the size does not change.
+  // the size does not change. Under the lock of the range.
   [[nodiscard]] absl::Status Punch(uint64_t oid, uint64_t offset,
                                    uint64_t length);
 
   // Removes objects and their data. Unknown ids are skipped (idempotent).
+  // Each object is locked whole first, unless there are more than
+  // kMaxLockedDestroy of them (a bulk orphan clean-up: clients may cache
+  // pages of an object only while its file is reachable, which it is not
+  // once the MDS destroys it; the locks only revoke their locks early).
   [[nodiscard]] absl::Status Destroy(const std::vector<uint64_t>& oids);
+  static constexpr size_t kMaxLockedDestroy = 64;
 
   // Makes the data of `oids` durable; an empty list means every object.
   // Returns only when everything written before the call is durable, also
@@ -193,6 +206,7 @@ class ObjectStore {
   const std::string data_dir_;
   const std::string objects_dir_;  // DATA/objects
   storage::Disk* const disk_;
+  ObjectLockTaker* locks_ = nullptr;  // set before serving
   const std::unique_ptr<storage::KvStore> kv_;
   const size_t per_shard_files_;
 

@@ -60,13 +60,13 @@ class OssRole final : public server::ServerRole {
       }
     }
 #endif
+    // Truncates, punches and destroys lock their objects first.
     if (ctx.dlm != nullptr) {
       locks_ = std::make_unique<ObjectLocks>(ctx.dlm, ost_index_);
+      store_->set_object_locks(locks_.get());
     }
     service_ = std::make_unique<OssService>(
-        OssServiceOptions{.target = target_,
-                          .instance = ctx.instance,
-                          .locks = locks_.get()},
+        OssServiceOptions{.target = target_, .instance = ctx.instance},
         store_.get());
     return absl::OkStatus();
   }

@@ -19,8 +19,6 @@
 
 namespace stripefs::oss {
 namespace {
-// Destroy requests with more objects than this are not locked.
-constexpr size_t kMaxLockedDestroy = 64;
 }  // namespace
 
 const char* const OssService::kMethodNames[kNumMethods] = {
@@ -130,13 +128,6 @@ grpc::Status OssService::Truncate(grpc::ServerContext*,
                                   const rpc::TruncateRequest* req,
                                   rpc::Empty*) {
   Count(kTruncate);
-  std::optional<ObjectLocks::Held> held;
-  if (options_.locks != nullptr) {
-    absl::StatusOr<ObjectLocks::Held> h =
-        options_.locks->ForTruncate(req->oid(), req->size());
-    if (!h.ok()) return Finish(kTruncate, h.status(), &req->hdr(), req->oid());
-    held.emplace(std::move(*h));
-  }
   return Finish(kTruncate, store_->Truncate(req->oid(), req->size()),
                 &req->hdr(), req->oid());
 }
@@ -144,13 +135,6 @@ grpc::Status OssService::Truncate(grpc::ServerContext*,
 grpc::Status OssService::Punch(grpc::ServerContext*,
                                const rpc::PunchRequest* req, rpc::Empty*) {
   Count(kPunch);
-  std::optional<ObjectLocks::Held> held;
-  if (options_.locks != nullptr) {
-    absl::StatusOr<ObjectLocks::Held> h =
-        options_.locks->ForPunch(req->oid(), req->offset(), req->length());
-    if (!h.ok()) return Finish(kPunch, h.status(), &req->hdr(), req->oid());
-    held.emplace(std::move(*h));
-  }
   return Finish(kPunch,
                 store_->Punch(req->oid(), req->offset(), req->length()),
                 &req->hdr(), req->oid());
@@ -160,17 +144,6 @@ grpc::Status OssService::Destroy(grpc::ServerContext*,
                                  const rpc::DestroyRequest* req, rpc::Empty*) {
   Count(kDestroy);
   std::vector<uint64_t> oids(req->oids().begin(), req->oids().end());
-  // Clients may cache pages of these objects only while the file is still
-  // reachable, which it is not once the MDS destroys it; the locks revoke
-  // their cached locks (and pages) early. Bulk orphan clean-ups skip them.
-  std::vector<ObjectLocks::Held> held;
-  if (options_.locks != nullptr && oids.size() <= kMaxLockedDestroy) {
-    for (uint64_t oid : oids) {
-      absl::StatusOr<ObjectLocks::Held> h = options_.locks->ForDestroy(oid);
-      if (!h.ok()) return Finish(kDestroy, h.status(), &req->hdr(), oid);
-      held.push_back(std::move(*h));
-    }
-  }
   return Finish(kDestroy, store_->Destroy(oids), &req->hdr(),
                 oids.empty() ? 0 : oids.front());
 }

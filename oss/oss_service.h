@@ -16,7 +16,6 @@
 #include "absl/status/statusor.h"
 #include "common/version.h"
 #include "grpcpp/grpcpp.h"
-#include "oss/object_locks.h"
 #include "oss/object_store.h"
 #include "rpc/proto/oss.grpc.pb.h"
 #include "server/service_common.h"
@@ -29,8 +28,6 @@ namespace stripefs::oss {
 struct OssServiceOptions {
   std::string target;     // "ost0", ...
   uint64_t instance = 0;  // changes with every server process start
-  // Locks taken before Truncate/Punch/Destroy (object_locks.h); null: none.
-  ObjectLocks* locks = nullptr;
 };
 
 class OssService final : public rpc::Oss::Service {

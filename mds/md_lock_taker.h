@@ -1,0 +1,67 @@
+// MdLockTaker: how MdsCore takes the metadata locks of a change, in the
+// core's own types. Before a change to what clients may cache (attributes,
+// names in a directory, xattrs) the core takes EX locks on the affected
+// inodes; clients cache under PR locks on the same inodes, so their caches
+// are dropped (blocking callback) before the change is made. Locks are
+// taken in ascending inode order, never while MdsCore's mutex is held, and
+// released when the change has returned. MdsCore decides which inodes a
+// change locks (mds_core_locks.cc); mds/md_locks.h implements the taking
+// over the lock service; NoMdLocks (the default) takes none.
+// Implementations are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace stripefs::mds {
+
+// Locks held for one change; released when destroyed (or Release()).
+class MdLocks {
+ public:
+  MdLocks() = default;
+  explicit MdLocks(std::function<void()> release)
+      : release_(std::move(release)) {}
+  MdLocks(MdLocks&& o) noexcept : release_(std::exchange(o.release_, {})) {}
+  MdLocks& operator=(MdLocks&& o) noexcept {
+    Release();
+    release_ = std::exchange(o.release_, {});
+    return *this;
+  }
+  MdLocks(const MdLocks&) = delete;
+  MdLocks& operator=(const MdLocks&) = delete;
+  ~MdLocks() { Release(); }
+
+  void Release() {
+    std::function<void()> r = std::exchange(release_, {});
+    if (r) r();
+  }
+
+ private:
+  std::function<void()> release_;
+};
+
+class MdLockTaker {
+ public:
+  virtual ~MdLockTaker() = default;
+  // False: no lock service, LockInodes takes nothing (and MdsCore does not
+  // resolve names to lock them).
+  virtual bool enabled() const = 0;
+  // EX on every inode of `inos` (0s and duplicates ignored), in ascending
+  // order; all of them or none (an error releases what was taken).
+  virtual absl::StatusOr<MdLocks> LockInodes(std::vector<uint64_t> inos) = 0;
+};
+
+// Without a lock service: every call is a no-op.
+class NoMdLocks final : public MdLockTaker {
+ public:
+  bool enabled() const override { return false; }
+  absl::StatusOr<MdLocks> LockInodes(std::vector<uint64_t>) override {
+    return MdLocks();
+  }
+};
+
+}  // namespace stripefs::mds

@@ -1,0 +1,44 @@
+// MdsCore: which metadata locks a change takes. The core decides (each
+// change names its inodes and names here, before it takes mu_); the taking
+// is MdLockTaker's (md_lock_taker.h). Which change locks what:
+//  - setattr, open with O_TRUNC, setxattr, removexattr, size update,
+//    setlayout: the inode;
+//  - mknod, mkdir, symlink: the parent;  link: the inode and the new parent;
+//  - create, unlink/rmdir: the parent and what the name resolves to;
+//  - rename: both parents and what both names resolve to.
+#include <algorithm>
+
+#include "mds/mds_core.h"
+
+namespace stripefs::mds {
+namespace {
+
+// A name that keeps moving is chased this many times, then the change
+// goes on with the locks it has.
+constexpr int kLastTry = 4;
+
+}  // namespace
+
+absl::StatusOr<MdLocks> MdsCore::LockInodes(std::vector<uint64_t> inos) {
+  if (!md_locks_->enabled()) return MdLocks();
+  return md_locks_->LockInodes(std::move(inos));
+}
+
+absl::StatusOr<MdsCore::NameLocks> MdsCore::LockNames(
+    std::vector<uint64_t> inos, const std::vector<NameRef>& names,
+    int attempt) {
+  if (!md_locks_->enabled()) return NameLocks(MdLocks(), {}, true);
+  std::vector<uint64_t> resolved;
+  for (const auto& [parent, name] : names) {
+    // Root's view: which inode the name is, whatever the caller may see.
+    absl::StatusOr<Inode> n = Lookup(Cred{}, parent, name);
+    resolved.push_back(n.ok() ? n->ino : 0);
+  }
+  inos.insert(inos.end(), resolved.begin(), resolved.end());
+  absl::StatusOr<MdLocks> held = md_locks_->LockInodes(std::move(inos));
+  if (!held.ok()) return held.status();
+  return NameLocks(std::move(*held), std::move(resolved),
+                   attempt >= kLastTry);
+}
+
+}  // namespace stripefs::mds
