@@ -11,6 +11,7 @@
 // of a call whose reply was lost stays unused: empty objects past the pool).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <map>
@@ -37,23 +38,10 @@ constexpr absl::Duration kStatfsWindow = absl::Seconds(10);
 constexpr absl::Duration kDestroyDeadline = absl::Seconds(30);
 constexpr absl::Duration kStatfsDeadline = absl::Seconds(10);
 
-// $STRIPEFS_TEST_PRECREATE_MAX (tests): at most this many objects per
-// Precreate call, so the MDS's pools run dry and it calls the OSTs often.
-// 0: no limit.
-uint32_t PrecreateMaxFromEnv() {
-  const char* v = std::getenv("STRIPEFS_TEST_PRECREATE_MAX");
-  uint32_t n = 0;
-  if (v == nullptr || !absl::SimpleAtoi(v, &n)) return 0;
-  spdlog::warn("STRIPEFS_TEST_PRECREATE_MAX={}: at most {} objects per "
-               "precreate (a test setting)",
-               v, n);
-  return n;
-}
-
 class GrpcOstPool : public OstPool {
  public:
   GrpcOstPool(std::vector<OstTarget> targets, uint64_t client_id)
-      : targets_(std::move(targets)), precreate_max_(PrecreateMaxFromEnv()) {
+      : targets_(std::move(targets)) {
     conn::TargetOptions options;
     options.client_id = client_id;
     options.client_kind = "mds";
@@ -91,7 +79,6 @@ class GrpcOstPool : public OstPool {
 
   absl::StatusOr<ObjectRange> Precreate(uint32_t ost, uint32_t count,
                                         absl::Duration deadline) override {
-    if (precreate_max_ != 0 && count > precreate_max_) count = precreate_max_;
     rpc::PrecreateReply reply;
     absl::Status s = Call(
         ost, &rpc::Oss::Stub::Precreate, "Precreate", kRetryWindow,
@@ -167,12 +154,28 @@ class GrpcOstPool : public OstPool {
   }
 
   const std::vector<OstTarget> targets_;
-  const uint32_t precreate_max_;
   std::map<uint32_t, std::unique_ptr<conn::OstClient>> osts_;  // fixed
   std::vector<std::unique_ptr<dlm::ActiveWatch>> watches_;
 };
 
 }  // namespace
+
+void ApplyTestPrecreateBatch(uint32_t* batch, uint32_t* low_water) {
+  const char* v = std::getenv("STRIPEFS_TEST_PRECREATE_BATCH");
+  uint32_t n = 0;
+  if (v == nullptr) return;
+  if (!absl::SimpleAtoi(v, &n) || n == 0) {
+    spdlog::warn("STRIPEFS_TEST_PRECREATE_BATCH={}: not a positive number; "
+                 "ignored",
+                 v);
+    return;
+  }
+  *batch = n;
+  *low_water = std::max<uint32_t>(1, n / 2);
+  spdlog::warn("STRIPEFS_TEST_PRECREATE_BATCH={}: precreate batch {}, low "
+               "water {} (a test setting)",
+               v, *batch, *low_water);
+}
 
 std::unique_ptr<OstPool> NewGrpcOstPool(std::vector<OstTarget> targets,
                                         uint64_t client_id) {

@@ -199,6 +199,8 @@ int main(int argc, char** argv) {
   opts.keep_open_handles = !startup->evict_clients;
   opts.reopen_window = absl::Seconds(cfg.reopen_window_s);
   opts.client_lease = absl::Seconds(cfg.client_lease_s);
+  stripefs::mds::ApplyTestPrecreateBatch(&opts.precreate_batch,
+                                         &opts.precreate_low_water);
   auto core = std::make_unique<stripefs::mds::MdsCore>(
       store->get(), pool.get(), stripefs::RealClock(), opts);
   if (absl::Status s = core->Start(); !s.ok()) {

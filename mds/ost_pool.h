@@ -69,6 +69,12 @@ class OstPool {
 std::unique_ptr<OstPool> NewGrpcOstPool(std::vector<OstTarget> targets,
                                         uint64_t client_id);
 
+// $STRIPEFS_TEST_PRECREATE_BATCH=N (tests; unset: nothing changes): sets
+// the MDS's precreate batch (MdsOptions::precreate_batch) to N and its low
+// water mark to N/2 (at least 1), so its pools stay small and creates call
+// the OSTs often. Logs the setting; a bad value is logged and ignored.
+void ApplyTestPrecreateBatch(uint32_t* batch, uint32_t* low_water);
+
 // In-memory OSTs: object ids count up from 1 per OST; records what exists.
 class FakeOstPool : public OstPool {
  public:
