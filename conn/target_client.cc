@@ -96,7 +96,7 @@ absl::Status TargetClient::RetryState::Wait(const grpc::Status& last,
     if (intr && intr()) return Errno(EINTR, "interrupted while resending");
     clock->SleepFor(std::min(absl::Milliseconds(20), wake - clock->Now()));
   }
-  backoff_ = std::min(backoff_ * 2, absl::Seconds(1));
+  backoff_ = std::min(backoff_ * 2, kMaxResendBackoff);
   if (absl::Status s = t_->Reconnect(); !s.ok()) {
     spdlog::debug("reconnect to {}: {}", t_->name_, s.ToString());
   }

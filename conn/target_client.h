@@ -177,9 +177,11 @@ class TargetClient {
   }
 
  protected:
-  // Backoff between resends of one call; reconnects (Reconnect: a new
-  // channel once connecting has failed for kFreshChannelAfter) before each
-  // resend.
+  // Backoff between resends of one call (50 ms doubling up to
+  // kMaxResendBackoff, so a resend reaches a restarted server within that
+  // long of it serving); reconnects (Reconnect: a new channel once
+  // connecting has failed for kFreshChannelAfter) before each resend.
+  static constexpr absl::Duration kMaxResendBackoff = absl::Milliseconds(250);
   class RetryState {
    public:
     explicit RetryState(TargetClient* t) : t_(t) {}
