@@ -37,8 +37,9 @@ DOWN_SECONDS = 1.5     # how long the OSS stays down each time
 # asked, and the MDS asks the OSS for the file's object) on a thread until
 # told to stop; the main thread answers at once, also while a create is
 # blocked. Prints "ready" first. Commands: "n" -> files created so far;
-# anything else (or EOF) -> JSON {n, errors, slowest} and exit. A failed
-# create is recorded and the next file is tried.
+# "e" -> JSON list of the first errors; anything else (or EOF) -> JSON
+# {n, errors, slowest} and exit. A failed create is recorded and the next
+# file is tried (at most 50 errors).
 CREATOR = r"""
 import json, os, sys, threading, time
 d = sys.argv[1]
@@ -63,6 +64,9 @@ print("ready", flush=True)
 for line in sys.stdin:
     if line.strip() == "n":
         print(count[0], flush=True)
+        continue
+    if line.strip() == "e":
+        print(json.dumps(errors[:3]), flush=True)
         continue
     break
 stop.set()
@@ -145,9 +149,11 @@ def one_ost_cluster():
 
 def progress(p, more, timeout=60):
     start = int(ask(p, "n"))
-    assert wait_for(lambda: int(ask(p, "n")) >= start + more,
-                    timeout=timeout), \
-        f"creates made no progress ({start} files so far)"
+    ok = wait_for(lambda: int(ask(p, "n")) >= start + more or
+                  json.loads(ask(p, "e")), timeout=timeout)
+    errors = json.loads(ask(p, "e"))
+    assert not errors, f"creates failed: {errors}"
+    assert ok, f"creates made no progress ({start} files so far)"
     return int(ask(p, "n"))
 
 
