@@ -10,6 +10,8 @@
 //    changed (MdsClient::ResumeRecover, which runs Fs::ReopenAll once per
 //    new instance, shared with crash recovery; after a lost lock also when
 //    another path re-established them first), then reopen the gate.
+// The pause and the resume are the conn library's (conn/active_gate.h),
+// shared with the MDS's calls to the OSTs; the mount adds mdt0's recovery.
 // Without a lock service there is no watch (and no controlled failover).
 // Thread-safe; the hooks run on the watches' threads.
 #pragma once
@@ -19,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "conn/active_gate.h"
 #include "dlm/active_watch.h"
 #include "dlm/dlm_client.h"
 #include "fuse-client/ost_set.h"
@@ -29,7 +32,7 @@ namespace stripefs::client {
 class MountFailover {
  public:
   // Longest wait for in-flight requests of a target asked back.
-  static constexpr absl::Duration kDrainLimit = absl::Seconds(20);
+  static constexpr absl::Duration kDrainLimit = conn::kDrainLimit;
 
   // Closes every target's gate and starts the watches (each gate reopens
   // once its target's active lock is granted). All pointers must outlive

@@ -51,20 +51,29 @@ class OstPool {
   virtual absl::Status Destroy(uint32_t ost,
                                const std::vector<uint64_t>& oids) = 0;
   virtual absl::StatusOr<OstStatfs> Statfs(uint32_t ost) = 0;
-  // Controlled failover of the OSTs (dlm/active_watch.h): holds PR on
+  // Controlled failover of the OSTs (conn/active_gate.h): holds PR on
   // active:ost<i> for every OST; while an OST's server is stopping, calls
-  // to it wait (up to their deadline, then EAGAIN) before they are
-  // formatted, and resume after a new handshake with the next instance.
+  // to it wait before they are formatted (within the call's retry window,
+  // then EAGAIN), and go on after a new handshake with the next instance.
   // `dlm` must outlive the pool or StopWatching. Default: nothing.
   virtual void WatchActive(dlm::DlmClient* dlm) {}
   virtual void StopWatching() {}
 };
 
-// Talks to each OST at its address; every call has a deadline and the
-// connection starts with the Connect handshake. client_id names the MDS in
-// request headers.
+// Talks to each OST at its address through conn::OstClient, as a mount
+// does: the connection starts with the Connect handshake, every send has a
+// deadline (Precreate: `deadline`), and a call that finds the OSS
+// unreachable (restarting, killed) is resent with the same xid after a
+// reconnect for up to 30 s (Statfs: 10 s) before it fails. client_id names
+// the MDS in request headers.
 std::unique_ptr<OstPool> NewGrpcOstPool(std::vector<OstTarget> targets,
                                         uint64_t client_id);
+
+// $STRIPEFS_TEST_PRECREATE_BATCH=N (tests; unset: nothing changes): sets
+// the MDS's precreate batch (MdsOptions::precreate_batch) to N and its low
+// water mark to N/2 (at least 1), so its pools stay small and creates call
+// the OSTs often. Logs the setting; a bad value is logged and ignored.
+void ApplyTestPrecreateBatch(uint32_t* batch, uint32_t* low_water);
 
 // In-memory OSTs: object ids count up from 1 per OST; records what exists.
 class FakeOstPool : public OstPool {

@@ -1,10 +1,10 @@
-#include "fuse-client/request_gate.h"
+#include "conn/request_gate.h"
 
 #include <cerrno>
 
 #include "common/errors.h"
 
-namespace stripefs::client {
+namespace stripefs::conn {
 
 namespace {
 thread_local int bypass_depth = 0;
@@ -65,4 +65,4 @@ int64_t RequestGate::in_flight() const {
   return in_flight_;
 }
 
-}  // namespace stripefs::client
+}  // namespace stripefs::conn

@@ -1,4 +1,4 @@
-#include "fuse-client/request_gate.h"
+#include "conn/request_gate.h"
 
 #include <atomic>
 #include <cerrno>
@@ -9,7 +9,7 @@
 #include "common/errors.h"
 #include "gtest/gtest.h"
 
-namespace stripefs::client {
+namespace stripefs::conn {
 namespace {
 
 TEST(RequestGateTest, OpenGateAdmitsAndCounts) {
@@ -132,4 +132,4 @@ TEST(RequestGateTest, BypassAdmitsOnlyItsOwnThreadThroughAClosedGate) {
 }
 
 }  // namespace
-}  // namespace stripefs::client
+}  // namespace stripefs::conn
