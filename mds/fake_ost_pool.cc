@@ -14,9 +14,10 @@ FakeOstPool::FakeOstPool(uint32_t n_osts) {
 
 absl::StatusOr<ObjectRange> FakeOstPool::Precreate(uint32_t ost,
                                                    uint32_t count,
-                                                   absl::Duration) {
+                                                   absl::Duration wait) {
   absl::MutexLock l(&mu_);
   ++precreate_calls_;
+  last_precreate_wait_ = wait;
   if (ost >= targets_.size()) return Errno(EINVAL, "no such OST");
   if (failing_.count(ost)) return Errno(EIO, "OST unreachable (fake)");
   uint64_t& next = next_oid_[ost];
@@ -75,6 +76,11 @@ std::vector<uint64_t> FakeOstPool::destroyed(uint32_t ost) const {
   absl::MutexLock l(&mu_);
   auto it = destroyed_.find(ost);
   return it == destroyed_.end() ? std::vector<uint64_t>{} : it->second;
+}
+
+absl::Duration FakeOstPool::last_precreate_wait() const {
+  absl::MutexLock l(&mu_);
+  return last_precreate_wait_;
 }
 
 }  // namespace stripefs::mds

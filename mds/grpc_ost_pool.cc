@@ -33,6 +33,8 @@ namespace {
 
 // How long a call resends (and waits at a closed gate) before it fails.
 constexpr absl::Duration kRetryWindow = absl::Seconds(30);
+// One Precreate send (the OSS syncs the new objects before it answers).
+constexpr absl::Duration kPrecreateDeadline = absl::Seconds(10);
 // Statfs leaves an unreachable OST out of the sums: it gives up sooner.
 constexpr absl::Duration kStatfsWindow = absl::Seconds(10);
 constexpr absl::Duration kDestroyDeadline = absl::Seconds(30);
@@ -78,11 +80,11 @@ class GrpcOstPool : public OstPool {
   }
 
   absl::StatusOr<ObjectRange> Precreate(uint32_t ost, uint32_t count,
-                                        absl::Duration deadline) override {
+                                        absl::Duration wait) override {
     rpc::PrecreateReply reply;
     absl::Status s = Call(
-        ost, &rpc::Oss::Stub::Precreate, "Precreate", kRetryWindow,
-        deadline,
+        ost, &rpc::Oss::Stub::Precreate, "Precreate", wait,
+        std::min(wait, kPrecreateDeadline),
         [count](conn::OstClient& c, rpc::PrecreateRequest& req) {
           c.FillHeader(req.mutable_hdr());
           req.set_count(count);

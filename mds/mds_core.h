@@ -167,6 +167,14 @@ class MdsCore {
   void RefillPools();
   absl::StatusOr<size_t> DrainDestroyQueue();
   size_t PooledObjects(uint32_t ost);
+  // How long a precreate may wait for an OSS that is away (gate closed at
+  // a controlled stop, or unreachable: resent until then). On demand,
+  // under mu_: short when another OST can stand in, else as long as a
+  // mount waits for a restarting server. The background refill (outside
+  // mu_) in between.
+  static constexpr absl::Duration kOnDemandShortWait = absl::Seconds(1);
+  static constexpr absl::Duration kOnDemandWait = absl::Seconds(30);
+  static constexpr absl::Duration kRefillWait = absl::Seconds(10);
 
  private:
   struct OstState {
@@ -174,6 +182,7 @@ class MdsCore {
     uint64_t available = 0;
     bool refilling = false;
     absl::Time retry_after = absl::InfinitePast();
+    uint32_t failures = 0;  // precreates failed in a row (retry backoff)
     // Orphan cleanup after a start (see Start): objects from orphans_from
     // (0: done) below the lowest id precreated by this instance are in no
     // file; known once no precreate is in flight.
@@ -342,6 +351,13 @@ class MdsCore {
   absl::StatusOr<std::vector<StripeObject>> AllocateObjects(
       const Layout& spec, storage::WriteBatch* b)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True when the targets after position i (from `start`) have `needed`
+  // active OSTs with pooled objects.
+  bool OthersCanSupply(const std::vector<OstTarget>& targets, size_t start,
+                       size_t i, size_t needed) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The wait before the next precreate on an OST whose precreate failed.
+  static absl::Duration NextRetry(OstState& st);
   absl::Status ValidateLayout(uint32_t stripe_size, int32_t stripe_count,
                               int32_t stripe_offset);
   bool IsAncestor(uint64_t maybe_ancestor, uint64_t dir)

@@ -20,6 +20,27 @@ void MdsCore::QueueDestroy(storage::WriteBatch* b, const Layout& layout) {
   destroy_pending_ = true;
 }
 
+bool MdsCore::OthersCanSupply(const std::vector<OstTarget>& targets,
+                              size_t start, size_t i, size_t needed) const {
+  const size_t n = targets.size();
+  size_t ready = 0;
+  for (size_t j = i + 1; j < n; ++j) {
+    const OstTarget& o = targets[(start + j) % n];
+    auto it = ost_state_.find(o.index);
+    if (o.active && it != ost_state_.end() && it->second.available > 0) {
+      ++ready;
+    }
+  }
+  return ready >= needed;
+}
+
+absl::Duration MdsCore::NextRetry(OstState& st) {
+  // 2 s, doubling with each failure in a row, at most 32 s.
+  const int shift = std::min<uint32_t>(st.failures, 4);
+  ++st.failures;
+  return absl::Seconds(2) * (1 << shift);
+}
+
 absl::StatusOr<std::vector<StripeObject>> MdsCore::AllocateObjects(
     const Layout& spec, storage::WriteBatch* b) {
   const auto& targets = osts_->Targets();
@@ -48,17 +69,24 @@ absl::StatusOr<std::vector<StripeObject>> MdsCore::AllocateObjects(
     if (st.available == 0) {
       if (now < st.retry_after) continue;
       // The pool ran dry: precreate on demand (rare; the background thread
-      // normally keeps the pool filled).
+      // normally keeps the pool filled). The call is made under the core's
+      // lock: when the OSTs after this one can supply what is still
+      // missing, it may not wait long for an OSS that is away; otherwise
+      // it waits for the OSS to come back (a restart) like a mount does.
+      const absl::Duration wait =
+          OthersCanSupply(targets, start, i, want - objects.size())
+              ? kOnDemandShortWait
+              : kOnDemandWait;
       ++st.precreates_in_flight;
-      auto r = osts_->Precreate(t.index, options_.precreate_batch,
-                                absl::Seconds(5));
+      auto r = osts_->Precreate(t.index, options_.precreate_batch, wait);
       EndPrecreate(t.index, st, r, b);
       if (!r.ok()) {
-        st.retry_after = now + absl::Seconds(2);
+        st.retry_after = now + NextRetry(st);
         spdlog::warn("precreate on ost{} failed: {}", t.index,
                      r.status().ToString());
         continue;
       }
+      st.failures = 0;
     }
     auto& range = st.pool.ranges.front();
     uint64_t oid = range.first++;
@@ -101,7 +129,7 @@ void MdsCore::RefillPools() {
 }
 
 absl::Status MdsCore::RefillOne(uint32_t ost) {
-  auto r = osts_->Precreate(ost, options_.precreate_batch, absl::Seconds(10));
+  auto r = osts_->Precreate(ost, options_.precreate_batch, kRefillWait);
   absl::MutexLock l(&mu_);
   OstState& st = ost_state_[ost];
   st.refilling = false;
@@ -116,9 +144,10 @@ absl::Status MdsCore::RefillOne(uint32_t ost) {
       spdlog::warn("precreate on ost{} failed (will retry): {}", ost,
                    r.status().ToString());
     }
-    st.retry_after = clock_->Now() + absl::Seconds(2);
+    st.retry_after = clock_->Now() + NextRetry(st);
     return r.status();
   }
+  st.failures = 0;
   if (st.retry_after != absl::InfinitePast()) {
     spdlog::info("precreate on ost{} works again", ost);
   }

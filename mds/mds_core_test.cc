@@ -176,6 +176,38 @@ TEST_F(MdsCoreTest, FailingOstIsSkipped) {
   EXPECT_EQ(used.count(1), 0u);
 }
 
+// A precreate on demand is made under the core's lock: it may wait long
+// for an OSS that is away (a restart) only when no other OST can supply
+// the object; then it waits briefly, the file goes elsewhere, and the OST
+// is left alone for a growing while.
+TEST_F(MdsCoreTest, OnDemandPrecreateWaitsLongOnlyWithoutAlternative) {
+  // Nothing pooled anywhere: the first create must wait for its OST.
+  MustCreate(kRootIno, "first");
+  EXPECT_EQ(osts_->last_precreate_wait(), MdsCore::kOnDemandWait);
+  core_->RefillPools();
+  // Drain ost1's pool through a directory whose files start there.
+  Inode d = MustMkdir(kRootIno, "on1");
+  ASSERT_TRUE(core_->SetLayout(Req(), kRoot, d.ino, 0, 1, 1).ok());
+  const uint64_t pooled = core_->PooledObjects(1);
+  for (uint64_t i = 0; i < pooled; ++i) {
+    ASSERT_EQ(MustCreate(d.ino, "f" + std::to_string(i)).layout.objects[0].ost,
+              1u);
+  }
+  ASSERT_EQ(core_->PooledObjects(1), 0u);
+  osts_->SetFailing(1, true);
+  const int calls = osts_->precreate_calls();
+  Inode g = MustCreate(d.ino, "g");
+  EXPECT_EQ(osts_->last_precreate_wait(), MdsCore::kOnDemandShortWait);
+  EXPECT_EQ(osts_->precreate_calls(), calls + 1);
+  EXPECT_NE(g.layout.objects[0].ost, 1u);  // the next OST stood in
+  // Within the retry backoff ost1 is not asked again.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NE(MustCreate(d.ino, "h" + std::to_string(i)).layout.objects[0].ost,
+              1u);
+  }
+  EXPECT_EQ(osts_->precreate_calls(), calls + 1);
+}
+
 TEST_F(MdsCoreTest, LayoutValidation) {
   EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, kRootIno, 1000, 0, std::nullopt)), EINVAL);
   EXPECT_EQ(Err(core_->SetLayout(Req(), kRoot, kRootIno, 0, 5, std::nullopt)), EINVAL);

@@ -1,6 +1,7 @@
 // Component test: MdsService over real gRPC on 127.0.0.1 (port 0), core on
 // the in-memory store with fake OSTs. Bad input gets an errno and the
 // server stays up.
+#include "common/version.h"
 #include "mds/mds_service.h"
 
 #include <fcntl.h>

@@ -45,8 +45,10 @@ class OstPool {
   virtual ~OstPool() = default;
   // The registry, ordered by index. Fixed for the life of the pool.
   virtual const std::vector<OstTarget>& Targets() const = 0;
+  // `wait`: how long the call may take in all (at a closed gate, and
+  // resending to an OSS that is away); then EAGAIN or the last error.
   virtual absl::StatusOr<ObjectRange> Precreate(uint32_t ost, uint32_t count,
-                                                absl::Duration deadline) = 0;
+                                                absl::Duration wait) = 0;
   // Unknown oids are skipped (destroy is idempotent).
   virtual absl::Status Destroy(uint32_t ost,
                                const std::vector<uint64_t>& oids) = 0;
@@ -62,7 +64,7 @@ class OstPool {
 
 // Talks to each OST at its address through conn::OstClient, as a mount
 // does: the connection starts with the Connect handshake, every send has a
-// deadline (Precreate: `deadline`), and a call that finds the OSS
+// deadline (Precreate: at most its `wait`), and a call that finds the OSS
 // unreachable (restarting, killed) is resent with the same xid after a
 // reconnect for up to 30 s (Statfs: 10 s) before it fails. client_id names
 // the MDS in request headers.
@@ -81,7 +83,7 @@ class FakeOstPool : public OstPool {
   explicit FakeOstPool(uint32_t n_osts);
   const std::vector<OstTarget>& Targets() const override { return targets_; }
   absl::StatusOr<ObjectRange> Precreate(uint32_t ost, uint32_t count,
-                                        absl::Duration deadline) override;
+                                        absl::Duration wait) override;
   absl::Status Destroy(uint32_t ost,
                        const std::vector<uint64_t>& oids) override;
   absl::StatusOr<OstStatfs> Statfs(uint32_t ost) override;
@@ -91,6 +93,7 @@ class FakeOstPool : public OstPool {
   bool Exists(uint32_t ost, uint64_t oid) const;
   size_t ObjectCount(uint32_t ost) const;
   int precreate_calls() const;
+  absl::Duration last_precreate_wait() const;
   std::vector<uint64_t> destroyed(uint32_t ost) const;
 
  private:
@@ -101,6 +104,7 @@ class FakeOstPool : public OstPool {
   std::map<uint32_t, std::vector<uint64_t>> destroyed_ ABSL_GUARDED_BY(mu_);
   std::set<uint32_t> failing_ ABSL_GUARDED_BY(mu_);
   int precreate_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Duration last_precreate_wait_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace stripefs::mds

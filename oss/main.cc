@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/time/time.h"
+#include "common/version.h"
 #include "oss/oss_role.h"
 #include "server/runner.h"
 

@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/version.h"
 #include "oss/object_locks.h"
 #include "oss/object_store.h"
 #include "oss/oss_service.h"

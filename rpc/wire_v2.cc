@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_format.h"
 #include "common/errors.h"
+#include "common/version.h"
 
 namespace stripefs::rpc {
 

@@ -1,3 +1,4 @@
+#include "common/version.h"
 #include "rpc/wire_v2.h"
 
 #include <fcntl.h>

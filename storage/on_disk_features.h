@@ -23,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/version.h"
 #include "storage/kv.h"
 #include "storage/server_record.h"
 
