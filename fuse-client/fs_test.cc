@@ -370,6 +370,14 @@ TEST_F(FsTest, Xattrs) {
   ASSERT_TRUE(layout.ok()) << layout.status();
   EXPECT_NE(layout->find("stripe_count"), std::string::npos) << *layout;
   EXPECT_EQ(Err(fs_->SetXattr({}, ino, "user.stripefs.other", "x", 0)), EPERM);
+  // A count past int32 is refused, not wrapped into a valid-looking one
+  // (2^32 + 1 would wrap to 1); a valid one is taken.
+  EXPECT_EQ(Err(fs_->SetXattr({}, kRootIno, "user.stripefs.layout",
+                              "stripe_count=4294967297", 0)),
+            EINVAL);
+  ASSERT_TRUE(fs_->SetXattr({}, kRootIno, "user.stripefs.layout",
+                            "stripe_count=2", 0)
+                  .ok());
   auto stats = fs_->GetXattr({}, ino, "user.stripefs.stats");
   ASSERT_TRUE(stats.ok());
   EXPECT_NE(stats->find("mds GetXattr "), std::string::npos) << *stats;

@@ -27,10 +27,15 @@ absl::Status Fs::SetXattr(const OpCtx& ctx, uint64_t ino,
   if (name == kLayoutXattr) {
     absl::StatusOr<LayoutSetting> set = ParseLayoutSetting(value);
     if (!set.ok()) return set.status();
-    absl::StatusOr<Layout> layout = mds_->SetLayout(
-        ctx, ino,
-        {set->stripe_size.value_or(0), set->stripe_count.value_or(0),
-         set->stripe_offset});
+    // ParseLayoutSetting bounds the size below 4 GiB and the count and
+    // offset to int32 (EINVAL past them, never a wrapped value).
+    LayoutChange change;
+    change.stripe_size = static_cast<uint32_t>(set->stripe_size.value_or(0));
+    change.stripe_count = static_cast<int32_t>(set->stripe_count.value_or(0));
+    if (set->stripe_offset) {
+      change.stripe_offset = static_cast<int32_t>(*set->stripe_offset);
+    }
+    absl::StatusOr<Layout> layout = mds_->SetLayout(ctx, ino, change);
     if (!layout.ok()) return layout.status();
     if (std::shared_ptr<InodeState> st = FindOpen(ino)) {
       absl::MutexLock lock(&st->mu);
