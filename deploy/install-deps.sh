@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs every Debian package stripefs needs to build, test and benchmark.
 # Idempotent: when every package is present it does not touch apt at all.
+#
+#   deploy/install-deps.sh            the packages every build and test needs
+#   deploy/install-deps.sh --bench    also the optional peers and tools of
+#                                     tests/bench/run.sh (BENCH_PKGS below)
 set -euo pipefail
 
 PKGS=(
@@ -17,6 +21,20 @@ PKGS=(
   # containers (deploy/container, tests/e2e/test_upgrade_podman.py)
   podman runc netavark
 )
+
+# Optional: what tests/bench/run.sh measures stripefs against (a live MooseFS,
+# 2 chunkservers) and what tests/bench/build_ior.sh needs to build IOR and
+# mdtest. Not needed to build or test; installed only with --bench.
+BENCH_PKGS=(
+  moosefs-master moosefs-chunkserver moosefs-client moosefs-cli
+  openmpi-bin libopenmpi-dev autoconf automake libtool make
+)
+
+case "${1:-}" in
+  "") ;;
+  --bench) PKGS+=("${BENCH_PKGS[@]}") ;;
+  *) echo "usage: $0 [--bench]" >&2; exit 2 ;;
+esac
 
 # One dpkg-query for all of them (fast enough to run on every quickstart).
 installed="$(dpkg-query -W -f='${Package} ${Status}\n' "${PKGS[@]}" 2>/dev/null |

@@ -1,30 +1,57 @@
 #!/usr/bin/env bash
-# stripefs benchmark: fio (psync, 1 file, numjobs=1) and a metadata benchmark
-# (create / stat / remove of 2000 files) on a stripefs mount and, in the same
-# run, on a local directory, printed side by side with the DESIGN.md reference
-# numbers (ext4, FUSE passthrough, MooseFS 3.0).
+# stripefs benchmark: the same jobs, in one run, on a stripefs mount, on a live
+# MooseFS, on a libfuse passthrough (-o writeback) and on a local directory,
+# printed as one table with the stripefs/MooseFS and stripefs/passthrough
+# ratio per row, the worst stripefs/MooseFS ratio last, then the goal line.
 #
-# The script starts its own cluster (1 MDS + 4 OSS) with the `stripefs` CLI
-# in a temporary home and always tears it down (trap), also on failure.
+# Jobs (BENCH_JOBS picks a subset):
+#   fio     psync, 1M sequential write (end_fsync) and read, 4k random write
+#           and read, each with numjobs=1 and numjobs=4 (the size is split
+#           over the jobs, one file per job); reads after drop_caches
+#   ior     IOR, 2 MPI processes, 1 MiB transfers: file per process and one
+#           shared file (N-to-1; on stripefs striped over all OSTs), write
+#           (fsync) then read after drop_caches
+#   mdtest  mdtest -F -n N with 2 processes: create, stat, read, remove
+#   mdbench stripefs-mdbench: create, stat, remove of BENCH_MD_FILES files
+# IOR and mdtest are built by tests/bench/build_ior.sh (from the fetched
+# github:hpc/ior); when they are absent the script says so and skips them.
+#
+# stripefs: its own cluster (1 MDS + 4 OSS) started with the `stripefs` CLI in
+# a temporary home. MooseFS and the passthrough: tests/bench/peers.sh (the
+# MooseFS master in a network namespace of its own, on a veth pair; a peer
+# that cannot start is skipped with the reason). Everything is torn down by a
+# trap, also on failure or Ctrl-C.
 #
 # Environment:
 #   STRIPEFS_BUILD      build dir with bin/ (default: build REPO/build now)
-#   BENCH_TMP           where the temp home, mount and local dir go (/var/tmp)
+#   BENCH_QUICK=1       small sizes, no lock, N-to-1 or failover lines (< 3 min)
+#   BENCH_PEERS         subset of "stripefs moosefs passthrough local"
+#   BENCH_JOBS          subset of "fio ior mdtest mdbench"
+#   BENCH_NUMJOBS       fio numjobs values ("1 4")
+#   BENCH_TMP           where the temp home, mounts and local dir go (/var/tmp)
 #   BENCH_LOCAL_DIR     local directory to compare with (default: under BENCH_TMP)
 #   BENCH_OSS           number of OSS (4)
 #   BENCH_STRIPE_COUNT  stripe count of the benchmark directory (4)
 #   BENCH_STRIPE_SIZE   stripe size (1M)
-#   BENCH_SEQ_SIZE      file size of the sequential jobs (512M)
-#   BENCH_RAND_SIZE     file size of the random jobs (128M)
-#   BENCH_RAND_RUNTIME  seconds per random job (15)
-#   BENCH_MD_FILES      files for create/stat/remove (2000)
-#   BENCH_JSON          also write the results as JSON to this path
+#   BENCH_SEQ_SIZE      total size of the sequential jobs (1G; quick 128M)
+#   BENCH_RAND_SIZE     total size of the random jobs (256M; quick 32M)
+#   BENCH_RAND_RUNTIME  seconds per random job (15; quick 3)
+#   BENCH_IOR_BLOCK     IOR data per process (512M; quick 64M)
+#   BENCH_MDTEST_FILES  mdtest -n, files per process (2000; quick 200)
+#   BENCH_MD_FILES      files for stripefs-mdbench (2000; quick 300)
+#   BENCH_IOR_BIN       dir with ior and mdtest (/var/tmp/stripefs-ior/src/src)
+#   BENCH_BUILD_IOR=1   run tests/bench/build_ior.sh first when they are absent
+#   BENCH_MFS_NET       first three octets of MooseFS's /30 (10.231.0)
+#   BENCH_JSON          also write the results as JSON ({job: {peer: value}})
 #   BENCH_LOCAL_ONLY=1  skip the cluster (checks the script and the local fs)
+#   BENCH_LOCKS=0       skip the lock lines (default 1, quick 0)
 #   BENCH_DLM_OPS       enqueue+cancel pairs for dlm_bench (20000)
 #   BENCH_LOCK_FILES    files for the create-cost comparison (MD_FILES)
 #   BENCH_LOCK_ONLY=1   only the lock lines: dlm_bench and the create, stat
 #                       and remove rates on a mount with the DLM (and on one
 #                       with -o no_md_adaptive) versus a `cluster up --no-dlm` one
+#   BENCH_N1=0          skip the N-to-1 line (default 1, quick 0)
+#   BENCH_FAILOVER=0    skip the failover pause line (default 1, quick 0)
 #
 # Lock lines: `dlm_bench` (dlm/) measures lock enqueue/cancel throughput
 # through real gRPC; the create cost of locking is stripefs-mdbench's create
@@ -33,17 +60,49 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+HERE="$REPO/tests/bench"
+PY="$(command -v /usr/bin/python3 || command -v python3)"
+TABLE=("$PY" "$HERE/table.py")
+if [[ "${BENCH_QUICK:-}" == 1 ]]; then
+  q() { echo "$1"; }
+else
+  q() { echo "$2"; }
+fi
 OSS="${BENCH_OSS:-4}"
 STRIPE_COUNT="${BENCH_STRIPE_COUNT:-4}"
 STRIPE_SIZE="${BENCH_STRIPE_SIZE:-1M}"
-SEQ_SIZE="${BENCH_SEQ_SIZE:-512M}"
-RAND_SIZE="${BENCH_RAND_SIZE:-128M}"
-RAND_RUNTIME="${BENCH_RAND_RUNTIME:-15}"
-MD_FILES="${BENCH_MD_FILES:-2000}"
-PY="$(command -v /usr/bin/python3 || command -v python3)"
+SEQ_SIZE="${BENCH_SEQ_SIZE:-$(q 128M 1G)}"
+RAND_SIZE="${BENCH_RAND_SIZE:-$(q 32M 256M)}"
+RAND_RUNTIME="${BENCH_RAND_RUNTIME:-$(q 3 15)}"
+IOR_BLOCK="${BENCH_IOR_BLOCK:-$(q 64M 512M)}"
+MDTEST_FILES="${BENCH_MDTEST_FILES:-$(q 200 2000)}"
+MD_FILES="${BENCH_MD_FILES:-$(q 300 2000)}"
+LOCKS="${BENCH_LOCKS:-$(q 0 1)}"
+N1="${BENCH_N1:-$(q 0 1)}"
+FAILOVER="${BENCH_FAILOVER:-$(q 0 1)}"
+JOBS=" ${BENCH_JOBS:-fio ior mdtest mdbench} "
+NUMJOBS="${BENCH_NUMJOBS:-1 4}"
+PEERS="${BENCH_PEERS:-stripefs moosefs passthrough local}"
+if [[ "${BENCH_LOCK_ONLY:-}" == 1 ]]; then PEERS=stripefs; JOBS=" "; LOCKS=1; fi
+[[ "${BENCH_LOCAL_ONLY:-}" == 1 ]] && PEERS=local
+PEERS=" $PEERS "
+export DLM_OPS="${BENCH_DLM_OPS:-20000}"
+export LOCK_FILES="${BENCH_LOCK_FILES:-$MD_FILES}"
 
 log() { echo "bench: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+peer() { [[ "$PEERS" == *" $1 "* ]]; }
+job() { [[ "$JOBS" == *" $1 "* ]]; }
+# mib SIZE: a K/M/G size in MiB.
+mib() {
+  local v=${1^^}
+  case $v in
+    *G) echo $((${v%G} * 1024)) ;;
+    *M) echo "${v%M}" ;;
+    *K) echo $((${v%K} / 1024)) ;;
+    *) echo $((v >> 20)) ;;
+  esac
+}
 
 command -v fio >/dev/null || die "fio is not installed (deploy/install-deps.sh)"
 
@@ -70,21 +129,26 @@ HOME_DIR="$WORK/home"
 MNT="$WORK/mnt"
 NODLM_HOME="$WORK/home-nodlm"
 NODLM_MNT="$WORK/mnt-nodlm"
-DLM_OPS="${BENCH_DLM_OPS:-20000}"
-LOCK_FILES="${BENCH_LOCK_FILES:-$MD_FILES}"
 LOCAL="${BENCH_LOCAL_DIR:-$WORK/local}"
+RESULTS="$WORK/results.txt"
+NOTES="$WORK/notes.txt"
 mkdir -p "$MNT" "$LOCAL"
+: >"$RESULTS"
+: >"$NOTES"
+# shellcheck source=tests/bench/peers.sh
+source "$HERE/peers.sh"
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   log "tearing down"
+  peers_down
   for h in "$HOME_DIR" "$NODLM_HOME"; do
     if [[ -x "$BIN/stripefs" && -d "$h" ]]; then
       "$BIN/stripefs" cluster down --home "$h" >/dev/null 2>&1 || true
     fi
   done
-  for m in "$MNT" "$NODLM_MNT" "$WORK/mnt-noadapt"; do
+  for m in "$MNT" "$NODLM_MNT" "$WORK/mnt-noadapt" "$WORK/mnt2"; do
     if mountpoint -q "$m" 2>/dev/null; then fusermount3 -u -z "$m" || true; fi
   done
   # Servers the CLI may have left behind: only the pids it recorded here.
@@ -101,7 +165,9 @@ cleanup() {
     tail -n 5 "$HOME_DIR"/log/*.log >&2 2>/dev/null || true
   fi
   if [[ -z "${BENCH_LOCAL_DIR:-}" ]]; then rm -rf "$WORK"; else
-    rm -rf "$HOME_DIR" "$MNT" "$NODLM_HOME" "$NODLM_MNT" "$LOCAL"/bench.*
+    rm -rf "$HOME_DIR" "$MNT" "$NODLM_HOME" "$NODLM_MNT" "$LOCAL"/bench.* \
+      "$LOCAL"/ior "$LOCAL"/mdtest
+    rm -rf "$WORK/mfs" "$WORK/passthrough" "$WORK"/*.txt "$WORK"/*.json "$WORK"/*.out
     rmdir "$WORK" 2>/dev/null || true
   fi
   exit $rc
@@ -110,91 +176,157 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [[ "${BENCH_LOCAL_ONLY:-}" != 1 ]]; then
-log "starting a cluster: 1 MDS + $OSS OSS in $HOME_DIR, mounted at $MNT"
-"$BIN/stripefs" cluster up --home "$HOME_DIR" --oss "$OSS" --mount "$MNT" \
-  --bin-dir "$BIN" >&2
-mountpoint -q "$MNT" || die "$MNT is not mounted after cluster up"
-SFS_DIR="$MNT/bench"
-mkdir -p "$SFS_DIR"
-"$BIN/stripefs" setstripe -c "$STRIPE_COUNT" -S "$STRIPE_SIZE" "$SFS_DIR" >&2
+note() { echo "$*" >>"$NOTES"; log "$*"; }
 
+# --- the peers ---------------------------------------------------------------
+declare -A DIR=()
+if peer stripefs && [[ "${BENCH_LOCAL_ONLY:-}" != 1 ]]; then
+  log "starting a cluster: 1 MDS + $OSS OSS in $HOME_DIR, mounted at $MNT"
+  "$BIN/stripefs" cluster up --home "$HOME_DIR" --oss "$OSS" --mount "$MNT" \
+    --bin-dir "$BIN" >&2
+  mountpoint -q "$MNT" || die "$MNT is not mounted after cluster up"
+  SFS_DIR="$MNT/bench"
+  mkdir -p "$SFS_DIR/ior"
+  "$BIN/stripefs" setstripe -c "$STRIPE_COUNT" -S "$STRIPE_SIZE" "$SFS_DIR" >&2
+  # IOR's files (the shared one above all) striped over every OST.
+  "$BIN/stripefs" setstripe -c -1 -S "$STRIPE_SIZE" "$SFS_DIR/ior" >&2
+  DIR[stripefs]="$SFS_DIR"
 fi
+if peer moosefs && [[ "$JOBS" != " " ]]; then
+  if mfs_up; then
+    mkdir -p "$MFS_MNT/bench"
+    DIR[moosefs]="$MFS_MNT/bench"
+  else
+    note "MooseFS: skipped: $PEER_WHY"
+    mfs_down
+  fi
+fi
+if peer passthrough && [[ "$JOBS" != " " ]]; then
+  if pt_up; then
+    mkdir -p "$PT_MNT/bench"
+    DIR[passthrough]="$PT_MNT/bench"
+  else
+    note "passthrough: skipped: $PEER_WHY"
+    pt_down
+  fi
+fi
+peer local && DIR[local]="$LOCAL"
 
-RESULTS="$WORK/results.txt"
-: >"$RESULTS"
+# --- IOR and mdtest ------------------------------------------------------------
+IOR_BIN="${BENCH_IOR_BIN:-/var/tmp/stripefs-ior/src/src}"
+ior_ready() { [[ -x "$IOR_BIN/ior" && -x "$IOR_BIN/mdtest" ]] && command -v mpirun >/dev/null; }
+if { job ior || job mdtest; } && ! ior_ready; then
+  if [[ "${BENCH_BUILD_IOR:-}" == 1 ]]; then
+    IOR_BIN="$("$HERE/build_ior.sh" | tail -n 1)" || IOR_BIN=/nonexistent
+  fi
+  if ! ior_ready; then
+    note "IOR/mdtest: not built in $IOR_BIN (tests/bench/build_ior.sh, after fetching github:hpc/ior; or BENCH_BUILD_IOR=1): their rows are skipped"
+    JOBS="${JOBS/ ior / }"
+    JOBS="${JOBS/ mdtest / }"
+  fi
+fi
+# 2 local processes; MPI's own traffic on loopback and shared memory only.
+# shellcheck disable=SC2054  # "self,vader" is one argument
+MPIRUN=(mpirun --allow-run-as-root --oversubscribe -np 2 --bind-to none
+  --mca btl self,vader --mca btl_vader_single_copy_mechanism none
+  --mca oob_tcp_if_include lo)
 
-# fio_job LABEL DIR JOBNAME RW BS SIZE [extra fio args] -> appends
-# "LABEL JOBNAME VALUE" (MiB/s for 1M jobs, IOPS for 4k jobs).
-fio_job() {
-  local label=$1 dir=$2 job=$3 rw=$4 bs=$5 size=$6
-  shift 6
-  local out="$WORK/fio-$label-$job.json"
-  log "fio $job on $label ($dir)"
-  fio --name="$job" --directory="$dir" --filename="bench.$rw.dat" \
-    --rw="$rw" --bs="$bs" --size="$size" --ioengine=psync --numjobs=1 \
-    --output-format=json --output="$out" "$@" >&2 ||
-    die "fio $job on $label failed (see $out)"
-  "$PY" - "$out" "$label" "$job" "$rw" >>"$RESULTS" <<'EOF'
-import json, sys
-path, label, job, rw = sys.argv[1:]
-j = json.load(open(path))["jobs"][0]
-side = j["read"] if "read" in rw else j["write"]
-if job.startswith("seq"):
-    value = side["bw_bytes"] / (1 << 20)
-else:
-    value = side["iops"]
-print(label, job, "%.1f" % value)
-EOF
+DROP_WARNED=0
+drop_caches() {
+  sync
+  if ! echo 3 2>/dev/null >/proc/sys/vm/drop_caches; then
+    [[ $DROP_WARNED == 1 ]] || note "drop_caches not possible (not root?): reads may be warm"
+    DROP_WARNED=1
+  fi
 }
 
-bench_dir() {
-  local label=$1 dir=$2
-  fio_job "$label" "$dir" seqwrite write 1M "$SEQ_SIZE" --end_fsync=1
-  fio_job "$label" "$dir" seqread read 1M "$SEQ_SIZE"
-  rm -f "$dir/bench.write.dat"
-  # Lay out the random file first so randread reads data, not holes.
-  fio_job "$label" "$dir" randwrite randwrite 4k "$RAND_SIZE" \
-    --time_based --runtime="$RAND_RUNTIME" --randrepeat=1
-  mv "$dir/bench.randwrite.dat" "$dir/bench.randread.dat"
-  fio_job "$label" "$dir" randread randread 4k "$RAND_SIZE" \
-    --time_based --runtime="$RAND_RUNTIME" --randrepeat=1
-  rm -f "$dir/bench.randread.dat"
+# fio_job LABEL DIR JOB RW BS TOTAL NUMJOBS FILES [fio args]: appends
+# "LABEL JOB VALUE" (MiB/s for seq jobs, IOPS for random ones); the files are
+# DIR/bench.FILES.<job number>, TOTAL split over them.
+fio_job() {
+  local label=$1 dir=$2 job=$3 rw=$4 bs=$5 total=$6 nj=$7 files=$8
+  shift 8
+  local out="$WORK/fio-$label-$job.json" size
+  size="$(($(mib "$total") / nj))M"
+  log "fio $job on $label ($dir, $nj x $size)"
+  fio --name="$job" --directory="$dir" --filename_format="bench.$files.\$jobnum" \
+    --rw="$rw" --bs="$bs" --size="$size" --ioengine=psync --numjobs="$nj" \
+    --group_reporting --output-format=json --output="$out" "$@" >&2 ||
+    die "fio $job on $label failed (see $out)"
+  "${TABLE[@]}" fio "$out" "$label" "$job" "$rw" >>"$RESULTS" ||
+    die "no result in $out"
+}
+
+bench_fio() {
+  local label=$1 dir=$2 nj sfx
+  for nj in $NUMJOBS; do
+    sfx=""
+    [[ $nj == 1 ]] || sfx="_j$nj"
+    fio_job "$label" "$dir" "seqwrite$sfx" write 1M "$SEQ_SIZE" "$nj" seq --end_fsync=1
+    drop_caches
+    fio_job "$label" "$dir" "seqread$sfx" read 1M "$SEQ_SIZE" "$nj" seq
+    rm -f "$dir"/bench.seq.*
+    # The random write lays out the file that the random read then reads.
+    fio_job "$label" "$dir" "randwrite$sfx" randwrite 4k "$RAND_SIZE" "$nj" rand \
+      --time_based --runtime="$RAND_RUNTIME" --randrepeat=1
+    drop_caches
+    fio_job "$label" "$dir" "randread$sfx" randread 4k "$RAND_SIZE" "$nj" rand \
+      --time_based --runtime="$RAND_RUNTIME" --randrepeat=1
+    rm -f "$dir"/bench.rand.*
+  done
+}
+
+# ior_run LABEL DIR MODE: write (fsync at close), drop_caches, read back.
+ior_run() {
+  local label=$1 dir=$2 mode=$3 f=() out
+  [[ $mode == fpp ]] && f=(-F)
+  mkdir -p "$dir/ior"
+  for phase in write read; do
+    out="$WORK/ior-$label-$mode-$phase.out"
+    log "IOR $mode $phase on $label"
+    if [[ $phase == write ]]; then
+      "${MPIRUN[@]}" "$IOR_BIN/ior" -a POSIX -w -e -k -t 1m -b "$IOR_BLOCK" -i 1 \
+        -o "$dir/ior/ior.dat" "${f[@]}" >"$out" 2>&1 || die "IOR on $label failed (see $out)"
+      drop_caches
+    else
+      "${MPIRUN[@]}" "$IOR_BIN/ior" -a POSIX -r -E -t 1m -b "$IOR_BLOCK" -i 1 \
+        -o "$dir/ior/ior.dat" "${f[@]}" >"$out" 2>&1 || die "IOR on $label failed (see $out)"
+    fi
+    "${TABLE[@]}" ior "$out" "$label" "ior_${mode}_$phase" >>"$RESULTS" ||
+      die "no IOR result in $out"
+  done
+  rm -f "$dir"/ior/ior.dat*
+}
+
+bench_mdtest() {
+  local label=$1 dir=$2 out="$WORK/mdtest-$1.out"
+  log "mdtest -F -n $MDTEST_FILES (2 procs) on $label"
+  mkdir -p "$dir/mdtest"
+  "${MPIRUN[@]}" "$IOR_BIN/mdtest" -F -n "$MDTEST_FILES" -d "$dir/mdtest" >"$out" 2>&1 ||
+    die "mdtest on $label failed (see $out)"
+  "${TABLE[@]}" mdtest "$out" "$label" >>"$RESULTS" || die "no mdtest result in $out"
+  rm -rf "$dir/mdtest"
+}
+
+bench_mdbench() {
+  local label=$1 dir=$2 md
   log "mdbench ($MD_FILES files) on $label"
-  local md
   md="$("$BIN/stripefs-mdbench" --dir "$dir" --files "$MD_FILES" --json)" ||
     die "stripefs-mdbench on $label failed"
-  "$PY" -c '
-import json, sys
-d = json.loads(sys.argv[2])
-for k in ("create", "stat", "remove"):
-    print(sys.argv[1], k, "%.1f" % d[k])' "$label" "$md" >>"$RESULTS"
+  "${TABLE[@]}" mdbench "$md" "$label" >>"$RESULTS"
 }
 
-if [[ "${BENCH_LOCK_ONLY:-}" != 1 ]]; then
-  [[ "${BENCH_LOCAL_ONLY:-}" == 1 ]] || bench_dir stripefs "$SFS_DIR"
-  bench_dir local "$LOCAL"
-fi
+for label in stripefs moosefs passthrough local; do
+  [[ -n "${DIR[$label]:-}" ]] || continue
+  d="${DIR[$label]}"
+  if job fio; then bench_fio "$label" "$d"; fi
+  if job ior; then ior_run "$label" "$d" fpp; ior_run "$label" "$d" shared; fi
+  if job mdtest; then bench_mdtest "$label" "$d"; fi
+  if job mdbench; then bench_mdbench "$label" "$d"; fi
+done
+peers_down
 
-# Lock service throughput: "dlm enqueue+cancel: N ops in S s = R ops/s ...".
-log "dlm_bench ($DLM_OPS enqueue+cancel pairs)"
-DLM_OUT="$("$BIN/dlm_bench" --ops "$DLM_OPS")" || die "dlm_bench failed"
-echo "$DLM_OUT" >&2
-"$PY" -c '
-import re, sys
-for line in sys.argv[1].splitlines():
-    m = re.match(r"dlm (.*?): .* = ([0-9.]+) ops/s .*\(\d+ threads, (\d+) failed\)",
-                 line)
-    if not m:
-        continue
-    if int(m.group(3)):
-        sys.exit("dlm_bench: %s" % line)
-    key = {"enqueue+cancel": "dlm_enqueue_cancel",
-           "cached lock reuse": "dlm_cached_reuse"}.get(m.group(1))
-    if key:
-        print("stripefs", key, m.group(2))' "$DLM_OUT" >>"$RESULTS" ||
-  die "dlm_bench reported failures"
-
+# --- lock lines ----------------------------------------------------------------
 # md_create SUFFIX DIR: mdbench rates in DIR -> "stripefs create_SUFFIX R",
 # and the same for stat and remove.
 md_create() {
@@ -203,26 +335,25 @@ md_create() {
   log "mdbench create ($LOCK_FILES files) on $label"
   md="$("$BIN/stripefs-mdbench" --dir "$dir" --files "$LOCK_FILES" --json)" ||
     die "stripefs-mdbench on $label failed"
-  "$PY" -c '
-import json, sys
-d = json.loads(sys.argv[2])
-for k in ("create", "stat", "remove"):
-    print("stripefs", k + "_" + sys.argv[1], "%.1f" % d[k])' \
-    "$label" "$md" >>"$RESULTS"
+  "${TABLE[@]}" mdbench "$md" stripefs "$label" >>"$RESULTS"
 }
 
-if [[ "${BENCH_LOCAL_ONLY:-}" != 1 ]]; then
+if [[ $LOCKS == 1 ]]; then
+  # Lock service throughput: "dlm enqueue+cancel: N ops in S s = R ops/s ...".
+  log "dlm_bench ($DLM_OPS enqueue+cancel pairs)"
+  DLM_OUT="$("$BIN/dlm_bench" --ops "$DLM_OPS")" || die "dlm_bench failed"
+  echo "$DLM_OUT" >&2
+  "${TABLE[@]}" dlm "$DLM_OUT" >>"$RESULTS" || die "dlm_bench reported failures"
+fi
+if [[ $LOCKS == 1 && -n "${DIR[stripefs]:-}" ]]; then
   md_create dlm "$MNT/lockcost"
   rm -rf "$MNT/lockcost"
   # The same on a second mount with adaptive metadata caching turned off
   # (every lookup in a directory being changed takes the directory's lock).
   NOADAPT_MNT="$WORK/mnt-noadapt"
   mkdir -p "$NOADAPT_MNT"
-  MDS_ADDR="$("$PY" -c '
-import json, sys
-c = json.load(open(sys.argv[1]))
-print([s["address"] for s in c["servers"] if s.get("role") == "mds"][0])' \
-    "$HOME_DIR/cluster.json")" || die "no MDS address in cluster.json"
+  MDS_ADDR="$("${TABLE[@]}" mds_addr "$HOME_DIR/cluster.json")" ||
+    die "no MDS address in cluster.json"
   "$BIN/stripefs-mount" --mds "$MDS_ADDR" -o no_md_adaptive "$NOADAPT_MNT" >&2 ||
     die "mount with -o no_md_adaptive failed"
   md_create dlm_noadaptive "$NOADAPT_MNT/lockcost"
@@ -241,7 +372,7 @@ fi
 # write disjoint halves of one file at once, 64 KiB pwrites, then fsync;
 # MiB/s overall. BENCH_N1_MIB (default 128): file size.
 # Appends "stripefs n1_shared R"; printed after the table.
-if [[ "${BENCH_LOCAL_ONLY:-}" != 1 ]]; then
+if [[ $N1 == 1 && -n "${DIR[stripefs]:-}" ]]; then
   N1_MNT2="$WORK/mnt2"
   mkdir -p "$N1_MNT2"
   "$BIN/stripefs" mount --home "$HOME_DIR" "$N1_MNT2" >&2 ||
@@ -282,70 +413,17 @@ PYN1
 fi
 # --- end N-to-1
 
+# --- the table ---------------------------------------------------------------------
 LOCAL_FS="$(df --output=fstype "$LOCAL" 2>/dev/null | tail -n 1 || echo "?")"
-"$PY" - "$RESULTS" "$LOCAL_FS" "${BENCH_JSON:-}" <<EOF
-import json, sys
-res = {}
-for line in open(sys.argv[1]):
-    label, job, value = line.split()
-    res.setdefault(job, {})[label] = float(value)
-rows = [
-    ("seqwrite", "seq write 1 MiB, MiB/s", 462, 497, 299),
-    ("seqread", "seq read 1 MiB, MiB/s", 3751, 961, 493),
-    ("randwrite", "rand write 4 KiB, IOPS", 109807, 140105, 14149),
-    ("randread", "rand read 4 KiB, IOPS", 33127, 47719, 6254),
-    ("create", "create, files/s", 55294, 7191, 4187),
-    ("stat", "stat, files/s", 407669, 58685, 10730),
-    ("remove", "remove, files/s", 119632, 20176, 5170),
-]
-local_hdr = "local (%s)" % sys.argv[2]
-hdr = ("job", "stripefs", local_hdr, "ext4*", "FUSE pt*", "MooseFS*",
-       "vs MooseFS")
-fmt = "%-24s %10s %12s %9s %9s %9s %10s"
-print()
-print("stripefs benchmark: fio psync, 1 file, numjobs=1; seq $SEQ_SIZE, "
-      "rand $RAND_SIZE x ${RAND_RUNTIME}s; metadata $MD_FILES files")
-print("stripefs: $OSS OSS, directory layout stripe_count=$STRIPE_COUNT "
-      "stripe_size=$STRIPE_SIZE")
-print(fmt % hdr)
-print("-" * 89)
-def n(v):
-    return "-" if v is None else ("%.0f" % v if v >= 100 else "%.1f" % v)
-for key, name, ext4, fpt, mfs in rows:
-    s = res.get(key, {}).get("stripefs")
-    l = res.get(key, {}).get("local")
-    ratio = "-" if s is None else "%.2fx" % (s / mfs)
-    print(fmt % (name, n(s), n(l), n(ext4), n(fpt), n(mfs), ratio))
-print("* reference numbers from DESIGN.md (same jobs, one machine, 2 cores)")
-def one(key):
-    return res.get(key, {}).get("stripefs")
-enq, reuse = one("dlm_enqueue_cancel"), one("dlm_cached_reuse")
-print()
-print("lock service (dlm_bench, $DLM_OPS ops, gRPC on 127.0.0.1): "
-      "enqueue+cancel %s ops/s, cached lock reuse %s ops/s" % (n(enq), n(reuse)))
-for op in ("create", "stat", "remove"):
-    with_dlm, without = one(op + "_dlm"), one(op + "_nodlm")
-    noad = one(op + "_dlm_noadaptive")
-    if with_dlm is not None and without is not None:
-        print("file %s ($LOCK_FILES files, default layout): with DLM %s files/s "
-              "(adaptive caching off: %s), without DLM (--no-dlm) %s files/s, "
-              "locking costs %.1f%%"
-              % (op, n(with_dlm), n(noad), n(without),
-                 100.0 * (1 - with_dlm / without)))
-if sys.argv[3]:
-    with open(sys.argv[3], "w") as f:
-        json.dump(res, f, indent=1)
-EOF
-
-# --- N-to-1 shared file line (measured in the N-to-1 block above).
-if [[ "${BENCH_LOCAL_ONLY:-}" != 1 ]]; then
-  awk '$2 == "n1_shared" { printf "N-to-1 shared file (2 mounts, disjoint halves, 64 KiB writes): %s MiB/s\n", $3 }' "$RESULTS"
-fi
+"${TABLE[@]}" print "$RESULTS" "$NOTES" "$LOCAL_FS" "${BENCH_JSON:-}" \
+  "stripefs benchmark: fio psync, numjobs $NUMJOBS (one file per job, the size split over them): seq $SEQ_SIZE, rand $RAND_SIZE x ${RAND_RUNTIME}s" \
+  "  IOR 2 procs x $IOR_BLOCK, 1 MiB transfers; mdtest -F -n $MDTEST_FILES x 2 procs; mdbench $MD_FILES files" \
+  "stripefs: $OSS OSS, stripe_count=$STRIPE_COUNT stripe_size=$STRIPE_SIZE (IOR: all OSTs); MooseFS: 2 chunkservers, goal 1"
 
 # --- Failover pause line (issue 4): a rolling N -> N+1 -> N upgrade under
 # fio; longest I/O stall per server restart against DESIGN.md's 1 s target.
 # Needs release N built (tests/run.sh builds build-n); BENCH_FAILOVER=0 skips.
-if [[ "${BENCH_LOCAL_ONLY:-}" != 1 && "${BENCH_FAILOVER:-1}" != 0 ]]; then
+if [[ "${BENCH_LOCAL_ONLY:-}" != 1 && $FAILOVER != 0 ]]; then
   if [[ -x "${STRIPEFS_BUILD_N:-$REPO/build-n}/bin/stripefs-mds" ]]; then
     STRIPEFS_BUILD="$BUILD" "$REPO/tests/bench/failover_pause.sh" || rc_failover=$?
     [[ -z "${rc_failover:-}" ]] || log "failover pause run failed (exit $rc_failover)"
