@@ -10,7 +10,7 @@ line, the lock lines and the N-to-1 line, and writes the JSON file
 ({job: {label: value}}) when asked.
 
   table.py fio JSON LABEL JOB RW          MiB/s for seq* jobs, IOPS otherwise
-  table.py ior OUT LABEL JOB              "Max Write"/"Max Read" MiB/s
+  table.py ior OUT LABEL JOB              mean write/read MiB/s of the summary
   table.py mdtest OUT LABEL               File creation/stat/read/removal
   table.py mdbench JSON_TEXT LABEL [SFX]  stripefs-mdbench create/stat/remove
   table.py dlm OUT                        dlm_bench lines
@@ -34,10 +34,14 @@ def fio(path, label, job, rw):
 
 def ior(path, label, job):
     text = open(path).read()
-    m = re.search(r"^Max (Write|Read):\s+([0-9.]+) MiB/sec", text, re.M)
-    if not m:
-        sys.exit("ior: no 'Max Write/Read' line in %s" % path)
-    print(label, job, m.group(2))
+    # "Summary of all tests:" then "write  Max(MiB) Min(MiB) Mean(MiB) ...".
+    op = "write" if job.endswith("write") else "read"
+    start = text.find("Summary of all tests")
+    m = re.search(r"^%s\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)\s" % op,
+                  text[max(start, 0):], re.M)
+    if start < 0 or not m:
+        sys.exit("ior: no %s line in the summary of %s" % (op, path))
+    print(label, job, m.group(3))  # mean MiB/s
 
 
 def mdtest(path, label):
@@ -133,13 +137,13 @@ def print_table(results, notes, local_fs, json_path, header):
                      ratio(vals[0], vals[2])))
     # Rows without a stripefs/MooseFS ratio first, then best to worst ratio.
     rows.sort(key=lambda r: (r[3] is not None, -(r[3] or 0)))
-    fmt = "%-36s %9s %9s %11s %9s %9s %9s"
+    fmt = "%-38s %9s %9s %11s %9s %9s %9s"
     print()
     for h in header:
         print(h)
     print(fmt % ("job", "stripefs", "MooseFS", "passthrough",
                  "local", "sfs/MFS", "sfs/pt"))
-    print("-" * 98)
+    print("-" * 100)
     worst = rows[-1][0] if rows and rows[-1][3] is not None else None
     for key, name, vals, r_mfs, r_pt in rows:
         line = fmt % ((name,) + tuple(num(v) for v in vals) +
@@ -184,8 +188,8 @@ def lock_lines(res):
             print("file %s (%s files, default layout): with DLM %s files/s "
                   "(adaptive caching off: %s), without DLM (--no-dlm) %s "
                   "files/s, locking costs %.1f%%"
-                  % (op, os.environ.get("LOCK_FILES", "?"), num(with_dlm), num(noad), num(without),
-                     100.0 * (1 - with_dlm / without)))
+                  % (op, os.environ.get("LOCK_FILES", "?"), num(with_dlm),
+                     num(noad), num(without), 100.0 * (1 - with_dlm / without)))
     n1 = one("n1_shared")
     if n1 is not None:
         print("N-to-1 shared file (2 mounts, disjoint halves, 64 KiB writes): "
