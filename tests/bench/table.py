@@ -137,6 +137,18 @@ def print_table(results, notes, local_fs, json_path, header):
                      ratio(vals[0], vals[2])))
     # Rows without a stripefs/MooseFS ratio first, then best to worst ratio.
     rows.sort(key=lambda r: (r[3] is not None, -(r[3] or 0)))
+    notes = [line.rstrip() for line in open(notes)]
+    if rows:
+        print_rows(rows, local_fs, header, notes)
+    else:
+        print("\n".join(notes))
+    lock_lines(res)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(res, f, indent=1)
+
+
+def print_rows(rows, local_fs, header, notes):
     fmt = "%-38s %9s %9s %11s %9s %9s %9s"
     print()
     for h in header:
@@ -152,8 +164,8 @@ def print_table(results, notes, local_fs, json_path, header):
         print(line + ("  <- worst vs MooseFS" if key == worst else ""))
     print("local = %s; passthrough = libfuse passthrough_ll -o writeback over "
           "the same fs; cold = after drop_caches" % local_fs)
-    for line in open(notes):
-        print(line.rstrip())
+    for line in notes:
+        print(line)
     print()
     print("goal: >= 1.0, target 2.0 vs MooseFS; seq write/read >= 0.60 of "
           "passthrough")
@@ -166,10 +178,6 @@ def print_table(results, notes, local_fs, json_path, header):
     if p:
         print("now: %d of %d seq rows >= 0.60 of passthrough, worst %.2f"
               % (sum(x >= 0.6 for x in p), len(p), min(p)))
-    lock_lines(res)
-    if json_path:
-        with open(json_path, "w") as f:
-            json.dump(res, f, indent=1)
 
 
 def lock_lines(res):
