@@ -67,16 +67,17 @@ absl::StatusOr<std::vector<StripeObject>> MdsCore::AllocateObjects(
     if (!t.active) continue;
     OstState& st = ost_state_[t.index];
     if (st.available == 0) {
-      if (now < st.retry_after) continue;
       // The pool ran dry: precreate on demand (rare; the background thread
       // normally keeps the pool filled). The call is made under the core's
       // lock: when the OSTs after this one can supply what is still
-      // missing, it may not wait long for an OSS that is away; otherwise
-      // it waits for the OSS to come back (a restart) like a mount does.
-      const absl::Duration wait =
-          OthersCanSupply(targets, start, i, want - objects.size())
-              ? kOnDemandShortWait
-              : kOnDemandWait;
+      // missing, an OST whose precreate failed lately is skipped and
+      // otherwise waited for briefly; with no other OST to stand in, it is
+      // asked (a backoff must not fail a create once the OSS is back) and
+      // waited for like a mount waits for a restarting server.
+      const bool others =
+          OthersCanSupply(targets, start, i, want - objects.size());
+      if (others && now < st.retry_after) continue;
+      const absl::Duration wait = others ? kOnDemandShortWait : kOnDemandWait;
       ++st.precreates_in_flight;
       auto r = osts_->Precreate(t.index, options_.precreate_batch, wait);
       EndPrecreate(t.index, st, r, b);

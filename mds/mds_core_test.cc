@@ -206,6 +206,14 @@ TEST_F(MdsCoreTest, OnDemandPrecreateWaitsLongOnlyWithoutAlternative) {
               1u);
   }
   EXPECT_EQ(osts_->precreate_calls(), calls + 1);
+  // A file that needs every OST leaves none to stand in: ost1 is asked
+  // again, backoff or not, and waited for (its OSS may be back).
+  Inode all = MustMkdir(kRootIno, "all");
+  ASSERT_TRUE(core_->SetLayout(Req(), kRoot, all.ino, 0, -1, std::nullopt).ok());
+  Inode w = MustCreate(all.ino, "w");
+  EXPECT_EQ(osts_->precreate_calls(), calls + 2);
+  EXPECT_EQ(osts_->last_precreate_wait(), MdsCore::kOnDemandWait);
+  EXPECT_EQ(w.layout.objects.size(), 3u);  // ost1 failed: the other three
 }
 
 TEST_F(MdsCoreTest, LayoutValidation) {
