@@ -144,7 +144,7 @@ absl::StatusOr<Entry> GrpcMds::Mknod(const OpCtx& ctx, uint64_t parent,
   absl::Status s = mds_->Call(
       &Mds::Stub::Mknod, "Mknod", ctx.interrupted,
       [&](rpc::MknodRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
+        FillOwnHeader(r.mutable_hdr());
         FillCred(ctx, r.mutable_cred());
         r.set_parent(parent);
         r.set_name(name);
@@ -161,7 +161,7 @@ absl::StatusOr<Entry> GrpcMds::Mkdir(const OpCtx& ctx, uint64_t parent,
   absl::Status s = mds_->Call(
       &Mds::Stub::Mkdir, "Mkdir", ctx.interrupted,
       [&](rpc::MkdirRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
+        FillOwnHeader(r.mutable_hdr());
         FillCred(ctx, r.mutable_cred());
         r.set_parent(parent);
         r.set_name(name);
@@ -178,7 +178,7 @@ absl::StatusOr<Entry> GrpcMds::Symlink(const OpCtx& ctx, uint64_t parent,
   absl::Status s = mds_->Call(
       &Mds::Stub::Symlink, "Symlink", ctx.interrupted,
       [&](rpc::SymlinkRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
+        FillOwnHeader(r.mutable_hdr());
         FillCred(ctx, r.mutable_cred());
         r.set_parent(parent);
         r.set_name(name);
@@ -195,7 +195,7 @@ absl::StatusOr<Entry> GrpcMds::Link(const OpCtx& ctx, uint64_t ino,
   absl::Status s = mds_->Call(
       &Mds::Stub::Link, "Link", ctx.interrupted,
       [&](rpc::LinkRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
+        FillOwnHeader(r.mutable_hdr());
         FillCred(ctx, r.mutable_cred());
         r.set_ino(ino);
         r.set_new_parent(new_parent);
@@ -211,7 +211,7 @@ absl::Status GrpcMds::Remove(const OpCtx& ctx, uint64_t parent,
   return mds_->Call(
       &Mds::Stub::Remove, "Remove", ctx.interrupted,
       [&](rpc::RemoveRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
+        FillOwnHeader(r.mutable_hdr());
         FillCred(ctx, r.mutable_cred());
         r.set_parent(parent);
         r.set_name(name);
@@ -310,7 +310,7 @@ absl::StatusOr<OpenResult> GrpcMds::Create(const OpCtx& ctx, uint64_t parent,
   absl::Status s = mds_->Call(
       &Mds::Stub::Create, "Create", ctx.interrupted,
       [&](rpc::CreateRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
+        FillOwnHeader(r.mutable_hdr());
         FillCred(ctx, r.mutable_cred());
         r.set_parent(parent);
         r.set_name(name);

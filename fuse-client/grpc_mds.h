@@ -77,9 +77,17 @@ class GrpcMds : public MdsApi {
   std::map<std::string, uint64_t> RpcCounts() const override {
     return mds_->RpcCounts();
   }
+  void set_own_md_cache(bool on) override { own_md_cache_ = on; }
 
  private:
+  // The header of a namespace change (with own_md_cache when set).
+  void FillOwnHeader(rpc::ReqHeader* hdr) {
+    mds_->FillHeader(hdr);
+    if (own_md_cache_) hdr->set_own_md_cache(true);
+  }
+
   MdsClient* const mds_;
+  bool own_md_cache_ = false;  // set before use
 };
 
 // Conversions between the wire and the client types (also for tests).

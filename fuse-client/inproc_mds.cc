@@ -102,14 +102,14 @@ absl::StatusOr<Entry> InprocMds::Mknod(const OpCtx& ctx, uint64_t parent,
                                        uint64_t rdev) {
   Count("Mknod");
   return EntryOf(
-      core_->Mknod(NextReq(), CredOf(ctx), parent, name, mode, rdev));
+      core_->Mknod(NextOwnReq(), CredOf(ctx), parent, name, mode, rdev));
 }
 
 absl::StatusOr<Entry> InprocMds::Mkdir(const OpCtx& ctx, uint64_t parent,
                                        const std::string& name,
                                        uint32_t mode) {
   Count("Mkdir");
-  return EntryOf(core_->Mkdir(NextReq(), CredOf(ctx), parent, name, mode));
+  return EntryOf(core_->Mkdir(NextOwnReq(), CredOf(ctx), parent, name, mode));
 }
 
 absl::StatusOr<Entry> InprocMds::Symlink(const OpCtx& ctx, uint64_t parent,
@@ -117,7 +117,7 @@ absl::StatusOr<Entry> InprocMds::Symlink(const OpCtx& ctx, uint64_t parent,
                                          const std::string& target) {
   Count("Symlink");
   return EntryOf(
-      core_->Symlink(NextReq(), CredOf(ctx), parent, name, target));
+      core_->Symlink(NextOwnReq(), CredOf(ctx), parent, name, target));
 }
 
 absl::StatusOr<Entry> InprocMds::Link(const OpCtx& ctx, uint64_t ino,
@@ -125,13 +125,13 @@ absl::StatusOr<Entry> InprocMds::Link(const OpCtx& ctx, uint64_t ino,
                                       const std::string& new_name) {
   Count("Link");
   return EntryOf(
-      core_->Link(NextReq(), CredOf(ctx), ino, new_parent, new_name));
+      core_->Link(NextOwnReq(), CredOf(ctx), ino, new_parent, new_name));
 }
 
 absl::Status InprocMds::Remove(const OpCtx& ctx, uint64_t parent,
                                const std::string& name, bool dir) {
   Count("Remove");
-  return core_->Remove(NextReq(), CredOf(ctx), parent, name, dir);
+  return core_->Remove(NextOwnReq(), CredOf(ctx), parent, name, dir);
 }
 
 absl::Status InprocMds::Rename(const OpCtx& ctx, uint64_t parent,
@@ -182,7 +182,7 @@ absl::StatusOr<OpenResult> InprocMds::Create(const OpCtx& ctx, uint64_t parent,
                                              const std::string& name,
                                              uint32_t mode, uint32_t flags) {
   Count("Create");
-  return OpenOf(core_->Create(NextReq(), CredOf(ctx), parent, name, mode,
+  return OpenOf(core_->Create(NextOwnReq(), CredOf(ctx), parent, name, mode,
                               flags | O_CREAT));
 }
 

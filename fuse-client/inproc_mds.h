@@ -86,9 +86,17 @@ class InprocMds : public MdsApi {
 
   // Calls per method, as GrpcMds counts its RPCs.
   std::map<std::string, uint64_t> RpcCounts() const override;
+  void set_own_md_cache(bool on) override { own_md_cache_ = on; }
 
  private:
   mds::ReqId NextReq() { return {client_id_, next_xid_.fetch_add(1) + 1}; }
+  // A namespace change's request id (own_md_cache when set).
+  mds::ReqId NextOwnReq() {
+    mds::ReqId r = NextReq();
+    r.own_md_cache = own_md_cache_;
+    return r;
+  }
+  bool own_md_cache_ = false;  // set before use
   void Count(const char* method);
 
   mds::MdsCore* const core_;

@@ -223,6 +223,11 @@ class MdsApi {
   }
   // Requests sent, by method (user.stripefs.stats).
   virtual std::map<std::string, uint64_t> RpcCounts() const = 0;
+  // The namespace changes (Create, Mknod, Mkdir, Symlink, Link, Remove)
+  // tell the MDS that this mount applies them to its own metadata cache
+  // (ReqHeader.own_md_cache: the MDS may leave this mount's locks in
+  // place). Set before use, only by an Fs with an MdCache.
+  virtual void set_own_md_cache(bool on) {}
 };
 
 }  // namespace stripefs::client

@@ -35,7 +35,9 @@ Cred FromProto(const rpc::Cred& c) {
   return out;
 }
 
-ReqId FromProto(const rpc::ReqHeader& h) { return {h.client_id(), h.xid()}; }
+ReqId FromProto(const rpc::ReqHeader& h) {
+  return {h.client_id(), h.xid(), h.own_md_cache()};
+}
 
 Timespec FromProto(const rpc::Timespec& t) {
   return Timespec{t.sec(), t.nsec()};
