@@ -269,10 +269,12 @@ namespace {
 // An own namespace change in `dir` (md_cache.h "Own changes"): the MDS
 // leaves this mount's lock on dir in place (own_md_cache) and the change is
 // put into the cache here. `call` returns the new name's inode (0: the name
-// is gone) or the error.
+// is gone) or the error; `dir_after`: where call leaves dir's attributes
+// after the change if the reply had them.
 template <typename Call>
 auto OwnChange(MdCache* md, uint64_t dir, const std::string& name,
-               Call&& call) -> decltype(call()) {
+               const std::optional<Entry>* dir_after, Call&& call)
+    -> decltype(call()) {
   if (md == nullptr) return call();
   const MdCache::Change c = md->BeginChange(dir);
   auto r = call();
@@ -285,7 +287,9 @@ auto OwnChange(MdCache* md, uint64_t dir, const std::string& name,
   } else {
     if (r.ok()) child = r->attr.ino;
   }
-  md->EndChange(c, r.ok(), name, child, /*changed=*/0);
+  const Entry* after = nullptr;
+  if (dir_after != nullptr && dir_after->has_value()) after = &**dir_after;
+  md->EndChange(c, r.ok(), name, child, /*changed=*/0, after);
   return r;
 }
 
@@ -295,7 +299,7 @@ absl::StatusOr<Entry> Fs::Mknod(const OpCtx& ctx, uint64_t parent,
                                 const std::string& name, uint32_t mode,
                                 uint64_t rdev) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
-  absl::StatusOr<Entry> e = OwnChange(md_.get(), parent, name, [&] {
+  absl::StatusOr<Entry> e = OwnChange(md_.get(), parent, name, nullptr, [&] {
     return mds_->Mknod(ctx, parent, name, mode, rdev);
   });
   if (e.ok()) NoteNewChild(parent, e->attr.ino);
@@ -305,7 +309,7 @@ absl::StatusOr<Entry> Fs::Mknod(const OpCtx& ctx, uint64_t parent,
 absl::StatusOr<Entry> Fs::Mkdir(const OpCtx& ctx, uint64_t parent,
                                 const std::string& name, uint32_t mode) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
-  absl::StatusOr<Entry> e = OwnChange(md_.get(), parent, name, [&] {
+  absl::StatusOr<Entry> e = OwnChange(md_.get(), parent, name, nullptr, [&] {
     return mds_->Mkdir(ctx, parent, name, mode);
   });
   if (e.ok()) NoteNewChild(parent, e->attr.ino);
@@ -317,7 +321,7 @@ absl::StatusOr<Entry> Fs::Symlink(const OpCtx& ctx, uint64_t parent,
                                   const std::string& target) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   if (target.size() >= 4096) return Errno(ENAMETOOLONG, "symlink too long");
-  absl::StatusOr<Entry> e = OwnChange(md_.get(), parent, name, [&] {
+  absl::StatusOr<Entry> e = OwnChange(md_.get(), parent, name, nullptr, [&] {
     return mds_->Symlink(ctx, parent, name, target);
   });
   if (e.ok()) NoteNewChild(parent, e->attr.ino);
@@ -331,7 +335,7 @@ absl::StatusOr<Entry> Fs::Link(const OpCtx& ctx, uint64_t ino,
   // The inode's lock is called back as always (its nlink changes); only
   // the directory's stays (own change).
   CancelEarly({ino});
-  absl::StatusOr<Entry> e = OwnChange(md_.get(), new_parent, new_name, [&] {
+  absl::StatusOr<Entry> e = OwnChange(md_.get(), new_parent, new_name, nullptr, [&] {
     return mds_->Link(ctx, ino, new_parent, new_name);
   });
   if (!e.ok()) return e.status();
@@ -343,8 +347,9 @@ absl::Status Fs::Remove(const OpCtx& ctx, uint64_t parent,
                         const std::string& name, bool dir) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   CancelEarly({CachedChild(parent, name)});
-  return OwnChange(md_.get(), parent, name, [&] {
-    return mds_->Remove(ctx, parent, name, dir);
+  std::optional<Entry> after;
+  return OwnChange(md_.get(), parent, name, &after, [&] {
+    return mds_->Remove(ctx, parent, name, dir, &after);
   });
 }
 
@@ -353,8 +358,12 @@ absl::StatusOr<OpenResult> Fs::CreateInMds(const OpCtx& ctx, uint64_t parent,
                                            uint32_t mode, uint32_t flags) {
   // An existing file's lock is called back as always (O_TRUNC).
   CancelEarly({CachedChild(parent, name)});
-  return OwnChange(md_.get(), parent, name, [&] {
-    return mds_->Create(ctx, parent, name, mode, flags);
+  std::optional<Entry> after;
+  return OwnChange(md_.get(), parent, name, &after, [&] {
+    absl::StatusOr<OpenResult> r =
+        mds_->Create(ctx, parent, name, mode, flags);
+    if (r.ok()) after = r->parent;
+    return r;
   });
 }
 

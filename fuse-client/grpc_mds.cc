@@ -206,9 +206,10 @@ absl::StatusOr<Entry> GrpcMds::Link(const OpCtx& ctx, uint64_t ino,
 }
 
 absl::Status GrpcMds::Remove(const OpCtx& ctx, uint64_t parent,
-                             const std::string& name, bool dir) {
+                             const std::string& name, bool dir,
+                             std::optional<Entry>* parent_after) {
   rpc::RemoveReply reply;
-  return mds_->Call(
+  absl::Status s = mds_->Call(
       &Mds::Stub::Remove, "Remove", ctx.interrupted,
       [&](rpc::RemoveRequest& r) {
         FillOwnHeader(r.mutable_hdr());
@@ -218,6 +219,10 @@ absl::Status GrpcMds::Remove(const OpCtx& ctx, uint64_t parent,
         r.set_dir(dir);
       },
       &reply);
+  if (s.ok() && parent_after != nullptr && reply.has_parent()) {
+    *parent_after = client::FromProto(reply.parent());
+  }
+  return s;
 }
 
 absl::Status GrpcMds::Rename(const OpCtx& ctx, uint64_t parent,
@@ -319,8 +324,10 @@ absl::StatusOr<OpenResult> GrpcMds::Create(const OpCtx& ctx, uint64_t parent,
       },
       &reply);
   if (!s.ok()) return s;
-  return OpenResult{client::FromProto(reply.entry()), reply.handle(),
-                    reply.truncated()};
+  OpenResult out{client::FromProto(reply.entry()), reply.handle(),
+                 reply.truncated()};
+  if (reply.has_parent()) out.parent = client::FromProto(reply.parent());
+  return out;
 }
 
 absl::StatusOr<OpenResult> GrpcMds::Open(const OpCtx& ctx, uint64_t ino,

@@ -51,7 +51,8 @@ class InprocMds : public MdsApi {
                              uint64_t new_parent,
                              const std::string& new_name) override;
   absl::Status Remove(const OpCtx& ctx, uint64_t parent,
-                      const std::string& name, bool dir) override;
+                      const std::string& name, bool dir,
+                      std::optional<Entry>* parent_after) override;
   absl::Status Rename(const OpCtx& ctx, uint64_t parent,
                       const std::string& name, uint64_t new_parent,
                       const std::string& new_name, uint32_t flags) override;

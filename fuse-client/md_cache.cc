@@ -182,7 +182,8 @@ MdCache::Change MdCache::BeginChange(uint64_t dir) {
 }
 
 void MdCache::EndChange(const Change& c, bool ok, const std::string& name,
-                        uint64_t child, uint64_t changed) {
+                        uint64_t child, uint64_t changed,
+                        const Entry* dir_after) {
   absl::MutexLock lock(&mu_);
   auto p = pending_.find(c.dir);
   if (p != pending_.end() && --p->second <= 0) pending_.erase(p);
@@ -193,7 +194,11 @@ void MdCache::EndChange(const Change& c, bool ok, const std::string& name,
     DropLocked(c.dir);
     return;
   }
-  attrs_.erase(c.dir);
+  if (dir_after != nullptr && dir_after->attr.ino == c.dir) {
+    attrs_[c.dir] = *dir_after;
+  } else {
+    attrs_.erase(c.dir);
+  }
   listings_.erase(c.dir);
   auto& d = dentries_[c.dir];
   if (d.size() >= 65536) d.clear();

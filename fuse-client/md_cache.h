@@ -124,12 +124,13 @@ class MdCache : public dlm::LockHandler {
   };
   Change BeginChange(uint64_t dir);
   // After the reply. `ok`: the MDS made the change. `name` in dir now
-  // names `child` (0: nothing, after an unlink/rmdir); dir's listing and
-  // attributes are dropped (its mtime/size changed), as are `changed`'s
-  // (an inode whose attributes the change altered, e.g. the unlinked one;
-  // 0: none).
+  // names `child` (0: nothing, after an unlink/rmdir); dir's listing is
+  // dropped and its attributes replaced by `dir_after` (the reply's, read
+  // by the MDS right after the change) or dropped (null); `changed`'s
+  // attributes are dropped (an inode the change altered; 0: none).
   void EndChange(const Change& c, bool ok, const std::string& name,
-                 uint64_t child, uint64_t changed);
+                 uint64_t child, uint64_t changed,
+                 const Entry* dir_after = nullptr);
 
   // Called on a blocking callback after ino's cached state was dropped and
   // before the lock is cancelled (the mount makes the kernel forget the

@@ -201,6 +201,13 @@ TEST(MdCacheTest, OwnChangeAppliesOnlyUnderALockHeldThroughout) {
   EXPECT_EQ(cache.GetDentry(6, "b"), std::optional<uint64_t>(0));
   EXPECT_FALSE(cache.GetAttr(6).has_value());
   EXPECT_EQ(cache.GetListing(6), nullptr);
+  // With the directory's attributes from the reply: those are cached.
+  Entry after = EntryOf(6, 040700);
+  c = cache.BeginChange(6);
+  cache.EndChange(c, true, "n", 13, 0, &after);
+  ASSERT_TRUE(cache.GetAttr(6).has_value());
+  EXPECT_EQ(cache.GetAttr(6)->attr.mode, 040700u);
+  EXPECT_EQ(cache.GetDentry(6, "n"), std::optional<uint64_t>(13));
   // Two own changes in flight at once: nothing is served until both
   // ended; the later begun applies, the other (which saw it) drops.
   cache.PutDentry(6, "c", 5, kAny);
