@@ -116,6 +116,12 @@ struct LockOptions {
   // the new lock is carved out of it, granted at once (see
   // EnqueueRequest.carve_from); the caller then cancels or keeps the old.
   uint64_t carve_from = 0;
+  // Own-change exemption (EnqueueRequest.exempt_client): the locks of this
+  // client id do not conflict with the new lock. A cached lock is reused
+  // only when it was granted with no exemption or with this same one (an
+  // EX granted beside mount M's PR must not serve a change for anyone
+  // else); LockInfo.exempt_client says what the server honoured.
+  uint64_t exempt_client = 0;
 };
 
 class DlmClient {

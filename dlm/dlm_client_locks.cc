@@ -11,7 +11,7 @@ absl::StatusOr<LockInfo> DlmClient::Impl::Lock(const LockSpec& spec,
       absl::MutexLock l(&mu_);
       if (closed_) return Errno(ESHUTDOWN, "DLM client closed");
       if (!opts.no_cache_match) {
-        if (CachedLock* c = cache_.Match(spec)) {
+        if (CachedLock* c = cache_.Match(spec, opts.exempt_client)) {
           cache_.Use(*c);
           return c->info;
         }
@@ -44,6 +44,7 @@ absl::StatusOr<LockInfo> DlmClient::Impl::Lock(const LockSpec& spec,
     req.set_no_wait(opts.no_wait);
     req.set_exact(opts.exact);
     req.set_carve_from(opts.carve_from);
+    req.set_exempt_client(opts.exempt_client);
     rpc::EnqueueReply rep;
     absl::Status s = Rpc(
         "Enqueue",

@@ -174,6 +174,49 @@ TEST_F(DlmComponentTest, ConflictingEnqueueRevokesCachedLock) {
   EXPECT_GE(st.rpc_counts().at("Cancel"), 1u);
 }
 
+// Own-change exemption through the client and the wire: the MDS's EX for
+// a change asked by mount M leaves M's PR alone (N's is called back), stays
+// cached for M's next change only, and a change for anyone else calls M
+// back as before.
+TEST_F(DlmComponentTest, ExemptLockLeavesThatMountsLockAndServesOnlyIt) {
+  RecordingHandler hm, hn;
+  DlmClient* m = NewClient("m", &hm, "ino:");
+  DlmClient* n = NewClient("n", &hn, "ino:");
+  DlmClient* mds = NewClient("mds", nullptr);
+  const LockSpec pr{{"ino:9", LockType::kIbits}, LockMode::kPR, kBitLookup};
+  const LockSpec ex{{"ino:9", LockType::kIbits}, LockMode::kEX, kBitLookup};
+  for (DlmClient* c : {m, n}) {
+    auto l = c->Lock(pr);
+    ASSERT_TRUE(l.ok()) << l.status();
+    c->Release(l->handle);  // cached
+  }
+  LockOptions for_m;
+  for_m.exempt_client = m->client_id();
+  auto e1 = mds->Lock(ex, for_m);
+  ASSERT_TRUE(e1.ok()) << e1.status();
+  EXPECT_EQ(e1->exempt_client, m->client_id());
+  EXPECT_EQ(hn.blocked(), 1u);
+  EXPECT_EQ(hm.blocked(), 0u);
+  EXPECT_EQ(m->CachedCount(), 1u);
+  mds->Release(e1->handle);
+  // M's next change reuses the cached EX: no Enqueue, M still untouched.
+  const uint64_t enq = mds->RpcCounts()["Enqueue"];
+  auto e2 = mds->Lock(ex, for_m);
+  ASSERT_TRUE(e2.ok());
+  EXPECT_EQ(e2->handle, e1->handle);
+  EXPECT_EQ(mds->RpcCounts()["Enqueue"], enq);
+  mds->Release(e2->handle);
+  EXPECT_EQ(hm.blocked(), 0u);
+  // A change for an old mount (no exemption) must not reuse it: M's PR is
+  // called back before that EX is granted.
+  auto e3 = mds->Lock(ex);
+  ASSERT_TRUE(e3.ok()) << e3.status();
+  EXPECT_NE(e3->handle, e1->handle);
+  EXPECT_EQ(e3->exempt_client, 0u);
+  EXPECT_EQ(hm.blocked(), 1u);
+  mds->Release(e3->handle);
+}
+
 TEST_F(DlmComponentTest, LockInUseIsTouchedNotEvictedAndCancelledOnRelease) {
   RecordingHandler h1;
   DlmClient* c1 = NewClient("c1", &h1, "obj:");

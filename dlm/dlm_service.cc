@@ -109,7 +109,7 @@ grpc::Status DlmService::Enqueue(grpc::ServerContext* ctx,
   }
   auto lock =
       manager_->Enqueue(client, xid, spec, req->no_wait(), req->exact(),
-                        req->carve_from());
+                        req->carve_from(), req->exempt_client());
   if (lock.ok()) *reply->mutable_lock() = ToProto(*lock);
   return Finish(kEnqueue, lock.status(), client, xid);
 }

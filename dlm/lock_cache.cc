@@ -18,11 +18,14 @@ CachedLock* LockCache::Find(uint64_t handle) {
   return it == locks_.end() ? nullptr : &it->second;
 }
 
-CachedLock* LockCache::Match(const LockSpec& want) {
+CachedLock* LockCache::Match(const LockSpec& want, uint64_t exempt_client) {
   auto r = by_resource_.find(want.resource.Key());
   if (r == by_resource_.end()) return nullptr;
   for (uint64_t h : r->second) {
     CachedLock& c = locks_.at(h);
+    if (c.info.exempt_client != 0 && c.info.exempt_client != exempt_client) {
+      continue;
+    }
     if (c.Ready() && !c.blocked && !c.cancelling && Covers(c.info.spec, want)) {
       return &c;
     }

@@ -45,8 +45,10 @@ class LockCache {
   // Adds a lock (waiting or granted) with one user.
   CachedLock& Insert(const LockInfo& info);
   CachedLock* Find(uint64_t handle);
-  // A granted, not blocked lock that covers `want`, or null.
-  CachedLock* Match(const LockSpec& want);
+  // A granted, not blocked lock that covers `want`, or null. A lock
+  // granted with an own-change exemption matches only a request with the
+  // same exemption (`exempt_client`); one without matches any.
+  CachedLock* Match(const LockSpec& want, uint64_t exempt_client = 0);
   // Granted locks on `resource` that nobody uses and that are not being
   // cancelled; each is marked blocked and cancelling (early cancel).
   std::vector<LockInfo> TakeUnused(const ResourceId& resource);

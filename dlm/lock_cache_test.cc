@@ -28,6 +28,23 @@ TEST(LockCacheTest, ReusesCoveringGrantedLock) {
             nullptr);
 }
 
+TEST(LockCacheTest, ExemptLockServesOnlyTheSameExemption) {
+  FakeClock clock;
+  LockCache cache({}, &clock);
+  LockInfo ex = Granted(1, "ino:5", LockMode::kEX);
+  ex.exempt_client = 7;  // granted beside client 7's locks
+  cache.Insert(ex);
+  const LockSpec want{{"ino:5", LockType::kPlain}, LockMode::kEX};
+  EXPECT_EQ(cache.Match(want), nullptr);      // a change for nobody
+  EXPECT_EQ(cache.Match(want, 8), nullptr);   // a change for client 8
+  ASSERT_NE(cache.Match(want, 7), nullptr);   // client 7's next change
+  // A lock granted without exemption serves every request.
+  cache.Insert(Granted(2, "ino:6", LockMode::kEX));
+  const LockSpec want6{{"ino:6", LockType::kPlain}, LockMode::kEX};
+  EXPECT_NE(cache.Match(want6, 8), nullptr);
+  EXPECT_NE(cache.Match(want6), nullptr);
+}
+
 TEST(LockCacheTest, TakeUnusedMarksOnlyIdleLocksOfThatResource) {
   FakeClock clock;
   LockCache cache({}, &clock);

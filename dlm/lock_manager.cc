@@ -187,6 +187,7 @@ LockInfo LockManager::Info(const Lock& lock) {
   i.spec = lock.rec.spec;
   if (!lock.rec.granted) i.spec.mode = lock.rec.req_mode;
   i.granted = lock.rec.granted;
+  i.exempt_client = lock.exempt_client;
   return i;
 }
 
@@ -394,7 +395,14 @@ absl::Status LockManager::Replay(uint64_t client_id, const LockInfo& info) {
   Resource& res = resources_[key];
   res.id = info.spec.resource;
   for (uint64_t g : res.granted) {
-    if (Conflicts(locks_.at(g).rec.spec, info.spec)) {
+    const Lock& other = locks_.at(g);
+    // Two locks that were granted together under an own-change exemption
+    // (either may be replayed first).
+    if (other.exempt_client == client_id ||
+        (info.exempt_client != 0 && info.exempt_client == other.rec.client_id)) {
+      continue;
+    }
+    if (Conflicts(other.rec.spec, info.spec)) {
       return Errno(ESTALE, absl::StrCat("replayed lock ", info.handle,
                                         " conflicts with lock ", g));
     }
@@ -407,6 +415,7 @@ absl::Status LockManager::Replay(uint64_t client_id, const LockInfo& info) {
   lock.rec.spec = info.spec;
   lock.rec.req_mode = info.spec.mode;
   lock.rec.granted = true;
+  if (info.exempt_client != client_id) lock.exempt_client = info.exempt_client;
   res.granted.push_back(info.handle);
   (*c)->locks.insert(info.handle);
   Txn txn;

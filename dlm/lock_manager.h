@@ -92,13 +92,18 @@ class LockManager {
   // `carve_from`: a granted EXTENT lock of the client covering the request
   // (range and mode): granted at once, exact, ignoring that lock and the
   // waiters (splitting a held lock); EINVAL when it does not cover.
+  // `exempt_client` (own-change exemption, 0: none): the locks, granted or
+  // waiting, of that client do not conflict with this one: they are not
+  // called back and not waited for (the reverse still holds: that client's
+  // later requests wait for this lock).
   // A resent request with the same (client_id, xid) returns the same lock.
   [[nodiscard]] absl::StatusOr<LockInfo> Enqueue(uint64_t client_id,
                                                  uint64_t xid,
                                                  const LockSpec& spec,
                                                  bool no_wait = false,
                                                  bool exact = false,
-                                                 uint64_t carve_from = 0);
+                                                 uint64_t carve_from = 0,
+                                                 uint64_t exempt_client = 0);
   // Creates nothing: a granted lock of ANOTHER client that conflicts with
   // `spec`, or nullopt when there is none (F_GETLK). Waiting locks and the
   // caller's own locks are not considered.
@@ -158,6 +163,10 @@ class LockManager {
  private:
   struct Lock {
     LockRecord rec;
+    // Own-change exemption (Enqueue). Not persisted: it matters only when
+    // the lock is granted (and replayed, where the client resends it); a
+    // table reloaded from the store keeps its granted locks granted.
+    uint64_t exempt_client = 0;
     bool bast_sent = false;
     absl::Time deadline = absl::InfiniteFuture();
     LockInfo blocker;  // who the BAST was for
@@ -219,6 +228,10 @@ class LockManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Grantable(const Resource& res, const Lock& lock, size_t waiting_index)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True when `lock` in `mode` must wait for `other` in `other_mode`:
+  // they conflict and `other` is not a lock of the client `lock` exempts.
+  static bool Blocks(const Lock& lock, LockMode mode, const Lock& other,
+                     LockMode other_mode);
   // Ends the recovery window and grants what waited for it.
   void EndRecovery(Txn& txn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static LockInfo Info(const Lock& lock);

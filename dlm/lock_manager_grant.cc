@@ -25,21 +25,27 @@ absl::Status ValidateSpec(const LockSpec& spec) {
 
 }  // namespace
 
+bool LockManager::Blocks(const Lock& lock, LockMode mode, const Lock& other,
+                         LockMode other_mode) {
+  if (lock.exempt_client != 0 && other.rec.client_id == lock.exempt_client) {
+    return false;
+  }
+  return Conflicts(lock.rec.spec, mode, other.rec.spec, other_mode);
+}
+
 bool LockManager::Grantable(const Resource& res, const Lock& lock,
                             size_t waiting_index) {
   if (in_recovery_) return false;
   for (uint64_t g : res.granted) {
     const Lock& other = locks_.at(g);
     if (g == lock.rec.handle) continue;
-    if (Conflicts(lock.rec.spec, lock.rec.req_mode, other.rec.spec,
-                  other.rec.spec.mode)) {
+    if (Blocks(lock, lock.rec.req_mode, other, other.rec.spec.mode)) {
       return false;
     }
   }
   for (size_t i = 0; i < waiting_index; ++i) {
     const Lock& other = locks_.at(res.waiting[i]);
-    if (Conflicts(lock.rec.spec, lock.rec.req_mode, other.rec.spec,
-                  other.rec.req_mode)) {
+    if (Blocks(lock, lock.rec.req_mode, other, other.rec.req_mode)) {
       return false;
     }
   }
@@ -110,8 +116,8 @@ void LockManager::Reprocess(const std::string& key, Txn& txn) {
     } else if (!in_recovery_) {
       for (uint64_t g : res.granted) {
         Lock& other = locks_.at(g);
-        if (g != h && Conflicts(lock.rec.spec, lock.rec.req_mode,
-                                other.rec.spec, other.rec.spec.mode)) {
+        if (g != h &&
+            Blocks(lock, lock.rec.req_mode, other, other.rec.spec.mode)) {
           SendBlocking(other, lock, txn);
         }
       }
@@ -137,8 +143,7 @@ void LockManager::Reprocess(const std::string& key, Txn& txn) {
     if (!in_recovery_) {
       for (uint64_t g : res.granted) {
         Lock& other = locks_.at(g);
-        if (Conflicts(lock.rec.spec, lock.rec.req_mode, other.rec.spec,
-                      other.rec.spec.mode)) {
+        if (Blocks(lock, lock.rec.req_mode, other, other.rec.spec.mode)) {
           SendBlocking(other, lock, txn);
         }
       }
@@ -168,7 +173,8 @@ absl::StatusOr<LockInfo> LockManager::Enqueue(uint64_t client_id,
                                               uint64_t xid,
                                               const LockSpec& spec,
                                               bool no_wait, bool exact,
-                                              uint64_t carve_from) {
+                                              uint64_t carve_from,
+                                              uint64_t exempt_client) {
   absl::Status valid = ValidateSpec(spec);
   if (!valid.ok()) return valid;
   absl::MutexLock l(&mu_);
@@ -192,6 +198,8 @@ absl::StatusOr<LockInfo> LockManager::Enqueue(uint64_t client_id,
   lock.rec.req_mode = spec.mode;
   lock.rec.granted = false;
   lock.rec.exact = exact;
+  // Exempting oneself means nothing (a client's own locks do conflict).
+  if (exempt_client != client_id) lock.exempt_client = exempt_client;
   if (carve_from != 0) {
     auto src = locks_.find(carve_from);
     if (src == locks_.end() || src->second.rec.client_id != client_id ||

@@ -567,6 +567,87 @@ TEST_F(LockManagerTest, UncleanRestartOpensRecoveryWindowForReplay) {
   EXPECT_EQ(ToErrno(m_->Replay(kA, ghost)), ESTALE);
 }
 
+// Own-change exemption: the MDS (C) takes EX for a change asked by mount A.
+TEST_F(LockManagerTest, ExemptEnqueueIgnoresOnlyTheExemptClientsLocks) {
+  const LockSpec pr = Ibits(LockMode::kPR, kBitLookup | kBitUpdate);
+  const LockSpec ex = Ibits(LockMode::kEX, kBitLookup | kBitUpdate);
+  LockInfo a = Enq(kA, pr);
+  ASSERT_TRUE(a.granted);
+  // A alone holds the resource: granted at once, A is not called back.
+  auto e1 = m_->Enqueue(kC, ++xid_, ex, false, false, 0, /*exempt=*/kA);
+  ASSERT_TRUE(e1.ok()) << e1.status();
+  EXPECT_TRUE(e1->granted);
+  EXPECT_EQ(e1->exempt_client, kA);
+  EXPECT_TRUE(Events(kA).empty());
+  // The reverse does not hold: a new lock of A waits for the EX.
+  LockInfo a2 = Enq(kA, Ibits(LockMode::kPR, kBitPerm));
+  EXPECT_TRUE(a2.granted);  // other bits
+  LockInfo a3 = Enq(kA, pr);
+  EXPECT_FALSE(a3.granted);
+  ASSERT_EQ(Events(kC).size(), 1u);  // the MDS is asked for its EX
+  ASSERT_TRUE(m_->Cancel(kA, a3.handle).ok());
+  ASSERT_TRUE(m_->Cancel(kC, e1->handle).ok());
+  // B holds PR too: B is called back, A still is not, and the EX waits
+  // for B only.
+  LockInfo b = Enq(kB, pr);
+  ASSERT_TRUE(b.granted);
+  auto e2 = m_->Enqueue(kC, ++xid_, ex, false, false, 0, kA);
+  ASSERT_TRUE(e2.ok());
+  EXPECT_FALSE(e2->granted);
+  auto bev = Events(kB);
+  ASSERT_EQ(bev.size(), 1u);
+  EXPECT_EQ(bev[0].kind, CallbackEvent::kBlocking);
+  EXPECT_TRUE(Events(kA).empty());
+  ASSERT_TRUE(m_->Cancel(kB, b.handle).ok());
+  auto cev = Events(kC);
+  ASSERT_EQ(cev.size(), 1u);
+  EXPECT_EQ(cev[0].kind, CallbackEvent::kCompletion);
+  EXPECT_EQ(cev[0].lock.exempt_client, kA);
+  EXPECT_TRUE(Events(kA).empty());
+  ASSERT_TRUE(m_->Cancel(kC, e2->handle).ok());
+  // An old-style request (no exemption) calls A back as before.
+  LockInfo e3 = Enq(kC, ex);
+  EXPECT_FALSE(e3.granted);
+  EXPECT_EQ(e3.exempt_client, 0u);
+  auto aev = Events(kA);
+  ASSERT_EQ(aev.size(), 1u);
+  EXPECT_EQ(aev[0].kind, CallbackEvent::kBlocking);
+}
+
+TEST_F(LockManagerTest, LocksGrantedUnderAnExemptionReplayInAnyOrder) {
+  const LockSpec pr = Ibits(LockMode::kPR, kBitLookup);
+  const LockSpec ex = Ibits(LockMode::kEX, kBitLookup);
+  for (bool ex_first : {true, false}) {
+    LockInfo a = Enq(kA, pr);
+    auto e = m_->Enqueue(kC, ++xid_, ex, false, false, 0, kA);
+    ASSERT_TRUE(e.ok() && e->granted);
+    LockInfo bx = Enq(kB, Ibits(LockMode::kPR, kBitXattr));
+    storage::WriteBatch b;  // the records are lost
+    b.Delete(LockKey(a.handle));
+    b.Delete(LockKey(e->handle));
+    b.Delete(LockKey(bx.handle));
+    ASSERT_TRUE(kv_->Write(b).ok());
+    Reopen();  // unclean
+    ASSERT_TRUE(m_->InRecovery());
+    if (ex_first) {
+      ASSERT_TRUE(m_->Replay(kC, *e).ok());
+      ASSERT_TRUE(m_->Replay(kA, a).ok());
+    } else {
+      ASSERT_TRUE(m_->Replay(kA, a).ok());
+      ASSERT_TRUE(m_->Replay(kC, *e).ok());
+    }
+    // A lock of B conflicting with both is refused: the exemption was A's.
+    LockInfo other = bx;
+    other.spec = ex;
+    EXPECT_EQ(ToErrno(m_->Replay(kB, other)), ESTALE);
+    for (uint64_t c : {kA, kB, kC}) ASSERT_TRUE(m_->ReplayDone(c).ok());
+    EXPECT_EQ(m_->LockCount(), 2u);
+    ASSERT_TRUE(m_->Cancel(kA, a.handle).ok());
+    ASSERT_TRUE(m_->Cancel(kC, e->handle).ok());
+    for (uint64_t c : {kA, kB, kC}) Events(c);
+  }
+}
+
 TEST_F(LockManagerTest, RecoveryWindowClosesOnTimeout) {
   Enq(kA, Plain(LockMode::kPR));
   Reopen();

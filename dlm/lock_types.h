@@ -79,6 +79,9 @@ struct LockInfo {
   uint64_t client_id = 0;
   LockSpec spec;  // spec.mode: granted mode (requested mode while waiting)
   bool granted = false;
+  // Own-change exemption (EnqueueRequest.exempt_client): the locks of this
+  // client did not conflict with this one. 0: none.
+  uint64_t exempt_client = 0;
 };
 
 // A holder's answer to a glimpse (e.g. the file size it knows).

@@ -36,6 +36,7 @@ rpc::LockDesc ToProto(const LockInfo& info) {
   d.set_end(info.spec.end);
   d.set_client_id(info.client_id);
   d.set_granted(info.granted);
+  d.set_exempt_client(info.exempt_client);
   return d;
 }
 
@@ -53,6 +54,7 @@ absl::StatusOr<LockInfo> FromProto(const rpc::LockDesc& d) {
   info.spec.start = d.start();
   info.spec.end = d.end();
   info.granted = d.granted();
+  info.exempt_client = d.exempt_client();
   return info;
 }
 

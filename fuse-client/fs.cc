@@ -5,6 +5,7 @@
 #include <ctime>
 #include <map>
 #include <optional>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
@@ -63,6 +64,8 @@ void Fs::set_dlm(dlm::DlmClient* dlm) {
   dlm_ = dlm;
   md_ = dlm != nullptr ? std::make_unique<MdCache>(dlm) : nullptr;
   if (md_ != nullptr) md_->set_adaptive(options_.md_adaptive);
+  // This mount applies its own namespace changes to its cache.
+  mds_->set_own_md_cache(md_ != nullptr);
 }
 
 void Fs::set_on_md_drop(std::function<void(uint64_t)> fn) {
@@ -101,8 +104,8 @@ absl::StatusOr<Entry> Fs::CachedGetAttr(const OpCtx& ctx, uint64_t ino) {
       md_.get(), ino, ctx.interrupted,
       [&] { return md_->GetAttr(ino); },
       [&] { return mds_->GetAttr(ctx, ino); },
-      [&](const absl::StatusOr<Entry>& e) {
-        if (e.ok()) md_->PutAttr(ino, *e);
+      [&](const absl::StatusOr<Entry>& e, uint64_t gen) {
+        if (e.ok()) md_->PutAttr(ino, *e, gen);
       });
   if (r.hit.has_value()) return *std::move(r.hit);
   return std::move(r.reply);
@@ -133,11 +136,11 @@ absl::StatusOr<Entry> Fs::Lookup(const OpCtx& ctx, uint64_t parent,
       md_.get(), parent, ctx.interrupted,
       [&] { return md_->GetDentry(parent, name); },
       [&] { return mds_->Lookup(ctx, parent, name); },
-      [&](const absl::StatusOr<Entry>& e) {
+      [&](const absl::StatusOr<Entry>& e, uint64_t gen) {
         if (e.ok()) {
-          md_->PutDentry(parent, name, e->attr.ino);
+          md_->PutDentry(parent, name, e->attr.ino, gen);
         } else if (ToErrno(e.status()) == ENOENT) {
-          md_->PutDentry(parent, name, 0);
+          md_->PutDentry(parent, name, 0, gen);
         }
       });
   if (r.hit.has_value()) {
@@ -261,12 +264,44 @@ absl::StatusOr<Entry> Fs::KillPriv(const OpCtx& ctx, uint64_t ino,
   return e;
 }
 
+namespace {
+
+// An own namespace change in `dir` (md_cache.h "Own changes"): the MDS
+// leaves this mount's lock on dir in place (own_md_cache) and the change is
+// put into the cache here. `call` returns the new name's inode (0: the name
+// is gone) or the error; `dir_after`: where call leaves dir's attributes
+// after the change if the reply had them.
+template <typename Call>
+auto OwnChange(MdCache* md, uint64_t dir, const std::string& name,
+               const std::optional<Entry>* dir_after, Call&& call)
+    -> decltype(call()) {
+  if (md == nullptr) return call();
+  const MdCache::Change c = md->BeginChange(dir);
+  auto r = call();
+  uint64_t child = 0;
+  if constexpr (std::is_same_v<decltype(r), absl::Status>) {
+    child = 0;
+  } else if constexpr (std::is_same_v<decltype(r),
+                                      absl::StatusOr<OpenResult>>) {
+    if (r.ok()) child = r->entry.attr.ino;
+  } else {
+    if (r.ok()) child = r->attr.ino;
+  }
+  const Entry* after = nullptr;
+  if (dir_after != nullptr && dir_after->has_value()) after = &**dir_after;
+  md->EndChange(c, r.ok(), name, child, /*changed=*/0, after);
+  return r;
+}
+
+}  // namespace
+
 absl::StatusOr<Entry> Fs::Mknod(const OpCtx& ctx, uint64_t parent,
                                 const std::string& name, uint32_t mode,
                                 uint64_t rdev) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
-  CancelEarly({parent});
-  absl::StatusOr<Entry> e = mds_->Mknod(ctx, parent, name, mode, rdev);
+  absl::StatusOr<Entry> e = OwnChange(md_.get(), parent, name, nullptr, [&] {
+    return mds_->Mknod(ctx, parent, name, mode, rdev);
+  });
   if (e.ok()) NoteNewChild(parent, e->attr.ino);
   return e;
 }
@@ -274,8 +309,9 @@ absl::StatusOr<Entry> Fs::Mknod(const OpCtx& ctx, uint64_t parent,
 absl::StatusOr<Entry> Fs::Mkdir(const OpCtx& ctx, uint64_t parent,
                                 const std::string& name, uint32_t mode) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
-  CancelEarly({parent});
-  absl::StatusOr<Entry> e = mds_->Mkdir(ctx, parent, name, mode);
+  absl::StatusOr<Entry> e = OwnChange(md_.get(), parent, name, nullptr, [&] {
+    return mds_->Mkdir(ctx, parent, name, mode);
+  });
   if (e.ok()) NoteNewChild(parent, e->attr.ino);
   return e;
 }
@@ -285,8 +321,9 @@ absl::StatusOr<Entry> Fs::Symlink(const OpCtx& ctx, uint64_t parent,
                                   const std::string& target) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   if (target.size() >= 4096) return Errno(ENAMETOOLONG, "symlink too long");
-  CancelEarly({parent});
-  absl::StatusOr<Entry> e = mds_->Symlink(ctx, parent, name, target);
+  absl::StatusOr<Entry> e = OwnChange(md_.get(), parent, name, nullptr, [&] {
+    return mds_->Symlink(ctx, parent, name, target);
+  });
   if (e.ok()) NoteNewChild(parent, e->attr.ino);
   return e;
 }
@@ -295,8 +332,12 @@ absl::StatusOr<Entry> Fs::Link(const OpCtx& ctx, uint64_t ino,
                                uint64_t new_parent,
                                const std::string& new_name) {
   if (absl::Status s = CheckName(new_name); !s.ok()) return s;
-  CancelEarly({ino, new_parent});
-  absl::StatusOr<Entry> e = mds_->Link(ctx, ino, new_parent, new_name);
+  // The inode's lock is called back as always (its nlink changes); only
+  // the directory's stays (own change).
+  CancelEarly({ino});
+  absl::StatusOr<Entry> e = OwnChange(md_.get(), new_parent, new_name, nullptr, [&] {
+    return mds_->Link(ctx, ino, new_parent, new_name);
+  });
   if (!e.ok()) return e.status();
   Overlay(&*e);
   return e;
@@ -305,8 +346,25 @@ absl::StatusOr<Entry> Fs::Link(const OpCtx& ctx, uint64_t ino,
 absl::Status Fs::Remove(const OpCtx& ctx, uint64_t parent,
                         const std::string& name, bool dir) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
-  CancelEarly({CachedChild(parent, name), parent});
-  return mds_->Remove(ctx, parent, name, dir);
+  CancelEarly({CachedChild(parent, name)});
+  std::optional<Entry> after;
+  return OwnChange(md_.get(), parent, name, &after, [&] {
+    return mds_->Remove(ctx, parent, name, dir, &after);
+  });
+}
+
+absl::StatusOr<OpenResult> Fs::CreateInMds(const OpCtx& ctx, uint64_t parent,
+                                           const std::string& name,
+                                           uint32_t mode, uint32_t flags) {
+  // An existing file's lock is called back as always (O_TRUNC).
+  CancelEarly({CachedChild(parent, name)});
+  std::optional<Entry> after;
+  return OwnChange(md_.get(), parent, name, &after, [&] {
+    absl::StatusOr<OpenResult> r =
+        mds_->Create(ctx, parent, name, mode, flags);
+    if (r.ok()) after = r->parent;
+    return r;
+  });
 }
 
 absl::Status Fs::Rename(const OpCtx& ctx, uint64_t parent,

@@ -216,6 +216,10 @@ class Fs {
   void CancelEarly(std::initializer_list<uint64_t> inos);
   // The inode this mount has cached for parent/name, or 0.
   uint64_t CachedChild(uint64_t parent, const std::string& name);
+  // The MDS Create of Fs::Create, as an own change of parent (fs.cc).
+  absl::StatusOr<OpenResult> CreateInMds(const OpCtx& ctx, uint64_t parent,
+                                         const std::string& name,
+                                         uint32_t mode, uint32_t flags);
 
   // Files (fs_file.cc). Open/Create return an OpenFile owned by the caller
   // until Release.

@@ -41,9 +41,9 @@ absl::Status Fs::ListWhole(const OpCtx& ctx, uint64_t ino, DirHandle* d,
         return listing;
       },
       [&] { return mds_->Readdir(ctx, ino, 0, options_.readdir_batch, plus); },
-      [&](const absl::StatusOr<Listing>& l) {
+      [&](const absl::StatusOr<Listing>& l, uint64_t gen) {
         if (l.ok() && (l->eof || l->entries.empty())) {
-          md_->PutListing(ino, l->entries);
+          md_->PutListing(ino, l->entries, gen);
         }
       });
   if (r.hit.has_value()) {

@@ -205,9 +205,8 @@ absl::StatusOr<std::pair<Entry, OpenFile*>> Fs::Create(
     const OpCtx& ctx, uint64_t parent, const std::string& name, uint32_t mode,
     uint32_t flags) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
-  CancelEarly({CachedChild(parent, name), parent});
   const uint64_t lists = reopen_lists_.load();
-  absl::StatusOr<OpenResult> r = mds_->Create(ctx, parent, name, mode, flags);
+  absl::StatusOr<OpenResult> r = CreateInMds(ctx, parent, name, mode, flags);
   if (!r.ok()) return r.status();
   if (r->handle == 0) return Errno(EIO, "MDS created but did not open");
   absl::StatusOr<OpenFile*> f = FinishOpen(ctx, *r, flags, lists);

@@ -144,7 +144,7 @@ absl::StatusOr<Entry> GrpcMds::Mknod(const OpCtx& ctx, uint64_t parent,
   absl::Status s = mds_->Call(
       &Mds::Stub::Mknod, "Mknod", ctx.interrupted,
       [&](rpc::MknodRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
+        FillOwnHeader(r.mutable_hdr());
         FillCred(ctx, r.mutable_cred());
         r.set_parent(parent);
         r.set_name(name);
@@ -161,7 +161,7 @@ absl::StatusOr<Entry> GrpcMds::Mkdir(const OpCtx& ctx, uint64_t parent,
   absl::Status s = mds_->Call(
       &Mds::Stub::Mkdir, "Mkdir", ctx.interrupted,
       [&](rpc::MkdirRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
+        FillOwnHeader(r.mutable_hdr());
         FillCred(ctx, r.mutable_cred());
         r.set_parent(parent);
         r.set_name(name);
@@ -178,7 +178,7 @@ absl::StatusOr<Entry> GrpcMds::Symlink(const OpCtx& ctx, uint64_t parent,
   absl::Status s = mds_->Call(
       &Mds::Stub::Symlink, "Symlink", ctx.interrupted,
       [&](rpc::SymlinkRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
+        FillOwnHeader(r.mutable_hdr());
         FillCred(ctx, r.mutable_cred());
         r.set_parent(parent);
         r.set_name(name);
@@ -195,7 +195,7 @@ absl::StatusOr<Entry> GrpcMds::Link(const OpCtx& ctx, uint64_t ino,
   absl::Status s = mds_->Call(
       &Mds::Stub::Link, "Link", ctx.interrupted,
       [&](rpc::LinkRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
+        FillOwnHeader(r.mutable_hdr());
         FillCred(ctx, r.mutable_cred());
         r.set_ino(ino);
         r.set_new_parent(new_parent);
@@ -206,18 +206,23 @@ absl::StatusOr<Entry> GrpcMds::Link(const OpCtx& ctx, uint64_t ino,
 }
 
 absl::Status GrpcMds::Remove(const OpCtx& ctx, uint64_t parent,
-                             const std::string& name, bool dir) {
+                             const std::string& name, bool dir,
+                             std::optional<Entry>* parent_after) {
   rpc::RemoveReply reply;
-  return mds_->Call(
+  absl::Status s = mds_->Call(
       &Mds::Stub::Remove, "Remove", ctx.interrupted,
       [&](rpc::RemoveRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
+        FillOwnHeader(r.mutable_hdr());
         FillCred(ctx, r.mutable_cred());
         r.set_parent(parent);
         r.set_name(name);
         r.set_dir(dir);
       },
       &reply);
+  if (s.ok() && parent_after != nullptr && reply.has_parent()) {
+    *parent_after = client::FromProto(reply.parent());
+  }
+  return s;
 }
 
 absl::Status GrpcMds::Rename(const OpCtx& ctx, uint64_t parent,
@@ -310,7 +315,7 @@ absl::StatusOr<OpenResult> GrpcMds::Create(const OpCtx& ctx, uint64_t parent,
   absl::Status s = mds_->Call(
       &Mds::Stub::Create, "Create", ctx.interrupted,
       [&](rpc::CreateRequest& r) {
-        mds_->FillHeader(r.mutable_hdr());
+        FillOwnHeader(r.mutable_hdr());
         FillCred(ctx, r.mutable_cred());
         r.set_parent(parent);
         r.set_name(name);
@@ -319,8 +324,10 @@ absl::StatusOr<OpenResult> GrpcMds::Create(const OpCtx& ctx, uint64_t parent,
       },
       &reply);
   if (!s.ok()) return s;
-  return OpenResult{client::FromProto(reply.entry()), reply.handle(),
-                    reply.truncated()};
+  OpenResult out{client::FromProto(reply.entry()), reply.handle(),
+                 reply.truncated()};
+  if (reply.has_parent()) out.parent = client::FromProto(reply.parent());
+  return out;
 }
 
 absl::StatusOr<OpenResult> GrpcMds::Open(const OpCtx& ctx, uint64_t ino,

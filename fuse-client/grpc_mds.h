@@ -36,7 +36,8 @@ class GrpcMds : public MdsApi {
                              uint64_t new_parent,
                              const std::string& new_name) override;
   absl::Status Remove(const OpCtx& ctx, uint64_t parent,
-                      const std::string& name, bool dir) override;
+                      const std::string& name, bool dir,
+                      std::optional<Entry>* parent_after) override;
   absl::Status Rename(const OpCtx& ctx, uint64_t parent,
                       const std::string& name, uint64_t new_parent,
                       const std::string& new_name, uint32_t flags) override;
@@ -77,9 +78,17 @@ class GrpcMds : public MdsApi {
   std::map<std::string, uint64_t> RpcCounts() const override {
     return mds_->RpcCounts();
   }
+  void set_own_md_cache(bool on) override { own_md_cache_ = on; }
 
  private:
+  // The header of a namespace change (with own_md_cache when set).
+  void FillOwnHeader(rpc::ReqHeader* hdr) {
+    mds_->FillHeader(hdr);
+    if (own_md_cache_) hdr->set_own_md_cache(true);
+  }
+
   MdsClient* const mds_;
+  bool own_md_cache_ = false;  // set before use
 };
 
 // Conversions between the wire and the client types (also for tests).

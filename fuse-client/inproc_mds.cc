@@ -102,14 +102,14 @@ absl::StatusOr<Entry> InprocMds::Mknod(const OpCtx& ctx, uint64_t parent,
                                        uint64_t rdev) {
   Count("Mknod");
   return EntryOf(
-      core_->Mknod(NextReq(), CredOf(ctx), parent, name, mode, rdev));
+      core_->Mknod(NextOwnReq(), CredOf(ctx), parent, name, mode, rdev));
 }
 
 absl::StatusOr<Entry> InprocMds::Mkdir(const OpCtx& ctx, uint64_t parent,
                                        const std::string& name,
                                        uint32_t mode) {
   Count("Mkdir");
-  return EntryOf(core_->Mkdir(NextReq(), CredOf(ctx), parent, name, mode));
+  return EntryOf(core_->Mkdir(NextOwnReq(), CredOf(ctx), parent, name, mode));
 }
 
 absl::StatusOr<Entry> InprocMds::Symlink(const OpCtx& ctx, uint64_t parent,
@@ -117,7 +117,7 @@ absl::StatusOr<Entry> InprocMds::Symlink(const OpCtx& ctx, uint64_t parent,
                                          const std::string& target) {
   Count("Symlink");
   return EntryOf(
-      core_->Symlink(NextReq(), CredOf(ctx), parent, name, target));
+      core_->Symlink(NextOwnReq(), CredOf(ctx), parent, name, target));
 }
 
 absl::StatusOr<Entry> InprocMds::Link(const OpCtx& ctx, uint64_t ino,
@@ -125,13 +125,21 @@ absl::StatusOr<Entry> InprocMds::Link(const OpCtx& ctx, uint64_t ino,
                                       const std::string& new_name) {
   Count("Link");
   return EntryOf(
-      core_->Link(NextReq(), CredOf(ctx), ino, new_parent, new_name));
+      core_->Link(NextOwnReq(), CredOf(ctx), ino, new_parent, new_name));
 }
 
 absl::Status InprocMds::Remove(const OpCtx& ctx, uint64_t parent,
-                               const std::string& name, bool dir) {
+                               const std::string& name, bool dir,
+                               std::optional<Entry>* parent_after) {
   Count("Remove");
-  return core_->Remove(NextReq(), CredOf(ctx), parent, name, dir);
+  absl::Status s =
+      core_->Remove(NextOwnReq(), CredOf(ctx), parent, name, dir);
+  // As MdsService: an own change's reply carries the parent's attributes.
+  if (s.ok() && own_md_cache_ && parent_after != nullptr) {
+    absl::StatusOr<Entry> p = EntryOf(core_->GetAttr(parent));
+    if (p.ok()) *parent_after = *p;
+  }
+  return s;
 }
 
 absl::Status InprocMds::Rename(const OpCtx& ctx, uint64_t parent,
@@ -182,8 +190,14 @@ absl::StatusOr<OpenResult> InprocMds::Create(const OpCtx& ctx, uint64_t parent,
                                              const std::string& name,
                                              uint32_t mode, uint32_t flags) {
   Count("Create");
-  return OpenOf(core_->Create(NextReq(), CredOf(ctx), parent, name, mode,
-                              flags | O_CREAT));
+  absl::StatusOr<OpenResult> r = OpenOf(core_->Create(
+      NextOwnReq(), CredOf(ctx), parent, name, mode, flags | O_CREAT));
+  // As MdsService: an own change's reply carries the parent's attributes.
+  if (r.ok() && own_md_cache_) {
+    absl::StatusOr<Entry> p = EntryOf(core_->GetAttr(parent));
+    if (p.ok()) r->parent = *p;
+  }
+  return r;
 }
 
 absl::StatusOr<OpenResult> InprocMds::Open(const OpCtx& ctx, uint64_t ino,

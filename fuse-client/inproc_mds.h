@@ -51,7 +51,8 @@ class InprocMds : public MdsApi {
                              uint64_t new_parent,
                              const std::string& new_name) override;
   absl::Status Remove(const OpCtx& ctx, uint64_t parent,
-                      const std::string& name, bool dir) override;
+                      const std::string& name, bool dir,
+                      std::optional<Entry>* parent_after) override;
   absl::Status Rename(const OpCtx& ctx, uint64_t parent,
                       const std::string& name, uint64_t new_parent,
                       const std::string& new_name, uint32_t flags) override;
@@ -86,9 +87,17 @@ class InprocMds : public MdsApi {
 
   // Calls per method, as GrpcMds counts its RPCs.
   std::map<std::string, uint64_t> RpcCounts() const override;
+  void set_own_md_cache(bool on) override { own_md_cache_ = on; }
 
  private:
   mds::ReqId NextReq() { return {client_id_, next_xid_.fetch_add(1) + 1}; }
+  // A namespace change's request id (own_md_cache when set).
+  mds::ReqId NextOwnReq() {
+    mds::ReqId r = NextReq();
+    r.own_md_cache = own_md_cache_;
+    return r;
+  }
+  bool own_md_cache_ = false;  // set before use
   void Count(const char* method);
 
   mds::MdsCore* const core_;

@@ -32,6 +32,7 @@ absl::StatusOr<dlm::LockInfo> MdCache::LockInode(
 void MdCache::NoteTaken(uint64_t ino) {
   absl::Time now = clock_->Now();
   absl::MutexLock lock(&mu_);
+  held_.insert(ino);
   auto [it, added] = contention_.try_emplace(
       ino, Contention{now, absl::InfinitePast(), kBypassMin});
   // The first use since the lock was (re)taken starts its life.
@@ -65,8 +66,34 @@ uint64_t MdCache::BypassCount() {
   return bypassed_;
 }
 
+uint64_t MdCache::GenLocked(uint64_t ino) {
+  auto it = gens_.find(ino);
+  return it == gens_.end() ? gen_floor_ : it->second;
+}
+
+uint64_t MdCache::BumpLocked(uint64_t ino) {
+  // Bound the table: forgetting every generation moves the floor past all
+  // of them, so every fill in flight is refused (never a stale one kept).
+  if (gens_.size() >= 65536) {
+    gens_.clear();
+    gen_floor_ = ++next_gen_;
+  }
+  return gens_[ino] = ++next_gen_;
+}
+
+bool MdCache::FillOkLocked(uint64_t ino, uint64_t gen) {
+  if (pending_.contains(ino)) return false;
+  return gen == kAnyGen || GenLocked(ino) == gen;
+}
+
+uint64_t MdCache::Gen(uint64_t ino) {
+  absl::MutexLock lock(&mu_);
+  return GenLocked(ino);
+}
+
 std::optional<Entry> MdCache::GetAttr(uint64_t ino) {
   absl::MutexLock lock(&mu_);
+  if (pending_.contains(ino)) return std::nullopt;
   auto it = attrs_.find(ino);
   if (it == attrs_.end()) return std::nullopt;
   return it->second;
@@ -78,17 +105,20 @@ void MdCache::CancelEarly(uint64_t ino) {
 
 bool MdCache::HasAttr(uint64_t ino) {
   absl::MutexLock lock(&mu_);
-  return attrs_.contains(ino);
+  return attrs_.contains(ino) && !pending_.contains(ino);
 }
 
-void MdCache::PutAttr(uint64_t ino, const Entry& e) {
+bool MdCache::PutAttr(uint64_t ino, const Entry& e, uint64_t gen) {
   absl::MutexLock lock(&mu_);
+  if (!FillOkLocked(ino, gen)) return false;
   attrs_[ino] = e;
+  return true;
 }
 
 std::optional<uint64_t> MdCache::GetDentry(uint64_t parent,
                                            const std::string& name) {
   absl::MutexLock lock(&mu_);
+  if (pending_.contains(parent)) return std::nullopt;
   auto d = dentries_.find(parent);
   if (d == dentries_.end()) return std::nullopt;
   auto it = d->second.find(name);
@@ -96,24 +126,29 @@ std::optional<uint64_t> MdCache::GetDentry(uint64_t parent,
   return it->second;
 }
 
-void MdCache::PutDentry(uint64_t parent, const std::string& name,
-                        uint64_t ino) {
+bool MdCache::PutDentry(uint64_t parent, const std::string& name,
+                        uint64_t ino, uint64_t gen) {
   absl::MutexLock lock(&mu_);
+  if (!FillOkLocked(parent, gen)) return false;
   auto& d = dentries_[parent];
   // Bound a huge directory's negative entries: start afresh.
   if (d.size() >= 65536) d.clear();
   d[name] = ino;
+  return true;
 }
 
 std::shared_ptr<const std::vector<DirEntry>> MdCache::GetListing(
     uint64_t ino) {
   absl::MutexLock lock(&mu_);
+  if (pending_.contains(ino)) return nullptr;
   auto it = listings_.find(ino);
   return it == listings_.end() ? nullptr : it->second;
 }
 
-void MdCache::PutListing(uint64_t ino, std::vector<DirEntry> entries) {
+bool MdCache::PutListing(uint64_t ino, std::vector<DirEntry> entries,
+                         uint64_t gen) {
   absl::MutexLock lock(&mu_);
+  if (!FillOkLocked(ino, gen)) return false;
   auto& d = dentries_[ino];
   for (DirEntry& e : entries) {
     e.entry.reset();
@@ -121,13 +156,55 @@ void MdCache::PutListing(uint64_t ino, std::vector<DirEntry> entries) {
   }
   listings_[ino] =
       std::make_shared<const std::vector<DirEntry>>(std::move(entries));
+  return true;
+}
+
+void MdCache::DropLocked(uint64_t ino) {
+  attrs_.erase(ino);
+  dentries_.erase(ino);
+  listings_.erase(ino);
+  BumpLocked(ino);
 }
 
 void MdCache::Drop(uint64_t ino) {
   absl::MutexLock lock(&mu_);
-  attrs_.erase(ino);
-  dentries_.erase(ino);
-  listings_.erase(ino);
+  DropLocked(ino);
+}
+
+MdCache::Change MdCache::BeginChange(uint64_t dir) {
+  absl::MutexLock lock(&mu_);
+  ++pending_[dir];
+  Change c;
+  c.dir = dir;
+  c.gen = BumpLocked(dir);
+  c.held = held_.contains(dir);
+  return c;
+}
+
+void MdCache::EndChange(const Change& c, bool ok, const std::string& name,
+                        uint64_t child, uint64_t changed,
+                        const Entry* dir_after) {
+  absl::MutexLock lock(&mu_);
+  auto p = pending_.find(c.dir);
+  if (p != pending_.end() && --p->second <= 0) pending_.erase(p);
+  if (changed != 0 && changed != c.dir) DropLocked(changed);
+  // Applied only under a lock held since before the request: no drop (and
+  // no other own change) of dir in between, or the cache of dir goes.
+  if (!ok || !c.held || GenLocked(c.dir) != c.gen) {
+    DropLocked(c.dir);
+    return;
+  }
+  if (dir_after != nullptr && dir_after->attr.ino == c.dir) {
+    attrs_[c.dir] = *dir_after;
+  } else {
+    attrs_.erase(c.dir);
+  }
+  listings_.erase(c.dir);
+  auto& d = dentries_[c.dir];
+  if (d.size() >= 65536) d.clear();
+  d[name] = child;
+  // A fill that read dir before this change landed is refused.
+  BumpLocked(c.dir);
 }
 
 void MdCache::OnBlocking(const dlm::LockInfo& lock, bool lost) {
@@ -139,7 +216,11 @@ void MdCache::OnBlocking(const dlm::LockInfo& lock, bool lost) {
     spdlog::warn("md cache: blocking callback for unexpected lock {}", name);
     return;
   }
-  Drop(ino);
+  {
+    absl::MutexLock l(&mu_);
+    held_.erase(ino);
+    DropLocked(ino);
+  }
   if (on_drop_) on_drop_(ino);
   if (lost || !adaptive_) return;
   absl::Time now = clock_->Now();

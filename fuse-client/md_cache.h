@@ -18,6 +18,21 @@
 // lookup are bypassed for the same window (their attributes would otherwise
 // be locked and revoked one by one by the following unlink or rename).
 //
+// Own changes (own-change exemption, docs/internals.md "Metadata
+// coherence"): this mount's namespace changes ask the MDS (own_md_cache) to
+// leave its locks in place, so their effect is put into this cache here:
+// BeginChange(dir) before the request, EndChange after the reply. The
+// change is applied only if this mount's lock on dir was granted at
+// BeginChange and not lost since (no drop of dir in between: dir's
+// generation is unchanged); otherwise dir's cache is dropped. While a
+// change of dir is in flight, dir's cached answers are not served and no
+// fill of dir is accepted.
+//
+// Generations: each inode has one, bumped by every Drop (callback, early
+// cancel, lost lock) and every EndChange. A fill (Put*) names the
+// generation it read before its MDS call (Gen) and is ignored when it has
+// changed meanwhile, so a stale answer never overwrites a newer own change.
+//
 // Never wait for one lock while holding another in use (the MDS takes its
 // EX locks in inode order and the client must not form a cycle with it).
 //
@@ -35,6 +50,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -73,22 +89,48 @@ class MdCache : public dlm::LockHandler {
                                           const InterruptFn& interrupted);
   void Release(const dlm::LockInfo& lock) { dlm_->Release(lock.handle); }
 
+  // gen for Put*: skips the generation check (tests).
+  static constexpr uint64_t kAnyGen = 0;
+  // ino's generation now (see above): read it before the MDS call whose
+  // answer a Put* will cache.
+  uint64_t Gen(uint64_t ino);
+
   std::optional<Entry> GetAttr(uint64_t ino);
-  // Call only while holding LockInode(ino).
-  void PutAttr(uint64_t ino, const Entry& e);
+  // Call only while holding LockInode(ino). Ignored (false) when ino's
+  // generation is no longer `gen` or a change of ino is in flight.
+  bool PutAttr(uint64_t ino, const Entry& e, uint64_t gen);
 
   // Dentry lookup: nullopt = not cached; 0 = cached negative; else ino.
   std::optional<uint64_t> GetDentry(uint64_t parent, const std::string& name);
-  // Call only while holding LockInode(parent). ino 0 = negative.
-  void PutDentry(uint64_t parent, const std::string& name, uint64_t ino);
+  // Call only while holding LockInode(parent). ino 0 = negative. `gen`:
+  // parent's, as PutAttr.
+  bool PutDentry(uint64_t parent, const std::string& name, uint64_t ino,
+                 uint64_t gen);
 
   // A directory's complete listing (entries without attributes).
   std::shared_ptr<const std::vector<DirEntry>> GetListing(uint64_t ino);
   // Call only while holding LockInode(ino). Also caches the dentries.
-  void PutListing(uint64_t ino, std::vector<DirEntry> entries);
+  // `gen`: as PutAttr.
+  bool PutListing(uint64_t ino, std::vector<DirEntry> entries, uint64_t gen);
 
   // Drops what is cached about ino (attributes, dentries, listing).
   void Drop(uint64_t ino);
+
+  // An own namespace change in directory `dir` (see above).
+  struct Change {
+    uint64_t dir = 0;
+    uint64_t gen = 0;   // dir's generation at BeginChange
+    bool held = false;  // this mount's lock on dir was granted then
+  };
+  Change BeginChange(uint64_t dir);
+  // After the reply. `ok`: the MDS made the change. `name` in dir now
+  // names `child` (0: nothing, after an unlink/rmdir); dir's listing is
+  // dropped and its attributes replaced by `dir_after` (the reply's, read
+  // by the MDS right after the change) or dropped (null); `changed`'s
+  // attributes are dropped (an inode the change altered; 0: none).
+  void EndChange(const Change& c, bool ok, const std::string& name,
+                 uint64_t child, uint64_t changed,
+                 const Entry* dir_after = nullptr);
 
   // Called on a blocking callback after ino's cached state was dropped and
   // before the lock is cancelled (the mount makes the kernel forget the
@@ -144,6 +186,20 @@ class MdCache : public dlm::LockHandler {
   absl::flat_hash_map<uint64_t,
                       std::shared_ptr<const std::vector<DirEntry>>>
       listings_ ABSL_GUARDED_BY(mu_);
+  // Generations (see above): inodes absent here are at gen_floor_.
+  uint64_t BumpLocked(uint64_t ino) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t GenLocked(uint64_t ino) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool FillOkLocked(uint64_t ino, uint64_t gen)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DropLocked(uint64_t ino) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t next_gen_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t gen_floor_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::flat_hash_map<uint64_t, uint64_t> gens_ ABSL_GUARDED_BY(mu_);
+  // Own changes in flight, per directory.
+  absl::flat_hash_map<uint64_t, int> pending_ ABSL_GUARDED_BY(mu_);
+  // Inodes whose lock this mount has taken and not lost since (NoteTaken
+  // adds, the blocking callback removes).
+  absl::flat_hash_set<uint64_t> held_ ABSL_GUARDED_BY(mu_);
 };
 
 // The one place where a metadata read goes lock -> check -> call -> fill:
@@ -152,9 +208,10 @@ class MdCache : public dlm::LockHandler {
 //      call() alone, nothing cached;
 //   3. otherwise this mount's PR lock on ino, check() again (another
 //      request may have filled the cache while this one waited), else
-//      call() and fill(result) while the lock is still held (a blocking
-//      callback, which runs only after the release, drops it again), then
-//      the release.
+//      call() and fill(result, gen) while the lock is still held (a
+//      blocking callback, which runs only after the release, drops it
+//      again), then the release. gen: ino's generation read before call(),
+//      for the Put* of fill (an own change or a drop meanwhile wins).
 // `check` returns std::optional<Hit>; `call` returns absl::StatusOr<R>;
 // `fill` gets that StatusOr (also a failure: a negative entry). No lock of
 // this mount is held when ReadThrough returns (never wait for one lock while
@@ -193,8 +250,9 @@ auto ReadThrough(MdCache* md, uint64_t ino, const InterruptFn& interrupted,
     md->Release(*l);
     return out;
   }
+  const uint64_t gen = md->Gen(ino);
   out.reply = call();
-  fill(out.reply);
+  fill(out.reply, gen);
   md->Release(*l);
   return out;
 }

@@ -39,15 +39,16 @@ dlm::LockInfo LockOn(const std::string& name, dlm::LockType type) {
 TEST(MdCacheTest, BlockingCallbackDropsOnlyThatInode) {
   auto dlm = OfflineDlm();
   MdCache cache(dlm.get());
-  cache.PutAttr(5, EntryOf(5, 0100644));
-  cache.PutAttr(6, EntryOf(6, 040755));
-  cache.PutDentry(6, "gone", 0);
-  cache.PutDentry(6, "here", 5);
+  constexpr uint64_t kAny = MdCache::kAnyGen;
+  cache.PutAttr(5, EntryOf(5, 0100644), kAny);
+  cache.PutAttr(6, EntryOf(6, 040755), kAny);
+  cache.PutDentry(6, "gone", 0, kAny);
+  cache.PutDentry(6, "here", 5, kAny);
   DirEntry de;
   de.name = "listed";
   de.ino = 7;
   de.entry = EntryOf(7, 0100644);
-  cache.PutListing(6, {de});
+  cache.PutListing(6, {de}, kAny);
 
   ASSERT_TRUE(cache.GetAttr(5).has_value());
   EXPECT_EQ(cache.GetAttr(5)->attr.mode, 0100644u);
@@ -139,6 +140,90 @@ TEST(MdCacheTest, LongLivedOrLostLockDoesNotBypass) {
   EXPECT_TRUE(cache.Bypassed(8));
   clock.Advance(MdCache::kBypassMin + absl::Milliseconds(1));
   EXPECT_FALSE(cache.Bypassed(8));
+  dlm->Close(/*cancel_locks=*/false);
+}
+
+
+// The generation rule: a fill that read the MDS before a drop or an own
+// change of the inode landed is refused (it would bring back stale state).
+TEST(MdCacheTest, StaleFillLosesToDropAndOwnChange) {
+  auto dlm = OfflineDlm();
+  MdCache cache(dlm.get());
+  const uint64_t g0 = cache.Gen(6);
+  cache.OnBlocking(LockOn("ino:6", dlm::LockType::kIbits), false);
+  EXPECT_FALSE(cache.PutAttr(6, EntryOf(6, 040755), g0));
+  EXPECT_FALSE(cache.PutDentry(6, "a", 0, g0));
+  EXPECT_FALSE(cache.GetAttr(6).has_value());
+  EXPECT_FALSE(cache.GetDentry(6, "a").has_value());
+  const uint64_t g1 = cache.Gen(6);
+  EXPECT_TRUE(cache.PutDentry(6, "a", 0, g1));  // read after the drop: kept
+  // An own create of "a" while a lookup that read "a" absent is in flight.
+  cache.NoteTaken(6);  // this mount holds its lock on 6
+  const uint64_t lookup_gen = cache.Gen(6);
+  MdCache::Change c = cache.BeginChange(6);
+  EXPECT_TRUE(c.held);
+  // While the change is in flight nothing about 6 is served or filled.
+  EXPECT_FALSE(cache.GetDentry(6, "a").has_value());
+  EXPECT_FALSE(cache.PutAttr(6, EntryOf(6, 040755), cache.Gen(6)));
+  cache.EndChange(c, /*ok=*/true, "a", 9, 0);
+  EXPECT_EQ(cache.GetDentry(6, "a"), std::optional<uint64_t>(9));
+  // The lookup's late reply (negative) must not win.
+  EXPECT_FALSE(cache.PutDentry(6, "a", 0, lookup_gen));
+  EXPECT_EQ(cache.GetDentry(6, "a"), std::optional<uint64_t>(9));
+  dlm->Close(/*cancel_locks=*/false);
+}
+
+TEST(MdCacheTest, OwnChangeAppliesOnlyUnderALockHeldThroughout) {
+  auto dlm = OfflineDlm();
+  MdCache cache(dlm.get());
+  constexpr uint64_t kAny = MdCache::kAnyGen;
+  // No lock on 6 when the change began: dropped, not applied.
+  MdCache::Change c = cache.BeginChange(6);
+  EXPECT_FALSE(c.held);
+  cache.NoteTaken(6);  // taken while the change was in flight
+  cache.EndChange(c, true, "a", 9, 0);
+  EXPECT_FALSE(cache.GetDentry(6, "a").has_value());
+  // Held at the start but called back meanwhile: dropped.
+  cache.PutDentry(6, "b", 5, kAny);
+  c = cache.BeginChange(6);
+  EXPECT_TRUE(c.held);
+  cache.OnBlocking(LockOn("ino:6", dlm::LockType::kIbits), false);
+  cache.NoteTaken(6);  // and taken again
+  cache.EndChange(c, true, "a", 9, 0);
+  EXPECT_FALSE(cache.GetDentry(6, "a").has_value());
+  // Held throughout: the dentry is set (an unlink: negative), the other
+  // names stay, the directory's attributes and listing go.
+  cache.PutDentry(6, "b", 5, kAny);
+  cache.PutAttr(6, EntryOf(6, 040755), kAny);
+  cache.PutListing(6, {}, kAny);
+  c = cache.BeginChange(6);
+  cache.EndChange(c, true, "b", 0, 0);
+  EXPECT_EQ(cache.GetDentry(6, "b"), std::optional<uint64_t>(0));
+  EXPECT_FALSE(cache.GetAttr(6).has_value());
+  EXPECT_EQ(cache.GetListing(6), nullptr);
+  // With the directory's attributes from the reply: those are cached.
+  Entry after = EntryOf(6, 040700);
+  c = cache.BeginChange(6);
+  cache.EndChange(c, true, "n", 13, 0, &after);
+  ASSERT_TRUE(cache.GetAttr(6).has_value());
+  EXPECT_EQ(cache.GetAttr(6)->attr.mode, 040700u);
+  EXPECT_EQ(cache.GetDentry(6, "n"), std::optional<uint64_t>(13));
+  // Two own changes in flight at once: nothing is served until both
+  // ended; the later begun applies, the other (which saw it) drops.
+  cache.PutDentry(6, "c", 5, kAny);
+  MdCache::Change c1 = cache.BeginChange(6);
+  MdCache::Change c2 = cache.BeginChange(6);
+  cache.EndChange(c2, true, "x", 11, 0);
+  EXPECT_FALSE(cache.GetDentry(6, "c").has_value());  // c1 in flight
+  cache.EndChange(c1, true, "y", 12, 0);
+  EXPECT_FALSE(cache.GetDentry(6, "c").has_value());
+  EXPECT_FALSE(cache.GetDentry(6, "x").has_value());
+  EXPECT_FALSE(cache.GetDentry(6, "y").has_value());
+  // A failed change drops too (it may or may not have happened).
+  cache.PutDentry(6, "d", 5, kAny);
+  c = cache.BeginChange(6);
+  cache.EndChange(c, false, "d", 0, 0);
+  EXPECT_FALSE(cache.GetDentry(6, "d").has_value());
   dlm->Close(/*cancel_locks=*/false);
 }
 

@@ -105,6 +105,9 @@ struct OpenResult {
   Entry entry;
   uint64_t handle = 0;     // 0: not opened
   bool truncated = false;  // O_TRUNC dropped the size: cut the objects
+  // Create of an own change (set_own_md_cache): the parent's attributes
+  // right after the change, when the MDS sent them.
+  std::optional<Entry> parent;
 };
 
 // SetAttr's `valid` bits (the same values as the wire's SetAttrValid).
@@ -160,8 +163,11 @@ class MdsApi {
   virtual absl::StatusOr<Entry> Link(const OpCtx& ctx, uint64_t ino,
                                      uint64_t new_parent,
                                      const std::string& new_name) = 0;
+  // parent_after (may be null): the parent's attributes right after the
+  // change, when the MDS sent them (own changes, set_own_md_cache).
   virtual absl::Status Remove(const OpCtx& ctx, uint64_t parent,
-                              const std::string& name, bool dir) = 0;
+                              const std::string& name, bool dir,
+                              std::optional<Entry>* parent_after) = 0;
   virtual absl::Status Rename(const OpCtx& ctx, uint64_t parent,
                               const std::string& name, uint64_t new_parent,
                               const std::string& new_name,
@@ -223,6 +229,11 @@ class MdsApi {
   }
   // Requests sent, by method (user.stripefs.stats).
   virtual std::map<std::string, uint64_t> RpcCounts() const = 0;
+  // The namespace changes (Create, Mknod, Mkdir, Symlink, Link, Remove)
+  // tell the MDS that this mount applies them to its own metadata cache
+  // (ReqHeader.own_md_cache: the MDS may leave this mount's locks in
+  // place). Set before use, only by an Fs with an MdCache.
+  virtual void set_own_md_cache(bool on) {}
 };
 
 }  // namespace stripefs::client

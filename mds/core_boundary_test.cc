@@ -25,7 +25,14 @@ namespace {
 class RecordingLocks final : public MdLockTaker {
  public:
   bool enabled() const override { return true; }
-  absl::StatusOr<MdLocks> LockInodes(std::vector<uint64_t> inos) override {
+  absl::StatusOr<MdLocks> LockInodes(std::vector<uint64_t> inos,
+                                     const Exemption& exempt) override {
+    std::vector<uint64_t> ex;
+    for (uint64_t i : inos) {
+      if (i != 0 && exempt.For(i) != 0) ex.push_back(exempt.For(i) * 1000 + i);
+    }
+    std::sort(ex.begin(), ex.end());
+    exempts.push_back(ex);
     std::sort(inos.begin(), inos.end());
     inos.erase(std::unique(inos.begin(), inos.end()), inos.end());
     inos.erase(std::remove(inos.begin(), inos.end(), 0), inos.end());
@@ -35,6 +42,8 @@ class RecordingLocks final : public MdLockTaker {
     return MdLocks([this] { --held; });
   }
   std::vector<std::vector<uint64_t>> calls;
+  // Per call: client * 1000 + ino of each exempt inode.
+  std::vector<std::vector<uint64_t>> exempts;
   int held = 0;
   std::function<void()> before_grant;
 };
@@ -86,6 +95,44 @@ TEST_F(CoreBoundaryTest, ChangesLockTheInodesTheyTouch) {
   ASSERT_TRUE(core_->Lookup(kRoot, d, "h").ok());
   ASSERT_TRUE(core_->GetAttr(f).ok());
   EXPECT_TRUE(locks_.calls.empty());
+}
+
+TEST_F(CoreBoundaryTest, NamespaceChangesExemptTheAskingMountOnlyWhenAsked) {
+  const uint64_t d = Dir(kRootIno, "d");
+  const ReqId own{77, 1, /*own_md_cache=*/true};
+  auto next = [x = own](uint64_t xid) mutable {
+    x.xid = xid;
+    return x;
+  };
+  locks_.exempts.clear();
+  locks_.calls.clear();
+  auto c = core_->Create(next(1), kRoot, d, "f", 0644, O_CREAT | O_RDWR);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(core_->Release({}, c->handle).ok());
+  ASSERT_TRUE(core_->Mkdir(next(2), kRoot, d, "sub", 0755).ok());
+  ASSERT_TRUE(core_->Mknod(next(3), kRoot, d, "p", S_IFIFO | 0644, 0).ok());
+  ASSERT_TRUE(core_->Symlink(next(4), kRoot, d, "s", "f").ok());
+  ASSERT_TRUE(core_->Link(next(5), kRoot, c->inode.ino, d, "g").ok());
+  ASSERT_TRUE(core_->Remove(next(6), kRoot, d, "g", false).ok());
+  ASSERT_TRUE(core_->Remove(next(7), kRoot, d, "sub", true).ok());
+  // Only the directory's lock is exempt: what a name resolves to (the
+  // unlinked file) and link's inode are locked as always.
+  using V = std::vector<std::vector<uint64_t>>;
+  EXPECT_EQ(locks_.exempts, V(7, {77000 + d}));
+  ASSERT_EQ(locks_.calls.size(), 7u);
+  EXPECT_EQ(locks_.calls[5], (std::vector<uint64_t>{d, c->inode.ino}));
+  // The same changes of a mount that does not ask (release N, or no
+  // metadata cache), a rename and an attribute change: no exemption.
+  locks_.exempts.clear();
+  const ReqId plain{78, 1};
+  ASSERT_TRUE(core_->Mkdir(plain, kRoot, d, "sub2", 0755).ok());
+  ASSERT_TRUE(core_->Remove({78, 2}, kRoot, d, "sub2", true).ok());
+  ASSERT_TRUE(core_->Rename(next(8), kRoot, d, "f", d, "f2", 0).ok());
+  SetAttrArgs a;
+  a.valid = kSetMode;
+  a.mode = 0600;
+  ASSERT_TRUE(core_->SetAttr(next(9), kRoot, c->inode.ino, a).ok());
+  EXPECT_EQ(locks_.exempts, V(4));
 }
 
 TEST_F(CoreBoundaryTest, ANameMovedBeforeItsLockIsResolvedAgain) {

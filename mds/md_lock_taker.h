@@ -44,6 +44,23 @@ class MdLocks {
   std::function<void()> release_;
 };
 
+// Own-change exemption of one change: the mount with DLM client id
+// `client` (0: none) applies the change to its own cache, so its locks on
+// the directories `inos` do not conflict with the change's EX locks there
+// (EnqueueRequest.exempt_client). Other inodes of the change are locked as
+// always.
+struct Exemption {
+  uint64_t client = 0;
+  std::vector<uint64_t> inos;
+  uint64_t For(uint64_t ino) const {
+    if (client == 0) return 0;
+    for (uint64_t i : inos) {
+      if (i == ino) return client;
+    }
+    return 0;
+  }
+};
+
 class MdLockTaker {
  public:
   virtual ~MdLockTaker() = default;
@@ -52,14 +69,17 @@ class MdLockTaker {
   virtual bool enabled() const = 0;
   // EX on every inode of `inos` (0s and duplicates ignored), in ascending
   // order; all of them or none (an error releases what was taken).
-  virtual absl::StatusOr<MdLocks> LockInodes(std::vector<uint64_t> inos) = 0;
+  // `exempt`: which of them leave the asking mount's locks in place.
+  virtual absl::StatusOr<MdLocks> LockInodes(std::vector<uint64_t> inos,
+                                             const Exemption& exempt) = 0;
 };
 
 // Without a lock service: every call is a no-op.
 class NoMdLocks final : public MdLockTaker {
  public:
   bool enabled() const override { return false; }
-  absl::StatusOr<MdLocks> LockInodes(std::vector<uint64_t>) override {
+  absl::StatusOr<MdLocks> LockInodes(std::vector<uint64_t>,
+                                     const Exemption&) override {
     return MdLocks();
   }
 };

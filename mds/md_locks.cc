@@ -7,7 +7,8 @@
 
 namespace stripefs::mds {
 
-absl::StatusOr<MdLocks> MdLocker::LockInodes(std::vector<uint64_t> inos) {
+absl::StatusOr<MdLocks> MdLocker::LockInodes(std::vector<uint64_t> inos,
+                                             const Exemption& exempt) {
   if (dlm_ == nullptr) return MdLocks();
   std::sort(inos.begin(), inos.end());
   inos.erase(std::unique(inos.begin(), inos.end()), inos.end());
@@ -18,7 +19,9 @@ absl::StatusOr<MdLocks> MdLocker::LockInodes(std::vector<uint64_t> inos) {
     spec.resource = {absl::StrCat("ino:", ino), dlm::LockType::kIbits};
     spec.mode = dlm::LockMode::kEX;
     spec.bits = kMdLockBits;
-    absl::StatusOr<dlm::LockInfo> l = dlm_->Lock(spec);
+    dlm::LockOptions opts;
+    opts.exempt_client = exempt.For(ino);
+    absl::StatusOr<dlm::LockInfo> l = dlm_->Lock(spec, opts);
     if (!l.ok()) {
       for (uint64_t h : handles) dlm_->Release(h);
       spdlog::error("EX lock on ino:{} failed: {}", ino, l.status().ToString());

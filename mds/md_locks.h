@@ -1,7 +1,9 @@
 // MdLocker: MdLockTaker (mds/md_lock_taker.h) over the lock service. The
 // EX IBITS locks are on the "ino:<N>" resources clients cache under; they
 // are released after the change (the DlmClient keeps them cached until a
-// client asks). Without a DlmClient every call is a no-op.
+// client asks). Without a DlmClient every call is a no-op. A lock taken
+// with an own-change exemption for mount M stays cached tagged with it and
+// is reused only for M's changes (dlm/lock_cache.h Match).
 // Part of the adapter library (the DlmClient speaks gRPC).
 // Thread-safe.
 #pragma once
@@ -25,7 +27,8 @@ class MdLocker final : public MdLockTaker {
   explicit MdLocker(dlm::DlmClient* dlm) : dlm_(dlm) {}
   bool enabled() const override { return dlm_ != nullptr; }
 
-  absl::StatusOr<MdLocks> LockInodes(std::vector<uint64_t> inos) override;
+  absl::StatusOr<MdLocks> LockInodes(std::vector<uint64_t> inos,
+                                     const Exemption& exempt) override;
 
  private:
   dlm::DlmClient* const dlm_;

@@ -229,19 +229,34 @@ class MdsCore {
     bool last_try_;
     bool moved_ = false;
   };
-  absl::StatusOr<MdLocks> LockInodes(std::vector<uint64_t> inos)
+  // exempt: of a namespace change (own-change exemption, Exempt).
+  absl::StatusOr<MdLocks> LockInodes(std::vector<uint64_t> inos,
+                                     const Exemption& exempt = {})
       ABSL_LOCKS_EXCLUDED(mu_);
+  // exempt_client: the exemption covers `inos` (the directories), never
+  // what the names resolve to.
   absl::StatusOr<NameLocks> LockNames(std::vector<uint64_t> inos,
                                       const std::vector<NameRef>& names,
-                                      int attempt) ABSL_LOCKS_EXCLUDED(mu_);
+                                      int attempt, uint64_t exempt_client)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The client whose locks a namespace change asked by `req` may leave in
+  // place (it applies the change to its own cache), or 0.
+  static uint64_t ExemptClient(const ReqId& req) {
+    return req.own_md_cache ? req.client_id : 0;
+  }
+  static Exemption Exempt(const ReqId& req, std::vector<uint64_t> dirs) {
+    return {ExemptClient(req), std::move(dirs)};
+  }
   // Runs change(NameLocks&) under the locks of `inos` and `names`, again
   // while it reports a moved name.
   template <typename Change>
   auto RetryIfMoved(const std::vector<uint64_t>& inos,
-                    const std::vector<NameRef>& names, Change change)
+                    const std::vector<NameRef>& names, uint64_t exempt_client,
+                    Change change)
       -> decltype(change(std::declval<NameLocks&>())) {
     for (int attempt = 0;; ++attempt) {
-      absl::StatusOr<NameLocks> locks = LockNames(inos, names, attempt);
+      absl::StatusOr<NameLocks> locks =
+          LockNames(inos, names, attempt, exempt_client);
       if (!locks.ok()) return locks.status();
       auto result = change(*locks);
       if (!locks->moved()) return result;

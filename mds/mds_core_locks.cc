@@ -6,6 +6,11 @@
 //  - mknod, mkdir, symlink: the parent;  link: the inode and the new parent;
 //  - create, unlink/rmdir: the parent and what the name resolves to;
 //  - rename: both parents and what both names resolve to.
+// The namespace changes (not rename, not attribute changes) of a request
+// with own_md_cache take the locks of the directories they change (not of
+// the inodes names resolve to, nor link's inode) with the own-change
+// exemption for the asking mount (Exempt): that mount's PR locks on those
+// directories stay, it updates its cache itself (fuse-client/md_cache.h).
 #include <algorithm>
 
 #include "mds/mds_core.h"
@@ -19,15 +24,17 @@ constexpr int kLastTry = 4;
 
 }  // namespace
 
-absl::StatusOr<MdLocks> MdsCore::LockInodes(std::vector<uint64_t> inos) {
+absl::StatusOr<MdLocks> MdsCore::LockInodes(std::vector<uint64_t> inos,
+                                            const Exemption& exempt) {
   if (!md_locks_->enabled()) return MdLocks();
-  return md_locks_->LockInodes(std::move(inos));
+  return md_locks_->LockInodes(std::move(inos), exempt);
 }
 
 absl::StatusOr<MdsCore::NameLocks> MdsCore::LockNames(
     std::vector<uint64_t> inos, const std::vector<NameRef>& names,
-    int attempt) {
+    int attempt, uint64_t exempt_client) {
   if (!md_locks_->enabled()) return NameLocks(MdLocks(), {}, true);
+  const Exemption exempt{exempt_client, inos};
   std::vector<uint64_t> resolved;
   for (const auto& [parent, name] : names) {
     // Root's view: which inode the name is, whatever the caller may see.
@@ -35,7 +42,8 @@ absl::StatusOr<MdsCore::NameLocks> MdsCore::LockNames(
     resolved.push_back(n.ok() ? n->ino : 0);
   }
   inos.insert(inos.end(), resolved.begin(), resolved.end());
-  absl::StatusOr<MdLocks> held = md_locks_->LockInodes(std::move(inos));
+  absl::StatusOr<MdLocks> held =
+      md_locks_->LockInodes(std::move(inos), exempt);
   if (!held.ok()) return held.status();
   return NameLocks(std::move(*held), std::move(resolved),
                    attempt >= kLastTry);

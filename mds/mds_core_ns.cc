@@ -145,7 +145,7 @@ absl::StatusOr<OpenResult> MdsCore::Create(const ReqId& req, const Cred& cred,
                                            const std::string& name,
                                            uint32_t mode, uint32_t flags) {
   return RetryIfMoved(
-      {parent}, {{parent, name}},
+      {parent}, {{parent, name}}, ExemptClient(req),
       [&](NameLocks& locks) -> absl::StatusOr<OpenResult> {
         absl::MutexLock l(&mu_);
         STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec,
@@ -182,7 +182,8 @@ absl::StatusOr<Inode> MdsCore::Mknod(const ReqId& req, const Cred& cred,
     default:
       return Errno(EINVAL, "bad file type for mknod");
   }
-  STRIPEFS_ASSIGN_OR_RETURN(MdLocks held, LockInodes({parent}));
+  STRIPEFS_ASSIGN_OR_RETURN(MdLocks held,
+                            LockInodes({parent}, Exempt(req, {parent})));
   absl::MutexLock l(&mu_);
   STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return ReplyInode(*rec);
@@ -193,7 +194,8 @@ absl::StatusOr<Inode> MdsCore::Mknod(const ReqId& req, const Cred& cred,
 absl::StatusOr<Inode> MdsCore::Mkdir(const ReqId& req, const Cred& cred,
                                      uint64_t parent, const std::string& name,
                                      uint32_t mode) {
-  STRIPEFS_ASSIGN_OR_RETURN(MdLocks held, LockInodes({parent}));
+  STRIPEFS_ASSIGN_OR_RETURN(MdLocks held,
+                            LockInodes({parent}, Exempt(req, {parent})));
   absl::MutexLock l(&mu_);
   STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return ReplyInode(*rec);
@@ -212,7 +214,8 @@ absl::StatusOr<Inode> MdsCore::Symlink(const ReqId& req, const Cred& cred,
   if (target.find('\0') != std::string::npos) {
     return Errno(EINVAL, "symlink target contains NUL");
   }
-  STRIPEFS_ASSIGN_OR_RETURN(MdLocks held, LockInodes({parent}));
+  STRIPEFS_ASSIGN_OR_RETURN(MdLocks held,
+                            LockInodes({parent}, Exempt(req, {parent})));
   absl::MutexLock l(&mu_);
   STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return ReplyInode(*rec);
@@ -224,7 +227,9 @@ absl::StatusOr<Inode> MdsCore::Link(const ReqId& req, const Cred& cred,
                                     uint64_t ino, uint64_t new_parent,
                                     const std::string& new_name) {
   STRIPEFS_RETURN_IF_ERROR(CheckName(new_name));
-  STRIPEFS_ASSIGN_OR_RETURN(MdLocks held, LockInodes({ino, new_parent}));
+  STRIPEFS_ASSIGN_OR_RETURN(
+      MdLocks held, LockInodes({ino, new_parent},
+                                       Exempt(req, {new_parent})));
   absl::MutexLock l(&mu_);
   STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
   if (rec.has_value()) return ReplyInode(*rec);
@@ -266,7 +271,8 @@ absl::Status MdsCore::Remove(const ReqId& req, const Cred& cred,
                   : Errno(EISDIR, "'..' is a directory");
   }
   STRIPEFS_RETURN_IF_ERROR(CheckName(name));
-  return RetryIfMoved({parent}, {{parent, name}}, [&](NameLocks& locks) {
+  return RetryIfMoved({parent}, {{parent, name}}, ExemptClient(req),
+                      [&](NameLocks& locks) {
     return RemoveLocked(req, cred, parent, name, dir_op, locks);
   });
 }

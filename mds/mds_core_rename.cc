@@ -75,7 +75,7 @@ absl::Status MdsCore::Rename(const ReqId& req, const Cred& cred,
   STRIPEFS_RETURN_IF_ERROR(CheckRenameArgs(name, new_name, flags));
   return RetryIfMoved(
       {parent, new_parent}, {{parent, name}, {new_parent, new_name}},
-      [&](NameLocks& locks) {
+      /*exempt=*/0, [&](NameLocks& locks) {
         RenameOp op(parent, name, new_parent, new_name, flags);
         return RenameLocked(req, cred, op, locks);
       });

@@ -35,7 +35,9 @@ Cred FromProto(const rpc::Cred& c) {
   return out;
 }
 
-ReqId FromProto(const rpc::ReqHeader& h) { return {h.client_id(), h.xid()}; }
+ReqId FromProto(const rpc::ReqHeader& h) {
+  return {h.client_id(), h.xid(), h.own_md_cache()};
+}
 
 Timespec FromProto(const rpc::Timespec& t) {
   return Timespec{t.sec(), t.nsec()};
@@ -203,6 +205,10 @@ grpc::Status MdsService::Create(grpc::ServerContext*,
   if (r.ok()) {
     ToProto(r->inode, reply->mutable_entry());
     reply->set_handle(r->handle);
+    if (req->hdr().own_md_cache()) {
+      auto p = core_->GetAttr(req->parent());
+      if (p.ok()) ToProto(*p, reply->mutable_parent());
+    }
   }
   return Finish(kCreate, r.status(), req->hdr().client_id(), req->hdr().xid());
 }
@@ -307,9 +313,13 @@ grpc::Status MdsService::Link(grpc::ServerContext*, const rpc::LinkRequest* req,
 
 grpc::Status MdsService::Remove(grpc::ServerContext*,
                                 const rpc::RemoveRequest* req,
-                                rpc::RemoveReply*) {
+                                rpc::RemoveReply* reply) {
   absl::Status s = core_->Remove(FromProto(req->hdr()), FromProto(req->cred()),
                                  req->parent(), req->name(), req->dir());
+  if (s.ok() && req->hdr().own_md_cache()) {
+    auto p = core_->GetAttr(req->parent());
+    if (p.ok()) ToProto(*p, reply->mutable_parent());
+  }
   return Finish(kRemove, s, req->hdr().client_id(), req->hdr().xid());
 }
 

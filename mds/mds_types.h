@@ -95,6 +95,10 @@ struct Cred {
 struct ReqId {
   uint64_t client_id = 0;
   uint64_t xid = 0;
+  // The mount applies this namespace change to its own metadata cache
+  // (ReqHeader.own_md_cache): its locks may stay (DLM exemption for
+  // client_id). Not part of the request's identity.
+  bool own_md_cache = false;
 };
 
 struct SetAttrArgs {

@@ -406,16 +406,53 @@ def test_concurrent_changes_from_both_mounts_finish_coherent(dirs):
             (sb.st_ino, sb.st_mode, sb.st_nlink)
 
 
+def test_own_creates_keep_the_directory_cached(dirs):
+    """One mount's own creates and unlinks in a directory do not take its
+    lock on the directory away (own-change exemption): no lock is called
+    back or cancelled, the directory never becomes contended, a stat of a
+    created name costs no MDS lookup, and the other mount sees it all."""
+    a, b = dirs
+    before = _stats(a)
+    for i in range(40):
+        fd = os.open(os.path.join(a, f"o{i}"), os.O_CREAT | os.O_EXCL |
+                     os.O_WRONLY, 0o644)
+        os.close(fd)
+    mid = _stats(a)
+    assert mid.get(("client", "md_bypass"), 0) == \
+        before.get(("client", "md_bypass"), 0)
+    # One Lookup per create (the name was unknown), none for the stats.
+    for i in range(40):
+        os.stat(os.path.join(a, f"o{i}"))
+    after = _stats(a)
+    assert after.get(("mds", "Lookup"), 0) - before.get(("mds", "Lookup"), 0) \
+        <= 40
+    for i in range(0, 40, 2):
+        os.unlink(os.path.join(a, f"o{i}"))
+    end = _stats(a)
+    # Only the unlinked files' own locks are cancelled, not the directory's.
+    assert end.get(("dlm", "Cancel"), 0) - before.get(("dlm", "Cancel"), 0) \
+        <= 20
+    assert end.get(("client", "md_bypass"), 0) == \
+        before.get(("client", "md_bypass"), 0)
+    expect = sorted(f"o{i}" for i in range(1, 40, 2))
+    assert sorted(os.listdir(b)) == expect
+    assert sorted(os.listdir(a)) == expect
+    for i in range(0, 40, 2):
+        assert not os.path.exists(os.path.join(a, f"o{i}"))
+
+
 def test_contended_directory_bypasses_cache_and_stays_coherent(dirs):
-    """Many creates in one directory by one mount make it contended on that
-    mount (adaptive caching: lookups go straight to the MDS, no lock); the
-    other mount's changes in it are still seen by the next syscall."""
+    """Creates by one mount in a directory the other keeps looking into make
+    it contended on the looking mount (adaptive caching: lookups go straight
+    to the MDS, no lock); the other mount's changes in it are still seen by
+    the next syscall."""
     a, b = dirs
     before = _stats(a).get(("client", "md_bypass"), 0)
     for i in range(60):
-        fd = os.open(os.path.join(a, f"c{i}"), os.O_CREAT | os.O_EXCL |
+        fd = os.open(os.path.join(b, f"c{i}"), os.O_CREAT | os.O_EXCL |
                      os.O_WRONLY, 0o644)
         os.close(fd)
+        os.stat(os.path.join(a, f"c{i}"))
     assert _stats(a).get(("client", "md_bypass"), 0) > before
     # B changes the contended directory; A sees each change at once.
     with open(os.path.join(b, "fromb"), "w") as f:
