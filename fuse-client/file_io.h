@@ -36,6 +36,13 @@ class ObjectIo {
                                 const InterruptFn& intr) = 0;
   virtual absl::Status Sync(uint32_t ost, const std::vector<uint64_t>& oids,
                             const InterruptFn& intr) = 0;
+  // Sends what the implementation buffered of these objects (write-behind,
+  // write_behind.h) and reports a pending error of an earlier write-back;
+  // nothing to do for an unbuffered one.
+  virtual absl::Status Flush(uint32_t ost, const std::vector<uint64_t>& oids,
+                             const InterruptFn& intr) {
+    return absl::OkStatus();
+  }
 };
 
 struct ObjectRef {
@@ -79,6 +86,8 @@ class FileIo {
                         const InterruptFn& intr);
   // Makes every object of the file durable (one Sync per OST).
   absl::Status Sync(const FileLayout& layout, const InterruptFn& intr);
+  // Writes back what is buffered of the file (ObjectIo::Flush per OST).
+  absl::Status Flush(const FileLayout& layout, const InterruptFn& intr);
 
  private:
   // Runs fn(i) for i in [0, n): i > 0 on the pool, 0 inline; waits for all
