@@ -140,10 +140,7 @@ absl::Status FileIo::Sync(const FileLayout& layout, const InterruptFn& intr) {
 }
 
 absl::Status FileIo::Flush(const FileLayout& layout, const InterruptFn& intr) {
-  auto groups = ByOst(layout);
-  return RunAll(groups.size(), [&](size_t i) {
-    return objects_->Flush(groups[i].first, groups[i].second, intr);
-  });
+  return objects_->Flush(layout.objects, intr);
 }
 
 }  // namespace stripefs::client

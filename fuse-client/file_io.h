@@ -20,6 +20,11 @@
 
 namespace stripefs::client {
 
+struct ObjectRef {
+  uint32_t ost = 0;
+  uint64_t oid = 0;
+};
+
 // Object operations on the OSTs, by OST index.
 class ObjectIo {
  public:
@@ -39,15 +44,10 @@ class ObjectIo {
   // Sends what the implementation buffered of these objects (write-behind,
   // write_behind.h) and reports a pending error of an earlier write-back;
   // nothing to do for an unbuffered one.
-  virtual absl::Status Flush(uint32_t ost, const std::vector<uint64_t>& oids,
+  virtual absl::Status Flush(const std::vector<ObjectRef>& objects,
                              const InterruptFn& intr) {
     return absl::OkStatus();
   }
-};
-
-struct ObjectRef {
-  uint32_t ost = 0;
-  uint64_t oid = 0;
 };
 
 // What FileIo needs of a file's layout: one object per stripe.
@@ -86,7 +86,8 @@ class FileIo {
                         const InterruptFn& intr);
   // Makes every object of the file durable (one Sync per OST).
   absl::Status Sync(const FileLayout& layout, const InterruptFn& intr);
-  // Writes back what is buffered of the file (ObjectIo::Flush per OST).
+  // Writes back what is buffered of the file (ObjectIo::Flush, inline: no
+  // pool hop for the usual clean file).
   absl::Status Flush(const FileLayout& layout, const InterruptFn& intr);
 
  private:

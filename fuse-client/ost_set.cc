@@ -63,9 +63,9 @@ absl::Status OstSet::Sync(uint32_t ost, const std::vector<uint64_t>& oids,
   return io()->Sync(ost, oids, intr);
 }
 
-absl::Status OstSet::Flush(uint32_t ost, const std::vector<uint64_t>& oids,
+absl::Status OstSet::Flush(const std::vector<ObjectRef>& objects,
                            const InterruptFn& intr) {
-  return io()->Flush(ost, oids, intr);
+  return io()->Flush(objects, intr);
 }
 
 absl::StatusOr<std::string> OstSet::Rpcs::Read(uint32_t ost, uint64_t oid,

@@ -51,7 +51,7 @@ class OstSet : public ObjectIo {
                         const InterruptFn& intr) override;
   absl::Status Sync(uint32_t ost, const std::vector<uint64_t>& oids,
                     const InterruptFn& intr) override;
-  absl::Status Flush(uint32_t ost, const std::vector<uint64_t>& oids,
+  absl::Status Flush(const std::vector<ObjectRef>& objects,
                      const InterruptFn& intr) override;
 
  private:

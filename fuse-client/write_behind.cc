@@ -253,16 +253,18 @@ absl::Status WriteBehind::Truncate(uint32_t ost, uint64_t oid, uint64_t size,
   return inner_->Truncate(ost, oid, size, intr);
 }
 
-absl::Status WriteBehind::Flush(uint32_t ost, const std::vector<uint64_t>& oids,
+absl::Status WriteBehind::Flush(const std::vector<ObjectRef>& objects,
                                 const InterruptFn& intr) {
   std::vector<Key> keys;
-  for (uint64_t oid : oids) keys.push_back({ost, oid});
+  for (const ObjectRef& o : objects) keys.push_back({o.ost, o.oid});
   return FlushKeys(keys, true);
 }
 
 absl::Status WriteBehind::Sync(uint32_t ost, const std::vector<uint64_t>& oids,
                                const InterruptFn& intr) {
-  absl::Status flushed = Flush(ost, oids, intr);
+  std::vector<Key> keys;
+  for (uint64_t oid : oids) keys.push_back({ost, oid});
+  absl::Status flushed = FlushKeys(keys, true);
   absl::Status synced = inner_->Sync(ost, oids, intr);
   return flushed.ok() ? synced : flushed;
 }

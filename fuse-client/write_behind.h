@@ -71,7 +71,7 @@ class WriteBehind : public ObjectIo {
                         const InterruptFn& intr) override;
   absl::Status Sync(uint32_t ost, const std::vector<uint64_t>& oids,
                     const InterruptFn& intr) override;
-  absl::Status Flush(uint32_t ost, const std::vector<uint64_t>& oids,
+  absl::Status Flush(const std::vector<ObjectRef>& objects,
                      const InterruptFn& intr) override;
 
   // Blocking callback of a data lock on (ost, oid): writes its dirty data

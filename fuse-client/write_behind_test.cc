@@ -90,7 +90,7 @@ TEST(WriteBehindTest, WriteReturnsBeforeTheOstHasItAndCloseSendsIt) {
   EXPECT_EQ(fake.Object(0, 7), "");
   EXPECT_EQ(wb.dirty_bytes(), 11u);
   fake.Hold(false);
-  ASSERT_TRUE(wb.Flush(0, {7}, nullptr).ok());
+  ASSERT_TRUE(wb.Flush({{0, 7}}, nullptr).ok());
   EXPECT_EQ(fake.Object(0, 7), "hello world");
   EXPECT_EQ(fake.writes(), 1);  // adjacent writes coalesced into one RPC
   EXPECT_EQ(wb.dirty_bytes(), 0u);
@@ -104,7 +104,7 @@ TEST(WriteBehindTest, OverlappingWritesKeepTheLastBytes) {
   ASSERT_TRUE(wb.Write(1, 1, 18, "cc", 2, nullptr).ok());
   ASSERT_TRUE(wb.Write(1, 1, 12, "d", 1, nullptr).ok());
   EXPECT_EQ(wb.dirty_bytes(), 20u);
-  ASSERT_TRUE(wb.Flush(1, {1}, nullptr).ok());
+  ASSERT_TRUE(wb.Flush({{1, 1}}, nullptr).ok());
   EXPECT_EQ(fake.Object(1, 1), std::string("bbbbbbbbbbbbdbbaaacc"));
 }
 
@@ -144,7 +144,7 @@ TEST(WriteBehindTest, FailedWriteBackSurfacesOnNextWriteAndOnceOnClose) {
   wb.WriteBack(0, 5);  // a blocking callback: the error stays pending
   fake.Fail(false);
   EXPECT_EQ(ToErrno(wb.Write(0, 5, 4, "more", 4, nullptr)), EIO);
-  EXPECT_EQ(ToErrno(wb.Flush(0, {5}, nullptr)), EIO);   // close
+  EXPECT_EQ(ToErrno(wb.Flush({{0, 5}}, nullptr)), EIO);   // close
   EXPECT_TRUE(wb.Sync(0, {5}, nullptr).ok());  // reported once
   ASSERT_TRUE(wb.Write(0, 5, 0, "ok", 2, nullptr).ok());
   EXPECT_TRUE(wb.Sync(0, {5}, nullptr).ok());
@@ -186,7 +186,7 @@ TEST(WriteBehindTest, DirtyMemoryIsBoundedAndWritersWait) {
   fake.Hold(false);
   EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   writer.join();
-  ASSERT_TRUE(wb.Flush(0, {8}, nullptr).ok());
+  ASSERT_TRUE(wb.Flush({{0, 8}}, nullptr).ok());
   EXPECT_EQ(fake.Object(0, 8), std::string(5 * block.size(), 'x'));
 }
 
