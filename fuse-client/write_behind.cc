@@ -46,7 +46,8 @@ void WriteBehind::Insert(Obj& o, uint64_t offset, const char* data,
       std::memcpy(p->second.data() + (offset - ps), data, len);
       return;
     }
-    if (pe >= offset && end - ps <= opts_.max_rpc) {
+    if (pe >= offset && end - ps <= opts_.max_rpc &&
+        p->second.size() < opts_.flush_chunk) {
       // Overlaps or continues the extent before: extend it.
       o.dirty_bytes -= p->second.size();
       p->second.resize(offset - ps);
@@ -115,8 +116,11 @@ absl::Status WriteBehind::SendBatch(const Key& k, const Batch& batch) {
   };
   for (auto it = batch.begin(); it != batch.end(); ++it) {
     const std::string& d = it->second;
+    // Small adjacent extents are joined into one RPC; a big one goes as
+    // it is (joining would cost a copy of it and gain little).
     const bool joins = !run.empty() && run_off + run.size() == it->first &&
-                       run.size() + d.size() <= opts_.max_rpc;
+                       run.size() + d.size() <= opts_.max_rpc &&
+                       d.size() < opts_.flush_chunk;
     if (joins) {
       run.append(d);
       continue;
@@ -125,7 +129,8 @@ absl::Status WriteBehind::SendBatch(const Key& k, const Batch& batch) {
     auto next = std::next(it);
     const bool alone = next == batch.end() ||
                        next->first != it->first + d.size() ||
-                       d.size() >= opts_.max_rpc;
+                       d.size() >= opts_.flush_chunk ||
+                       next->second.size() >= opts_.flush_chunk;
     if (alone) {
       // No copy: sent as it is, in pieces of max_rpc.
       for (size_t done = 0; done < d.size(); done += opts_.max_rpc) {

@@ -10,7 +10,8 @@
 //    object's pending write-back error, if any, instead.
 //  - Write-back: per object at most one batch in flight (so overlapping
 //    writes reach the OST in order); the extents of a batch are disjoint,
-//    adjacent ones are coalesced into RPCs of up to max_rpc, and the
+//    adjacent small ones (below flush_chunk) are coalesced into RPCs of up
+//    to max_rpc, big ones sent as they are (no copy), and the
 //    batches of different objects run in parallel on `threads` workers. A
 //    batch starts when the object has a contiguous extent of flush_chunk,
 //    when the object or the mount is past half its limit, when the data is

@@ -96,6 +96,22 @@ TEST(WriteBehindTest, WriteReturnsBeforeTheOstHasItAndCloseSendsIt) {
   EXPECT_EQ(wb.dirty_bytes(), 0u);
 }
 
+TEST(WriteBehindTest, BigAdjacentWritesGoAsTheyAreAndLandInOrder) {
+  FakeObjects fake;
+  WriteBehindOptions o = Lazy();
+  o.flush_chunk = 1024;
+  WriteBehind wb(&fake, o);
+  fake.Hold(true);
+  const std::string a(1024, 'a'), b(1024, 'b');
+  ASSERT_TRUE(wb.Write(0, 4, 0, a.data(), a.size(), nullptr).ok());
+  ASSERT_TRUE(wb.Write(0, 4, 1024, b.data(), b.size(), nullptr).ok());
+  ASSERT_TRUE(wb.Write(0, 4, 2048, "tail", 4, nullptr).ok());
+  fake.Hold(false);
+  ASSERT_TRUE(wb.Flush({{0, 4}}, nullptr).ok());
+  EXPECT_EQ(fake.Object(0, 4), a + b + "tail");
+  EXPECT_EQ(fake.writes(), 3);
+}
+
 TEST(WriteBehindTest, OverlappingWritesKeepTheLastBytes) {
   FakeObjects fake;
   WriteBehind wb(&fake, Lazy());
