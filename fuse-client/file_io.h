@@ -37,6 +37,13 @@ class ObjectIo {
   virtual absl::Status Write(uint32_t ost, uint64_t oid, uint64_t offset,
                              const char* data, size_t len,
                              const InterruptFn& intr) = 0;
+  // Write of a buffer the caller gives up (an implementation may move it
+  // into its request instead of copying).
+  virtual absl::Status WriteOwned(uint32_t ost, uint64_t oid, uint64_t offset,
+                                  std::string&& data,
+                                  const InterruptFn& intr) {
+    return Write(ost, oid, offset, data.data(), data.size(), intr);
+  }
   virtual absl::Status Truncate(uint32_t ost, uint64_t oid, uint64_t size,
                                 const InterruptFn& intr) = 0;
   virtual absl::Status Sync(uint32_t ost, const std::vector<uint64_t>& oids,

@@ -98,6 +98,21 @@ absl::Status OstSet::Rpcs::Write(uint32_t ost, uint64_t oid, uint64_t offset,
       &reply);
 }
 
+absl::Status OstSet::Rpcs::WriteOwned(uint32_t ost, uint64_t oid,
+                                      uint64_t offset, std::string&& data,
+                                      const InterruptFn& intr) {
+  absl::StatusOr<OstClient*> c = set_->Find(ost);
+  if (!c.ok()) return c.status();
+  rpc::WriteReply reply;
+  return WriteInProtocol(**c,
+                         {.oid = oid,
+                          .offset = offset,
+                          .data = data.data(),
+                          .len = data.size(),
+                          .owned = &data},
+                         intr, &reply);
+}
+
 absl::Status OstSet::Rpcs::Truncate(uint32_t ost, uint64_t oid,
                                     uint64_t size, const InterruptFn& intr) {
   absl::StatusOr<OstClient*> c = set_->Find(ost);

@@ -65,6 +65,9 @@ class OstSet : public ObjectIo {
     absl::Status Write(uint32_t ost, uint64_t oid, uint64_t offset,
                        const char* data, size_t len,
                        const InterruptFn& intr) override;
+    absl::Status WriteOwned(uint32_t ost, uint64_t oid, uint64_t offset,
+                            std::string&& data,
+                            const InterruptFn& intr) override;
     absl::Status Truncate(uint32_t ost, uint64_t oid, uint64_t size,
                           const InterruptFn& intr) override;
     absl::Status Sync(uint32_t ost, const std::vector<uint64_t>& oids,

@@ -102,16 +102,21 @@ void WriteBehind::MaybeStart(const Key& k, Obj& o, bool force) {
   });
 }
 
-absl::Status WriteBehind::SendBatch(const Key& k, const Batch& batch) {
+absl::Status WriteBehind::SendBatch(const Key& k, Batch& batch) {
   absl::Status first;
-  auto send = [&](uint64_t off, const char* data, size_t len) {
-    absl::Status s = inner_->Write(k.first, k.second, off, data, len, nullptr);
+  auto note = [&](const absl::Status& s) {
     if (!s.ok() && first.ok()) first = s;
+  };
+  auto send = [&](uint64_t off, const char* data, size_t len) {
+    note(inner_->Write(k.first, k.second, off, data, len, nullptr));
   };
   std::string run;
   uint64_t run_off = 0;
   auto flush_run = [&] {
-    if (!run.empty()) send(run_off, run.data(), run.size());
+    if (!run.empty()) {
+      note(inner_->WriteOwned(k.first, k.second, run_off, std::move(run),
+                              nullptr));
+    }
     run.clear();
   };
   for (auto it = batch.begin(); it != batch.end(); ++it) {
@@ -131,8 +136,14 @@ absl::Status WriteBehind::SendBatch(const Key& k, const Batch& batch) {
                        next->first != it->first + d.size() ||
                        d.size() >= opts_.flush_chunk ||
                        next->second.size() >= opts_.flush_chunk;
+    if (alone && d.size() <= opts_.max_rpc) {
+      // No copy: the buffer itself goes into the request.
+      note(inner_->WriteOwned(k.first, k.second, it->first,
+                              std::move(it->second), nullptr));
+      continue;
+    }
     if (alone) {
-      // No copy: sent as it is, in pieces of max_rpc.
+      // No copy: sent in pieces of max_rpc.
       for (size_t done = 0; done < d.size(); done += opts_.max_rpc) {
         send(it->first + done, d.data() + done,
              std::min<size_t>(opts_.max_rpc, d.size() - done));

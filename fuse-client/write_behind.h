@@ -108,7 +108,8 @@ class WriteBehind : public ObjectIo {
   void MaybeStart(const Key& k, Obj& o, bool force)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunBatch(Key k, Batch batch);
-  absl::Status SendBatch(const Key& k, const Batch& batch);
+  // Sends (and consumes) the batch; the first error.
+  absl::Status SendBatch(const Key& k, Batch& batch);
   // Writes back every key and waits until each is clean; returns the
   // first pending error (cleared when `take`).
   absl::Status FlushKeys(const std::vector<Key>& keys, bool take);
