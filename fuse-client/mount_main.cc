@@ -346,34 +346,6 @@ struct InvalSession {
   fuse_session* se ABSL_GUARDED_BY(mu) = nullptr;
 };
 
-// With a lock service: the data locks, the write-behind (only with them:
-// their callbacks write it back) and the deferred size reports (only with
-// the write-behind). The reporter goes first (reverse order); no callback
-// reaches it after the DLM client is closed.
-struct DataPath {
-  std::unique_ptr<DataLocks> locks;
-  std::unique_ptr<SizeReporter> reporter;
-};
-
-void SetUpDataPath(const MountConfig& cfg, dlm::DlmClient* dlm, Fs* fs,
-                   OstSet* osts, DataPath* out) {
-  out->locks = std::make_unique<DataLocks>(dlm);
-  fs->set_data_locks(out->locks.get());
-  if (!cfg.write_behind) return;
-  WriteBehindOptions wb;
-  wb.max_dirty = cfg.write_behind_mb << 20;
-  wb.max_object_dirty = std::min(wb.max_object_dirty, wb.max_dirty / 2);
-  osts->EnableWriteBehind(wb);
-  out->locks->set_write_behind(osts->write_behind());
-  if (!cfg.defer_size) return;
-  out->reporter = std::make_unique<SizeReporter>(
-      [fs](const std::shared_ptr<InodeState>& st) { fs->ReportDeferred(st); },
-      absl::Milliseconds(50));
-  fs->set_size_reporter(out->reporter.get());
-  out->locks->set_on_wanted(
-      [r = out->reporter.get()](uint64_t ino) { r->Kick(ino); });
-}
-
 int RunDaemon(const MountConfig& cfg, int notify_fd) {
   Notifier notify(notify_fd);
   TuneProcess();
@@ -411,10 +383,33 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
     posix_locks = std::make_unique<PosixLocks>(dlm.get());
     fs.set_posix_locks(posix_locks.get());
   }
-  // Data coherence, write-behind and deferred size reports.
-  DataPath data;
-  if (dlm) SetUpDataPath(cfg, dlm.get(), &fs, &osts, &data);
-  DataLocks* const data_locks = data.locks.get();
+  std::unique_ptr<DataLocks> data_locks;
+  if (dlm) {
+    data_locks = std::make_unique<DataLocks>(dlm.get());
+    fs.set_data_locks(data_locks.get());
+    if (cfg.write_behind) {
+      // Only with the data locks, whose callbacks write it back.
+      WriteBehindOptions wb;
+      wb.max_dirty = cfg.write_behind_mb << 20;
+      wb.max_object_dirty = std::min(wb.max_object_dirty, wb.max_dirty / 2);
+      osts.EnableWriteBehind(wb);
+      data_locks->set_write_behind(osts.write_behind());
+    }
+  }
+  // Deferred size reports of extending writes (size_reporter.h), with the
+  // write-behind only. Destroyed before fs and data_locks; no callback
+  // reaches it after dlm->Close at the end.
+  std::unique_ptr<SizeReporter> size_reporter;
+  if (data_locks && cfg.write_behind && cfg.defer_size) {
+    size_reporter = std::make_unique<SizeReporter>(
+        [&fs](const std::shared_ptr<InodeState>& st) {
+          fs.ReportDeferred(st);
+        },
+        absl::Milliseconds(50));
+    fs.set_size_reporter(size_reporter.get());
+    data_locks->set_on_wanted(
+        [r = size_reporter.get()](uint64_t ino) { r->Kick(ino); });
+  }
 
   // The open files' MDS handles live on the instance connected now; on any
   // other instance (found by a resend's reconnect, the keepalive or a
