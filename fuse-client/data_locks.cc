@@ -282,18 +282,6 @@ void DataLocks::OnBlocking(const dlm::LockInfo& lock, bool lost) {
   }
 }
 
-void DataLocks::OnBlockedInUse(const dlm::LockInfo& lock) {
-  if (!on_wanted_ || lock.spec.mode == dlm::LockMode::kPR) return;
-  uint64_t ino;
-  {
-    absl::MutexLock l(&mu_);
-    auto it = owner_.find(lock.spec.resource.name);
-    if (it == owner_.end()) return;
-    ino = it->second.ino;
-  }
-  on_wanted_(ino);
-}
-
 void DataLocks::InvalLoop() {
   for (;;) {
     std::shared_ptr<Inval> next;

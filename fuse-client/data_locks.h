@@ -43,11 +43,6 @@
 //    no MDS RPC: the size of an extending write is still reported while
 //    the write holds its lock); a lost lock drops them and the file's next
 //    fsync/close fails with EIO.
-//    With it, the size report of a plain extending write may be deferred
-//    (size_reporter.h): the write's PW locks then stay in use until the
-//    size is on the MDS, so the invariant below holds; asked back while so
-//    held (OnBlockedInUse), they make the reporter report at once (from its
-//    own thread, never from a callback).
 //  - OnBlocking (asked back, LRU drop or loss): bumps the data generation
 //    (a reader refetches the size from the MDS when it changed) and drops
 //    the kernel's cached pages of the file range the lock's object range
@@ -74,7 +69,6 @@
 
 #include <cstdint>
 #include <deque>
-#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -136,12 +130,6 @@ class DataLocks : public dlm::LockHandler {
   // blocking callback of a PW lock before it goes (dropped when the lock
   // was lost). Null (the default): writes are synchronous. Set before use.
   void set_write_behind(WriteBehind* wb) { wb_ = wb; }
-  // Called (quickly, no RPC) with the inode of a lock of ours that is in
-  // use and was asked back: a deferred size report keeps it
-  // (size_reporter.h). Set before use.
-  void set_on_wanted(std::function<void(uint64_t ino)> fn) {
-    on_wanted_ = std::move(fn);
-  }
 
   // Where kernel page invalidations go; null (the default) skips them.
   // Setting null waits for an invalidation in progress to finish.
@@ -168,7 +156,6 @@ class DataLocks : public dlm::LockHandler {
   uint64_t Gen() const;
 
   void OnBlocking(const dlm::LockInfo& lock, bool lost) override;
-  void OnBlockedInUse(const dlm::LockInfo& lock) override;
 
  private:
   struct Inval {
@@ -201,7 +188,6 @@ class DataLocks : public dlm::LockHandler {
   dlm::DlmClient* const dlm_;
   Clock* const clock_;
   WriteBehind* wb_ = nullptr;
-  std::function<void(uint64_t)> on_wanted_;
   mutable absl::Mutex mu_;
   fuse_session* se_ ABSL_GUARDED_BY(mu_) = nullptr;
   uint64_t gen_ ABSL_GUARDED_BY(mu_) = 1;

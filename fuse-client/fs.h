@@ -32,7 +32,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "dlm/lock_types.h"
 #include "fuse-client/file_io.h"
 #include "fuse-client/mds_api.h"
 #include "fuse-client/request_gate.h"
@@ -49,7 +48,6 @@ class MdsClient;
 class OstSet;
 class PosixLocks;
 class DataLocks;
-class SizeReporter;
 
 inline constexpr size_t kNameMax = 255;
 
@@ -102,10 +100,6 @@ struct InodeState {
   int cap_state ABSL_GUARDED_BY(mu) = 0;
   std::string cap_value ABSL_GUARDED_BY(mu);
   int opens = 0;  // guarded by Fs::open_mu_
-  // PW data locks, still in use, of extending writes whose size is not on
-  // the MDS yet (deferred report, size_reporter.h), and whom to report as.
-  std::vector<dlm::LockInfo> size_locks ABSL_GUARDED_BY(mu);
-  OpCtx size_ctx ABSL_GUARDED_BY(mu);
 
   // Notes attributes the MDS reported for this inode.
   void SawMds(const Attr& a, bool own_change)
@@ -189,14 +183,6 @@ class Fs {
   PosixLocks* posix_locks() const { return posix_locks_; }
   void set_data_locks(DataLocks* d);
   DataLocks* data_locks() const { return data_locks_; }
-  // With write-behind: extending writes leave their size to this reporter
-  // (size_reporter.h), which calls ReportHeld. Set once before use.
-  void set_size_reporter(SizeReporter* r) { size_reporter_ = r; }
-  // Reports st's unreported size, then releases the data locks its
-  // deferred writes keep in use (also after a failed report).
-  absl::Status ReportHeld(const OpCtx& ctx, InodeState& st);
-  // ReportHeld as the last deferred writer (the reporter thread).
-  void ReportDeferred(const std::shared_ptr<InodeState>& st);
 
   // Namespace (fs.cc).
   absl::StatusOr<Entry> Lookup(const OpCtx& ctx, uint64_t parent,
@@ -352,7 +338,6 @@ class Fs {
   std::atomic<uint64_t> fuse_getattrs_{0};
   PosixLocks* posix_locks_ = nullptr;
   DataLocks* data_locks_ = nullptr;
-  SizeReporter* size_reporter_ = nullptr;
   ThreadPool pool_;
   FileIo io_;
 

@@ -9,14 +9,9 @@
 #include "common/errors.h"
 #include "fuse-client/data_locks.h"
 #include "fuse-client/fs.h"
-#include "fuse-client/size_reporter.h"
 #include "spdlog/spdlog.h"
 
 namespace stripefs::client {
-
-// Deferred size reports keep at most this many lock uses per inode; past
-// it the write reports at once.
-constexpr size_t kMaxDeferredLocks = 256;
 
 std::shared_ptr<InodeState> Fs::FindOpen(uint64_t ino) {
   absl::MutexLock lock(&open_mu_);
@@ -244,11 +239,6 @@ class DataHold {
   }
   bool held() const { return held_; }
   uint64_t gen() const { return gen_; }
-  // The locks, which stay in use: the caller releases them.
-  void GiveTo(std::vector<dlm::LockInfo>* to) {
-    to->insert(to->end(), locks_.begin(), locks_.end());
-    locks_.clear();
-  }
 
  private:
   DataLocks* const dl_;
@@ -379,61 +369,18 @@ absl::StatusOr<size_t> Fs::Write(const OpCtx& ctx, OpenFile* f, uint64_t off,
     }
   }
   bool grew = false;
-  // With write-behind the size of a plain extending write may be reported
-  // a little later (SizeReporter): its PW locks stay in use until then, so
-  // no other mount gets them before the MDS has the size.
-  const bool may_defer = size_reporter_ != nullptr && !append && !kill_now &&
-                         (f->flags & O_DSYNC) == 0;
-  bool deferred = false;
-  size_t held_count = 0;
   if (hold.held()) {
     absl::MutexLock lock(&st.mu);
     grew = st.write_end > st.mds_size;
-    if (grew && may_defer) {
-      hold.GiveTo(&st.size_locks);
-      held_count = st.size_locks.size();
-      st.size_ctx = ctx;
-      st.size_ctx.interrupted = nullptr;
-      deferred = true;
-    }
   }
-  if (deferred && held_count <= kMaxDeferredLocks) {
-    size_reporter_->Add(st.ino, f->inode);
-  } else if (kill_now || grew) {
-    if (absl::Status s = ReportHeld(ctx, st); !s.ok()) return s;
+  if (kill_now || grew) {
+    if (absl::Status s = ReportSize(ctx, st); !s.ok()) return s;
   }
   // O_SYNC / O_DSYNC: durable when write(2) returns.
   if ((f->flags & O_DSYNC) != 0) {
     if (absl::Status s = Fsync(ctx, f); !s.ok()) return s;
   }
   return size;
-}
-
-absl::Status Fs::ReportHeld(const OpCtx& ctx, InodeState& st) {
-  std::vector<dlm::LockInfo> taken;
-  {
-    absl::MutexLock lock(&st.mu);
-    taken.swap(st.size_locks);
-  }
-  // The size reported covers every write whose locks were taken above
-  // (they grew write_end before they handed their locks over).
-  absl::Status s = ReportSize(ctx, st);
-  if (!s.ok() && !taken.empty()) {
-    spdlog::warn("size report of ino {}: {}; its data locks go anyway",
-                 st.ino, s.ToString());
-  }
-  if (data_locks_ != nullptr) data_locks_->Release(taken);
-  return s;
-}
-
-void Fs::ReportDeferred(const std::shared_ptr<InodeState>& st) {
-  OpCtx ctx;
-  {
-    absl::MutexLock lock(&st->mu);
-    if (st->size_locks.empty()) return;  // reported meanwhile
-    ctx = st->size_ctx;
-  }
-  (void)ReportHeld(ctx, *st);  // an error stays dirty: close reports again
 }
 
 absl::Status Fs::ReportSize(const OpCtx& ctx, InodeState& st) {
@@ -480,7 +427,7 @@ absl::Status Fs::Flush(const OpCtx& ctx, OpenFile* f) {
   // Buffered writes reach the OSTs at close (close-to-open); a failed
   // write-back of them is reported here.
   absl::Status w = WriteBack(ctx, *f->inode);
-  absl::Status s = ReportHeld(ctx, *f->inode);
+  absl::Status s = ReportSize(ctx, *f->inode);
   return w.ok() ? s : w;
 }
 
@@ -495,7 +442,7 @@ absl::Status Fs::Fsync(const OpCtx& ctx, OpenFile* f) {
     gen = f->inode->write_gen;
   }
   if (absl::Status s = io_.Sync(*layout, ctx.interrupted); !s.ok()) return s;
-  absl::Status s = ReportHeld(ctx, *f->inode);
+  absl::Status s = ReportSize(ctx, *f->inode);
   // Also when nothing was dirty: the create of the file may not be durable.
   if (s.ok()) s = mds_->Sync(ctx);
   if (s.ok()) {
@@ -521,7 +468,7 @@ absl::Status Fs::Release(const OpCtx& ctx, OpenFile* f) {
     return absl::OkStatus();
   }
   absl::Status w = WriteBack(f->opener, *f->inode);
-  absl::Status s = ReportHeld(f->opener, *f->inode);
+  absl::Status s = ReportSize(f->opener, *f->inode);
   if (s.ok()) s = w;
   absl::Status r = HandleGone(*f, ReleaseHandle(f->opener, f->handle));
   DropOpen(f->inode);

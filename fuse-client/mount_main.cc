@@ -32,7 +32,6 @@
 #include "dlm/dlm_client.h"
 #include "fuse-client/attr_inval.h"
 #include "fuse-client/data_locks.h"
-#include "fuse-client/size_reporter.h"
 #include "fuse-client/failover.h"
 #include "fuse-client/fs.h"
 #include "fuse-client/fuse_ops.h"
@@ -61,8 +60,6 @@ struct MountConfig {
   // -o no_write_behind makes every write synchronous again.
   bool write_behind = true;
   uint64_t write_behind_mb = 256;  // -o write_behind_mb=N: mount-wide bound
-  // -o no_defer_size: every extending write reports its size at once.
-  bool defer_size = true;
   std::vector<std::string> fuse_opts;  // passed to libfuse
 };
 
@@ -93,8 +90,6 @@ bool ParseMountOptions(const std::vector<std::string>& raw, MountConfig* cfg,
         cfg->fs.md_adaptive = false;
       } else if (kv.first == "writeback_cache") {
         cfg->fs.writeback_cache = true;
-      } else if (kv.first == "no_defer_size") {
-        cfg->defer_size = false;
       } else if (kv.first == "no_write_behind") {
         cfg->write_behind = false;
       } else if (kv.first == "write_behind_mb") {
@@ -396,20 +391,6 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
       data_locks->set_write_behind(osts.write_behind());
     }
   }
-  // Deferred size reports of extending writes (size_reporter.h), with the
-  // write-behind only. Destroyed before fs and data_locks; no callback
-  // reaches it after dlm->Close at the end.
-  std::unique_ptr<SizeReporter> size_reporter;
-  if (data_locks && cfg.write_behind && cfg.defer_size) {
-    size_reporter = std::make_unique<SizeReporter>(
-        [&fs](const std::shared_ptr<InodeState>& st) {
-          fs.ReportDeferred(st);
-        },
-        absl::Milliseconds(50));
-    fs.set_size_reporter(size_reporter.get());
-    data_locks->set_on_wanted(
-        [r = size_reporter.get()](uint64_t ino) { r->Kick(ino); });
-  }
 
   // The open files' MDS handles live on the instance connected now; on any
   // other instance (found by a resend's reconnect, the keepalive or a
@@ -488,8 +469,7 @@ int Main(int argc, char** argv) {
   app.add_option("-o", raw_opts,
                  "mount options: attr_timeout=S, entry_timeout=S, "
                  "locked_attr_timeout=S, writeback_cache, io_threads=N, "
-                 "no_md_adaptive, no_write_behind, write_behind_mb=N, "
-                 "no_defer_size, or "
+                 "no_md_adaptive, no_write_behind, write_behind_mb=N, or "
                  "libfuse options");
   app.add_option("--log-level", cfg.log_level, "debug, info, warn, error");
   app.add_option("--log-file", cfg.log_file, "append logs to this file");
