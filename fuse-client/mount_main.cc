@@ -341,6 +341,22 @@ struct InvalSession {
   fuse_session* se ABSL_GUARDED_BY(mu) = nullptr;
 };
 
+// With a lock service: the data locks and the write-behind (only with
+// them: their callbacks write it back).
+std::unique_ptr<DataLocks> SetUpDataPath(const MountConfig& cfg,
+                                         dlm::DlmClient* dlm, Fs* fs,
+                                         OstSet* osts) {
+  auto locks = std::make_unique<DataLocks>(dlm);
+  fs->set_data_locks(locks.get());
+  if (!cfg.write_behind) return locks;
+  WriteBehindOptions wb;
+  wb.max_dirty = cfg.write_behind_mb << 20;
+  wb.max_object_dirty = std::min(wb.max_object_dirty, wb.max_dirty / 2);
+  osts->EnableWriteBehind(wb);
+  locks->set_write_behind(osts->write_behind());
+  return locks;
+}
+
 int RunDaemon(const MountConfig& cfg, int notify_fd) {
   Notifier notify(notify_fd);
   TuneProcess();
@@ -378,19 +394,9 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
     posix_locks = std::make_unique<PosixLocks>(dlm.get());
     fs.set_posix_locks(posix_locks.get());
   }
+  // Data coherence and write-behind.
   std::unique_ptr<DataLocks> data_locks;
-  if (dlm) {
-    data_locks = std::make_unique<DataLocks>(dlm.get());
-    fs.set_data_locks(data_locks.get());
-    if (cfg.write_behind) {
-      // Only with the data locks, whose callbacks write it back.
-      WriteBehindOptions wb;
-      wb.max_dirty = cfg.write_behind_mb << 20;
-      wb.max_object_dirty = std::min(wb.max_object_dirty, wb.max_dirty / 2);
-      osts.EnableWriteBehind(wb);
-      data_locks->set_write_behind(osts.write_behind());
-    }
-  }
+  if (dlm) data_locks = SetUpDataPath(cfg, dlm.get(), &fs, &osts);
 
   // The open files' MDS handles live on the instance connected now; on any
   // other instance (found by a resend's reconnect, the keepalive or a
