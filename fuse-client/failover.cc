@@ -44,8 +44,13 @@ absl::StatusOr<std::unique_ptr<MountFailover>> MountFailover::Start(
     dlm::ActiveWatchHooks hooks = conn::GateHooks(ost.get());
     if (WriteBehind* wb = osts->write_behind(); wb != nullptr) {
       hooks.pause = [wb, i = index, t = ost.get()] {
-        wb->FlushOst(i);
+        wb->PauseOst(i);
         conn::PauseTarget(*t);
+      };
+      hooks.resume = [wb, i = index, t = ost.get()](bool lost) {
+        absl::Status s = conn::ResumeTarget(*t, lost);
+        if (s.ok()) wb->ResumeOst(i);
+        return s;
       };
     }
     ost->gate().Close();

@@ -238,6 +238,7 @@ absl::Status WriteBehind::Write(uint32_t ost, uint64_t oid, uint64_t offset,
   const Key k{ost, oid};
   absl::MutexLock l(&mu_);
   auto room = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (paused_.contains(ost) && !stop_) return false;
     if (total_ > 0 && total_ + len > opts_.max_dirty) return false;
     auto it = objs_.find(k);
     if (it == objs_.end()) return true;
@@ -325,6 +326,19 @@ void WriteBehind::FlushOst(uint32_t ost) {
     }
   }
   (void)FlushKeys(keys, false);  // errors stay pending
+}
+
+void WriteBehind::PauseOst(uint32_t ost) {
+  {
+    absl::MutexLock l(&mu_);
+    paused_.insert(ost);
+  }
+  FlushOst(ost);
+}
+
+void WriteBehind::ResumeOst(uint32_t ost) {
+  absl::MutexLock l(&mu_);
+  paused_.erase(ost);
 }
 
 void WriteBehind::AgeLoop() {

@@ -31,6 +31,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -83,6 +84,12 @@ class WriteBehind : public ObjectIo {
   void Discard(uint32_t ost, uint64_t oid);
   // Writes back everything buffered for OST `ost` (errors stay pending).
   void FlushOst(uint32_t ost);
+  // A controlled failover of `ost`: PauseOst writes its data back, then
+  // writes to it wait in Write (their locks in use, so the DLM keeps them)
+  // until ResumeOst; nothing is buffered for a paused OST, so no blocking
+  // callback waits for its gate.
+  void PauseOst(uint32_t ost);
+  void ResumeOst(uint32_t ost);
 
   // Bytes buffered or in flight.
   uint64_t dirty_bytes() const;
@@ -122,6 +129,7 @@ class WriteBehind : public ObjectIo {
   std::map<Key, Obj> objs_ ABSL_GUARDED_BY(mu_);
   uint64_t total_ ABSL_GUARDED_BY(mu_) = 0;  // buffered + in flight
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::set<uint32_t> paused_ ABSL_GUARDED_BY(mu_);
   ThreadPool pool_;
   std::thread age_thread_;
 };

@@ -206,6 +206,28 @@ TEST(WriteBehindTest, DirtyMemoryIsBoundedAndWritersWait) {
   EXPECT_EQ(fake.Object(0, 8), std::string(5 * block.size(), 'x'));
 }
 
+TEST(WriteBehindTest, PausedOstGetsItsDataFirstAndWritesWaitForResume) {
+  FakeObjects fake;
+  WriteBehind wb(&fake, Lazy());
+  ASSERT_TRUE(wb.Write(1, 2, 0, "before", 6, nullptr).ok());
+  ASSERT_TRUE(wb.Write(0, 2, 0, "other", 5, nullptr).ok());
+  wb.PauseOst(1);
+  EXPECT_EQ(fake.Object(1, 2), "before");
+  EXPECT_EQ(fake.Object(0, 2), "");  // another OST keeps its buffer
+  ASSERT_TRUE(wb.Write(0, 3, 0, "free", 4, nullptr).ok());
+  absl::Notification done;
+  std::thread writer([&] {
+    EXPECT_TRUE(wb.Write(1, 2, 6, "after", 5, nullptr).ok());
+    done.Notify();
+  });
+  EXPECT_FALSE(done.WaitForNotificationWithTimeout(absl::Milliseconds(300)));
+  wb.ResumeOst(1);
+  EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  writer.join();
+  ASSERT_TRUE(wb.Flush({{1, 2}}, nullptr).ok());
+  EXPECT_EQ(fake.Object(1, 2), "beforeafter");
+}
+
 TEST(WriteBehindTest, FullChunkAndOldDataGoWithoutBeingAsked) {
   FakeObjects fake;
   WriteBehindOptions o;
