@@ -7,7 +7,9 @@
 #include <climits>
 #include <map>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/errors.h"
 #include "fuse-client/stripe_map.h"
 #include "spdlog/spdlog.h"
@@ -16,6 +18,14 @@ namespace stripefs::client {
 
 std::string ObjResource(uint32_t ost, uint64_t oid) {
   return absl::StrCat(kObjPrefix, ost, ":", oid);
+}
+
+bool ParseObjResource(absl::string_view name, uint32_t* ost, uint64_t* oid) {
+  if (!absl::ConsumePrefix(&name, kObjPrefix)) return false;
+  const size_t colon = name.find(':');
+  if (colon == absl::string_view::npos) return false;
+  return absl::SimpleAtoi(name.substr(0, colon), ost) &&
+         absl::SimpleAtoi(name.substr(colon + 1), oid);
 }
 
 std::vector<ObjectExtent> ObjectExtents(const FileLayout& layout,
@@ -200,6 +210,17 @@ uint64_t DataLocks::Gen() const {
 }
 
 void DataLocks::OnBlocking(const dlm::LockInfo& lock, bool lost) {
+  uint32_t ost = 0;
+  uint64_t oid = 0;
+  if (wb_ != nullptr && lock.spec.mode != dlm::LockMode::kPR &&
+      ParseObjResource(lock.spec.resource.name, &ost, &oid)) {
+    // The data first: no other mount may see the object without it.
+    if (lost) {
+      wb_->Discard(ost, oid);
+    } else {
+      wb_->WriteBack(ost, oid);
+    }
+  }
   auto inval = std::make_shared<Inval>();
   absl::MutexLock l(&mu_);
   ++gen_;

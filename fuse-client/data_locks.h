@@ -36,6 +36,13 @@
 //    Truncate RPC (that would deadlock with the OSS's lock); after the OSS
 //    answered it takes the same PW itself once (RevokeBeyond), which also
 //    covers an OSS started without --dlm.
+//  - Write-behind (write_behind.h, with -o write_behind, the default): a
+//    write's data may stay buffered in the mount after the write returned,
+//    under the PW lock it was written with. OnBlocking of a PW lock first
+//    writes back every buffered byte of its object (OST Write RPCs only,
+//    no MDS RPC: the size of an extending write is still reported while
+//    the write holds its lock); a lost lock drops them and the file's next
+//    fsync/close fails with EIO.
 //  - OnBlocking (asked back, LRU drop or loss): bumps the data generation
 //    (a reader refetches the size from the MDS when it changed) and drops
 //    the kernel's cached pages of the file range the lock's object range
@@ -72,12 +79,14 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "dlm/dlm_client.h"
 #include "fuse-client/file_io.h"
 #include "fuse-client/request_gate.h"
+#include "fuse-client/write_behind.h"
 
 struct fuse_session;
 
@@ -87,6 +96,8 @@ inline constexpr char kObjPrefix[] = "obj:";
 
 // "obj:<ost>:<oid>": the DLM resource of one OST object.
 std::string ObjResource(uint32_t ost, uint64_t oid);
+// The inverse of ObjResource; false for another name.
+bool ParseObjResource(absl::string_view name, uint32_t* ost, uint64_t* oid);
 
 // Per object of a layout, the inclusive object byte range that the file
 // range [offset, offset + length) touches; objects not touched are absent.
@@ -114,6 +125,11 @@ class DataLocks : public dlm::LockHandler {
   ~DataLocks() override;
   DataLocks(const DataLocks&) = delete;
   DataLocks& operator=(const DataLocks&) = delete;
+
+  // Buffered writes of this mount (write_behind.h), written back by the
+  // blocking callback of a PW lock before it goes (dropped when the lock
+  // was lost). Null (the default): writes are synchronous. Set before use.
+  void set_write_behind(WriteBehind* wb) { wb_ = wb; }
 
   // Where kernel page invalidations go; null (the default) skips them.
   // Setting null waits for an invalidation in progress to finish.
@@ -171,6 +187,7 @@ class DataLocks : public dlm::LockHandler {
 
   dlm::DlmClient* const dlm_;
   Clock* const clock_;
+  WriteBehind* wb_ = nullptr;
   mutable absl::Mutex mu_;
   fuse_session* se_ ABSL_GUARDED_BY(mu_) = nullptr;
   uint64_t gen_ ABSL_GUARDED_BY(mu_) = 1;

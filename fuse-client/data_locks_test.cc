@@ -3,6 +3,9 @@
 // tests/e2e/test_extent_locks.py and test_coherence_data.py).
 #include "fuse-client/data_locks.h"
 
+#include <map>
+
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 
 namespace stripefs::client {
@@ -15,6 +18,84 @@ FileLayout Layout(uint64_t stripe_size, int count) {
     l.objects.push_back({static_cast<uint32_t>(i), 100u + i});
   }
   return l;
+}
+
+TEST(ObjectResourceTest, ParsesBackWhatItNames) {
+  uint32_t ost = 0;
+  uint64_t oid = 0;
+  ASSERT_TRUE(ParseObjResource(ObjResource(3, 12345), &ost, &oid));
+  EXPECT_EQ(ost, 3u);
+  EXPECT_EQ(oid, 12345u);
+  EXPECT_FALSE(ParseObjResource("ino:5", &ost, &oid));
+  EXPECT_FALSE(ParseObjResource("obj:5", &ost, &oid));
+  EXPECT_FALSE(ParseObjResource("obj:x:5", &ost, &oid));
+}
+
+// Objects that record what reached them.
+class RecordingObjects : public ObjectIo {
+ public:
+  absl::StatusOr<std::string> Read(uint32_t, uint64_t, uint64_t, uint32_t,
+                                   const InterruptFn&) override {
+    return std::string();
+  }
+  absl::Status Write(uint32_t ost, uint64_t oid, uint64_t offset,
+                     const char* data, size_t len,
+                     const InterruptFn&) override {
+    absl::MutexLock l(&mu_);
+    got_[{ost, oid}].append(data, len);
+    return absl::OkStatus();
+  }
+  absl::Status Truncate(uint32_t, uint64_t, uint64_t,
+                        const InterruptFn&) override {
+    return absl::OkStatus();
+  }
+  absl::Status Sync(uint32_t, const std::vector<uint64_t>&,
+                    const InterruptFn&) override {
+    return absl::OkStatus();
+  }
+  std::string Got(uint32_t ost, uint64_t oid) {
+    absl::MutexLock l(&mu_);
+    return got_[{ost, oid}];
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::pair<uint32_t, uint64_t>, std::string> got_
+      ABSL_GUARDED_BY(mu_);
+};
+
+dlm::LockInfo ObjLock(uint32_t ost, uint64_t oid, dlm::LockMode mode) {
+  dlm::LockInfo l;
+  l.spec.resource = {ObjResource(ost, oid), dlm::LockType::kExtent};
+  l.spec.mode = mode;
+  l.spec.start = 0;
+  l.spec.end = dlm::kExtentEof;
+  l.granted = true;
+  return l;
+}
+
+// The blocking callback of a PW lock sends the writes buffered under it
+// before the lock goes; a lost lock drops them (the next fsync fails).
+TEST(DataLocksWriteBehindTest, CallbackWritesBackBeforeTheLockGoes) {
+  auto dlm = dlm::DlmClient::Start(
+      {.address = "127.0.0.1:1", .defer_connect = true});
+  ASSERT_TRUE(dlm.ok());
+  RecordingObjects objects;
+  WriteBehindOptions o;
+  o.max_age = absl::Hours(1);
+  WriteBehind wb(&objects, o);
+  DataLocks locks(dlm->get());
+  locks.set_write_behind(&wb);
+  ASSERT_TRUE(wb.Write(1, 10, 0, "kept", 4, nullptr).ok());
+  ASSERT_TRUE(wb.Write(1, 11, 0, "lost", 4, nullptr).ok());
+  locks.OnBlocking(ObjLock(1, 10, dlm::LockMode::kPR), false);
+  EXPECT_EQ(objects.Got(1, 10), "");  // a read lock covers no writes
+  locks.OnBlocking(ObjLock(1, 10, dlm::LockMode::kPW), false);
+  EXPECT_EQ(objects.Got(1, 10), "kept");
+  locks.OnBlocking(ObjLock(1, 11, dlm::LockMode::kPW), true);
+  EXPECT_EQ(wb.dirty_bytes(), 0u);
+  EXPECT_EQ(objects.Got(1, 11), "");
+  EXPECT_FALSE(wb.Sync(1, {11}, nullptr).ok());
 }
 
 TEST(ObjectResourceTest, NamesOstAndObject) {

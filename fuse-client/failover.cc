@@ -39,8 +39,22 @@ absl::StatusOr<std::unique_ptr<MountFailover>> MountFailover::Start(
   if (!watch.ok()) return watch.status();
   f->watches_.push_back(std::move(*watch));
   for (const auto& [index, ost] : osts->all()) {
-    // Object I/O is stateless: nothing to re-establish.
-    auto w = conn::WatchActive(dlm, ost.get());
+    // Object I/O is stateless: nothing to re-establish. Writes buffered
+    // for the OST (write_behind.h) are sent before its requests pause.
+    dlm::ActiveWatchHooks hooks = conn::GateHooks(ost.get());
+    if (WriteBehind* wb = osts->write_behind(); wb != nullptr) {
+      hooks.pause = [wb, i = index, t = ost.get()] {
+        wb->PauseOst(i);
+        conn::PauseTarget(*t);
+      };
+      hooks.resume = [wb, i = index, t = ost.get()](bool lost) {
+        absl::Status s = conn::ResumeTarget(*t, lost);
+        if (s.ok()) wb->ResumeOst(i);
+        return s;
+      };
+    }
+    ost->gate().Close();
+    auto w = dlm::ActiveWatch::Start(dlm, ost->name(), std::move(hooks));
     if (!w.ok()) return w.status();
     f->watches_.push_back(std::move(*w));
   }

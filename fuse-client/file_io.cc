@@ -123,14 +123,24 @@ absl::Status FileIo::Truncate(const FileLayout& layout, uint64_t new_size,
   });
 }
 
-absl::Status FileIo::Sync(const FileLayout& layout, const InterruptFn& intr) {
+namespace {
+std::vector<std::pair<uint32_t, std::vector<uint64_t>>> ByOst(
+    const FileLayout& layout) {
   std::map<uint32_t, std::vector<uint64_t>> by_ost;
   for (const ObjectRef& o : layout.objects) by_ost[o.ost].push_back(o.oid);
-  std::vector<std::pair<uint32_t, std::vector<uint64_t>>> groups(by_ost.begin(),
-                                                                 by_ost.end());
+  return {by_ost.begin(), by_ost.end()};
+}
+}  // namespace
+
+absl::Status FileIo::Sync(const FileLayout& layout, const InterruptFn& intr) {
+  auto groups = ByOst(layout);
   return RunAll(groups.size(), [&](size_t i) {
     return objects_->Sync(groups[i].first, groups[i].second, intr);
   });
+}
+
+absl::Status FileIo::Flush(const FileLayout& layout, const InterruptFn& intr) {
+  return objects_->Flush(layout.objects, intr);
 }
 
 }  // namespace stripefs::client

@@ -20,6 +20,11 @@
 
 namespace stripefs::client {
 
+struct ObjectRef {
+  uint32_t ost = 0;
+  uint64_t oid = 0;
+};
+
 // Object operations on the OSTs, by OST index.
 class ObjectIo {
  public:
@@ -32,15 +37,24 @@ class ObjectIo {
   virtual absl::Status Write(uint32_t ost, uint64_t oid, uint64_t offset,
                              const char* data, size_t len,
                              const InterruptFn& intr) = 0;
+  // Write of a buffer the caller gives up (an implementation may move it
+  // into its request instead of copying).
+  virtual absl::Status WriteOwned(uint32_t ost, uint64_t oid, uint64_t offset,
+                                  std::string&& data,
+                                  const InterruptFn& intr) {
+    return Write(ost, oid, offset, data.data(), data.size(), intr);
+  }
   virtual absl::Status Truncate(uint32_t ost, uint64_t oid, uint64_t size,
                                 const InterruptFn& intr) = 0;
   virtual absl::Status Sync(uint32_t ost, const std::vector<uint64_t>& oids,
                             const InterruptFn& intr) = 0;
-};
-
-struct ObjectRef {
-  uint32_t ost = 0;
-  uint64_t oid = 0;
+  // Sends what the implementation buffered of these objects (write-behind,
+  // write_behind.h) and reports a pending error of an earlier write-back;
+  // nothing to do for an unbuffered one.
+  virtual absl::Status Flush(const std::vector<ObjectRef>& objects,
+                             const InterruptFn& intr) {
+    return absl::OkStatus();
+  }
 };
 
 // What FileIo needs of a file's layout: one object per stripe.
@@ -79,6 +93,9 @@ class FileIo {
                         const InterruptFn& intr);
   // Makes every object of the file durable (one Sync per OST).
   absl::Status Sync(const FileLayout& layout, const InterruptFn& intr);
+  // Writes back what is buffered of the file (ObjectIo::Flush, inline: no
+  // pool hop for the usual clean file).
+  absl::Status Flush(const FileLayout& layout, const InterruptFn& intr);
 
  private:
   // Runs fn(i) for i in [0, n): i > 0 on the pool, 0 inline; waits for all

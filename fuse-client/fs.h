@@ -306,6 +306,9 @@ class Fs {
   // action an evicted mount must not take (data to an OSS).
   absl::Status CheckLease(const OpCtx& ctx, const OpenFile& f);
   // Tells the MDS about unreported writes of st (no-op when clean).
+  // Sends what the mount buffered of the file (write_behind.h) and reports
+  // a failed earlier write-back of it.
+  absl::Status WriteBack(const OpCtx& ctx, InodeState& st);
   absl::Status ReportSize(const OpCtx& ctx, InodeState& st);
   // Clears S_ISUID/S_ISGID through UpdateSize(kill_priv) when new_mode
   // differs from the current mode only by dropping them (EPERM otherwise).

@@ -411,9 +411,23 @@ absl::Status Fs::ReportSize(const OpCtx& ctx, InodeState& st) {
   return absl::OkStatus();
 }
 
+absl::Status Fs::WriteBack(const OpCtx& ctx, InodeState& st) {
+  std::shared_ptr<const FileLayout> layout;
+  {
+    absl::MutexLock lock(&st.mu);
+    layout = st.layout;
+  }
+  if (layout == nullptr || layout->objects.empty()) return absl::OkStatus();
+  return io_.Flush(*layout, ctx.interrupted);
+}
+
 absl::Status Fs::Flush(const OpCtx& ctx, OpenFile* f) {
   if (absl::Status s = CheckNotBroken(*f); !s.ok()) return s;
-  return ReportSize(ctx, *f->inode);
+  // Buffered writes reach the OSTs at close (close-to-open); a failed
+  // write-back of them is reported here.
+  absl::Status w = WriteBack(ctx, *f->inode);
+  absl::Status s = ReportSize(ctx, *f->inode);
+  return w.ok() ? s : w;
 }
 
 absl::Status Fs::Fsync(const OpCtx& ctx, OpenFile* f) {
@@ -452,7 +466,9 @@ absl::Status Fs::Release(const OpCtx& ctx, OpenFile* f) {
     DropOpen(f->inode);
     return absl::OkStatus();
   }
+  absl::Status w = WriteBack(f->opener, *f->inode);
   absl::Status s = ReportSize(f->opener, *f->inode);
+  if (s.ok()) s = w;
   absl::Status r = HandleGone(*f, ReleaseHandle(f->opener, f->handle));
   DropOpen(f->inode);
   return s.ok() ? r : s;

@@ -56,6 +56,10 @@ struct MountConfig {
   std::string log_level = "info";
   std::string log_file;
   FsOptions fs;
+  // With a lock service: buffer writes in the mount (write_behind.h);
+  // -o no_write_behind makes every write synchronous again.
+  bool write_behind = true;
+  uint64_t write_behind_mb = 256;  // -o write_behind_mb=N: mount-wide bound
   std::vector<std::string> fuse_opts;  // passed to libfuse
 };
 
@@ -86,6 +90,15 @@ bool ParseMountOptions(const std::vector<std::string>& raw, MountConfig* cfg,
         cfg->fs.md_adaptive = false;
       } else if (kv.first == "writeback_cache") {
         cfg->fs.writeback_cache = true;
+      } else if (kv.first == "no_write_behind") {
+        cfg->write_behind = false;
+      } else if (kv.first == "write_behind_mb") {
+        uint64_t v = 0;
+        if (!absl::SimpleAtoi(kv.second, &v) || v < 4 || v > (1u << 20)) {
+          *err = absl::StrCat("bad value in -o ", opt);
+          return false;
+        }
+        cfg->write_behind_mb = v;
       } else if (kv.first == "io_threads") {
         int v = 0;
         if (!absl::SimpleAtoi(kv.second, &v) || v < 1 || v > 256) {
@@ -328,6 +341,22 @@ struct InvalSession {
   fuse_session* se ABSL_GUARDED_BY(mu) = nullptr;
 };
 
+// With a lock service: the data locks and the write-behind (only with
+// them: their callbacks write it back).
+std::unique_ptr<DataLocks> SetUpDataPath(const MountConfig& cfg,
+                                         dlm::DlmClient* dlm, Fs* fs,
+                                         OstSet* osts) {
+  auto locks = std::make_unique<DataLocks>(dlm);
+  fs->set_data_locks(locks.get());
+  if (!cfg.write_behind) return locks;
+  WriteBehindOptions wb;
+  wb.max_dirty = cfg.write_behind_mb << 20;
+  wb.max_object_dirty = std::min(wb.max_object_dirty, wb.max_dirty / 2);
+  osts->EnableWriteBehind(wb);
+  locks->set_write_behind(osts->write_behind());
+  return locks;
+}
+
 int RunDaemon(const MountConfig& cfg, int notify_fd) {
   Notifier notify(notify_fd);
   TuneProcess();
@@ -365,11 +394,9 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
     posix_locks = std::make_unique<PosixLocks>(dlm.get());
     fs.set_posix_locks(posix_locks.get());
   }
+  // Data coherence and write-behind.
   std::unique_ptr<DataLocks> data_locks;
-  if (dlm) {
-    data_locks = std::make_unique<DataLocks>(dlm.get());
-    fs.set_data_locks(data_locks.get());
-  }
+  if (dlm) data_locks = SetUpDataPath(cfg, dlm.get(), &fs, &osts);
 
   // The open files' MDS handles live on the instance connected now; on any
   // other instance (found by a resend's reconnect, the keepalive or a
@@ -448,7 +475,8 @@ int Main(int argc, char** argv) {
   app.add_option("-o", raw_opts,
                  "mount options: attr_timeout=S, entry_timeout=S, "
                  "locked_attr_timeout=S, writeback_cache, io_threads=N, "
-                 "no_md_adaptive, or libfuse options");
+                 "no_md_adaptive, no_write_behind, write_behind_mb=N, or "
+                 "libfuse options");
   app.add_option("--log-level", cfg.log_level, "debug, info, warn, error");
   app.add_option("--log-file", cfg.log_file, "append logs to this file");
   app.add_option("mountpoint", cfg.mountpoint, "where to mount")->required();

@@ -33,10 +33,45 @@ absl::StatusOr<OstClient*> OstSet::Find(uint32_t index) const {
   return c;
 }
 
+void OstSet::EnableWriteBehind(const WriteBehindOptions& options) {
+  wb_ = std::make_unique<WriteBehind>(&rpcs_, options);
+}
+
 absl::StatusOr<std::string> OstSet::Read(uint32_t ost, uint64_t oid,
                                          uint64_t offset, uint32_t len,
                                          const InterruptFn& intr) {
-  absl::StatusOr<OstClient*> c = Find(ost);
+  return io()->Read(ost, oid, offset, len, intr);
+}
+
+absl::Status OstSet::Write(uint32_t ost, uint64_t oid, uint64_t offset,
+                           const char* data, size_t len,
+                           const InterruptFn& intr) {
+  return io()->Write(ost, oid, offset, data, len, intr);
+}
+
+absl::Status OstSet::Truncate(uint32_t ost, uint64_t oid, uint64_t size,
+                              const InterruptFn& intr) {
+  // The write-behind sends what it holds of the object first.
+  absl::Status s = io()->Truncate(ost, oid, size, intr);
+  if (!s.ok() || data_locks_ == nullptr) return s;
+  // Pages other mounts cache beyond the cut go now (data_locks.h).
+  return data_locks_->RevokeBeyond(ost, oid, size, intr);
+}
+
+absl::Status OstSet::Sync(uint32_t ost, const std::vector<uint64_t>& oids,
+                          const InterruptFn& intr) {
+  return io()->Sync(ost, oids, intr);
+}
+
+absl::Status OstSet::Flush(const std::vector<ObjectRef>& objects,
+                           const InterruptFn& intr) {
+  return io()->Flush(objects, intr);
+}
+
+absl::StatusOr<std::string> OstSet::Rpcs::Read(uint32_t ost, uint64_t oid,
+                                               uint64_t offset, uint32_t len,
+                                               const InterruptFn& intr) {
+  absl::StatusOr<OstClient*> c = set_->Find(ost);
   if (!c.ok()) return c.status();
   rpc::ReadReply reply;
   absl::Status s = (*c)->Call(
@@ -51,10 +86,10 @@ absl::StatusOr<std::string> OstSet::Read(uint32_t ost, uint64_t oid,
   return std::move(*reply.mutable_data());
 }
 
-absl::Status OstSet::Write(uint32_t ost, uint64_t oid, uint64_t offset,
-                           const char* data, size_t len,
-                           const InterruptFn& intr) {
-  absl::StatusOr<OstClient*> c = Find(ost);
+absl::Status OstSet::Rpcs::Write(uint32_t ost, uint64_t oid, uint64_t offset,
+                                 const char* data, size_t len,
+                                 const InterruptFn& intr) {
+  absl::StatusOr<OstClient*> c = set_->Find(ost);
   if (!c.ok()) return c.status();
   rpc::WriteReply reply;
   // Write or Write2 (with a crc32), as negotiated (versioned_calls.h).
@@ -63,12 +98,27 @@ absl::Status OstSet::Write(uint32_t ost, uint64_t oid, uint64_t offset,
       &reply);
 }
 
-absl::Status OstSet::Truncate(uint32_t ost, uint64_t oid, uint64_t size,
-                              const InterruptFn& intr) {
-  absl::StatusOr<OstClient*> c = Find(ost);
+absl::Status OstSet::Rpcs::WriteOwned(uint32_t ost, uint64_t oid,
+                                      uint64_t offset, std::string&& data,
+                                      const InterruptFn& intr) {
+  absl::StatusOr<OstClient*> c = set_->Find(ost);
+  if (!c.ok()) return c.status();
+  rpc::WriteReply reply;
+  return WriteInProtocol(**c,
+                         {.oid = oid,
+                          .offset = offset,
+                          .data = data.data(),
+                          .len = data.size(),
+                          .owned = &data},
+                         intr, &reply);
+}
+
+absl::Status OstSet::Rpcs::Truncate(uint32_t ost, uint64_t oid,
+                                    uint64_t size, const InterruptFn& intr) {
+  absl::StatusOr<OstClient*> c = set_->Find(ost);
   if (!c.ok()) return c.status();
   rpc::Empty reply;
-  absl::Status s = (*c)->Call(
+  return (*c)->Call(
       &Oss::Stub::Truncate, "Truncate", intr,
       [&](rpc::TruncateRequest& r) {
         (*c)->FillHeader(r.mutable_hdr());
@@ -76,14 +126,12 @@ absl::Status OstSet::Truncate(uint32_t ost, uint64_t oid, uint64_t size,
         r.set_size(size);
       },
       &reply);
-  if (!s.ok() || data_locks_ == nullptr) return s;
-  // Pages other mounts cache beyond the cut go now (data_locks.h).
-  return data_locks_->RevokeBeyond(ost, oid, size, intr);
 }
 
-absl::Status OstSet::Sync(uint32_t ost, const std::vector<uint64_t>& oids,
-                          const InterruptFn& intr) {
-  absl::StatusOr<OstClient*> c = Find(ost);
+absl::Status OstSet::Rpcs::Sync(uint32_t ost,
+                                const std::vector<uint64_t>& oids,
+                                const InterruptFn& intr) {
+  absl::StatusOr<OstClient*> c = set_->Find(ost);
   if (!c.ok()) return c.status();
   rpc::Empty reply;
   return (*c)->Call(

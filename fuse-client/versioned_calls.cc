@@ -148,9 +148,13 @@ absl::Status WriteInProtocol(OstClient& ost, const WriteArgs& args,
           ost.FillHeader(r.mutable_hdr());
           r.set_oid(args.oid);
           r.set_offset(args.offset);
-          r.set_data(args.data, args.len);
-          r.set_sync(args.sync);
           r.set_data_crc(rpc::DataCrc32(args.data, args.len));
+          if (args.owned != nullptr) {
+            r.set_data(std::move(*args.owned));
+          } else {
+            r.set_data(args.data, args.len);
+          }
+          r.set_sync(args.sync);
           return;
         }
 #endif
@@ -158,7 +162,11 @@ absl::Status WriteInProtocol(OstClient& ost, const WriteArgs& args,
         ost.FillHeader(r.mutable_hdr());
         r.set_oid(args.oid);
         r.set_offset(args.offset);
-        r.set_data(args.data, args.len);
+        if (args.owned != nullptr) {
+          r.set_data(std::move(*args.owned));
+        } else {
+          r.set_data(args.data, args.len);
+        }
         r.set_sync(args.sync);
       },
       reply);

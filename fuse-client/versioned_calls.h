@@ -40,6 +40,8 @@ struct WriteArgs {
   const char* data = nullptr;
   size_t len = 0;
   bool sync = false;
+  // When set, holds data[0, len) and is moved into the request (no copy).
+  std::string* owned = nullptr;
 };
 
 // Write in the negotiated protocol (with protocol 2 the OSS checks a crc32

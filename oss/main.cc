@@ -3,12 +3,15 @@
 // server runner's (server/runner.h), the role (the object store, its object
 // locks through the DLM, the Oss service) is oss/oss_role.h; this file has
 // the flags.
+#include <malloc.h>
+
 #include <cstdio>
 #include <string>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/version.h"
 #include "oss/oss_role.h"
@@ -38,6 +41,13 @@ int main(int argc, char** argv) {
                  "one makes a downgrade to release 1.0.0 impossible");
 #endif
   CLI11_PARSE(app, argc, argv);
+  // Write data (up to 8 MiB a request) comes and goes on every request:
+  // keep it on the heap instead of a fresh mmap and page faults each time
+  // (as the mount does). Debian's abseil may have mutex deadlock detection
+  // on: a graph update per lock on the I/O path.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   // The OST index of the object resources is the number in "ostN".
   uint32_t ost_index = 0;
   if (!o.dlm_address.empty() &&
