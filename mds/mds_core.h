@@ -210,17 +210,7 @@ class MdsCore {
   // Runs `request` (which takes mu_ itself), again after waiting outside
   // mu_ whenever AllocateObjects found a pool it needs dry.
   template <typename Request>
-  auto WithPooledObjects(Request request) -> decltype(request())
-      ABSL_LOCKS_EXCLUDED(mu_) {
-    AllocAttempt attempt;
-    AllocScope scope(&attempt);
-    while (true) {
-      attempt.need.reset();
-      auto result = request();
-      if (!attempt.need.has_value()) return result;
-      WaitForPool(&attempt);
-    }
-  }
+  auto WithPooledObjects(Request request) -> decltype(request());
   // Makes `attempt` the current thread's for AllocateObjects.
   class AllocScope {
    public:
@@ -463,6 +453,18 @@ class MdsCore {
   std::thread prune_thread_;
   bool started_ = false;
 };
+
+template <typename Request>
+auto MdsCore::WithPooledObjects(Request request) -> decltype(request()) {
+  AllocAttempt attempt;
+  AllocScope scope(&attempt);
+  while (true) {
+    attempt.need.reset();
+    auto result = request();
+    if (!attempt.need.has_value()) return result;
+    WaitForPool(&attempt);  // mu_ not held
+  }
+}
 
 // Permission check of `cred` for `mask` (R_OK|W_OK|X_OK bits) on inode.
 bool MayAccess(const Inode& inode, const Cred& cred, uint32_t mask);
