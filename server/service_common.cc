@@ -97,13 +97,6 @@ void SetSyncThreads(grpc::ServerBuilder& builder, const SyncThreads& t) {
   builder.SetResourceQuota(quota);
 }
 
-// A call holds its thread while it waits (metadata locks, a precreate):
-// the thread cap is far above any expected concurrency, as gRPC's default.
-SyncThreads DefaultSyncThreads() {
-  return {.name = "stripefs-server", .num_cqs = 1, .min_pollers = 2,
-          .max_pollers = 4, .max_threads = 4096};
-}
-
 absl::StatusOr<std::unique_ptr<grpc::Server>> BuildServer(
     const std::string& listen,
     const std::function<void(grpc::ServerBuilder&)>& add, int* bound_port) {
@@ -112,12 +105,6 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> BuildServer(
   // gRPC enables SO_REUSEPORT by default; a second server on a busy port
   // must fail instead of silently sharing it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  // Default threads (a role's `add` may set its own): one completion queue
-  // with a few pollers that stay. gRPC's default (a queue per core, one
-  // poller each at least, two at most) retires a poller that idles for a
-  // second and starts a thread when the last poller takes a call: thread
-  // churn on the path of a lone client's requests.
-  SetSyncThreads(builder, DefaultSyncThreads());
   int port = 0;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
   add(builder);

@@ -113,8 +113,6 @@ struct SyncThreads {
   int max_threads = 256;
 };
 void SetSyncThreads(grpc::ServerBuilder& builder, const SyncThreads& t);
-// What BuildServer sets before a role's own settings.
-SyncThreads DefaultSyncThreads();
 
 // Builds and starts a gRPC server on `listen` (HOST:PORT; port 0 picks a
 // free one, reported in *bound_port when non-null) with the shared limits
