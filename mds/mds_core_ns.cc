@@ -32,7 +32,10 @@ absl::StatusOr<Inode> MdsCore::Lookup(const Cred& cred, uint64_t parent,
 }
 
 absl::StatusOr<Inode> MdsCore::GetAttr(uint64_t ino) {
-  absl::ReaderMutexLock l(&mu_);
+  // One read of one key, no mu_: every change is one atomic batch, so the
+  // inode read is as of some instant between the call and its return
+  // (before or after a concurrent commit, never within it), and a getattr
+  // does not wait behind a change that holds mu_.
   return LoadInode(ino);
 }
 

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <thread>
 
+#include "common/fault_points.h"
 #include "gtest/gtest.h"
 #include "mds/core_test_util.h"
 #include "mds/mds_core.h"
@@ -116,6 +117,27 @@ TEST_F(MdsCorePrecreateTest, DownOstFallsBackToAnother) {
   t.join();
   ASSERT_EQ(g.layout.objects.size(), 1u);
   EXPECT_NE(g.layout.objects[0].ost, 1u);  // another OST stood in
+}
+
+// A getattr does not wait for a change that holds the core's lock (here
+// one stalled just before its commit).
+TEST_F(MdsCorePrecreateTest, GetAttrDoesNotWaitBehindACommit) {
+  ASSERT_TRUE(fault::Configure("mds.before_commit=delay:2000", 1).ok());
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    EXPECT_TRUE(core_->Mkdir(Req(), kRoot, kRootIno, "slow", 0755).ok());
+    done.store(true);
+  });
+  absl::SleepFor(absl::Milliseconds(200));  // the mkdir holds the lock
+  const absl::Time start = absl::Now();
+  auto root = core_->GetAttr(kRootIno);
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_FALSE(done.load());
+  t.join();
+  ASSERT_TRUE(root.ok()) << root.status();
+  EXPECT_LT(took, absl::Milliseconds(500));
+  EXPECT_EQ(root->nlink, 2u);  // as before the mkdir, which came later
+  EXPECT_EQ(Attr(kRootIno).nlink, 3u);
 }
 
 }  // namespace
