@@ -14,7 +14,8 @@
 //                         pools, and the destroy queue
 //
 // Thread-safety: all public methods are thread-safe. Mutations serialize on
-// mu_ (one WriteBatch each); reads take mu_ shared. Lock order: metadata
+// mu_ (one WriteBatch each); reads take mu_ shared, except GetAttr (one
+// key: a batch is atomic), which takes no lock. Lock order: metadata
 // locks (taken before mu_, never while holding it), then mu_, then bg_mu_.
 // No OSS call is made while holding mu_: a create that finds the pool of an
 // OST it needs dry returns without effect, waits for a refill of that pool
