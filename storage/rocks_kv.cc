@@ -137,11 +137,6 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenRocksKv(const std::string& path,
   options.IncreaseParallelism(2);
   options.max_background_jobs = 2;
   options.manual_wal_flush = false;
-  // Point lookups that miss (a new name, the reply record of a first send:
-  // one per change) skip the memtable's skiplist through a bloom filter of
-  // its whole keys (2% of the write buffer).
-  options.memtable_prefix_bloom_size_ratio = 0.02;
-  options.memtable_whole_key_filtering = true;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(o.block_cache_bytes);
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
