@@ -104,6 +104,11 @@ TEST_F(CoreBoundaryTest, NamespaceChangesExemptTheAskingMountOnlyWhenAsked) {
     x.xid = xid;
     return x;
   };
+  // A first create on each of the 2 OSTs fills their precreate pools (a
+  // create that finds its pool dry runs again after the refill, taking its
+  // locks twice).
+  File(d, "w1");
+  File(d, "w2");
   locks_.exempts.clear();
   locks_.calls.clear();
   auto c = core_->Create(next(1), kRoot, d, "f", 0644, O_CREAT | O_RDWR);

@@ -18,6 +18,10 @@ absl::StatusOr<ObjectRange> FakeOstPool::Precreate(uint32_t ost,
   absl::MutexLock l(&mu_);
   ++precreate_calls_;
   last_precreate_wait_ = wait;
+  ++blocked_;
+  mu_.Await(absl::Condition(
+      +[](bool* block) { return !*block; }, &block_));
+  --blocked_;
   if (ost >= targets_.size()) return Errno(EINVAL, "no such OST");
   if (failing_.count(ost)) return Errno(EIO, "OST unreachable (fake)");
   uint64_t& next = next_oid_[ost];
@@ -57,6 +61,14 @@ void FakeOstPool::SetFailing(uint32_t ost, bool failing) {
   } else {
     failing_.erase(ost);
   }
+}
+void FakeOstPool::BlockPrecreates(bool blocked) {
+  absl::MutexLock l(&mu_);
+  block_ = blocked;
+}
+int FakeOstPool::blocked_precreates() const {
+  absl::MutexLock l(&mu_);
+  return blocked_;
 }
 bool FakeOstPool::Exists(uint32_t ost, uint64_t oid) const {
   absl::MutexLock l(&mu_);

@@ -14,10 +14,12 @@
 //                         pools, and the destroy queue
 //
 // Thread-safety: all public methods are thread-safe. Mutations serialize on
-// mu_ (one WriteBatch each); reads take mu_ shared. Lock order: metadata
+// mu_ (one WriteBatch each); reads take mu_ shared, except GetAttr (one
+// key: a batch is atomic), which takes no lock. Lock order: metadata
 // locks (taken before mu_, never while holding it), then mu_, then bg_mu_.
-// No OSS call is made while holding mu_ except an on-demand precreate when
-// an OST's pool ran dry.
+// No OSS call is made while holding mu_: a create that finds the pool of an
+// OST it needs dry returns without effect, waits for a refill of that pool
+// outside mu_ (WithPooledObjects) and is run again.
 #pragma once
 
 #include <atomic>
@@ -168,10 +170,10 @@ class MdsCore {
   absl::StatusOr<size_t> DrainDestroyQueue();
   size_t PooledObjects(uint32_t ost);
   // How long a precreate may wait for an OSS that is away (gate closed at
-  // a controlled stop, or unreachable: resent until then). On demand,
-  // under mu_: short when another OST can stand in, else as long as a
-  // mount waits for a restarting server. The background refill (outside
-  // mu_) in between.
+  // a controlled stop, or unreachable: resent until then). On demand (a
+  // create waiting for a dry pool, outside mu_): short when another OST
+  // can stand in, else as long as a mount waits for a restarting server.
+  // The background refill in between.
   static constexpr absl::Duration kOnDemandShortWait = absl::Seconds(1);
   static constexpr absl::Duration kOnDemandWait = absl::Seconds(30);
   static constexpr absl::Duration kRefillWait = absl::Seconds(10);
@@ -189,7 +191,43 @@ class MdsCore {
     uint64_t orphans_from = 0;
     uint64_t lowest_new = 0;  // 0: nothing precreated yet
     int precreates_in_flight = 0;
+    uint64_t refills_done = 0;  // precreates ended (pool_cv_ signalled)
   };
+  // One request's wait for dry pools (WithPooledObjects): AllocateObjects
+  // names in `need` the OST it must wait for and returns without effect;
+  // the request waits outside mu_ and runs again. Per OST, `deadline`
+  // bounds the waits of this request (set at its first need) and `gave_up`
+  // marks an OST it goes without (its precreate failed, or the deadline
+  // passed). `start` keeps the round-robin start of the first try.
+  struct PoolDemand {
+    absl::Time deadline = absl::InfiniteFuture();
+    bool gave_up = false;
+  };
+  struct AllocAttempt {
+    std::optional<size_t> start;
+    std::map<uint32_t, PoolDemand> demands;
+    std::optional<std::pair<uint32_t, absl::Duration>> need;  // ost, wait
+  };
+  // Runs `request` (which takes mu_ itself), again after waiting outside
+  // mu_ whenever AllocateObjects found a pool it needs dry.
+  template <typename Request>
+  auto WithPooledObjects(Request request) -> decltype(request());
+  // Makes `attempt` the current thread's for AllocateObjects.
+  class AllocScope {
+   public:
+    explicit AllocScope(AllocAttempt* a);
+    ~AllocScope();
+    AllocScope(const AllocScope&) = delete;
+    AllocScope& operator=(const AllocScope&) = delete;
+
+   private:
+    AllocAttempt* const saved_;
+  };
+  // Waits (mu_ not held) until the pool of attempt->need's OST has objects
+  // or a precreate on it ended: starts one (with the demand's remaining
+  // wait) unless one is in flight. Marks the OST gave_up when its
+  // precreate failed or the demand's deadline passed.
+  void WaitForPool(AllocAttempt* attempt) ABSL_LOCKS_EXCLUDED(mu_);
   struct OpenHandle {
     uint64_t ino = 0;
     uint32_t flags = 0;
@@ -391,7 +429,10 @@ class MdsCore {
   void PruneLoop();
   void RefillLoop();
   void DestroyLoop();
-  absl::Status RefillOne(uint32_t ost) ABSL_LOCKS_EXCLUDED(mu_);
+  // Precreates a batch on `ost` (its refilling flag set and
+  // precreates_in_flight counted by the caller) and records it.
+  absl::Status RefillOne(uint32_t ost, absl::Duration wait)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   storage::KvStore* const store_;
   OstPool* const osts_;
@@ -408,6 +449,8 @@ class MdsCore {
   const absl::Time start_wall_;
   const absl::Time start_steady_;
   std::map<uint32_t, OstState> ost_state_ ABSL_GUARDED_BY(mu_);
+  // Signalled (under mu_) whenever a precreate ends.
+  absl::CondVar pool_cv_;
   uint32_t rr_next_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<uint64_t, OpenHandle> handles_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, uint32_t> open_count_ ABSL_GUARDED_BY(mu_);
@@ -426,6 +469,18 @@ class MdsCore {
   std::thread prune_thread_;
   bool started_ = false;
 };
+
+template <typename Request>
+auto MdsCore::WithPooledObjects(Request request) -> decltype(request()) {
+  AllocAttempt attempt;
+  AllocScope scope(&attempt);
+  while (true) {
+    attempt.need.reset();
+    auto result = request();
+    if (!attempt.need.has_value()) return result;
+    WaitForPool(&attempt);  // mu_ not held
+  }
+}
 
 // Permission check of `cred` for `mask` (R_OK|W_OK|X_OK bits) on inode.
 bool MayAccess(const Inode& inode, const Cred& cred, uint32_t mask);

@@ -280,48 +280,50 @@ absl::StatusOr<Layout> MdsCore::SetLayout(const ReqId& req, const Cred& cred,
                                           std::optional<int32_t> stripe_offset) {
   STRIPEFS_RETURN_IF_ERROR(
       ValidateLayout(stripe_size, stripe_count, stripe_offset.value_or(-1)));
-  STRIPEFS_ASSIGN_OR_RETURN(MdLocks held, LockInodes({ino}));
-  absl::MutexLock l(&mu_);
-  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
-  if (rec.has_value()) {
-    STRIPEFS_ASSIGN_OR_RETURN(Inode n, ReplyInode(*rec));
-    return n.layout;
-  }
-  STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
-  if (!S_ISREG(n.mode) && !S_ISDIR(n.mode)) {
-    return Errno(EINVAL, "layouts exist only on files and directories");
-  }
-  if (cred.uid != 0 && cred.uid != n.uid && !MayAccess(n, cred, W_OK)) {
-    return Errno(EACCES, "setstripe: permission denied");
-  }
-  Layout spec = n.layout;
-  spec.objects.clear();
-  if (stripe_size != 0) spec.stripe_size = stripe_size;
-  if (stripe_count != 0) spec.stripe_count = stripe_count;
-  if (stripe_offset.has_value()) spec.stripe_offset = *stripe_offset;
-  storage::WriteBatch b;
-  if (S_ISDIR(n.mode)) {
-    n.layout = spec;
-  } else {
-    if (n.size > 0) return Errno(EBUSY, "file already has data");
-    if (stripe_count == 0 && !stripe_offset.has_value() &&
-        !n.layout.objects.empty()) {
-      // Only the stripe size changes: keep the objects.
-      spec.stripe_count = n.layout.stripe_count;
-      spec.objects = n.layout.objects;
+  return WithPooledObjects([&]() -> absl::StatusOr<Layout> {
+    STRIPEFS_ASSIGN_OR_RETURN(MdLocks held, LockInodes({ino}));
+    absl::MutexLock l(&mu_);
+    STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+    if (rec.has_value()) {
+      STRIPEFS_ASSIGN_OR_RETURN(Inode n, ReplyInode(*rec));
+      return n.layout;
+    }
+    STRIPEFS_ASSIGN_OR_RETURN(Inode n, LoadInode(ino));
+    if (!S_ISREG(n.mode) && !S_ISDIR(n.mode)) {
+      return Errno(EINVAL, "layouts exist only on files and directories");
+    }
+    if (cred.uid != 0 && cred.uid != n.uid && !MayAccess(n, cred, W_OK)) {
+      return Errno(EACCES, "setstripe: permission denied");
+    }
+    Layout spec = n.layout;
+    spec.objects.clear();
+    if (stripe_size != 0) spec.stripe_size = stripe_size;
+    if (stripe_count != 0) spec.stripe_count = stripe_count;
+    if (stripe_offset.has_value()) spec.stripe_offset = *stripe_offset;
+    storage::WriteBatch b;
+    if (S_ISDIR(n.mode)) {
       n.layout = spec;
     } else {
-      STRIPEFS_ASSIGN_OR_RETURN(auto objects, AllocateObjects(spec, &b));
-      QueueDestroy(&b, n.layout);
-      spec.stripe_count = static_cast<int32_t>(objects.size());
-      spec.objects = std::move(objects);
-      n.layout = spec;
+      if (n.size > 0) return Errno(EBUSY, "file already has data");
+      if (stripe_count == 0 && !stripe_offset.has_value() &&
+          !n.layout.objects.empty()) {
+        // Only the stripe size changes: keep the objects.
+        spec.stripe_count = n.layout.stripe_count;
+        spec.objects = n.layout.objects;
+        n.layout = spec;
+      } else {
+        STRIPEFS_ASSIGN_OR_RETURN(auto objects, AllocateObjects(spec, &b));
+        QueueDestroy(&b, n.layout);
+        spec.stripe_count = static_cast<int32_t>(objects.size());
+        spec.objects = std::move(objects);
+        n.layout = spec;
+      }
     }
-  }
-  n.ctime = Now();
-  PutInode(&b, n);
-  STRIPEFS_RETURN_IF_ERROR(Commit(req, &b, InodeReply(n)));
-  return n.layout;
+    n.ctime = Now();
+    PutInode(&b, n);
+    STRIPEFS_RETURN_IF_ERROR(Commit(req, &b, InodeReply(n)));
+    return n.layout;
+  });
 }
 
 absl::StatusOr<Layout> MdsCore::GetLayout(const Cred& cred, uint64_t ino) {

@@ -32,7 +32,10 @@ absl::StatusOr<Inode> MdsCore::Lookup(const Cred& cred, uint64_t parent,
 }
 
 absl::StatusOr<Inode> MdsCore::GetAttr(uint64_t ino) {
-  absl::ReaderMutexLock l(&mu_);
+  // One read of one key, no mu_: every change is one atomic batch, so the
+  // inode read is as of some instant between the call and its return
+  // (before or after a concurrent commit, never within it), and a getattr
+  // does not wait behind a change that holds mu_.
   return LoadInode(ino);
 }
 
@@ -144,21 +147,23 @@ absl::StatusOr<OpenResult> MdsCore::Create(const ReqId& req, const Cred& cred,
                                            uint64_t parent,
                                            const std::string& name,
                                            uint32_t mode, uint32_t flags) {
-  return RetryIfMoved(
-      {parent}, {{parent, name}}, ExemptClient(req),
-      [&](NameLocks& locks) -> absl::StatusOr<OpenResult> {
-        absl::MutexLock l(&mu_);
-        STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec,
-                                  FindReply(req));
-        if (rec.has_value()) return ReplyOpen(req, *rec);
-        OpenResult out;
-        STRIPEFS_ASSIGN_OR_RETURN(
-            Inode n, MakeNode(req, cred, parent, name,
-                              S_IFREG | (mode & 07777), 0, "", flags, &out,
-                              &locks));
-        (void)n;
-        return out;
-      });
+  return WithPooledObjects([&] {
+    return RetryIfMoved(
+        {parent}, {{parent, name}}, ExemptClient(req),
+        [&](NameLocks& locks) -> absl::StatusOr<OpenResult> {
+          absl::MutexLock l(&mu_);
+          STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec,
+                                    FindReply(req));
+          if (rec.has_value()) return ReplyOpen(req, *rec);
+          OpenResult out;
+          STRIPEFS_ASSIGN_OR_RETURN(
+              Inode n, MakeNode(req, cred, parent, name,
+                                S_IFREG | (mode & 07777), 0, "", flags, &out,
+                                &locks));
+          (void)n;
+          return out;
+        });
+  });
 }
 
 absl::StatusOr<Inode> MdsCore::Mknod(const ReqId& req, const Cred& cred,
@@ -182,13 +187,15 @@ absl::StatusOr<Inode> MdsCore::Mknod(const ReqId& req, const Cred& cred,
     default:
       return Errno(EINVAL, "bad file type for mknod");
   }
-  STRIPEFS_ASSIGN_OR_RETURN(MdLocks held,
-                            LockInodes({parent}, Exempt(req, {parent})));
-  absl::MutexLock l(&mu_);
-  STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
-  if (rec.has_value()) return ReplyInode(*rec);
-  return MakeNode(req, cred, parent, name, type | (mode & 07777), rdev, "",
-                  std::nullopt, nullptr);
+  return WithPooledObjects([&]() -> absl::StatusOr<Inode> {
+    STRIPEFS_ASSIGN_OR_RETURN(MdLocks held,
+                              LockInodes({parent}, Exempt(req, {parent})));
+    absl::MutexLock l(&mu_);
+    STRIPEFS_ASSIGN_OR_RETURN(std::optional<ReplyRec> rec, FindReply(req));
+    if (rec.has_value()) return ReplyInode(*rec);
+    return MakeNode(req, cred, parent, name, type | (mode & 07777), rdev, "",
+                    std::nullopt, nullptr);
+  });
 }
 
 absl::StatusOr<Inode> MdsCore::Mkdir(const ReqId& req, const Cred& cred,

@@ -2,6 +2,7 @@
 // their refill (and the orphan cleanup after a start), and the destroy queue.
 #include <algorithm>
 #include <map>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
@@ -41,11 +42,23 @@ absl::Duration MdsCore::NextRetry(OstState& st) {
   return absl::Seconds(2) * (1 << shift);
 }
 
+namespace {
+// The request a thread is running under WithPooledObjects (nullptr: none).
+thread_local void* current_attempt = nullptr;
+}  // namespace
+
+MdsCore::AllocScope::AllocScope(AllocAttempt* a)
+    : saved_(static_cast<AllocAttempt*>(current_attempt)) {
+  current_attempt = a;
+}
+MdsCore::AllocScope::~AllocScope() { current_attempt = saved_; }
+
 absl::StatusOr<std::vector<StripeObject>> MdsCore::AllocateObjects(
     const Layout& spec, storage::WriteBatch* b) {
   const auto& targets = osts_->Targets();
   const size_t n = targets.size();
   if (n == 0) return Errno(ENOSPC, "no OSTs configured");
+  auto* attempt = static_cast<AllocAttempt*>(current_attempt);
   size_t want = spec.stripe_count <= 0 ? n : size_t(spec.stripe_count);
   if (want > n) want = n;
   size_t start = 0;
@@ -58,49 +71,94 @@ absl::StatusOr<std::vector<StripeObject>> MdsCore::AllocateObjects(
       }
     }
   }
-  if (!placed) start = rr_next_++ % n;
-  std::vector<StripeObject> objects;
-  bool low = false;
-  absl::Time now = clock_->Now();
-  for (size_t i = 0; i < n && objects.size() < want; ++i) {
+  if (!placed) {
+    if (attempt != nullptr && attempt->start.has_value()) {
+      start = *attempt->start;
+    } else {
+      start = rr_next_++ % n;
+      if (attempt != nullptr) attempt->start = start;
+    }
+  }
+  // Choose the OSTs first, taking nothing: a dry pool the file needs makes
+  // the request return without effect and wait for it outside mu_. An OST
+  // whose precreate failed lately is skipped when the OSTs after it can
+  // supply what is still missing; with no other OST to stand in it is
+  // waited for (a backoff must not fail a create once the OSS is back),
+  // as long as a mount waits for a restarting server.
+  std::vector<uint32_t> chosen;
+  const absl::Time now = clock_->Now();
+  for (size_t i = 0; i < n && chosen.size() < want; ++i) {
     const OstTarget& t = targets[(start + i) % n];
     if (!t.active) continue;
     OstState& st = ost_state_[t.index];
-    if (st.available == 0) {
-      // The pool ran dry: precreate on demand (rare; the background thread
-      // normally keeps the pool filled). The call is made under the core's
-      // lock: when the OSTs after this one can supply what is still
-      // missing, an OST whose precreate failed lately is skipped and
-      // otherwise waited for briefly; with no other OST to stand in, it is
-      // asked (a backoff must not fail a create once the OSS is back) and
-      // waited for like a mount waits for a restarting server.
-      const bool others =
-          OthersCanSupply(targets, start, i, want - objects.size());
-      if (others && now < st.retry_after) continue;
-      const absl::Duration wait = others ? kOnDemandShortWait : kOnDemandWait;
-      ++st.precreates_in_flight;
-      auto r = osts_->Precreate(t.index, options_.precreate_batch, wait);
-      EndPrecreate(t.index, st, r, b);
-      if (!r.ok()) {
-        st.retry_after = now + NextRetry(st);
-        spdlog::warn("precreate on ost{} failed: {}", t.index,
-                     r.status().ToString());
-        continue;
-      }
-      st.failures = 0;
+    if (st.available > 0) {
+      chosen.push_back(t.index);
+      continue;
     }
+    if (attempt == nullptr) {
+      spdlog::error("allocation outside WithPooledObjects: ost{} skipped",
+                    t.index);
+      continue;
+    }
+    auto d = attempt->demands.find(t.index);
+    if (d != attempt->demands.end() && d->second.gave_up) continue;
+    const bool others =
+        OthersCanSupply(targets, start, i, want - chosen.size());
+    if (others && now < st.retry_after) continue;
+    attempt->need.emplace(t.index,
+                          others ? kOnDemandShortWait : kOnDemandWait);
+    return Errno(EAGAIN, absl::StrCat("waiting for objects of ost", t.index));
+  }
+  if (chosen.empty()) return Errno(EIO, "no OST could supply an object");
+  std::vector<StripeObject> objects;
+  bool low = false;
+  for (uint32_t idx : chosen) {
+    OstState& st = ost_state_[idx];
     auto& range = st.pool.ranges.front();
     uint64_t oid = range.first++;
     if (range.first >= range.second) st.pool.ranges.erase(st.pool.ranges.begin());
     st.available--;
     st.pool.last_used = oid;
-    b->Put(PrecreateKey(t.index), EncodePrecreate(st.pool));
-    objects.push_back({t.index, oid});
+    b->Put(PrecreateKey(idx), EncodePrecreate(st.pool));
+    objects.push_back({idx, oid});
     if (st.available < options_.precreate_low_water) low = true;
   }
-  if (objects.empty()) return Errno(EIO, "no OST could supply an object");
   if (low) KickBackground();
   return objects;
+}
+
+void MdsCore::WaitForPool(AllocAttempt* attempt) {
+  const auto [ost, wait] = *attempt->need;
+  PoolDemand& d = attempt->demands[ost];
+  const absl::Time now = absl::Now();
+  if (d.deadline == absl::InfiniteFuture()) d.deadline = now + wait;
+  if (now >= d.deadline) {
+    d.gave_up = true;
+    return;
+  }
+  bool mine = false;
+  {
+    absl::MutexLock l(&mu_);
+    OstState& st = ost_state_[ost];
+    if (st.available > 0) return;
+    if (!st.refilling) {
+      st.refilling = true;
+      ++st.precreates_in_flight;
+      mine = true;
+    } else {
+      // Another request's or the background's precreate: wait for its end
+      // (then try again; a failed one is retried while time is left).
+      const uint64_t seen = st.refills_done;
+      while (st.available == 0 && st.refills_done == seen) {
+        if (pool_cv_.WaitWithDeadline(&mu_, d.deadline)) {
+          d.gave_up = st.available == 0 && st.refills_done == seen;
+          break;
+        }
+      }
+      return;
+    }
+  }
+  if (mine && !RefillOne(ost, d.deadline - now).ok()) d.gave_up = true;
 }
 
 size_t MdsCore::PooledObjects(uint32_t ost) {
@@ -123,17 +181,29 @@ void MdsCore::RefillPools() {
       }
     }
   }
-  for (uint32_t idx : todo) {
-    absl::Status s = RefillOne(idx);
+  // One precreate per OST at a time, the OSTs in parallel (an OSS that is
+  // away must not hold up the refill of the others).
+  std::vector<std::thread> others;
+  for (size_t i = 1; i < todo.size(); ++i) {
+    others.emplace_back([this, idx = todo[i]] {
+      absl::Status s = RefillOne(idx, kRefillWait);
+      (void)s;  // logged inside; retried after retry_after
+    });
+  }
+  if (!todo.empty()) {
+    absl::Status s = RefillOne(todo[0], kRefillWait);
     (void)s;  // logged inside; retried after retry_after
   }
+  for (auto& t : others) t.join();
 }
 
-absl::Status MdsCore::RefillOne(uint32_t ost) {
-  auto r = osts_->Precreate(ost, options_.precreate_batch, kRefillWait);
+absl::Status MdsCore::RefillOne(uint32_t ost, absl::Duration wait) {
+  auto r = osts_->Precreate(ost, options_.precreate_batch, wait);
   absl::MutexLock l(&mu_);
   OstState& st = ost_state_[ost];
   st.refilling = false;
+  ++st.refills_done;
+  pool_cv_.SignalAll();
   storage::WriteBatch b;
   EndPrecreate(ost, st, r, &b);
   if (!r.ok()) {

@@ -176,10 +176,10 @@ TEST_F(MdsCoreTest, FailingOstIsSkipped) {
   EXPECT_EQ(used.count(1), 0u);
 }
 
-// A precreate on demand is made under the core's lock: it may wait long
-// for an OSS that is away (a restart) only when no other OST can supply
-// the object; then it waits briefly, the file goes elsewhere, and the OST
-// is left alone for a growing while.
+// A precreate on demand (made outside the core's lock, the create waiting
+// for it) may wait long for an OSS that is away (a restart) only when no
+// other OST can supply the object; otherwise it waits briefly, the file
+// goes elsewhere, and the OST is left alone for a growing while.
 TEST_F(MdsCoreTest, OnDemandPrecreateWaitsLongOnlyWithoutAlternative) {
   // Nothing pooled anywhere: the first create must wait for its OST.
   MustCreate(kRootIno, "first");

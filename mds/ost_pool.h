@@ -90,6 +90,10 @@ class FakeOstPool : public OstPool {
 
   // Test controls and probes.
   void SetFailing(uint32_t ost, bool failing);
+  // While blocked, Precreate calls wait (and then go on as usual).
+  void BlockPrecreates(bool blocked);
+  // Precreate calls waiting at the block now.
+  int blocked_precreates() const;
   bool Exists(uint32_t ost, uint64_t oid) const;
   size_t ObjectCount(uint32_t ost) const;
   int precreate_calls() const;
@@ -104,6 +108,8 @@ class FakeOstPool : public OstPool {
   std::map<uint32_t, std::vector<uint64_t>> destroyed_ ABSL_GUARDED_BY(mu_);
   std::set<uint32_t> failing_ ABSL_GUARDED_BY(mu_);
   int precreate_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  bool block_ ABSL_GUARDED_BY(mu_) = false;
+  int blocked_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Duration last_precreate_wait_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -4,9 +4,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/fault_points.h"
 #include "common/logging.h"
@@ -51,6 +54,14 @@ int Run::Main() {
   // Blocked before any other thread exists, so every thread inherits it.
   StopSignals signals(o_.forced_failover);
   InitLogging(o_.target, o_.log_level);
+  // Debian's abseil is built with deadlock detection on: every lock and
+  // unlock updates a global lock-order graph (a few % of a busy server's
+  // CPU, under one global lock). Servers run without it unless
+  // STRIPEFS_MUTEX_CHECKS=1 (unit tests keep it: they do not pass here).
+  if (const char* e = getenv("STRIPEFS_MUTEX_CHECKS"); e == nullptr ||
+                                                       std::string(e) != "1") {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  }
   // Fault points for crash-recovery tests (logged with their seed if set).
   if (absl::Status s = fault::ConfigureFromEnv(); !s.ok()) {
     return Fail(2, std::string(s.message()));

@@ -72,14 +72,21 @@ grpc::Status ServiceCommon::Finish(int method, absl::Status status,
     status = fault::Hit(call.before_reply_fault);
   }
   if (status.ok()) return grpc::Status::OK;
+  const int err = ToErrno(status);
+  const bool expected =
+      !absl::IsUnavailable(status) && err != EIO && err != EROFS && err != 0;
+  // An errno the caller expects (ENOENT of a lookup before each create):
+  // nothing formatted unless debug logging is on.
+  if (expected && !spdlog::should_log(spdlog::level::debug)) {
+    return rpc::ToGrpc(status);
+  }
   const std::string who = absl::StrCat(
       call.detail.empty() ? "" : absl::StrCat(call.detail, " "), "client ",
       call.client, " xid ", call.xid);
   if (absl::IsUnavailable(status)) {
     // Not an error of the request: the client resends it (same xid).
     spdlog::warn("{} ({}): reply not sent: {}", name, who, status.ToString());
-  } else if (const int err = ToErrno(status);
-             err == EIO || err == EROFS || err == 0) {
+  } else if (!expected) {
     spdlog::error("{} ({}) failed: {}", name, who, status.ToString());
   } else {
     spdlog::debug("{} ({}) failed: {}", name, who, status.ToString());

@@ -13,6 +13,12 @@
 #           (fsync) then read after drop_caches
 #   mdtest  mdtest -F -n N with 2 processes: create, stat, read, remove
 #   mdbench stripefs-mdbench: create, stat, remove of BENCH_MD_FILES files
+#   bigdir  BENCH_BIGDIR_FILES (200000) empty files created in one directory
+#           by 2 processes (open O_CREAT|O_EXCL + close): the create rate of
+#           the first and of the last 10% of the files and their ratio (goal
+#           >= 0.8), and the metadata server's RSS before and after (the
+#           stripefs MDS; MooseFS's master). Part of the full run; with
+#           BENCH_QUICK only when BENCH_JOBS names it
 # IOR and mdtest are built by tests/bench/build_ior.sh (from the fetched
 # github:hpc/ior); when they are absent the script says so and skips them.
 #
@@ -26,7 +32,8 @@
 #   STRIPEFS_BUILD      build dir with bin/ (default: build REPO/build now)
 #   BENCH_QUICK=1       small sizes, no lock, N-to-1 or failover lines (< 3 min)
 #   BENCH_PEERS         subset of "stripefs moosefs passthrough local"
-#   BENCH_JOBS          subset of "fio ior mdtest mdbench"
+#   BENCH_JOBS          subset of "fio ior mdtest mdbench bigdir"
+#   BENCH_BIGDIR_FILES  files of the bigdir job (200000)
 #   BENCH_NUMJOBS       fio numjobs values ("1 4")
 #   BENCH_TMP           where the temp home, mounts and local dir go (/var/tmp)
 #   BENCH_LOCAL_DIR     local directory to compare with (default: under BENCH_TMP)
@@ -80,7 +87,8 @@ MD_FILES="${BENCH_MD_FILES:-$(q 300 2000)}"
 LOCKS="${BENCH_LOCKS:-$(q 0 1)}"
 N1="${BENCH_N1:-$(q 0 1)}"
 FAILOVER="${BENCH_FAILOVER:-$(q 0 1)}"
-JOBS=" ${BENCH_JOBS:-fio ior mdtest mdbench} "
+JOBS=" ${BENCH_JOBS:-$(q "fio ior mdtest mdbench" "fio ior mdtest mdbench bigdir")} "
+export BIGDIR_FILES="${BENCH_BIGDIR_FILES:-200000}"
 NUMJOBS="${BENCH_NUMJOBS:-1 4}"
 PEERS="${BENCH_PEERS:-stripefs moosefs passthrough local}"
 if [[ "${BENCH_LOCK_ONLY:-}" == 1 ]]; then PEERS=stripefs; JOBS=" "; LOCKS=1; fi
@@ -316,6 +324,34 @@ bench_mdbench() {
   "${TABLE[@]}" mdbench "$md" "$label" >>"$RESULTS"
 }
 
+# md_pid LABEL: the pid of the peer's metadata server (empty if unknown).
+md_pid() {
+  case $1 in
+    stripefs)
+      "$BIN/stripefs" cluster status --home "$HOME_DIR" --json |
+        "$PY" -c 'import json,sys; print(next(s["pid"] for s in json.load(sys.stdin) if s["role"] == "mds"))' ;;
+    moosefs) echo "${MFS_PIDS[0]:-}" ;;
+  esac
+}
+
+# bench_bigdir LABEL DIR: BIGDIR_FILES files in DIR/bigdir by 2 processes;
+# appends "LABEL bigdir_first R", "bigdir_last R" (files/s), "bigdir_secs S"
+# and, when the metadata server is known, "bigdir_rss_before/after MiB".
+bench_bigdir() {
+  local label=$1 dir=$2 pid t0
+  [[ $label == stripefs || $label == moosefs ]] || return 0
+  pid="$(md_pid "$label" || true)"
+  log "bigdir: $BIGDIR_FILES files in one directory (2 procs) on $label"
+  rm -rf "$dir/bigdir"
+  mkdir -p "$dir/bigdir"
+  t0=$SECONDS
+  "$PY" "$HERE/bigdir.py" "$dir/bigdir" "$BIGDIR_FILES" "$label" "$pid" \
+    >>"$RESULTS" || die "bigdir on $label failed"
+  # Left in place: the peer is torn down at the end (a removal of this many
+  # files would take as long as the creates).
+  log "bigdir on $label: $((SECONDS - t0)) s"
+}
+
 for label in stripefs moosefs passthrough local; do
   [[ -n "${DIR[$label]:-}" ]] || continue
   d="${DIR[$label]}"
@@ -323,6 +359,7 @@ for label in stripefs moosefs passthrough local; do
   if job ior; then ior_run "$label" "$d" fpp; ior_run "$label" "$d" shared; fi
   if job mdtest; then bench_mdtest "$label" "$d"; fi
   if job mdbench; then bench_mdbench "$label" "$d"; fi
+  if job bigdir; then bench_bigdir "$label" "$d"; fi
 done
 peers_down
 
@@ -418,6 +455,7 @@ LOCAL_FS="$(df --output=fstype "$LOCAL" 2>/dev/null | tail -n 1 || echo "?")"
 "${TABLE[@]}" print "$RESULTS" "$NOTES" "$LOCAL_FS" "${BENCH_JSON:-}" \
   "stripefs benchmark: fio psync, numjobs $NUMJOBS (one file per job, the size split over them): seq $SEQ_SIZE, rand $RAND_SIZE x ${RAND_RUNTIME}s" \
   "  IOR 2 procs x $IOR_BLOCK, 1 MiB transfers; mdtest -F -n $MDTEST_FILES x 2 procs; mdbench $MD_FILES files" \
+  "  bigdir: $BIGDIR_FILES files in one directory, 2 procs" \
   "stripefs: $OSS OSS, stripe_count=$STRIPE_COUNT stripe_size=$STRIPE_SIZE (IOR: all OSTs); MooseFS: 2 chunkservers, goal 1"
 
 # --- Failover pause line (issue 4): a rolling N -> N+1 -> N upgrade under

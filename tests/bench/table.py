@@ -198,10 +198,31 @@ def lock_lines(res):
                   "files/s, locking costs %.1f%%"
                   % (op, os.environ.get("LOCK_FILES", "?"), num(with_dlm),
                      num(noad), num(without), 100.0 * (1 - with_dlm / without)))
+    bigdir_lines(res)
     n1 = one("n1_shared")
     if n1 is not None:
         print("N-to-1 shared file (2 mounts, disjoint halves, 64 KiB writes): "
               "%s MiB/s" % n1)
+
+
+def bigdir_lines(res):
+    names = {"stripefs": "stripefs", "moosefs": "MooseFS"}
+    for label in ("stripefs", "moosefs"):
+        def get(key):
+            return res.get("bigdir_" + key, {}).get(label)
+        first, last = get("first"), get("last")
+        if first is None or last is None:
+            continue
+        r = last / first if first else 0.0
+        rss = ""
+        if get("rss_before") is not None:
+            rss = ", metadata server RSS %.0f -> %.0f MiB" % (
+                get("rss_before"), get("rss_after"))
+        print("%s directory of %s files (2 procs): first 10%% %s files/s, "
+              "last 10%% %s files/s, ratio %.2f (%s >= 0.8), %.0f s%s"
+              % (names[label], os.environ.get("BIGDIR_FILES", "?"), num(first),
+                 num(last), r, "ok" if r >= 0.8 else "FAILS", get("secs") or 0,
+                 rss))
 
 
 def main(argv):
