@@ -452,10 +452,12 @@ fi
 
 # --- the table ---------------------------------------------------------------------
 LOCAL_FS="$(df --output=fstype "$LOCAL" 2>/dev/null | tail -n 1 || echo "?")"
+BIGDIR_LINE=""
+if job bigdir; then BIGDIR_LINE="  bigdir: $BIGDIR_FILES files in one directory, 2 procs"; fi
 "${TABLE[@]}" print "$RESULTS" "$NOTES" "$LOCAL_FS" "${BENCH_JSON:-}" \
   "stripefs benchmark: fio psync, numjobs $NUMJOBS (one file per job, the size split over them): seq $SEQ_SIZE, rand $RAND_SIZE x ${RAND_RUNTIME}s" \
   "  IOR 2 procs x $IOR_BLOCK, 1 MiB transfers; mdtest -F -n $MDTEST_FILES x 2 procs; mdbench $MD_FILES files" \
-  "  bigdir: $BIGDIR_FILES files in one directory, 2 procs" \
+  "$BIGDIR_LINE" \
   "stripefs: $OSS OSS, stripe_count=$STRIPE_COUNT stripe_size=$STRIPE_SIZE (IOR: all OSTs); MooseFS: 2 chunkservers, goal 1"
 
 # --- Failover pause line (issue 4): a rolling N -> N+1 -> N upgrade under

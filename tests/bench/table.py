@@ -151,7 +151,7 @@ def print_table(results, notes, local_fs, json_path, header):
 def print_rows(rows, local_fs, header, notes):
     fmt = "%-38s %9s %9s %11s %9s %9s %9s"
     print()
-    for h in header:
+    for h in (h for h in header if h):
         print(h)
     print(fmt % ("job", "stripefs", "MooseFS", "passthrough",
                  "local", "sfs/MFS", "sfs/pt"))
