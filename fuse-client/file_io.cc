@@ -1,5 +1,7 @@
 #include "fuse-client/file_io.h"
 
+#include "common/limits.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <map>
@@ -7,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "common/errors.h"
+#include "common/limits.h"
 #include "fuse-client/stripe_map.h"
 
 namespace stripefs::client {
@@ -102,6 +105,14 @@ absl::Status FileIo::Write(const FileLayout& layout, uint64_t offset,
   if (offset > UINT64_MAX - len) return Errno(EFBIG, "write past 2^64");
   std::vector<StripePiece> pieces =
       MapRange(layout.stripe_size, layout.objects.size(), offset, len);
+  // Checked here, not left to the OSS: a buffered write is answered before
+  // any OSS sees it.
+  for (const StripePiece& p : pieces) {
+    if (p.obj_offset > kMaxObjectSize - p.length) {
+      return Errno(EFBIG, absl::StrCat("write at file offset ", offset,
+                                       " past the largest object"));
+    }
+  }
   return RunAll(pieces.size(), [&](size_t i) {
     const StripePiece& p = pieces[i];
     const ObjectRef& obj = layout.objects[p.stripe];

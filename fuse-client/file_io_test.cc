@@ -8,6 +8,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "common/errors.h"
+#include "common/limits.h"
 #include "fuse-client/stripe_map.h"
 #include "gtest/gtest.h"
 
@@ -120,6 +121,18 @@ TEST_F(FileIoTest, WriteThenReadAcrossStripes) {
   EXPECT_EQ(r->Flatten(), data);
   // The bytes landed where the striping formula says.
   EXPECT_EQ(fake_.Size(1, 101), kSS + 1123);  // unit 1 full, 1123 B of unit 5
+}
+
+TEST_F(FileIoTest, WritePastTheLargestObjectIsEfbigBeforeAnyObjectWrite) {
+  FileLayout l = MakeLayout(kSS, 4);
+  // Object offset of file offset 2^62 with 4 stripes: about 2^60, past the
+  // 16 TiB object limit; a buffering ObjectIo would otherwise accept it.
+  absl::Status s = io_.Write(l, uint64_t{1} << 62, "xyz", 3, {});
+  EXPECT_EQ(ToErrno(s), EFBIG) << s;
+  for (uint32_t i = 0; i < 4; ++i) EXPECT_EQ(fake_.Size(i, 100 + i), 0u);
+  // One byte past it, exactly: refused too.
+  const uint64_t units = kMaxObjectSize / kSS;  // units per full object
+  EXPECT_EQ(ToErrno(io_.Write(l, units * 4 * kSS, "x", 1, {})), EFBIG);
 }
 
 TEST_F(FileIoTest, HolesAndShortObjectsReadAsZeros) {

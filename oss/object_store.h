@@ -28,14 +28,15 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/limits.h"
 #include "oss/object_lock_taker.h"
 #include "storage/disk.h"
 #include "storage/kv.h"
 
 namespace stripefs::oss {
 
-// Largest object; offsets and sizes past it give EFBIG (EINVAL for reads).
-inline constexpr uint64_t kMaxObjectSize = uint64_t{16} << 40;  // 16 TiB
+// Largest object: common/limits.h.
+using ::stripefs::kMaxObjectSize;
 // Largest single read or write.
 inline constexpr uint64_t kMaxIoBytes = uint64_t{8} << 20;  // 8 MiB
 // Most objects one Precreate may create.
