@@ -1,5 +1,5 @@
 // DlmClient::Impl: the worker that runs handlers and cancels, and the
-// maintenance thread that Touches in-use locks and sweeps the LRU; the
+// maintenance thread that Touches asked-back locks not yet cancelled and sweeps the LRU; the
 // public DlmClient, which forwards to Impl. The session reader is in
 // dlm_client_session.cc, the lock calls in dlm_client_locks.cc; the lock
 // order is in dlm_client_impl.h.
@@ -60,7 +60,7 @@ void DlmClient::Impl::MaintenanceLoop() {
     std::vector<uint64_t> in_use;
     {
       absl::MutexLock l(&mu_);
-      in_use = cache_.InUseBlocked();
+      in_use = cache_.BlockedHeld(handlers_working_ > 0);
       for (const LockInfo& lock : cache_.CollectExpired()) {
         PushWork({lock, false, true});
       }
@@ -135,6 +135,11 @@ absl::Status DlmClient::Cancel(uint64_t handle) {
 absl::StatusOr<std::optional<LockInfo>> DlmClient::Test(
     const LockSpec& spec) {
   return impl_->Test(spec);
+}
+void DlmClient::HandlerWorking(bool on) { impl_->HandlerWorking(on); }
+void DlmClient::Impl::HandlerWorking(bool on) {
+  absl::MutexLock l(&mu_);
+  handlers_working_ += on ? 1 : -1;
 }
 size_t DlmClient::CancelUnused(const ResourceId& resource) {
   return impl_->CancelUnused(resource);

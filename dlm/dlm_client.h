@@ -15,7 +15,9 @@
 //  - Every lock returned by Lock() is "in use" until Release(handle). A
 //    lock in use is not cancelled when the DLM asks for it back (blocking
 //    callback); the library Touches it meanwhile so the DLM extends its
-//    timeout, and cancels it once the last user released it.
+//    timeout, and cancels it once the last user released it. While a
+//    handler says it is working (HandlerWorking), it Touches every lock
+//    asked back and not yet cancelled.
 //  - Unused granted locks stay cached (LRU, count and age limits) and are
 //    cancelled when the DLM asks for them back or the LRU drops them.
 //  - Handlers per resource-name prefix (longest prefix wins):
@@ -167,6 +169,12 @@ class DlmClient {
   // protect: the server's conflicting lock is then granted without a
   // callback round trip. Returns how many were cancelled.
   size_t CancelUnused(const ResourceId& resource);
+  // Called by a handler, from OnBlocking, around real work it does to give
+  // its lock back (writing dirty data to a server that may be slow or cut
+  // off): meanwhile the library Touches every lock asked back and not yet
+  // cancelled, so the DLM's callback timeout does not evict this client. A
+  // handler that hangs without saying so is evicted as before.
+  void HandlerWorking(bool on);
   // Takes nothing: a granted lock of another client that conflicts with
   // `spec`, or nullopt when `spec` would not conflict with another client
   // (F_GETLK). Waits while the DLM is away, like Lock.

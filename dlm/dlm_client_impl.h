@@ -35,6 +35,7 @@ namespace stripefs::dlm {
 
 class DlmClient::Impl {
  public:
+  void HandlerWorking(bool on);
   Impl(DlmClientOptions options, uint64_t client_id)
       : options_(std::move(options)),
         client_id_(client_id),
@@ -272,6 +273,8 @@ class DlmClient::Impl {
   bool connected_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* session_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   LockCache cache_ ABSL_GUARDED_BY(mu_);
+  // Handlers inside HandlerWorking(true) (DlmClient::HandlerWorking).
+  int handlers_working_ ABSL_GUARDED_BY(mu_) = 0;
   // Callbacks that overtook the Enqueue reply of their lock.
   std::map<uint64_t, LockInfo> early_grants_ ABSL_GUARDED_BY(mu_);
   std::set<uint64_t> early_blocks_ ABSL_GUARDED_BY(mu_);

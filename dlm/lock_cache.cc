@@ -92,10 +92,10 @@ std::vector<LockInfo> LockCache::CollectExpired() {
   return out;
 }
 
-std::vector<uint64_t> LockCache::InUseBlocked() const {
+std::vector<uint64_t> LockCache::BlockedHeld(bool all) const {
   std::vector<uint64_t> out;
   for (const auto& [h, c] : locks_) {
-    if (c.blocked && c.users > 0) out.push_back(h);
+    if (c.blocked && c.info.granted && (all || c.users > 0)) out.push_back(h);
   }
   return out;
 }

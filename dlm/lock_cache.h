@@ -60,8 +60,12 @@ class LockCache {
   // Unused granted locks the LRU wants gone (over max_count, oldest first,
   // or unused for longer than max_age); each is marked cancelling.
   std::vector<LockInfo> CollectExpired();
-  // Handles of blocked locks still in use (to Touch).
-  std::vector<uint64_t> InUseBlocked() const;
+  // Handles of locks asked back and not yet cancelled that this client is
+  // still working on (to Touch, so the DLM's callback timeout does not
+  // evict it): those in use; with `all`, also those waiting for or running
+  // their handler (set while a handler does real work, e.g. writes dirty
+  // data back to an OSS that is slow or cut off).
+  std::vector<uint64_t> BlockedHeld(bool all) const;
   // Every granted lock (to Replay after a reconnect).
   std::vector<LockInfo> Granted() const;
   std::vector<uint64_t> Handles() const;

@@ -1,5 +1,8 @@
 #include "dlm/lock_cache.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "common/fake_clock.h"
 #include "gtest/gtest.h"
 
@@ -103,7 +106,25 @@ TEST(LockCacheTest, LruByAgeDropsIdleLocksOnly) {
   std::vector<LockInfo> out = cache.CollectExpired();
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].handle, 1u);
-  EXPECT_EQ(cache.InUseBlocked().size(), 0u);
+  EXPECT_EQ(cache.BlockedHeld(true).size(), 0u);  // none asked back
+}
+
+TEST(LockCacheTest, BlockedLocksTouchedInUseOrWhileAHandlerWorks) {
+  FakeClock clock;
+  LockCache cache({.max_count = 100, .max_age = absl::Seconds(30)}, &clock);
+  CachedLock& used = cache.Insert(Granted(1, "a", LockMode::kPW));
+  cache.Release(cache.Insert(Granted(2, "b", LockMode::kPW)));
+  cache.Release(cache.Insert(Granted(3, "c", LockMode::kPR)));
+  used.blocked = true;                 // asked back while in use
+  cache.Find(2)->blocked = true;       // asked back, its handler to run
+  // A handler that works on its lock: every asked-back lock is Touched.
+  std::vector<uint64_t> touched = cache.BlockedHeld(true);
+  std::sort(touched.begin(), touched.end());
+  EXPECT_EQ(touched, (std::vector<uint64_t>{1, 2}));
+  // Otherwise only the one in use: a hanging handler is evicted.
+  EXPECT_EQ(cache.BlockedHeld(false), std::vector<uint64_t>{1});
+  cache.Erase(2);  // cancelled
+  EXPECT_EQ(cache.BlockedHeld(true), std::vector<uint64_t>{1});
 }
 
 }  // namespace

@@ -218,7 +218,10 @@ void DataLocks::OnBlocking(const dlm::LockInfo& lock, bool lost) {
     if (lost) {
       wb_->Discard(ost, oid);
     } else {
+      // An OSS cut off for a while must not get this mount evicted.
+      if (dlm_ != nullptr) dlm_->HandlerWorking(true);
       wb_->WriteBack(ost, oid);
+      if (dlm_ != nullptr) dlm_->HandlerWorking(false);
     }
   }
   auto inval = std::make_shared<Inval>();

@@ -36,7 +36,7 @@
 //    Truncate RPC (that would deadlock with the OSS's lock); after the OSS
 //    answered it takes the same PW itself once (RevokeBeyond), which also
 //    covers an OSS started without --dlm.
-//  - Write-behind (write_behind.h, with -o write_behind, the default): a
+//  - Write-behind (write_behind.h, with -o write_behind; off by default): a
 //    write's data may stay buffered in the mount after the write returned,
 //    under the PW lock it was written with. OnBlocking of a PW lock first
 //    writes back every buffered byte of its object (OST Write RPCs only,
