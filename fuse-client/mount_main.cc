@@ -56,10 +56,9 @@ struct MountConfig {
   std::string log_level = "info";
   std::string log_file;
   FsOptions fs;
-  // With a lock service, -o write_behind buffers writes in the mount
-  // (write_behind.h). Off by default: with it, writes failed with EIO while
-  // an OSS was cut off from the network for 5 s (test_netcut[ost0]).
-  bool write_behind = false;
+  // With a lock service, writes are buffered in the mount (write_behind.h);
+  // -o no_write_behind sends each write before it returns.
+  bool write_behind = true;
   uint64_t write_behind_mb = 256;  // -o write_behind_mb=N: mount-wide bound
   std::vector<std::string> fuse_opts;  // passed to libfuse
 };

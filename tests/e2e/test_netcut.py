@@ -14,9 +14,11 @@ The rest of the cluster (DLM, MDS or OSSs, mounts) stays in this
 namespace but listens on the host end of the veth pair, so the server in
 the namespace can reach it. All addresses are in a /30 of our own."""
 
+import fcntl
 import os
 import random
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -69,7 +71,18 @@ class Netns:
         return _ip("netns", "exec", self.name, "ip", *args)
 
     def link(self, up):
-        _ip("link", "set", self.host_if, "up" if up else "down")
+        """Sets the host end up or down with an ioctl, not with `ip`: a
+        forked child closes the workers' inherited descriptors of files on
+        the mounts, each close is a FUSE flush, and a flush writes the
+        file's buffered data back to the server this very call cuts off, so
+        a fork here could wait on the cut it is meant to end."""
+        siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            name = self.host_if.encode()
+            req = fcntl.ioctl(s, siocgifflags, struct.pack("16sH22x", name, 0))
+            flags = struct.unpack("16sH22x", req)[1]
+            flags = flags | iff_up if up else flags & ~iff_up
+            fcntl.ioctl(s, siocsifflags, struct.pack("16sH22x", name, flags))
 
     def close(self):
         _ip("link", "del", self.host_if, check=False)
@@ -106,8 +119,10 @@ class NetProcs(Procs):
 
     def mount_at(self, mds, mnt):
         os.makedirs(mnt, exist_ok=True)
+        log = os.path.join(self.root, os.path.basename(mnt) + ".log")
         r = subprocess.run([os.path.join(BIN_N1, "stripefs-mount"), "--mds",
-                            mds, mnt], capture_output=True, text=True,
+                            mds, "--log-file", log, mnt],
+                           capture_output=True, text=True,
                            timeout=60)
         assert r.returncode == 0, f"mount failed: {r.stdout}{r.stderr}"
         self.mounts.append(mnt)
