@@ -176,7 +176,10 @@ def n_cluster():
         for m in (c.mnt, os.path.join(tmp, "mnt-b")):
             if _mounted(m):
                 os.system(f"fusermount3 -u -z {m}")
-        shutil.rmtree(tmp, ignore_errors=True)
+        if os.environ.get("STRIPEFS_KEEP") == "1":
+            print(f"kept {tmp} (STRIPEFS_KEEP=1)")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_roll_up_and_down_with_files_open(n_cluster):
