@@ -125,6 +125,17 @@ absl::StatusOr<LockInfo> DlmClient::Lock(const LockSpec& spec,
   return impl_->Lock(spec, opts);
 }
 void DlmClient::Release(uint64_t handle) { impl_->Release(handle); }
+absl::StatusOr<LockInfo> DlmClient::EnqueueFor(uint64_t owner, uint64_t xid,
+                                               const LockSpec& spec) {
+  return impl_->EnqueueFor(owner, xid, spec);
+}
+DlmClient::AdoptToken DlmClient::PrepareAdopt() {
+  return {impl_->PrepareAdopt()};
+}
+absl::StatusOr<LockInfo> DlmClient::Adopt(const AdoptToken& token,
+                                          const std::optional<LockInfo>& lock) {
+  return impl_->Adopt(token.evictions, lock);
+}
 absl::StatusOr<LockInfo> DlmClient::Convert(
     uint64_t handle, LockMode mode, const std::function<bool()>& interrupted) {
   return impl_->Convert(handle, mode, interrupted);

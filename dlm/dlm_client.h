@@ -184,6 +184,30 @@ class DlmClient {
   [[nodiscard]] absl::StatusOr<std::vector<GlimpseValue>> Glimpse(
       const ResourceId& resource, uint64_t start, uint64_t end);
 
+  // Intent locks (a server takes a lock in a client's name, the client
+  // adopts it; e.g. the MDS grants a mount PR on the inode it just created,
+  // docs/internals.md "Metadata coherence").
+  //
+  // Server side: enqueues `spec` owned by client `owner` (its DLM client
+  // id) with request id (owner, xid): never waits (EAGAIN when it would),
+  // not cached here. `xid` must be unique among owner's requests (a resend
+  // with the same one answers the same lock).
+  [[nodiscard]] absl::StatusOr<LockInfo> EnqueueFor(uint64_t owner,
+                                                    uint64_t xid,
+                                                    const LockSpec& spec);
+  // Client side: call PrepareAdopt before the request that may bring an
+  // intent lock (callbacks for it that overtake the reply are kept), then
+  // Adopt exactly once with what the reply brought (nullopt: nothing). A
+  // lock adopted is returned in use (Release it as one from Lock()); one
+  // that cannot be adopted (another owner, this client evicted or closed
+  // since PrepareAdopt) is cancelled and an error returned.
+  struct AdoptToken {
+    uint64_t evictions = 0;
+  };
+  AdoptToken PrepareAdopt();
+  [[nodiscard]] absl::StatusOr<LockInfo> Adopt(
+      const AdoptToken& token, const std::optional<LockInfo>& lock);
+
   uint64_t client_id() const { return client_id_; }
   // True while a Session stream is established.
   bool Connected() const;

@@ -93,6 +93,11 @@ class DlmClient::Impl {
   absl::StatusOr<LockInfo> Convert(uint64_t handle, LockMode mode,
                                    const std::function<bool()>& interrupted);
   absl::Status Cancel(uint64_t handle);
+  absl::StatusOr<LockInfo> EnqueueFor(uint64_t owner, uint64_t xid,
+                                      const LockSpec& spec);
+  uint64_t PrepareAdopt();
+  absl::StatusOr<LockInfo> Adopt(uint64_t evictions,
+                                 const std::optional<LockInfo>& lock);
   absl::StatusOr<std::optional<LockInfo>> Test(const LockSpec& spec);
   size_t CancelUnused(const ResourceId& resource);
   absl::StatusOr<std::vector<GlimpseValue>> Glimpse(const ResourceId& res,

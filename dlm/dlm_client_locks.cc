@@ -172,6 +172,77 @@ absl::Status DlmClient::Impl::Cancel(uint64_t handle) {
   return CancelRpc(handle, /*retry=*/true);
 }
 
+absl::StatusOr<LockInfo> DlmClient::Impl::EnqueueFor(uint64_t owner,
+                                                     uint64_t xid,
+                                                     const LockSpec& spec) {
+  rpc::EnqueueRequest req;
+  req.mutable_hdr()->set_client_id(owner);
+  req.mutable_hdr()->set_xid(xid);
+  *req.mutable_resource() = ToProto(spec.resource);
+  req.set_mode(static_cast<rpc::LockMode>(spec.mode));
+  req.set_bits(spec.bits);
+  req.set_start(spec.start);
+  req.set_end(spec.end);
+  req.set_no_wait(true);
+  rpc::EnqueueReply rep;
+  // One try, not through Rpc(): an ENOTCONN here is about `owner` (gone
+  // from the DLM), not about this client's session.
+  grpc::ClientContext ctx;
+  rpc::SetDeadline(ctx, options_.rpc_deadline);
+  CountRpc("EnqueueFor");
+  absl::Status s = rpc::FromGrpc(Stub()->Enqueue(&ctx, req, &rep));
+  if (!s.ok()) return s;
+  absl::StatusOr<LockInfo> info = FromProto(rep.lock());
+  if (!info.ok()) return info.status();
+  if (!info->granted || info->client_id != owner) {
+    return Errno(EAGAIN, absl::StrCat("intent lock ", Describe(spec),
+                                      " not granted at once"));
+  }
+  return info;
+}
+
+uint64_t DlmClient::Impl::PrepareAdopt() {
+  absl::MutexLock l(&mu_);
+  ++pending_enqueues_;  // keeps callbacks that overtake the reply
+  return evictions_.load();
+}
+
+absl::StatusOr<LockInfo> DlmClient::Impl::Adopt(
+    uint64_t evictions, const std::optional<LockInfo>& lock) {
+  absl::MutexLock l(&mu_);
+  --pending_enqueues_;
+  absl::StatusOr<LockInfo> out = Errno(ENOENT, "no intent lock");
+  if (lock.has_value()) {
+    const uint64_t h = lock->handle;
+    if (closed_) {
+      out = Errno(ESHUTDOWN, "DLM client closed");
+    } else if (lock->client_id != client_id_ || !lock->granted) {
+      out = Errno(EINVAL, absl::StrCat("intent lock ", h, " is not ours"));
+    } else if (evictions_.load() != evictions) {
+      // Evicted since the request left: the lock may belong to a session
+      // this client no longer has. Given back (harmless if gone).
+      out = Errno(ESTALE, absl::StrCat("intent lock ", h,
+                                       " from before an eviction"));
+      early_grants_.erase(h);
+      early_blocks_.erase(h);
+      PushWork({*lock, false, /*call_handler=*/false});
+    } else {
+      CachedLock& c = cache_.Insert(*lock);  // in use: one user
+      early_grants_.erase(h);
+      if (early_blocks_.erase(h) > 0) {
+        c.blocked = true;
+        PushWork({c.info, false, true, /*in_use_notice=*/true});
+      }
+      out = c.info;
+    }
+  }
+  if (pending_enqueues_ == 0) {
+    early_grants_.clear();
+    early_blocks_.clear();
+  }
+  return out;
+}
+
 size_t DlmClient::Impl::CancelUnused(const ResourceId& resource) {
   std::vector<LockInfo> victims;
   {

@@ -66,6 +66,9 @@ void Fs::set_dlm(dlm::DlmClient* dlm) {
   if (md_ != nullptr) md_->set_adaptive(options_.md_adaptive);
   // This mount applies its own namespace changes to its cache.
   mds_->set_own_md_cache(md_ != nullptr);
+  // And adopts the lock on what it creates (MdCache::AdoptIntent).
+  mds_->set_intent_locks(md_ != nullptr ? dlm->client_id() : 0,
+                         md_ != nullptr ? kMdBits : 0);
 }
 
 void Fs::set_on_md_drop(std::function<void(uint64_t)> fn) {
@@ -359,12 +362,22 @@ absl::StatusOr<OpenResult> Fs::CreateInMds(const OpCtx& ctx, uint64_t parent,
   // An existing file's lock is called back as always (O_TRUNC).
   CancelEarly({CachedChild(parent, name)});
   std::optional<Entry> after;
-  return OwnChange(md_.get(), parent, name, &after, [&] {
-    absl::StatusOr<OpenResult> r =
-        mds_->Create(ctx, parent, name, mode, flags);
-    if (r.ok()) after = r->parent;
-    return r;
-  });
+  std::optional<MdCache::Intent> intent;
+  if (md_ != nullptr) intent = md_->PrepareIntent();
+  absl::StatusOr<OpenResult> r =
+      OwnChange(md_.get(), parent, name, &after, [&] {
+        absl::StatusOr<OpenResult> r =
+            mds_->Create(ctx, parent, name, mode, flags);
+        if (r.ok()) after = r->parent;
+        return r;
+      });
+  // The new file's attributes, under the lock the MDS took for this mount:
+  // no GetAttr or Enqueue at its first use.
+  if (intent.has_value()) {
+    md_->AdoptIntent(*intent, r.ok() ? &r->entry : nullptr,
+                     r.ok() ? r->intent_lock : 0);
+  }
+  return r;
 }
 
 absl::Status Fs::Rename(const OpCtx& ctx, uint64_t parent,

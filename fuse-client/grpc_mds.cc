@@ -321,12 +321,15 @@ absl::StatusOr<OpenResult> GrpcMds::Create(const OpCtx& ctx, uint64_t parent,
         r.set_name(name);
         r.set_mode(mode);
         r.set_flags(flags | O_CREAT);
+        r.set_intent_dlm_client(intent_dlm_client_);
+        r.set_intent_bits(intent_bits_);
       },
       &reply);
   if (!s.ok()) return s;
   OpenResult out{client::FromProto(reply.entry()), reply.handle(),
                  reply.truncated()};
   if (reply.has_parent()) out.parent = client::FromProto(reply.parent());
+  out.intent_lock = reply.intent_lock();
   return out;
 }
 

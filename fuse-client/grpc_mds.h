@@ -79,6 +79,10 @@ class GrpcMds : public MdsApi {
     return mds_->RpcCounts();
   }
   void set_own_md_cache(bool on) override { own_md_cache_ = on; }
+  void set_intent_locks(uint64_t dlm_client, uint64_t bits) override {
+    intent_dlm_client_ = dlm_client;
+    intent_bits_ = bits;
+  }
 
  private:
   // The header of a namespace change (with own_md_cache when set).
@@ -89,6 +93,8 @@ class GrpcMds : public MdsApi {
 
   MdsClient* const mds_;
   bool own_md_cache_ = false;  // set before use
+  uint64_t intent_dlm_client_ = 0;  // set before use
+  uint64_t intent_bits_ = 0;
 };
 
 // Conversions between the wire and the client types (also for tests).

@@ -171,6 +171,52 @@ void MdCache::Drop(uint64_t ino) {
   DropLocked(ino);
 }
 
+MdCache::Intent MdCache::PrepareIntent() {
+  Intent in;
+  in.token = dlm_->PrepareAdopt();
+  absl::MutexLock lock(&mu_);
+  in.gen_mark = next_gen_;
+  return in;
+}
+
+bool MdCache::AdoptIntent(const Intent& in, const Entry* e, uint64_t handle) {
+  std::optional<dlm::LockInfo> offered;
+  if (e != nullptr && handle != 0) {
+    dlm::LockInfo info;
+    info.handle = handle;
+    info.client_id = dlm_->client_id();
+    info.spec.resource = {absl::StrCat(kInoPrefix, e->attr.ino),
+                          dlm::LockType::kIbits};
+    info.spec.mode = dlm::LockMode::kPR;
+    info.spec.bits = kMdBits;
+    info.granted = true;
+    offered = info;
+  }
+  absl::StatusOr<dlm::LockInfo> l = dlm_->Adopt(in.token, offered);
+  if (!l.ok()) {
+    if (offered.has_value()) {
+      spdlog::debug("md cache: intent lock {}: {}", handle,
+                    l.status().ToString());
+    }
+    return false;
+  }
+  const uint64_t ino = e->attr.ino;
+  NoteTaken(ino);
+  bool cached = false;
+  {
+    absl::MutexLock lock(&mu_);
+    // Generations only grow: ino not bumped since PrepareIntent means no
+    // drop of it since the request left (one after this is applied to the
+    // entry cached here).
+    if (!pending_.contains(ino) && GenLocked(ino) <= in.gen_mark) {
+      attrs_[ino] = *e;
+      cached = true;
+    }
+  }
+  Release(*l);
+  return cached;
+}
+
 MdCache::Change MdCache::BeginChange(uint64_t dir) {
   absl::MutexLock lock(&mu_);
   ++pending_[dir];

@@ -116,6 +116,20 @@ class MdCache : public dlm::LockHandler {
   // Drops what is cached about ino (attributes, dentries, listing).
   void Drop(uint64_t ino);
 
+  // Create's intent lock (CreateRequest.intent_dlm_client): PrepareIntent
+  // before the Create, then AdoptIntent exactly once after it with the new
+  // inode's attributes and the reply's lock handle (e null or handle 0:
+  // none came). The lock is adopted into the DlmClient (held like one this
+  // mount took) and the attributes, which the MDS read after its grant,
+  // are cached under it, unless the inode was dropped since PrepareIntent
+  // (a callback or a lost lock). Returns whether they were cached.
+  struct Intent {
+    dlm::DlmClient::AdoptToken token;
+    uint64_t gen_mark = 0;  // next_gen_ at PrepareIntent
+  };
+  Intent PrepareIntent();
+  bool AdoptIntent(const Intent& in, const Entry* e, uint64_t handle);
+
   // An own namespace change in directory `dir` (see above).
   struct Change {
     uint64_t dir = 0;

@@ -108,6 +108,10 @@ struct OpenResult {
   // Create of an own change (set_own_md_cache): the parent's attributes
   // right after the change, when the MDS sent them.
   std::optional<Entry> parent;
+  // Create with intent locks (set_intent_locks): the handle of the PR lock
+  // on entry's inode the MDS took in this mount's name (entry was read
+  // after its grant), for MdCache::AdoptIntent; 0: none.
+  uint64_t intent_lock = 0;
 };
 
 // SetAttr's `valid` bits (the same values as the wire's SetAttrValid).
@@ -234,6 +238,11 @@ class MdsApi {
   // (ReqHeader.own_md_cache: the MDS may leave this mount's locks in
   // place). Set before use, only by an Fs with an MdCache.
   virtual void set_own_md_cache(bool on) {}
+  // Create asks the MDS for an intent lock (CreateRequest.intent_dlm_client)
+  // in the name of this DLM client id with these bits (0: none, default).
+  // Set before use, only by an Fs with an MdCache, which adopts every
+  // intent lock a Create brings (MdCache::AdoptIntent).
+  virtual void set_intent_locks(uint64_t dlm_client, uint64_t bits) {}
 };
 
 }  // namespace stripefs::client

@@ -72,6 +72,14 @@ class MdLockTaker {
   // `exempt`: which of them leave the asking mount's locks in place.
   virtual absl::StatusOr<MdLocks> LockInodes(std::vector<uint64_t> inos,
                                              const Exemption& exempt) = 0;
+  // Intent lock: a PR lock with `bits` on ino in the name of the mount
+  // whose DLM client id is `owner` (request id (owner, xid)), granted at
+  // once or not at all (never waits); returns its handle, which the mount
+  // adopts. Default: none (UNIMPLEMENTED).
+  virtual absl::StatusOr<uint64_t> GrantFor(uint64_t owner, uint64_t xid,
+                                            uint64_t ino, uint64_t bits) {
+    return absl::UnimplementedError("no intent locks");
+  }
 };
 
 // Without a lock service: every call is a no-op.

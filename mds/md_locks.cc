@@ -35,4 +35,20 @@ absl::StatusOr<MdLocks> MdLocker::LockInodes(std::vector<uint64_t> inos,
   });
 }
 
+absl::StatusOr<uint64_t> MdLocker::GrantFor(uint64_t owner, uint64_t xid,
+                                            uint64_t ino, uint64_t bits) {
+  if (dlm_ == nullptr) return absl::UnimplementedError("no lock service");
+  bits &= kMdLockBits;
+  if (owner == 0 || bits == 0) {
+    return absl::InvalidArgumentError("intent lock without owner or bits");
+  }
+  dlm::LockSpec spec;
+  spec.resource = {absl::StrCat("ino:", ino), dlm::LockType::kIbits};
+  spec.mode = dlm::LockMode::kPR;
+  spec.bits = bits;
+  absl::StatusOr<dlm::LockInfo> l = dlm_->EnqueueFor(owner, xid, spec);
+  if (!l.ok()) return l.status();
+  return l->handle;
+}
+
 }  // namespace stripefs::mds

@@ -29,6 +29,9 @@ class MdLocker final : public MdLockTaker {
 
   absl::StatusOr<MdLocks> LockInodes(std::vector<uint64_t> inos,
                                      const Exemption& exempt) override;
+  // DlmClient::EnqueueFor (no_wait); `bits` limited to kMdLockBits.
+  absl::StatusOr<uint64_t> GrantFor(uint64_t owner, uint64_t xid,
+                                    uint64_t ino, uint64_t bits) override;
 
  private:
   dlm::DlmClient* const dlm_;

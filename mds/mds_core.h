@@ -73,7 +73,8 @@ class MdsCore {
                                 uint64_t ino, const SetAttrArgs& args);
   absl::StatusOr<OpenResult> Create(const ReqId& req, const Cred& cred,
                                     uint64_t parent, const std::string& name,
-                                    uint32_t mode, uint32_t flags);
+                                    uint32_t mode, uint32_t flags,
+                                    const IntentLock& intent = {});
   absl::StatusOr<OpenResult> Open(const ReqId& req, const Cred& cred,
                                   uint64_t ino, uint32_t flags);
   // Controlled failover: the client req.client_id re-establishes its open
@@ -334,6 +335,10 @@ class MdsCore {
   static ReplyRec InodeReply(const Inode& n);
   static ReplyRec OpenReply(const OpenResult& r);
 
+  // Create's intent lock (IntentLock) on the file r made; on success sets
+  // r->intent_lock and re-reads r->inode after the grant. Outside mu_.
+  void GrantIntent(const ReqId& req, const IntentLock& intent, OpenResult* r)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Common creation path for files, nodes, dirs and symlinks.
   absl::StatusOr<Inode> MakeNode(const ReqId& req, const Cred& cred,
                                  uint64_t parent, const std::string& name,

@@ -126,6 +126,7 @@ absl::StatusOr<Inode> MdsCore::MakeNode(const ReqId& req, const Cred& cred,
   if (open_flags.has_value()) {
     // The creator may open what it created whatever the mode says.
     open_out->inode = n;
+    open_out->created = true;
     open_out->handle = sb_.next_handle++;
     b.Put(HandleKey(open_out->handle),
           EncodeHandle({n.ino, *open_flags, req.client_id}));
@@ -146,8 +147,9 @@ absl::StatusOr<Inode> MdsCore::MakeNode(const ReqId& req, const Cred& cred,
 absl::StatusOr<OpenResult> MdsCore::Create(const ReqId& req, const Cred& cred,
                                            uint64_t parent,
                                            const std::string& name,
-                                           uint32_t mode, uint32_t flags) {
-  return WithPooledObjects([&] {
+                                           uint32_t mode, uint32_t flags,
+                                           const IntentLock& intent) {
+  absl::StatusOr<OpenResult> r = WithPooledObjects([&] {
     return RetryIfMoved(
         {parent}, {{parent, name}}, ExemptClient(req),
         [&](NameLocks& locks) -> absl::StatusOr<OpenResult> {
@@ -164,6 +166,31 @@ absl::StatusOr<OpenResult> MdsCore::Create(const ReqId& req, const Cred& cred,
           return out;
         });
   });
+  if (r.ok() && r->created) GrantIntent(req, intent, &*r);
+  return r;
+}
+
+void MdsCore::GrantIntent(const ReqId& req, const IntentLock& intent,
+                          OpenResult* r) {
+  if (intent.dlm_client == 0 || req.xid == 0 || !md_locks_->enabled()) {
+    return;
+  }
+  // The DLM request id: the Create's xid (unique per mount, the same in a
+  // resend) with the top bit, which the mount's own DLM xids never have.
+  absl::StatusOr<uint64_t> h = md_locks_->GrantFor(
+      intent.dlm_client, req.xid | (uint64_t{1} << 63), r->inode.ino,
+      intent.bits);
+  if (!h.ok()) {
+    spdlog::debug("intent lock on ino:{} for client {}: {}", r->inode.ino,
+                  intent.dlm_client, h.status().ToString());
+    return;
+  }
+  // Read after the grant: a change made since the commit (another mount
+  // found the name) is in it; any later one calls the lock back.
+  absl::StatusOr<Inode> n = GetAttr(r->inode.ino);
+  if (!n.ok()) return;  // gone already: the mount cancels the unknown lock
+  r->inode = *std::move(n);
+  r->intent_lock = *h;
 }
 
 absl::StatusOr<Inode> MdsCore::Mknod(const ReqId& req, const Cred& cred,

@@ -201,10 +201,12 @@ grpc::Status MdsService::Create(grpc::ServerContext*,
                                 rpc::CreateReply* reply) {
   auto r = core_->Create(FromProto(req->hdr()), FromProto(req->cred()),
                          req->parent(), req->name(), req->mode(),
-                         req->flags());
+                         req->flags(),
+                         {req->intent_dlm_client(), req->intent_bits()});
   if (r.ok()) {
     ToProto(r->inode, reply->mutable_entry());
     reply->set_handle(r->handle);
+    reply->set_intent_lock(r->intent_lock);
     if (req->hdr().own_md_cache()) {
       auto p = core_->GetAttr(req->parent());
       if (p.ok()) ToProto(*p, reply->mutable_parent());

@@ -115,6 +115,17 @@ struct OpenResult {
   Inode inode;
   uint64_t handle = 0;
   bool truncated = false;
+  bool created = false;      // Create made the file (else opened it)
+  uint64_t intent_lock = 0;  // Create's intent lock (IntentLock), 0: none
+};
+
+// Create's intent lock (CreateRequest.intent_dlm_client): once the file is
+// made, a PR lock with `bits` on it in the name of the mount whose DLM
+// client id is `dlm_client` (0: none asked); the reply's attributes are
+// read after its grant.
+struct IntentLock {
+  uint64_t dlm_client = 0;
+  uint64_t bits = 0;
 };
 
 struct DirEntryOut {
