@@ -273,11 +273,12 @@ namespace {
 // leaves this mount's lock on dir in place (own_md_cache) and the change is
 // put into the cache here. `call` returns the new name's inode (0: the name
 // is gone) or the error; `dir_after`: where call leaves dir's attributes
-// after the change if the reply had them.
+// after the change if the reply had them; `changed`: an inode whose cache
+// the change makes stale (0: none), dropped after the reply.
 template <typename Call>
 auto OwnChange(MdCache* md, uint64_t dir, const std::string& name,
-               const std::optional<Entry>* dir_after, Call&& call)
-    -> decltype(call()) {
+               const std::optional<Entry>* dir_after, Call&& call,
+               uint64_t changed = 0) -> decltype(call()) {
   if (md == nullptr) return call();
   const MdCache::Change c = md->BeginChange(dir);
   auto r = call();
@@ -292,7 +293,7 @@ auto OwnChange(MdCache* md, uint64_t dir, const std::string& name,
   }
   const Entry* after = nullptr;
   if (dir_after != nullptr && dir_after->has_value()) after = &**dir_after;
-  md->EndChange(c, r.ok(), name, child, /*changed=*/0, after);
+  md->EndChange(c, r.ok(), name, child, changed, after);
   return r;
 }
 
@@ -349,11 +350,16 @@ absl::StatusOr<Entry> Fs::Link(const OpCtx& ctx, uint64_t ino,
 absl::Status Fs::Remove(const OpCtx& ctx, uint64_t parent,
                         const std::string& name, bool dir) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
-  CancelEarly({CachedChild(parent, name)});
+  // The inode this mount has cached for name: the MDS leaves this mount's
+  // lock on it in place too (exempt_child; no early Cancel) and its cache
+  // is dropped here after the reply. An MDS that does not exempt it calls
+  // the lock back.
+  const uint64_t child = CachedChild(parent, name);
   std::optional<Entry> after;
-  return OwnChange(md_.get(), parent, name, &after, [&] {
-    return mds_->Remove(ctx, parent, name, dir, &after);
-  });
+  return OwnChange(
+      md_.get(), parent, name, &after,
+      [&] { return mds_->Remove(ctx, parent, name, dir, child, &after); },
+      child);
 }
 
 absl::StatusOr<OpenResult> Fs::CreateInMds(const OpCtx& ctx, uint64_t parent,

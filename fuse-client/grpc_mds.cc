@@ -207,6 +207,7 @@ absl::StatusOr<Entry> GrpcMds::Link(const OpCtx& ctx, uint64_t ino,
 
 absl::Status GrpcMds::Remove(const OpCtx& ctx, uint64_t parent,
                              const std::string& name, bool dir,
+                             uint64_t exempt_child,
                              std::optional<Entry>* parent_after) {
   rpc::RemoveReply reply;
   absl::Status s = mds_->Call(
@@ -217,6 +218,7 @@ absl::Status GrpcMds::Remove(const OpCtx& ctx, uint64_t parent,
         r.set_parent(parent);
         r.set_name(name);
         r.set_dir(dir);
+        if (own_md_cache_) r.set_exempt_child(exempt_child);
       },
       &reply);
   if (s.ok() && parent_after != nullptr && reply.has_parent()) {

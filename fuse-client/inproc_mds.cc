@@ -130,10 +130,11 @@ absl::StatusOr<Entry> InprocMds::Link(const OpCtx& ctx, uint64_t ino,
 
 absl::Status InprocMds::Remove(const OpCtx& ctx, uint64_t parent,
                                const std::string& name, bool dir,
+                               uint64_t exempt_child,
                                std::optional<Entry>* parent_after) {
   Count("Remove");
-  absl::Status s =
-      core_->Remove(NextOwnReq(), CredOf(ctx), parent, name, dir);
+  absl::Status s = core_->Remove(NextOwnReq(), CredOf(ctx), parent, name,
+                                 dir, exempt_child);
   // As MdsService: an own change's reply carries the parent's attributes.
   if (s.ok() && own_md_cache_ && parent_after != nullptr) {
     absl::StatusOr<Entry> p = EntryOf(core_->GetAttr(parent));

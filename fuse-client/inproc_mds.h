@@ -52,6 +52,7 @@ class InprocMds : public MdsApi {
                              const std::string& new_name) override;
   absl::Status Remove(const OpCtx& ctx, uint64_t parent,
                       const std::string& name, bool dir,
+                      uint64_t exempt_child,
                       std::optional<Entry>* parent_after) override;
   absl::Status Rename(const OpCtx& ctx, uint64_t parent,
                       const std::string& name, uint64_t new_parent,

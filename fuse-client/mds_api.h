@@ -169,8 +169,11 @@ class MdsApi {
                                      const std::string& new_name) = 0;
   // parent_after (may be null): the parent's attributes right after the
   // change, when the MDS sent them (own changes, set_own_md_cache).
+  // exempt_child (own changes): the inode this mount has cached for name,
+  // whose cache it drops itself (RemoveRequest.exempt_child); 0: none.
   virtual absl::Status Remove(const OpCtx& ctx, uint64_t parent,
                               const std::string& name, bool dir,
+                              uint64_t exempt_child,
                               std::optional<Entry>* parent_after) = 0;
   virtual absl::Status Rename(const OpCtx& ctx, uint64_t parent,
                               const std::string& name, uint64_t new_parent,

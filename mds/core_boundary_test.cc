@@ -46,6 +46,16 @@ class RecordingLocks final : public MdLockTaker {
   std::vector<std::vector<uint64_t>> exempts;
   int held = 0;
   std::function<void()> before_grant;
+  // Intent locks: each GrantFor as {owner, xid, ino, bits}; run before
+  // the grant is answered (a change made meanwhile).
+  absl::StatusOr<uint64_t> GrantFor(uint64_t owner, uint64_t xid,
+                                    uint64_t ino, uint64_t bits) override {
+    grants.push_back({owner, xid, ino, bits});
+    if (during_grant) during_grant(ino);
+    return 5000 + ino;
+  }
+  std::vector<std::vector<uint64_t>> grants;
+  std::function<void(uint64_t)> during_grant;
 };
 
 class CoreBoundaryTest : public CoreTestBase {
@@ -138,6 +148,72 @@ TEST_F(CoreBoundaryTest, NamespaceChangesExemptTheAskingMountOnlyWhenAsked) {
   a.mode = 0600;
   ASSERT_TRUE(core_->SetAttr(next(9), kRoot, c->inode.ino, a).ok());
   EXPECT_EQ(locks_.exempts, V(4));
+}
+
+TEST_F(CoreBoundaryTest, UnlinkExemptsTheChildTheMountNamed) {
+  const uint64_t d = Dir(kRootIno, "d");
+  const uint64_t f = File(d, "f");
+  const uint64_t g = File(d, "g");
+  const uint64_t h = File(d, "h");
+  locks_.exempts.clear();
+  locks_.calls.clear();
+  // The mount names f for "f": both locks exempt. It names f for "g"
+  // (its cache is behind): only the directory's. A mount without
+  // own_md_cache: none.
+  ASSERT_TRUE(core_->Remove({77, 1, true}, kRoot, d, "f", false, f).ok());
+  ASSERT_TRUE(core_->Remove({77, 2, true}, kRoot, d, "g", false, f).ok());
+  ASSERT_TRUE(core_->Remove({77, 3, false}, kRoot, d, "h", false, h).ok());
+  using V = std::vector<std::vector<uint64_t>>;
+  EXPECT_EQ(locks_.exempts,
+            V({{77000 + d, 77000 + f}, {77000 + d}, {}}));
+  EXPECT_EQ(locks_.calls, V({{d, f}, {d, g}, {d, h}}));
+  EXPECT_EQ(locks_.held, 0);
+}
+
+TEST_F(CoreBoundaryTest, CreateGrantsTheIntentLockOnlyOnWhatItMade) {
+  const uint64_t d = Dir(kRootIno, "d");
+  File(d, "w1");  // fill both precreate pools (see above)
+  File(d, "w2");
+  const IntentLock intent{/*dlm_client=*/77, /*bits=*/0x33};
+  // Another mount's chmod between the commit and the grant: the reply's
+  // attributes are read after the grant, so they have it.
+  locks_.during_grant = [&](uint64_t ino) {
+    locks_.during_grant = nullptr;
+    SetAttrArgs a;
+    a.valid = kSetMode;
+    a.mode = 0600;
+    ASSERT_TRUE(core_->SetAttr({}, kRoot, ino, a).ok());
+  };
+  auto c = core_->Create({77, 41, true}, kRoot, d, "f", 0644,
+                         O_CREAT | O_RDWR, intent);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const uint64_t f = c->inode.ino;
+  using V = std::vector<std::vector<uint64_t>>;
+  EXPECT_EQ(locks_.grants,
+            V({{77, 41 | (uint64_t{1} << 63), f, 0x33}}));
+  EXPECT_EQ(c->intent_lock, 5000 + f);
+  EXPECT_EQ(c->inode.mode & 07777, 0600u);
+  // A resend (answered from its reply record), an open of an existing
+  // file, a request without intent: no lock granted.
+  auto again = core_->Create({77, 41, true}, kRoot, d, "f", 0644,
+                             O_CREAT | O_RDWR, intent);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->intent_lock, 0u);
+  auto opened = core_->Create({77, 42, true}, kRoot, d, "f", 0644,
+                              O_CREAT | O_RDWR, intent);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(opened->intent_lock, 0u);
+  auto plain = core_->Create({77, 43, true}, kRoot, d, "g", 0644,
+                             O_CREAT | O_RDWR);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->intent_lock, 0u);
+  EXPECT_EQ(locks_.grants.size(), 1u);
+  // Without a lock service nothing is asked.
+  core_->set_md_locks(&no_locks_);
+  auto none = core_->Create({77, 44, true}, kRoot, d, "h", 0644,
+                            O_CREAT | O_RDWR, intent);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->intent_lock, 0u);
 }
 
 TEST_F(CoreBoundaryTest, ANameMovedBeforeItsLockIsResolvedAgain) {

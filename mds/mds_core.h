@@ -114,8 +114,12 @@ class MdsCore {
                                 const std::string& target);
   absl::StatusOr<Inode> Link(const ReqId& req, const Cred& cred, uint64_t ino,
                              uint64_t new_parent, const std::string& new_name);
+  // exempt_child (with req.own_md_cache): when `name` is this inode, its
+  // lock is taken with the own-change exemption too (the mount drops what
+  // it cached of it itself, RemoveRequest.exempt_child).
   absl::Status Remove(const ReqId& req, const Cred& cred, uint64_t parent,
-                      const std::string& name, bool dir);
+                      const std::string& name, bool dir,
+                      uint64_t exempt_child = 0);
   absl::Status Rename(const ReqId& req, const Cred& cred, uint64_t parent,
                       const std::string& name, uint64_t new_parent,
                       const std::string& new_name, uint32_t flags);
@@ -274,9 +278,11 @@ class MdsCore {
       ABSL_LOCKS_EXCLUDED(mu_);
   // exempt_client: the exemption covers `inos` (the directories), never
   // what the names resolve to.
+  // exempt_child: a name resolved to it is exempt too (Remove).
   absl::StatusOr<NameLocks> LockNames(std::vector<uint64_t> inos,
                                       const std::vector<NameRef>& names,
-                                      int attempt, uint64_t exempt_client)
+                                      int attempt, uint64_t exempt_client,
+                                      uint64_t exempt_child = 0)
       ABSL_LOCKS_EXCLUDED(mu_);
   // The client whose locks a namespace change asked by `req` may leave in
   // place (it applies the change to its own cache), or 0.
@@ -291,11 +297,11 @@ class MdsCore {
   template <typename Change>
   auto RetryIfMoved(const std::vector<uint64_t>& inos,
                     const std::vector<NameRef>& names, uint64_t exempt_client,
-                    Change change)
+                    Change change, uint64_t exempt_child = 0)
       -> decltype(change(std::declval<NameLocks&>())) {
     for (int attempt = 0;; ++attempt) {
       absl::StatusOr<NameLocks> locks =
-          LockNames(inos, names, attempt, exempt_client);
+          LockNames(inos, names, attempt, exempt_client, exempt_child);
       if (!locks.ok()) return locks.status();
       auto result = change(*locks);
       if (!locks->moved()) return result;

@@ -11,6 +11,8 @@
 // the inodes names resolve to, nor link's inode) with the own-change
 // exemption for the asking mount (Exempt): that mount's PR locks on those
 // directories stay, it updates its cache itself (fuse-client/md_cache.h).
+// An unlink/rmdir also exempts the removed inode when the mount named it
+// (RemoveRequest.exempt_child: it drops that inode's cache itself).
 #include <algorithm>
 
 #include "mds/mds_core.h"
@@ -32,14 +34,18 @@ absl::StatusOr<MdLocks> MdsCore::LockInodes(std::vector<uint64_t> inos,
 
 absl::StatusOr<MdsCore::NameLocks> MdsCore::LockNames(
     std::vector<uint64_t> inos, const std::vector<NameRef>& names,
-    int attempt, uint64_t exempt_client) {
+    int attempt, uint64_t exempt_client, uint64_t exempt_child) {
   if (!md_locks_->enabled()) return NameLocks(MdLocks(), {}, true);
-  const Exemption exempt{exempt_client, inos};
+  Exemption exempt{exempt_client, inos};
   std::vector<uint64_t> resolved;
   for (const auto& [parent, name] : names) {
     // Root's view: which inode the name is, whatever the caller may see.
     absl::StatusOr<Inode> n = Lookup(Cred{}, parent, name);
     resolved.push_back(n.ok() ? n->ino : 0);
+    // The inode the asking mount named (and drops itself): exempt too.
+    if (n.ok() && exempt_child != 0 && n->ino == exempt_child) {
+      exempt.inos.push_back(exempt_child);
+    }
   }
   inos.insert(inos.end(), resolved.begin(), resolved.end());
   absl::StatusOr<MdLocks> held =

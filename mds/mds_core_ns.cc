@@ -294,7 +294,7 @@ absl::StatusOr<Inode> MdsCore::Link(const ReqId& req, const Cred& cred,
 
 absl::Status MdsCore::Remove(const ReqId& req, const Cred& cred,
                              uint64_t parent, const std::string& name,
-                             bool dir_op) {
+                             bool dir_op, uint64_t exempt_child) {
   STRIPEFS_RETURN_IF_ERROR(CheckNameLength(name));
   if (name == ".") {
     return dir_op ? Errno(EINVAL, "cannot remove '.'")
@@ -305,10 +305,12 @@ absl::Status MdsCore::Remove(const ReqId& req, const Cred& cred,
                   : Errno(EISDIR, "'..' is a directory");
   }
   STRIPEFS_RETURN_IF_ERROR(CheckName(name));
-  return RetryIfMoved({parent}, {{parent, name}}, ExemptClient(req),
-                      [&](NameLocks& locks) {
-    return RemoveLocked(req, cred, parent, name, dir_op, locks);
-  });
+  return RetryIfMoved(
+      {parent}, {{parent, name}}, ExemptClient(req),
+      [&](NameLocks& locks) {
+        return RemoveLocked(req, cred, parent, name, dir_op, locks);
+      },
+      ExemptClient(req) != 0 ? exempt_child : 0);
 }
 
 absl::Status MdsCore::RemoveLocked(const ReqId& req, const Cred& cred,

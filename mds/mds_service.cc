@@ -317,7 +317,8 @@ grpc::Status MdsService::Remove(grpc::ServerContext*,
                                 const rpc::RemoveRequest* req,
                                 rpc::RemoveReply* reply) {
   absl::Status s = core_->Remove(FromProto(req->hdr()), FromProto(req->cred()),
-                                 req->parent(), req->name(), req->dir());
+                                 req->parent(), req->name(), req->dir(),
+                                 req->exempt_child());
   if (s.ok() && req->hdr().own_md_cache()) {
     auto p = core_->GetAttr(req->parent());
     if (p.ok()) ToProto(*p, reply->mutable_parent());

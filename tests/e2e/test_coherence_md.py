@@ -441,6 +441,51 @@ def test_own_creates_keep_the_directory_cached(dirs):
         assert not os.path.exists(os.path.join(a, f"o{i}"))
 
 
+def test_created_files_come_with_their_lock(dirs):
+    """A create brings the new file's metadata lock (intent lock, granted
+    by the MDS in the mount's name): neither the create nor the first
+    stats of the new files cost a GetAttr or an Enqueue, yet a chmod, a
+    write and an unlink on the other mount show on this one at once."""
+    a, b = dirs
+    before = _stats(a)
+    for i in range(20):
+        os.close(os.open(os.path.join(a, f"n{i}"),
+                         os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    for i in range(20):
+        assert stat.S_IMODE(os.stat(os.path.join(a, f"n{i}")).st_mode) == 0o644
+    after = _stats(a)
+
+    def grew(key):
+        return after.get(key, 0) - before.get(key, 0)
+    assert grew(("mds", "GetAttr")) == 0, after
+    assert grew(("dlm", "Enqueue")) == 0, after
+    # The other mount changes them: this one sees each change at once.
+    os.chmod(os.path.join(b, "n0"), 0o600)
+    assert stat.S_IMODE(os.stat(os.path.join(a, "n0")).st_mode) == 0o600
+    with open(os.path.join(b, "n1"), "wb") as f:
+        f.write(b"12345")
+    assert os.stat(os.path.join(a, "n1")).st_size == 5
+    assert _read(os.path.join(a, "n1")) == b"12345"
+    os.unlink(os.path.join(b, "n2"))
+    assert not os.path.exists(os.path.join(a, "n2"))
+    os.link(os.path.join(b, "n3"), os.path.join(b, "n3link"))
+    assert os.stat(os.path.join(a, "n3")).st_nlink == 2
+    # Unlinks on this mount cancel no lock (the MDS leaves this mount's
+    # lock on the unlinked file in place, exempt_child; the mount drops
+    # what it cached of the file): a name left shows the new link count.
+    os.link(os.path.join(a, "n5"), os.path.join(a, "n5link"))
+    assert os.stat(os.path.join(a, "n5")).st_nlink == 2
+    mid = _stats(a)
+    for i in range(4, 20):
+        os.unlink(os.path.join(a, f"n{i}"))
+    end = _stats(a)
+    assert end.get(("dlm", "Cancel"), 0) == mid.get(("dlm", "Cancel"), 0), end
+    assert os.stat(os.path.join(a, "n5link")).st_nlink == 1
+    assert os.stat(os.path.join(b, "n5link")).st_nlink == 1
+    assert sorted(os.listdir(a)) == sorted(os.listdir(b)) == \
+        ["n0", "n1", "n3", "n3link", "n5link"]
+
+
 def test_contended_directory_bypasses_cache_and_stays_coherent(dirs):
     """Creates by one mount in a directory the other keeps looking into make
     it contended on the looking mount (adaptive caching: lookups go straight
