@@ -135,6 +135,9 @@ absl::StatusOr<Entry> Fs::Lookup(const OpCtx& ctx, uint64_t parent,
   // permission on the parent with attributes this cache gave it. The
   // dentry is cached (positive or negative) under the parent's lock; the
   // child's attributes under its own, taken once the parent's is released.
+  if (md_ != nullptr && !md_->GetDentry(parent, name).has_value()) {
+    ProbeListing(ctx, parent);
+  }
   auto r = ReadThrough(
       md_.get(), parent, ctx.interrupted,
       [&] { return md_->GetDentry(parent, name); },
@@ -158,6 +161,30 @@ absl::StatusOr<Entry> Fs::Lookup(const OpCtx& ctx, uint64_t parent,
   if (r.bypassed) md_->InheritBypass(parent, r.reply->attr.ino);
   Overlay(&*r.reply);
   return std::move(r.reply);
+}
+
+void Fs::ProbeListing(const OpCtx& ctx, uint64_t dir) {
+  if (!md_->WorthProbing(dir)) return;
+  auto r = ReadThrough(
+      md_.get(), dir, ctx.interrupted,
+      [&]() -> std::optional<bool> {
+        if (!md_->WorthProbing(dir)) return true;  // filled meanwhile
+        return std::nullopt;
+      },
+      [&] {
+        return mds_->Readdir(ctx, dir, 0, options_.readdir_batch,
+                             /*plus=*/false);
+      },
+      [&](const absl::StatusOr<Listing>& l, uint64_t gen) {
+        if (l.ok() && (l->eof || l->entries.empty())) {
+          md_->PutListing(dir, l->entries, gen);
+        } else {
+          md_->MarkBig(dir, gen);
+        }
+      });
+  // A failure (not a directory, no read permission, interrupted) marks dir
+  // as not worth probing (above) and is the lookup's to meet and report.
+  (void)r;
 }
 
 absl::StatusOr<Entry> Fs::GetAttr(const OpCtx& ctx, uint64_t ino) {

@@ -328,6 +328,12 @@ class Fs {
   // listing or the first MDS batch (cached when it is the whole directory).
   absl::Status ListWhole(const OpCtx& ctx, uint64_t ino, DirHandle* d,
                          bool plus) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->mu);
+  // With a metadata cache, before a lookup of a name not cached in dir:
+  // one Readdir (names only, up to readdir_batch) under dir's lock; a
+  // whole directory is cached complete (MdCache::PutListing), so its
+  // missing names (a create's lookup) cost no MDS Lookup. A bigger one is
+  // not probed again until its lock goes.
+  void ProbeListing(const OpCtx& ctx, uint64_t dir);
   // GetAttr from the MDS, through the metadata cache when there is one.
   absl::StatusOr<Entry> CachedGetAttr(const OpCtx& ctx, uint64_t ino);
   // "target method count" lines of this mount's RPCs (user.stripefs.stats).

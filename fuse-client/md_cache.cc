@@ -120,10 +120,31 @@ std::optional<uint64_t> MdCache::GetDentry(uint64_t parent,
   absl::MutexLock lock(&mu_);
   if (pending_.contains(parent)) return std::nullopt;
   auto d = dentries_.find(parent);
-  if (d == dentries_.end()) return std::nullopt;
+  const bool complete = complete_.contains(parent);
+  if (d == dentries_.end()) {
+    return complete ? std::optional<uint64_t>(0) : std::nullopt;
+  }
   auto it = d->second.find(name);
-  if (it == d->second.end()) return std::nullopt;
+  if (it == d->second.end()) {
+    return complete ? std::optional<uint64_t>(0) : std::nullopt;
+  }
   return it->second;
+}
+
+bool MdCache::WorthProbing(uint64_t dir) {
+  absl::Time now = clock_->Now();
+  absl::MutexLock lock(&mu_);
+  if (pending_.contains(dir) || complete_.contains(dir) ||
+      big_.contains(dir)) {
+    return false;
+  }
+  auto c = contention_.find(dir);
+  return c == contention_.end() || c->second.bypass_until <= now;
+}
+
+void MdCache::MarkBig(uint64_t dir, uint64_t gen) {
+  absl::MutexLock lock(&mu_);
+  if (FillOkLocked(dir, gen)) big_.insert(dir);
 }
 
 bool MdCache::PutDentry(uint64_t parent, const std::string& name,
@@ -132,7 +153,10 @@ bool MdCache::PutDentry(uint64_t parent, const std::string& name,
   if (!FillOkLocked(parent, gen)) return false;
   auto& d = dentries_[parent];
   // Bound a huge directory's negative entries: start afresh.
-  if (d.size() >= 65536) d.clear();
+  if (d.size() >= 65536) {
+    d.clear();
+    complete_.erase(parent);
+  }
   d[name] = ino;
   return true;
 }
@@ -156,6 +180,8 @@ bool MdCache::PutListing(uint64_t ino, std::vector<DirEntry> entries,
   }
   listings_[ino] =
       std::make_shared<const std::vector<DirEntry>>(std::move(entries));
+  if (d.size() < 65536) complete_.insert(ino);
+  big_.erase(ino);
   return true;
 }
 
@@ -163,6 +189,8 @@ void MdCache::DropLocked(uint64_t ino) {
   attrs_.erase(ino);
   dentries_.erase(ino);
   listings_.erase(ino);
+  complete_.erase(ino);
+  big_.erase(ino);
   BumpLocked(ino);
 }
 
@@ -247,7 +275,11 @@ void MdCache::EndChange(const Change& c, bool ok, const std::string& name,
   }
   listings_.erase(c.dir);
   auto& d = dentries_[c.dir];
-  if (d.size() >= 65536) d.clear();
+  if (d.size() >= 65536) {
+    d.clear();
+    complete_.erase(c.dir);
+  }
+  // A complete directory stays complete: the name is set either way.
   d[name] = child;
   // A fill that read dir before this change landed is refused.
   BumpLocked(c.dir);

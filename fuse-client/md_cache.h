@@ -100,7 +100,8 @@ class MdCache : public dlm::LockHandler {
   // generation is no longer `gen` or a change of ino is in flight.
   bool PutAttr(uint64_t ino, const Entry& e, uint64_t gen);
 
-  // Dentry lookup: nullopt = not cached; 0 = cached negative; else ino.
+  // Dentry lookup: nullopt = not cached; 0 = cached negative (or absent
+  // from a complete directory, see PutListing); else ino.
   std::optional<uint64_t> GetDentry(uint64_t parent, const std::string& name);
   // Call only while holding LockInode(parent). ino 0 = negative. `gen`:
   // parent's, as PutAttr.
@@ -109,9 +110,18 @@ class MdCache : public dlm::LockHandler {
 
   // A directory's complete listing (entries without attributes).
   std::shared_ptr<const std::vector<DirEntry>> GetListing(uint64_t ino);
-  // Call only while holding LockInode(ino). Also caches the dentries.
-  // `gen`: as PutAttr.
+  // Call only while holding LockInode(ino). Also caches the dentries, and
+  // the directory is "complete": a name absent from its dentries is known
+  // absent (no MDS Lookup) until the directory is dropped; own changes
+  // (EndChange) keep it complete. `gen`: as PutAttr.
   bool PutListing(uint64_t ino, std::vector<DirEntry> entries, uint64_t gen);
+  // Complete-directory probe (Fs::ProbeListing): true while a whole
+  // listing of dir may be worth fetching (not complete, not marked too
+  // big, no change in flight, not bypassed).
+  bool WorthProbing(uint64_t dir);
+  // The probe found dir bigger than one batch (or could not list it): not
+  // probed again until it is dropped. Call only while holding LockInode(dir); `gen` as PutAttr.
+  void MarkBig(uint64_t dir, uint64_t gen);
 
   // Drops what is cached about ino (attributes, dentries, listing).
   void Drop(uint64_t ino);
@@ -200,6 +210,10 @@ class MdCache : public dlm::LockHandler {
   absl::flat_hash_map<uint64_t,
                       std::shared_ptr<const std::vector<DirEntry>>>
       listings_ ABSL_GUARDED_BY(mu_);
+  // Directories whose dentries_ hold every name (PutListing), and those a
+  // probe found too big; both forgotten by a drop.
+  absl::flat_hash_set<uint64_t> complete_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<uint64_t> big_ ABSL_GUARDED_BY(mu_);
   // Generations (see above): inodes absent here are at gen_floor_.
   uint64_t BumpLocked(uint64_t ino) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t GenLocked(uint64_t ino) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

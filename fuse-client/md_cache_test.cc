@@ -55,7 +55,8 @@ TEST(MdCacheTest, BlockingCallbackDropsOnlyThatInode) {
   EXPECT_EQ(cache.GetDentry(6, "gone"), std::optional<uint64_t>(0));
   EXPECT_EQ(cache.GetDentry(6, "here"), std::optional<uint64_t>(5));
   EXPECT_EQ(cache.GetDentry(6, "listed"), std::optional<uint64_t>(7));
-  EXPECT_FALSE(cache.GetDentry(6, "unknown").has_value());
+  // A whole listing makes the directory complete: unknown = absent.
+  EXPECT_EQ(cache.GetDentry(6, "unknown"), std::optional<uint64_t>(0));
   auto listing = cache.GetListing(6);
   ASSERT_NE(listing, nullptr);
   ASSERT_EQ(listing->size(), 1u);
@@ -69,6 +70,7 @@ TEST(MdCacheTest, BlockingCallbackDropsOnlyThatInode) {
   EXPECT_FALSE(cache.GetAttr(6).has_value());
   EXPECT_FALSE(cache.GetDentry(6, "gone").has_value());
   EXPECT_FALSE(cache.GetDentry(6, "here").has_value());
+  EXPECT_FALSE(cache.GetDentry(6, "unknown").has_value());
   EXPECT_EQ(cache.GetListing(6), nullptr);
   EXPECT_TRUE(cache.GetAttr(5).has_value());
 
@@ -224,6 +226,46 @@ TEST(MdCacheTest, OwnChangeAppliesOnlyUnderALockHeldThroughout) {
   c = cache.BeginChange(6);
   cache.EndChange(c, false, "d", 0, 0);
   EXPECT_FALSE(cache.GetDentry(6, "d").has_value());
+  dlm->Close(/*cancel_locks=*/false);
+}
+
+TEST(MdCacheTest, CompleteDirectoryAnswersMissingNamesUntilDropped) {
+  auto dlm = OfflineDlm();
+  MdCache cache(dlm.get());
+  constexpr uint64_t kAny = MdCache::kAnyGen;
+  cache.NoteTaken(6);
+  EXPECT_TRUE(cache.WorthProbing(6));
+  EXPECT_FALSE(cache.GetDentry(6, "new").has_value());
+  // An empty directory listed whole: every name is known absent.
+  cache.PutListing(6, {}, kAny);
+  EXPECT_FALSE(cache.WorthProbing(6));
+  EXPECT_EQ(cache.GetDentry(6, "new"), std::optional<uint64_t>(0));
+  // Own changes keep it complete: the created name is there, others
+  // still absent; an unlink makes the name absent again.
+  MdCache::Change c = cache.BeginChange(6);
+  EXPECT_FALSE(cache.GetDentry(6, "new").has_value());  // change in flight
+  cache.EndChange(c, true, "new", 9, 0);
+  EXPECT_EQ(cache.GetDentry(6, "new"), std::optional<uint64_t>(9));
+  EXPECT_EQ(cache.GetDentry(6, "other"), std::optional<uint64_t>(0));
+  c = cache.BeginChange(6);
+  cache.EndChange(c, true, "new", 0, 9);
+  EXPECT_EQ(cache.GetDentry(6, "new"), std::optional<uint64_t>(0));
+  // A failed own change, a callback: no longer complete.
+  c = cache.BeginChange(6);
+  cache.EndChange(c, false, "x", 0, 0);
+  EXPECT_FALSE(cache.GetDentry(6, "other").has_value());
+  EXPECT_TRUE(cache.WorthProbing(6));
+  cache.PutListing(6, {}, kAny);
+  cache.OnBlocking(LockOn("ino:6", dlm::LockType::kIbits), false);
+  EXPECT_FALSE(cache.GetDentry(6, "other").has_value());
+  // Too big to list: not probed again until dropped; a stale mark loses.
+  const uint64_t gen = cache.Gen(6);
+  cache.MarkBig(6, gen);
+  EXPECT_FALSE(cache.WorthProbing(6));
+  cache.Drop(6);
+  EXPECT_TRUE(cache.WorthProbing(6));
+  cache.MarkBig(6, gen);
+  EXPECT_TRUE(cache.WorthProbing(6));
   dlm->Close(/*cancel_locks=*/false);
 }
 

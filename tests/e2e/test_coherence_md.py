@@ -459,6 +459,15 @@ def test_created_files_come_with_their_lock(dirs):
         return after.get(key, 0) - before.get(key, 0)
     assert grew(("mds", "GetAttr")) == 0, after
     assert grew(("dlm", "Enqueue")) == 0, after
+    # The directory was listed whole once (under its lock): the creates'
+    # lookups of their new names cost no MDS Lookup.
+    assert grew(("mds", "Lookup")) == 0, after
+    assert grew(("mds", "Readdir")) <= 1, after
+    # A name the other mount creates meanwhile is seen here at once.
+    with open(os.path.join(b, "fromb"), "wb"):
+        pass
+    assert os.path.exists(os.path.join(a, "fromb"))
+    os.unlink(os.path.join(a, "fromb"))
     # The other mount changes them: this one sees each change at once.
     os.chmod(os.path.join(b, "n0"), 0o600)
     assert stat.S_IMODE(os.stat(os.path.join(a, "n0")).st_mode) == 0o600
