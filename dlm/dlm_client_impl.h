@@ -251,6 +251,20 @@ class DlmClient::Impl {
   void PushWork(Work w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     work_.push_back(std::move(w));
   }
+  // No enqueue or adoption in flight any more: a lock asked back while one
+  // was, and still unknown, is one this client does not hold (an
+  // interrupted wait, an intent lock whose reply was lost): cancelled, as
+  // when no enqueue is in flight (HandleCallback).
+  void ForgetEarlyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (uint64_t h : early_blocks_) {
+      if (cache_.Find(h) != nullptr) continue;
+      LockInfo unknown;
+      unknown.handle = h;
+      PushWork({unknown, false, /*call_handler=*/false});
+    }
+    early_grants_.clear();
+    early_blocks_.clear();
+  }
   // Hands an unused, asked-back lock to the worker.
   void MaybeCancelLocked(CachedLock& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (c.users == 0 && c.blocked && c.info.granted && !c.cancelling) {

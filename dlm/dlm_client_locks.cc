@@ -60,8 +60,7 @@ absl::StatusOr<LockInfo> DlmClient::Impl::Lock(const LockSpec& spec,
       --pending_enqueues_;
       if (!info.ok()) {
         if (pending_enqueues_ == 0) {
-          early_grants_.clear();
-          early_blocks_.clear();
+          ForgetEarlyLocked();
         }
         return info.status();
       }
@@ -76,8 +75,7 @@ absl::StatusOr<LockInfo> DlmClient::Impl::Lock(const LockSpec& spec,
         PushWork({c.info, false, true, /*in_use_notice=*/true});
       }
       if (pending_enqueues_ == 0) {
-        early_grants_.clear();
-        early_blocks_.clear();
+        ForgetEarlyLocked();
       }
     }
     // Wait for the grant.
@@ -237,8 +235,7 @@ absl::StatusOr<LockInfo> DlmClient::Impl::Adopt(
     }
   }
   if (pending_enqueues_ == 0) {
-    early_grants_.clear();
-    early_blocks_.clear();
+    ForgetEarlyLocked();
   }
   return out;
 }

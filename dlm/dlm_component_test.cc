@@ -217,6 +217,93 @@ TEST_F(DlmComponentTest, ExemptLockLeavesThatMountsLockAndServesOnlyIt) {
   mds->Release(e3->handle);
 }
 
+// Intent locks: a server enqueues a lock in a client's name (EnqueueFor),
+// the client adopts it and holds it like its own; a callback that overtakes
+// the adoption is kept and applied; a lock never adopted (its reply lost)
+// is cancelled when asked back, so its owner is not evicted.
+TEST_F(DlmComponentTest, IntentLockIsAdoptedAndCallbacksBeforeItAreKept) {
+  RecordingHandler hm;
+  DlmClient* m = NewClient("m", &hm, "ino:");
+  DlmClient* mds = NewClient("mds", nullptr);
+  DlmClient* other = NewClient("other", nullptr);
+  const LockSpec pr{{"ino:21", LockType::kIbits}, LockMode::kPR, kBitLookup};
+  const LockSpec ex{{"ino:21", LockType::kIbits}, LockMode::kEX, kBitLookup};
+  const uint64_t top = uint64_t{1} << 63;
+  // The owner must be known to the DLM (a mount is, long before a create).
+  ASSERT_TRUE(Eventually([&] { return m->Connected(); }));
+  // Adopted: used from the cache, no Enqueue of m's own.
+  DlmClient::AdoptToken t = m->PrepareAdopt();
+  auto granted = mds->EnqueueFor(m->client_id(), top | 1, pr);
+  ASSERT_TRUE(granted.ok()) << granted.status();
+  EXPECT_TRUE(granted->granted);
+  auto mine = m->Adopt(t, *granted);
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  m->Release(mine->handle);
+  auto reused = m->Lock(pr);
+  ASSERT_TRUE(reused.ok());
+  EXPECT_EQ(reused->handle, granted->handle);
+  m->Release(reused->handle);
+  EXPECT_EQ(m->RpcCounts()["Enqueue"], 0u);
+  // A resend with the same id answers the same lock; a conflict: EAGAIN.
+  auto again = mds->EnqueueFor(m->client_id(), top | 1, pr);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->handle, granted->handle);
+  // Another client's EX calls it back like any lock of m.
+  auto x = other->Lock(ex);
+  ASSERT_TRUE(x.ok()) << x.status();
+  EXPECT_EQ(hm.blocked(), 1u);
+  EXPECT_EQ(ToErrno(mds->EnqueueFor(m->client_id(), top | 2,
+                                    {{"ino:21", LockType::kIbits},
+                                     LockMode::kPR, kBitLookup})
+                        .status()),
+            EAGAIN);
+  other->Release(x->handle);
+  ASSERT_TRUE(other->Cancel(x->handle).ok());
+
+  // The callback overtakes the adoption: applied once adopted (handler
+  // runs, lock cancelled after its release).
+  t = m->PrepareAdopt();
+  auto g2 = mds->EnqueueFor(m->client_id(), top | 3, pr);
+  ASSERT_TRUE(g2.ok()) << g2.status();
+  std::atomic<bool> done{false};
+  std::thread waiter([&] {
+    auto y = other->Lock(ex);
+    EXPECT_TRUE(y.ok()) << y.status();
+    if (y.ok()) other->Release(y->handle);
+    done = true;
+  });
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE(done.load());  // waits for m's lock
+  auto held = m->Adopt(t, *g2);
+  ASSERT_TRUE(held.ok()) << held.status();
+  m->Release(held->handle);
+  EXPECT_TRUE(Eventually([&] { return done.load(); }));
+  waiter.join();
+  EXPECT_EQ(hm.blocked(), 2u);
+
+  // Never adopted (the reply was lost): cancelled when asked back, while
+  // another adoption is pending and after; m is not evicted.
+  const LockSpec pr22{{"ino:22", LockType::kIbits}, LockMode::kPR,
+                      kBitLookup};
+  const LockSpec ex22{{"ino:22", LockType::kIbits}, LockMode::kEX,
+                      kBitLookup};
+  auto g3 = mds->EnqueueFor(m->client_id(), top | 4, pr22);
+  ASSERT_TRUE(g3.ok()) << g3.status();
+  t = m->PrepareAdopt();
+  done = false;
+  std::thread waiter2([&] {
+    auto z = other->Lock(ex22);
+    EXPECT_TRUE(z.ok()) << z.status();
+    if (z.ok()) other->Release(z->handle);
+    done = true;
+  });
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE(m->Adopt(t, std::nullopt).ok());  // nothing came
+  EXPECT_TRUE(Eventually([&] { return done.load(); }, absl::Seconds(2)));
+  waiter2.join();
+  EXPECT_EQ(m->Evictions(), 0u);
+}
+
 TEST_F(DlmComponentTest, LockInUseIsTouchedNotEvictedAndCancelledOnRelease) {
   RecordingHandler h1;
   DlmClient* c1 = NewClient("c1", &h1, "obj:");
