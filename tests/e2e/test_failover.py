@@ -125,10 +125,14 @@ def test_blocked_syscall_is_interrupted_while_mds_is_stopped(fo_cluster):
     name = "fo-" + uuid.uuid4().hex[:8]
     with open(os.path.join(c.mnt, name), "wb") as f:
         f.write(b"x" * 100)
+    # A directory the mount has never looked into: the root may be
+    # "complete" in its cache (listed whole), which answers a missing name
+    # with no MDS request.
+    os.mkdir(os.path.join(c.mnt, name + "-d"))
     controlled_stop(c, "mdt0")
     p = helper(c, BLOCKER)
     assert p.stdout.readline().strip() == "ready"
-    p.stdin.write(f"stat {os.path.join(c.mnt, name + '-new')}\n")
+    p.stdin.write(f"stat {os.path.join(c.mnt, name + '-d', 'new')}\n")
     p.stdin.flush()
     time.sleep(1.5)  # blocked at the gate, not failing
     import select
