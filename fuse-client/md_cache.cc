@@ -138,8 +138,11 @@ bool MdCache::WorthProbing(uint64_t dir) {
       big_.contains(dir)) {
     return false;
   }
+  // Not a directory whose lock was lately asked back soon after it was
+  // taken (renames cancel it each time): its listing would not last.
   auto c = contention_.find(dir);
-  return c == contention_.end() || c->second.bypass_until <= now;
+  return c == contention_.end() ||
+         (c->second.bypass_until <= now && c->second.quick == 0);
 }
 
 void MdCache::MarkBig(uint64_t dir, uint64_t gen) {

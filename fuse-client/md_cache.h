@@ -117,7 +117,8 @@ class MdCache : public dlm::LockHandler {
   bool PutListing(uint64_t ino, std::vector<DirEntry> entries, uint64_t gen);
   // Complete-directory probe (Fs::ProbeListing): true while a whole
   // listing of dir may be worth fetching (not complete, not marked too
-  // big, no change in flight, not bypassed).
+  // big, no change in flight, not bypassed, its lock not asked back soon
+  // after it was taken lately).
   bool WorthProbing(uint64_t dir);
   // The probe found dir bigger than one batch (or could not list it): not
   // probed again until it is dropped. Call only while holding LockInode(dir); `gen` as PutAttr.
