@@ -139,10 +139,11 @@ bool MdCache::WorthProbing(uint64_t dir) {
     return false;
   }
   // Not a directory whose lock was lately asked back soon after it was
-  // taken (renames cancel it each time): its listing would not last.
+  // taken, twice in a row (renames cancel it each time): its listing
+  // would not last. Once is common (a chmod right after a mkdir).
   auto c = contention_.find(dir);
   return c == contention_.end() ||
-         (c->second.bypass_until <= now && c->second.quick == 0);
+         (c->second.bypass_until <= now && c->second.quick < 2);
 }
 
 void MdCache::MarkBig(uint64_t dir, uint64_t gen) {

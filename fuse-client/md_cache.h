@@ -118,7 +118,7 @@ class MdCache : public dlm::LockHandler {
   // Complete-directory probe (Fs::ProbeListing): true while a whole
   // listing of dir may be worth fetching (not complete, not marked too
   // big, no change in flight, not bypassed, its lock not asked back soon
-  // after it was taken lately).
+  // after it was taken twice in a row lately).
   bool WorthProbing(uint64_t dir);
   // The probe found dir bigger than one batch (or could not list it): not
   // probed again until it is dropped. Call only while holding LockInode(dir); `gen` as PutAttr.
