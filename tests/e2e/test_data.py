@@ -444,3 +444,50 @@ def test_stripes_after_truncate_and_unlink(cluster, fresh_dir):
                        for o, i in objs)
     assert wait_for(gone, timeout=15), \
         f"objects {objs} still on the OSTs after unlink"
+
+
+# ------------------------------------------------- cost of a small read
+
+
+def _voluntary_switches(pid):
+    """Voluntary context switches of all threads of `pid` (a thread that
+    sleeps to wait counts one; preemption by other load does not)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass  # the thread ended
+    return total
+
+
+def test_small_read_wakes_the_mount_twice_at_most(cluster, fresh_dir):
+    """A 4 KiB read that misses the page cache costs the mount one wake-up
+    for the FUSE request and one for the OST's reply, not a hop through
+    another thread (rpc::UseCallerPolling: with gRPC's default engine the
+    DLM callback reader polled for everybody and woke the reading thread:
+    4 switches per read here against 1-2)."""
+    from conftest import mount_daemon_pid
+    path = os.path.join(fresh_dir, "small-reads")
+    with open(path, "wb") as f:
+        f.write(os.urandom(8 * MiB))
+    pid = mount_daemon_pid(cluster.mnt)
+    rng = random.Random(14)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        n = 400
+        offsets = [rng.randrange(8 * MiB // 4096) * 4096 for _ in range(n)]
+        # The file's pages leave this host's page cache: each read goes to
+        # the mount (and is one OST Read).
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        before = _voluntary_switches(pid)
+        for off in offsets:
+            assert len(os.pread(fd, 4096, off)) == 4096
+            os.posix_fadvise(fd, off, 4096, os.POSIX_FADV_DONTNEED)
+        per_read = (_voluntary_switches(pid) - before) / n
+    finally:
+        os.close(fd)
+    assert per_read < 3, f"{per_read:.2f} mount thread switches per read"
