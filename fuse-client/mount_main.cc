@@ -39,7 +39,6 @@
 #include "fuse-client/ost_set.h"
 #include "fuse-client/posix_locks.h"
 #include "fuse-client/target_client.h"
-#include "rpc/channel.h"
 #include "spdlog/spdlog.h"
 
 namespace stripefs::client {
@@ -491,8 +490,6 @@ int Main(int argc, char** argv) {
     return rc == 0 ? 0 : 1;
   }
   if (cfg.debug) cfg.foreground = true;
-  // Before anything of gRPC exists (rpc/channel.h).
-  const std::string grpc_polling = rpc::UseCallerPolling();
   std::string err;
   if (!ParseMountOptions(raw_opts, &cfg, &err)) {
     fprintf(stderr, "stripefs-mount: %s\n", err.c_str());
@@ -558,7 +555,6 @@ int Main(int argc, char** argv) {
     notify_fd = fds[1];
   }
   InitLogging("client", cfg.log_level);
-  spdlog::info("gRPC polling engine: {}", grpc_polling);
   return RunDaemon(cfg, notify_fd);
 }
 

@@ -1,7 +1,5 @@
 #include "rpc/channel.h"
 
-#include <stdlib.h>
-
 #include <chrono>
 
 namespace stripefs::rpc {
@@ -34,14 +32,6 @@ void ConfigureServer(grpc::ServerBuilder& builder) {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                              5000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
-}
-
-std::string UseCallerPolling() {
-  const char* set = getenv("GRPC_POLL_STRATEGY");
-  if (set != nullptr && *set != '\0') return set;
-  // Only fails without memory; gRPC then keeps its default.
-  if (setenv("GRPC_POLL_STRATEGY", "poll", 1) != 0) return "default";
-  return "poll";
 }
 
 void SetDeadline(grpc::ClientContext& ctx, absl::Duration d) {
