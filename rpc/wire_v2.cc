@@ -1,7 +1,6 @@
 #include "rpc/wire_v2.h"
 
 #include <fcntl.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -9,19 +8,12 @@
 #include "absl/strings/str_format.h"
 #include "common/errors.h"
 #include "common/version.h"
+#include "rpc/crc32.h"
 
 namespace stripefs::rpc {
 
 uint32_t DataCrc32(const char* data, size_t len) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  const auto* p = reinterpret_cast<const Bytef*>(data);
-  while (len > 0) {
-    uInt n = static_cast<uInt>(std::min<size_t>(len, 1u << 30));
-    crc = crc32(crc, p, n);
-    p += n;
-    len -= n;
-  }
-  return static_cast<uint32_t>(crc);
+  return Crc32(0, data, len);
 }
 
 #if STRIPEFS_PROTO_MAX >= 2
