@@ -465,7 +465,10 @@ if job bigdir; then BIGDIR_LINE="  bigdir: $BIGDIR_FILES files in one directory,
 # Needs release N built (tests/run.sh builds build-n); BENCH_FAILOVER=0 skips.
 if [[ "${BENCH_LOCAL_ONLY:-}" != 1 && $FAILOVER != 0 ]]; then
   if [[ -x "${STRIPEFS_BUILD_N:-$REPO/build-n}/bin/stripefs-mds" ]]; then
-    STRIPEFS_BUILD="$BUILD" "$REPO/tests/bench/failover_pause.sh" || rc_failover=$?
+    # BENCH_JSON is ours (the table): failover_pause.sh would write its own
+    # JSON, and its test log beside it, over that path.
+    BENCH_JSON="" STRIPEFS_BUILD="$BUILD" "$REPO/tests/bench/failover_pause.sh" \
+      || rc_failover=$?
     [[ -z "${rc_failover:-}" ]] || log "failover pause run failed (exit $rc_failover)"
   else
     echo "failover pause: skipped (release N not built in ${STRIPEFS_BUILD_N:-$REPO/build-n}; see tests/run.sh)"
