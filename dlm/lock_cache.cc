@@ -7,6 +7,7 @@ namespace stripefs::dlm {
 CachedLock& LockCache::Insert(const LockInfo& info) {
   by_resource_[info.spec.resource.Key()].insert(info.handle);
   CachedLock& c = locks_[info.handle];
+  idle_.erase({c.last_used, info.handle});  // in use again if it was there
   c.info = info;
   c.users = 1;
   c.last_used = clock_->Now();
@@ -41,7 +42,7 @@ std::vector<LockInfo> LockCache::TakeUnused(const ResourceId& resource) {
     CachedLock& c = locks_.at(h);
     if (c.Ready() && c.users == 0 && !c.cancelling) {
       c.blocked = true;
-      c.cancelling = true;
+      MarkCancelling(c);
       out.push_back(c.info);
     }
   }
@@ -49,18 +50,31 @@ std::vector<LockInfo> LockCache::TakeUnused(const ResourceId& resource) {
 }
 
 void LockCache::Use(CachedLock& lock) {
+  idle_.erase({lock.last_used, lock.info.handle});
   ++lock.users;
   lock.last_used = clock_->Now();
 }
 
 void LockCache::Release(CachedLock& lock) {
+  idle_.erase({lock.last_used, lock.info.handle});
   if (lock.users > 0) --lock.users;
   lock.last_used = clock_->Now();
+  if (lock.users == 0 && !lock.cancelling) {
+    idle_.insert({lock.last_used, lock.info.handle});
+  }
+}
+
+void LockCache::MarkCancelling(CachedLock& c) {
+  idle_.erase({c.last_used, c.info.handle});
+  c.cancelling = true;
+  ++cancelling_;
 }
 
 void LockCache::Erase(uint64_t handle) {
   auto it = locks_.find(handle);
   if (it == locks_.end()) return;
+  idle_.erase({it->second.last_used, handle});
+  if (it->second.cancelling) --cancelling_;
   auto r = by_resource_.find(it->second.info.spec.resource.Key());
   if (r != by_resource_.end()) {
     r->second.erase(handle);
@@ -70,24 +84,20 @@ void LockCache::Erase(uint64_t handle) {
 }
 
 std::vector<LockInfo> LockCache::CollectExpired() {
-  std::vector<CachedLock*> idle;
-  for (auto& [h, c] : locks_) {
-    if (c.users == 0 && c.info.granted && !c.cancelling) idle.push_back(&c);
-  }
-  std::sort(idle.begin(), idle.end(), [](CachedLock* a, CachedLock* b) {
-    return a->last_used < b->last_used;
-  });
   // Locks still counted against max_count (not yet cancelling).
-  size_t live = 0;
-  for (auto& [h, c] : locks_) live += c.cancelling ? 0 : 1;
+  size_t live = locks_.size() - cancelling_;
   const absl::Time now = clock_->Now();
   std::vector<LockInfo> out;
-  for (CachedLock* c : idle) {
-    if (live > options_.max_count || now - c->last_used > options_.max_age) {
-      c->cancelling = true;
-      --live;
-      out.push_back(c->info);
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    CachedLock& c = locks_.at(it->second);
+    ++it;  // MarkCancelling erases c's entry
+    if (live <= options_.max_count && now - c.last_used <= options_.max_age) {
+      break;  // the rest were used later
     }
+    if (!c.info.granted) continue;  // still waiting: not the LRU's
+    MarkCancelling(c);
+    --live;
+    out.push_back(c.info);
   }
   return out;
 }

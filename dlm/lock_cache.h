@@ -74,7 +74,15 @@ class LockCache {
  private:
   const LockCacheOptions options_;
   Clock* const clock_;
+  // Marks an unused lock cancelling: it leaves the LRU and stops counting
+  // against max_count.
+  void MarkCancelling(CachedLock& c);
+
   std::map<uint64_t, CachedLock> locks_;
+  // The LRU: locks nobody uses and that are not cancelling, by last use
+  // (oldest first), so CollectExpired costs what it takes, not the cache.
+  std::set<std::pair<absl::Time, uint64_t>> idle_;
+  size_t cancelling_ = 0;  // locks_ marked cancelling
   // Resource key -> handles of its locks (Match and TakeUnused look up
   // one resource instead of scanning the cache).
   std::map<std::string, std::set<uint64_t>> by_resource_;

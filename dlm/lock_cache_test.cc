@@ -94,6 +94,31 @@ TEST(LockCacheTest, LruByCountDropsLeastRecentlyUsedUnusedLocks) {
   EXPECT_TRUE(cache.CollectExpired().empty());  // already cancelling
 }
 
+TEST(LockCacheTest, LruOverManyLocksKeepsTheNewestAndCountsCancellingOnce) {
+  FakeClock clock;
+  LockCache cache({.max_count = 100, .max_age = absl::Hours(1)}, &clock);
+  for (uint64_t h = 1; h <= 5000; ++h) {
+    clock.Advance(absl::Milliseconds(1));
+    cache.Release(cache.Insert(Granted(h, "r" + std::to_string(h),
+                                       LockMode::kPR)));
+  }
+  cache.Use(*cache.Find(1));  // in use again: not the LRU's
+  std::vector<LockInfo> out = cache.CollectExpired();
+  ASSERT_EQ(out.size(), 4900u);
+  EXPECT_EQ(out.front().handle, 2u);  // oldest unused first
+  EXPECT_EQ(out.back().handle, 4901u);
+  // Cancelling locks still in the cache count once, not again.
+  EXPECT_TRUE(cache.CollectExpired().empty());
+  for (const LockInfo& l : out) cache.Erase(l.handle);
+  EXPECT_EQ(cache.size(), 100u);
+  clock.Advance(absl::Milliseconds(1));
+  cache.Release(*cache.Find(1));  // now the most recently used
+  cache.Release(cache.Insert(Granted(6000, "r6000", LockMode::kPR)));
+  out = cache.CollectExpired();  // 101 live, 100 allowed: the oldest goes
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].handle, 4902u);
+}
+
 TEST(LockCacheTest, LruByAgeDropsIdleLocksOnly) {
   FakeClock clock;
   LockCache cache({.max_count = 100, .max_age = absl::Seconds(30)}, &clock);
