@@ -75,6 +75,12 @@ def mdbench(text, label, suffix=""):
 
 def dlm(text):
     for line in text.splitlines():
+        m = re.match(r"grpc empty call: .* ([0-9.]+) us latency, ([0-9.]+) us CPU",
+                     line)
+        if m:
+            print("stripefs grpc_call_us", m.group(1))
+            print("stripefs grpc_call_cpu_us", m.group(2))
+            continue
         m = re.match(r"dlm (.*?): .* = ([0-9.]+) ops/s .*\(\d+ threads, (\d+) failed\)",
                      line)
         if not m:
@@ -189,6 +195,15 @@ def lock_lines(res):
         print("lock service (dlm_bench, %s ops, gRPC on 127.0.0.1): "
               "enqueue+cancel %s ops/s, cached lock reuse %s ops/s"
               % (os.environ.get("DLM_OPS", "?"), num(enq), num(reuse)))
+    call, call_cpu = one("grpc_call_us"), one("grpc_call_cpu_us")
+    if call:
+        mfs = res.get("mdbench create/s", {}).get("moosefs")
+        print("gRPC floor (dlm_bench: one empty sync unary call on 127.0.0.1): "
+              "%s us latency, %s us CPU (client+server); a create or a remove "
+              "waits for 2 calls in a row (the MDS's, and the DLM enqueue it "
+              "makes): at most %s files/s per process from gRPC alone "
+              "(MooseFS mdbench create: %s/s)"
+              % (num(call), num(call_cpu), num(1e6 / (2 * call)), num(mfs)))
     for op in ("create", "stat", "remove"):
         with_dlm, without = one(op + "_dlm"), one(op + "_nodlm")
         noad = one(op + "_dlm_noadaptive")
