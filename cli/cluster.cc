@@ -15,7 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "cli/admin_rpc.h"
 #include "cli/cluster_binaries.h"
 #include "cli/cluster_internal.h"
 #include "cli/config.h"
@@ -379,6 +381,19 @@ absl::StatusOr<std::vector<ServerState>> ClusterStatus(
     }
     out.push_back(std::move(st));
   }
+  // The administrator's state of each OST, from the MDS's registry.
+  if (!out.empty() && out[0].role == "mds" && out[0].pid > 0) {
+    absl::StatusOr<std::vector<TargetInfo>> targets =
+        QueryTargets(out[0].address, kPatientStatusDeadline);
+    for (ServerState& st : out) {
+      if (!targets.ok() || st.role != "oss") continue;
+      for (const TargetInfo& t : *targets) {
+        if (st.target == absl::StrCat("ost", t.index)) {
+          st.target_state = t.StateText();
+        }
+      }
+    }
+  }
   return out;
 }
 
@@ -401,6 +416,11 @@ std::string FormatStatusText(const std::vector<ServerState>& states) {
       absl::StrAppend(&out, " rpcs=", total);
     }
     if (!s.runtime.empty()) absl::StrAppend(&out, " runtime=", s.runtime);
+    if (!s.target_state.empty()) {
+      absl::StrAppend(&out, " target=",
+                      absl::StrReplaceAll(s.target_state, {{", ", ","},
+                                                           {" ", "-"}}));
+    }
     // Protocol negotiated with each client it answered Connect for.
     std::string conns = "-";
     if (s.connections.has_value() && !s.connections->empty()) {
@@ -440,6 +460,7 @@ std::string FormatStatusJson(const std::vector<ServerState>& states) {
       entry["connections"] = nullptr;
     }
     if (!s.runtime.empty()) entry["runtime"] = s.runtime;
+    if (!s.target_state.empty()) entry["target_state"] = s.target_state;
     if (s.role == "dlm") {
       entry["sessions"] =
           s.sessions ? nlohmann::json(*s.sessions) : nlohmann::json(nullptr);

@@ -67,6 +67,9 @@ struct ServerState {
   // DLM only, when it answered: sessions and locks in its table.
   std::optional<uint64_t> sessions;
   std::optional<uint64_t> locks;
+  // OSS only, as the MDS records it when the MDS answered: "active",
+  // "inactive" or "inactive, I/O fails" (`stripefs target`).
+  std::string target_state;
 };
 
 absl::StatusOr<std::vector<ServerState>> ClusterStatus(const std::string& home);

@@ -16,6 +16,7 @@
 #include "cli/config.h"
 #include "cli/proc.h"
 #include "cli/stripe.h"
+#include "cli/target_cmds.h"
 #include "common/size.h"
 #include "common/version.h"
 
@@ -382,6 +383,74 @@ class LayoutCommands {
   CLI::App* df_ = nullptr;
 };
 
+// target add|deactivate|activate|list
+class TargetCommands {
+ public:
+  TargetCommands(CLI::App& app, const std::string& default_home)
+      : home_(default_home) {
+    CLI::App* target = app.add_subcommand(
+        "target", "add, deactivate, activate or list the OSTs of a running "
+                  "cluster");
+    target->require_subcommand(1);
+    add_ = target->add_subcommand(
+        "add", "start a new OSS and bring it into service (new files use it "
+               "at once; existing files are untouched)");
+    add_->add_option("--home", home_, "cluster home");
+    add_->add_option("--address", address_,
+                     "HOST:PORT for the new OSS (default: a free port on "
+                     "127.0.0.1)");
+    add_->add_option("--bin-dir", bin_dir_,
+                     "directory holding stripefs-oss (default: beside "
+                     "stripefs)");
+    deactivate_ = target->add_subcommand(
+        "deactivate", "no new objects on TARGET; its files keep working "
+                      "unless --fail-io");
+    deactivate_->add_option("--home", home_, "cluster home");
+    deactivate_->add_option("target", target_, "ostN or N")->required();
+    deactivate_->add_flag("--fail-io", fail_io_,
+                          "also fail its files' I/O at once (EIO) on every "
+                          "mount, after their buffered writes went out");
+    activate_ = target->add_subcommand(
+        "activate", "new objects on TARGET again; its I/O works again");
+    activate_->add_option("--home", home_, "cluster home");
+    activate_->add_option("target", target_, "ostN or N")->required();
+    list_ = target->add_subcommand("list", "the OSTs as the MDS records them");
+    list_->add_option("--home", home_, "cluster home");
+  }
+
+  std::optional<int> Run() const {
+    if (*add_) {
+      absl::StatusOr<std::string> self = stripefs::cli::SelfDir();
+      if (!self.ok()) return Fail(self.status());
+      stripefs::cli::TargetAddOptions o;
+      o.address = address_;
+      o.bin_dir = bin_dir_;
+      o.default_bin_dir = *self;
+      return Done(stripefs::cli::TargetAdd(home_, o));
+    }
+    if (*deactivate_) {
+      return Done(
+          stripefs::cli::TargetSetActive(home_, target_, false, fail_io_));
+    }
+    if (*activate_) {
+      return Done(stripefs::cli::TargetSetActive(home_, target_, true, false));
+    }
+    if (*list_) return Done(stripefs::cli::TargetList(home_));
+    return std::nullopt;
+  }
+
+ private:
+  std::string home_;
+  std::string target_;
+  std::string address_;
+  std::string bin_dir_;
+  bool fail_io_ = false;
+  CLI::App* add_ = nullptr;
+  CLI::App* deactivate_ = nullptr;
+  CLI::App* activate_ = nullptr;
+  CLI::App* list_ = nullptr;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -393,6 +462,7 @@ int main(int argc, char** argv) {
   // Registered in this order, which is the order of the help text.
   ClusterCommands cluster(app, default_home);
   ServerCommands server(app, default_home);
+  TargetCommands target(app, default_home);
   UpgradeCommand upgrade(app, default_home);
   MountCommands mount(app, default_home);
   LayoutCommands layout(app);
@@ -401,6 +471,7 @@ int main(int argc, char** argv) {
 
   if (std::optional<int> rc = cluster.Run()) return *rc;
   if (std::optional<int> rc = server.Run()) return *rc;
+  if (std::optional<int> rc = target.Run()) return *rc;
   if (std::optional<int> rc = upgrade.Run()) return *rc;
   if (std::optional<int> rc = mount.Run()) return *rc;
   if (std::optional<int> rc = layout.Run()) return *rc;

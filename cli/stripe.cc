@@ -260,9 +260,12 @@ std::string FormatDf(const std::string& mountpoint,
     avail += t.avail;
     absl::StrAppend(
         &out,
-        absl::StrFormat("%-8s %14s %14s %14s %5s  %s[OST:%s]\n", t.target,
+        absl::StrFormat("%-8s %14s %14s %14s %5s  %s[OST:%s]%s\n", t.target,
                         num(t.total), num(u), num(t.avail), pct(u, u + t.avail),
-                        mountpoint, t.target.substr(3)));
+                        mountpoint, t.target.substr(3),
+                        t.state.empty() || t.state == "active"
+                            ? std::string()
+                            : absl::StrCat(" ", t.state)));
   }
   absl::StrAppend(&out,
                   absl::StrFormat("%-8s %14s %14s %14s %5s  %s\n", "total",

@@ -168,7 +168,9 @@ std::string FormatDf(uint64_t files, uint64_t ffree,
   std::string out = absl::StrCat("mdt0 files=", files, " ffree=", ffree, "\n");
   for (const OstDf& o : osts) {
     absl::StrAppend(&out, "ost", o.index, " total=", o.total, " free=", o.free,
-                    " avail=", o.avail, " objects=", o.objects, "\n");
+                    " avail=", o.avail, " objects=", o.objects);
+    if (!o.state.empty()) absl::StrAppend(&out, " state=", o.state);
+    absl::StrAppend(&out, "\n");
   }
   return out;
 }
@@ -192,6 +194,10 @@ absl::StatusOr<std::vector<DfTarget>> ParseDf(absl::string_view text) {
       std::pair<absl::string_view, absl::string_view> kv =
           absl::StrSplit(fields[i], absl::MaxSplits('=', 1));
       uint64_t* dst = nullptr;
+      if (kv.first == "state") {
+        t.state = std::string(kv.second);
+        continue;
+      }
       if (kv.first == "files")
         dst = &t.files;
       else if (kv.first == "ffree")

@@ -80,9 +80,12 @@ struct OstDf {
   uint64_t free = 0;
   uint64_t avail = 0;
   uint64_t objects = 0;
+  // "active", "inactive" or "fail_io" (inactive, its I/O fails); empty:
+  // not reported (older mounts).
+  std::string state;
 };
 
-// "mdt0 files=N ffree=N\nost0 total=B free=B avail=B objects=N\n..."
+// "mdt0 files=N ffree=N\nost0 total=B free=B avail=B objects=N state=S\n..."
 std::string FormatDf(uint64_t files, uint64_t ffree,
                      const std::vector<OstDf>& osts);
 
@@ -92,6 +95,7 @@ struct DfTarget {
   bool is_mdt = false;
   uint64_t files = 0, ffree = 0;                         // mdt
   uint64_t total = 0, free = 0, avail = 0, objects = 0;  // ost
+  std::string state;                                     // ost, may be empty
   bool operator==(const DfTarget&) const = default;
 };
 

@@ -17,7 +17,8 @@ ActiveWatch::ActiveWatch(DlmClient* dlm, std::string target,
                          ActiveWatchHooks hooks, ActiveWatchOptions options)
     : dlm_(dlm),
       target_(std::move(target)),
-      resource_(ActiveResource(target_)),
+      resource_(options.resource.empty() ? ActiveResource(target_)
+                                         : options.resource),
       hooks_(std::move(hooks)),
       options_(options) {}
 

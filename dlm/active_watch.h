@@ -40,6 +40,9 @@ namespace stripefs::dlm {
 
 // "active:" + target.
 std::string ActiveResource(const std::string& target);
+// The configuration lock (DESIGN.md "Locks"): the MDS takes it EX after a
+// change of the target registry; mounts hold PR and re-read on callback.
+inline constexpr char kConfigResource[] = "config";
 
 struct ActiveWatchHooks {
   // The server asks for the target: hold new requests, let in-flight ones
@@ -52,6 +55,9 @@ struct ActiveWatchHooks {
 };
 
 struct ActiveWatchOptions {
+  // The PLAIN resource watched; empty: ActiveResource(target). The same
+  // pattern serves the `config` lock (fuse-client/config_watch.h).
+  std::string resource;
   // Backoff between failed `resume` attempts.
   absl::Duration retry_min = absl::Milliseconds(50);
   absl::Duration retry_max = absl::Seconds(1);

@@ -155,6 +155,10 @@ void DlmClient::Impl::HandlerWorking(bool on) {
 size_t DlmClient::CancelUnused(const ResourceId& resource) {
   return impl_->CancelUnused(resource);
 }
+
+size_t DlmClient::CancelUnusedPrefix(const std::string& prefix) {
+  return impl_->CancelUnusedPrefix(prefix);
+}
 absl::StatusOr<std::vector<GlimpseValue>> DlmClient::Glimpse(
     const ResourceId& resource, uint64_t start, uint64_t end) {
   return impl_->Glimpse(resource, start, end);

@@ -169,6 +169,9 @@ class DlmClient {
   // protect: the server's conflicting lock is then granted without a
   // callback round trip. Returns how many were cancelled.
   size_t CancelUnused(const ResourceId& resource);
+  // The same for every resource whose name starts with `prefix` (e.g. the
+  // objects of a target taken out of service).
+  size_t CancelUnusedPrefix(const std::string& prefix);
   // Called by a handler, from OnBlocking, around real work it does to give
   // its lock back (writing dirty data to a server that may be slow or cut
   // off): meanwhile the library Touches every lock asked back and not yet

@@ -100,6 +100,9 @@ class DlmClient::Impl {
                                  const std::optional<LockInfo>& lock);
   absl::StatusOr<std::optional<LockInfo>> Test(const LockSpec& spec);
   size_t CancelUnused(const ResourceId& resource);
+  size_t CancelUnusedPrefix(const std::string& prefix);
+  // Handlers, then cancel RPCs, of locks taken out of the cache.
+  size_t CancelTaken(const std::vector<LockInfo>& victims);
   absl::StatusOr<std::vector<GlimpseValue>> Glimpse(const ResourceId& res,
                                                     uint64_t start,
                                                     uint64_t end);

@@ -247,6 +247,20 @@ size_t DlmClient::Impl::CancelUnused(const ResourceId& resource) {
     if (closed_ || !connected_) return 0;
     victims = cache_.TakeUnused(resource);
   }
+  return CancelTaken(victims);
+}
+
+size_t DlmClient::Impl::CancelUnusedPrefix(const std::string& prefix) {
+  std::vector<LockInfo> victims;
+  {
+    absl::MutexLock l(&mu_);
+    if (closed_ || !connected_) return 0;
+    victims = cache_.TakeUnusedPrefix(prefix);
+  }
+  return CancelTaken(victims);
+}
+
+size_t DlmClient::Impl::CancelTaken(const std::vector<LockInfo>& victims) {
   for (const LockInfo& lock : victims) {
     if (LockHandler* handler = FindHandler(lock.spec.resource.name)) {
       handler->OnBlocking(lock, /*lost=*/false);

@@ -49,6 +49,24 @@ std::vector<LockInfo> LockCache::TakeUnused(const ResourceId& resource) {
   return out;
 }
 
+std::vector<LockInfo> LockCache::TakeUnusedPrefix(const std::string& prefix) {
+  std::vector<LockInfo> out;
+  for (auto& [key, handles] : by_resource_) {
+    for (uint64_t h : handles) {
+      CachedLock& c = locks_.at(h);
+      if (c.info.spec.resource.name.compare(0, prefix.size(), prefix) != 0) {
+        break;  // one resource per key
+      }
+      if (c.Ready() && c.users == 0 && !c.cancelling) {
+        c.blocked = true;
+        MarkCancelling(c);
+        out.push_back(c.info);
+      }
+    }
+  }
+  return out;
+}
+
 void LockCache::Use(CachedLock& lock) {
   idle_.erase({lock.last_used, lock.info.handle});
   ++lock.users;

@@ -52,6 +52,8 @@ class LockCache {
   // Granted locks on `resource` that nobody uses and that are not being
   // cancelled; each is marked blocked and cancelling (early cancel).
   std::vector<LockInfo> TakeUnused(const ResourceId& resource);
+  // The same for every resource whose name starts with `prefix`.
+  std::vector<LockInfo> TakeUnusedPrefix(const std::string& prefix);
   // One more / one less user. Release stamps the LRU time.
   void Use(CachedLock& lock);
   void Release(CachedLock& lock);

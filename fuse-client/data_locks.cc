@@ -12,12 +12,18 @@
 #include "absl/strings/strip.h"
 #include "common/errors.h"
 #include "fuse-client/stripe_map.h"
+#include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 
 namespace stripefs::client {
 
 std::string ObjResource(uint32_t ost, uint64_t oid) {
   return absl::StrCat(kObjPrefix, ost, ":", oid);
+}
+
+void DataLocks::CancelOst(uint32_t ost) {
+  const size_t n = dlm_->CancelUnusedPrefix(absl::StrCat(kObjPrefix, ost, ":"));
+  spdlog::info("ost{}: {} data locks cancelled", ost, n);
 }
 
 bool ParseObjResource(absl::string_view name, uint32_t* ost, uint64_t* oid) {
@@ -94,6 +100,7 @@ absl::StatusOr<std::vector<dlm::LockInfo>> DataLocks::Lock(
   for (const ObjectExtent& e :
        ObjectExtents(layout, offset, std::max<uint64_t>(length, 1))) {
     const ObjectRef& o = layout.objects[e.stripe];
+    if (ost_check_) STRIPEFS_RETURN_IF_ERROR(ost_check_(o.ost));
     wants.push_back({ObjResource(o.ost, o.oid), e.start, e.end,
                      ContendedChunk(layout),
                      {ino, layout.stripe_size, layout.objects.size(),
@@ -110,6 +117,7 @@ absl::StatusOr<std::vector<dlm::LockInfo>> DataLocks::LockWhole(
   std::vector<Want> wants;
   for (uint32_t i = 0; i < layout.objects.size(); ++i) {
     const ObjectRef& o = layout.objects[i];
+    if (ost_check_) STRIPEFS_RETURN_IF_ERROR(ost_check_(o.ost));
     wants.push_back({ObjResource(o.ost, o.oid), 0, dlm::kExtentEof, 1,
                      {ino, layout.stripe_size, layout.objects.size(), i}});
   }

@@ -69,6 +69,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -130,6 +131,15 @@ class DataLocks : public dlm::LockHandler {
   // blocking callback of a PW lock before it goes (dropped when the lock
   // was lost). Null (the default): writes are synchronous. Set before use.
   void set_write_behind(WriteBehind* wb) { wb_ = wb; }
+  // Checked for each object before its lock is taken: a target whose I/O
+  // fails (deactivated with fail_io) fails the call at once instead of
+  // waiting for other mounts' locks. Set before use; null: none.
+  void set_ost_check(std::function<absl::Status(uint32_t ost)> check) {
+    ost_check_ = std::move(check);
+  }
+  // Cancels the unused cached locks of every object on OST `ost` (a target
+  // taken out of service), each written back and invalidated first.
+  void CancelOst(uint32_t ost);
 
   // Where kernel page invalidations go; null (the default) skips them.
   // Setting null waits for an invalidation in progress to finish.
@@ -188,6 +198,7 @@ class DataLocks : public dlm::LockHandler {
   dlm::DlmClient* const dlm_;
   Clock* const clock_;
   WriteBehind* wb_ = nullptr;
+  std::function<absl::Status(uint32_t ost)> ost_check_;
   mutable absl::Mutex mu_;
   fuse_session* se_ ABSL_GUARDED_BY(mu_) = nullptr;
   uint64_t gen_ ABSL_GUARDED_BY(mu_) = 1;

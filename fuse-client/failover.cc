@@ -1,5 +1,7 @@
 #include "fuse-client/failover.h"
 
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "conn/active_gate.h"
 #include "spdlog/spdlog.h"
 
@@ -37,35 +39,69 @@ absl::StatusOr<std::unique_ptr<MountFailover>> MountFailover::Start(
     return mds->ResumeRecover({}, lost);
   });
   if (!watch.ok()) return watch.status();
-  f->watches_.push_back(std::move(*watch));
+  f->dlm_ = dlm;
+  f->osts_ = osts;
+  {
+    absl::MutexLock l(&f->mu_);
+    f->watches_.push_back(std::move(*watch));
+  }
   for (const auto& [index, ost] : osts->all()) {
-    // Object I/O is stateless: nothing to re-establish. Writes buffered
-    // for the OST (write_behind.h) are sent before its requests pause.
-    dlm::ActiveWatchHooks hooks = conn::GateHooks(ost.get());
-    if (WriteBehind* wb = osts->write_behind(); wb != nullptr) {
-      hooks.pause = [wb, i = index, t = ost.get()] {
-        wb->PauseOst(i);
-        conn::PauseTarget(*t);
-      };
-      hooks.resume = [wb, i = index, t = ost.get()](bool lost) {
-        absl::Status s = conn::ResumeTarget(*t, lost);
-        if (s.ok()) wb->ResumeOst(i);
-        return s;
-      };
-    }
-    ost->gate().Close();
-    auto w = dlm::ActiveWatch::Start(dlm, ost->name(), std::move(hooks));
-    if (!w.ok()) return w.status();
-    f->watches_.push_back(std::move(*w));
+    STRIPEFS_RETURN_IF_ERROR(f->WatchOst(index));
   }
   return f;
 }
 
+absl::Status MountFailover::WatchOst(uint32_t index) {
+  OstClient* ost = osts_->Get(index);
+  if (ost == nullptr) return absl::NotFoundError("no such OST");
+  // Object I/O is stateless: nothing to re-establish. Writes buffered
+  // for the OST (write_behind.h) are sent before its requests pause.
+  dlm::ActiveWatchHooks hooks = conn::GateHooks(ost);
+  if (WriteBehind* wb = osts_->write_behind(); wb != nullptr) {
+    hooks.pause = [wb, index, ost] {
+      wb->PauseOst(index);
+      conn::PauseTarget(*ost);
+    };
+    hooks.resume = [wb, index, ost](bool lost) {
+      absl::Status s = conn::ResumeTarget(*ost, lost);
+      if (s.ok()) wb->ResumeOst(index);
+      return s;
+    };
+  }
+  ost->gate().Close();
+  auto w = dlm::ActiveWatch::Start(dlm_, ost->name(), std::move(hooks));
+  if (!w.ok()) return w.status();
+  absl::MutexLock l(&mu_);
+  watches_.push_back(std::move(*w));
+  return absl::OkStatus();
+}
+
+absl::Status MountFailover::AddOst(uint32_t index, absl::Duration timeout) {
+  STRIPEFS_RETURN_IF_ERROR(WatchOst(index));
+  dlm::ActiveWatch* w = nullptr;
+  {
+    absl::MutexLock l(&mu_);
+    w = watches_.back().get();
+  }
+  if (!w->WaitActive(timeout)) {
+    return absl::UnavailableError(absl::StrCat(
+        w->target(), ": not active after ", absl::FormatDuration(timeout)));
+  }
+  return absl::OkStatus();
+}
+
 MountFailover::~MountFailover() { Stop(); }
+
+std::vector<dlm::ActiveWatch*> MountFailover::Watches() {
+  absl::MutexLock l(&mu_);
+  std::vector<dlm::ActiveWatch*> out;
+  for (auto& w : watches_) out.push_back(w.get());
+  return out;
+}
 
 bool MountFailover::WaitActive(absl::Duration timeout) {
   const absl::Time end = absl::Now() + timeout;
-  for (auto& w : watches_) {
+  for (dlm::ActiveWatch* w : Watches()) {
     if (!w->WaitActive(std::max(end - absl::Now(), absl::ZeroDuration()))) {
       spdlog::warn("{}: not active after {}", w->target(),
                    absl::FormatDuration(timeout));
@@ -76,7 +112,7 @@ bool MountFailover::WaitActive(absl::Duration timeout) {
 }
 
 void MountFailover::Stop() {
-  for (auto& w : watches_) w->Stop();
+  for (dlm::ActiveWatch* w : Watches()) w->Stop();
 }
 
 }  // namespace stripefs::client

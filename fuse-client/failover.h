@@ -19,7 +19,9 @@
 #include <memory>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "conn/active_gate.h"
 #include "dlm/active_watch.h"
@@ -46,6 +48,9 @@ class MountFailover {
   bool WaitActive(absl::Duration timeout);
   // Stops the watches (before the DLM client closes).
   void Stop();
+  // A target added online (already in the OstSet): watches its active lock
+  // and waits, up to `timeout`, for its first grant.
+  [[nodiscard]] absl::Status AddOst(uint32_t index, absl::Duration timeout);
 
   // The hooks, public for tests.
   static void Pause(TargetClient& t);
@@ -56,7 +61,13 @@ class MountFailover {
 
  private:
   MountFailover() = default;
-  std::vector<std::unique_ptr<dlm::ActiveWatch>> watches_;
+  absl::Status WatchOst(uint32_t index);
+  std::vector<dlm::ActiveWatch*> Watches();
+
+  dlm::DlmClient* dlm_ = nullptr;
+  OstSet* osts_ = nullptr;
+  absl::Mutex mu_;
+  std::vector<std::unique_ptr<dlm::ActiveWatch>> watches_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace stripefs::client

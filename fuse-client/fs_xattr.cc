@@ -62,13 +62,18 @@ absl::StatusOr<std::string> Fs::DfText(const OpCtx& ctx) {
   std::vector<OstDf> osts;
   if (osts_ == nullptr) return FormatDf(mdt->files, mdt->ffree, osts);
   for (const auto& [index, ost] : osts_->all()) {
+    const OstSet::State st = osts_->state(index);
+    const char* state = st.active    ? "active"
+                        : st.fail_io ? "fail_io"
+                                     : "inactive";
     rpc::OssStatfsReply r;
     absl::Status s = ost->Call(
         &rpc::Oss::Stub::Statfs, "Statfs", ctx.interrupted,
         [](rpc::OssStatfsRequest&) {}, &r);
-    if (!s.ok()) return s;
-    osts.push_back(
-        {index, r.total_bytes(), r.free_bytes(), r.avail_bytes(), r.objects()});
+    // A deactivated target may be away: shown with no space.
+    if (!s.ok() && st.active) return s;
+    osts.push_back({index, r.total_bytes(), r.free_bytes(), r.avail_bytes(),
+                    r.objects(), state});
   }
   return FormatDf(mdt->files, mdt->ffree, osts);
 }

@@ -32,6 +32,7 @@
 #include "dlm/dlm_client.h"
 #include "fuse-client/attr_inval.h"
 #include "fuse-client/data_locks.h"
+#include "fuse-client/config_watch.h"
 #include "fuse-client/failover.h"
 #include "fuse-client/fs.h"
 #include "fuse-client/fuse_ops.h"
@@ -221,17 +222,6 @@ absl::StatusOr<rpc::GetConfigReply> FetchConfig(MdsClient& mds,
   return config;
 }
 
-absl::Status AddOsts(const rpc::GetConfigReply& config,
-                     const TargetOptions& topts, OstSet* osts) {
-  for (const rpc::OstInfo& o : config.osts()) {
-    if (!o.active()) continue;
-    if (absl::Status s = osts->Add(o.index(), o.address(), topts); !s.ok()) {
-      return s;
-    }
-  }
-  return absl::OkStatus();
-}
-
 // The lock service's client when the cluster has one (else nullptr):
 // caches are kept coherent under its locks, and POSIX record locks and
 // flock go through it.
@@ -350,6 +340,7 @@ std::unique_ptr<DataLocks> SetUpDataPath(const MountConfig& cfg,
                                          OstSet* osts) {
   auto locks = std::make_unique<DataLocks>(dlm);
   fs->set_data_locks(locks.get());
+  locks->set_ost_check([osts](uint32_t ost) { return osts->CheckIo(ost); });
   if (!cfg.write_behind) return locks;
   WriteBehindOptions wb;
   wb.max_dirty = cfg.write_behind_mb << 20;
@@ -372,7 +363,7 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
   absl::StatusOr<rpc::GetConfigReply> config = FetchConfig(mds, cfg.mds);
   if (!config.ok()) return notify.Fail(std::string(config.status().message()));
   OstSet osts;
-  if (absl::Status s = AddOsts(*config, topts, &osts); !s.ok()) {
+  if (absl::Status s = ApplyConfig(*config, topts, &osts, nullptr); !s.ok()) {
     return notify.Fail(std::string(s.message()));
   }
   absl::StatusOr<std::unique_ptr<dlm::DlmClient>> started_dlm =
@@ -415,6 +406,21 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
     if (!started.ok())
       return notify.Fail(std::string(started.status().message()));
     failover = std::move(*started);
+  }
+  // Targets added, deactivated or activated while mounted.
+  osts.set_resolver([&mds, &cfg, &osts, &failover, topts]() -> absl::Status {
+    absl::StatusOr<rpc::GetConfigReply> c = FetchConfig(mds, cfg.mds);
+    if (!c.ok()) return c.status();
+    return ApplyConfig(*c, topts, &osts, failover.get());
+  });
+  std::unique_ptr<ConfigWatch> config_watch;
+  if (dlm) {
+    auto started = ConfigWatch::Start(
+        dlm.get(), [&mds, &cfg] { return FetchConfig(mds, cfg.mds); }, &osts,
+        failover.get(), topts);
+    if (!started.ok())
+      return notify.Fail(std::string(started.status().message()));
+    config_watch = std::move(*started);
   }
 
   std::vector<std::string> argv_s = FuseArgv(cfg);
@@ -461,6 +467,7 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
   fuse_session_destroy(se);
   fuse_opt_free_args(&args);
   keepalive.Stop();
+  if (config_watch) config_watch->Stop();
   if (failover) failover->Stop();
   if (dlm) dlm->Close(/*cancel_locks=*/true);
   spdlog::info("unmounted {} (loop rc {})", cfg.mountpoint, rc);

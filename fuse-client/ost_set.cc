@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "common/status_macros.h"
 #include "fuse-client/data_locks.h"
 #include "fuse-client/versioned_calls.h"
 
@@ -13,24 +14,89 @@ using rpc::Oss;
 
 absl::Status OstSet::Add(uint32_t index, const std::string& address,
                          const TargetOptions& options) {
+  if (Get(index) != nullptr) {
+    return Errno(EEXIST, absl::StrCat("ost", index, " is known"));
+  }
   auto ost =
       std::make_unique<OstClient>(absl::StrCat("ost", index), address, options);
   if (absl::Status s = ost->Connect(); !s.ok()) return s;
-  osts_[index] = std::move(ost);
+  absl::MutexLock l(&mu_);
+  auto [it, added] = osts_.try_emplace(index);
+  if (!added) return Errno(EEXIST, absl::StrCat("ost", index, " is known"));
+  it->second.client = std::move(ost);
   return absl::OkStatus();
 }
 
-OstClient* OstSet::Get(uint32_t index) const {
+bool OstSet::SetState(uint32_t index, bool active, bool fail_io) {
+  {
+    absl::MutexLock l(&mu_);
+    auto it = osts_.find(index);
+    if (it == osts_.end()) return false;
+    State& st = it->second.state;
+    st.active = active;
+    if (!fail_io || st.fail_io) {
+      st.fail_io = fail_io;
+      return true;
+    }
+  }
+  // Failing its I/O from now on: what this mount buffered for it is
+  // written back first (a controlled change loses nothing acknowledged).
+  if (wb_ != nullptr) wb_->FlushOst(index);
+  // Its cached data locks go too (their handlers write back and drop the
+  // pages), so no read is answered from pages cached under them.
+  if (data_locks_ != nullptr) data_locks_->CancelOst(index);
+  absl::MutexLock l(&mu_);
+  osts_[index].state.fail_io = true;
+  return true;
+}
+
+OstSet::State OstSet::state(uint32_t index) const {
+  absl::MutexLock l(&mu_);
   auto it = osts_.find(index);
-  return it == osts_.end() ? nullptr : it->second.get();
+  return it == osts_.end() ? State{} : it->second.state;
+}
+
+OstClient* OstSet::Get(uint32_t index) const {
+  absl::MutexLock l(&mu_);
+  auto it = osts_.find(index);
+  return it == osts_.end() ? nullptr : it->second.client.get();
+}
+
+std::vector<std::pair<uint32_t, OstClient*>> OstSet::all() const {
+  absl::MutexLock l(&mu_);
+  std::vector<std::pair<uint32_t, OstClient*>> out;
+  for (const auto& [index, t] : osts_) out.emplace_back(index, t.client.get());
+  return out;
+}
+
+absl::Status OstSet::CheckKnown(uint32_t index) const {
+  absl::MutexLock l(&mu_);
+  auto it = osts_.find(index);
+  if (it == osts_.end()) {
+    return Errno(EIO, absl::StrCat("layout names unknown OST ", index));
+  }
+  if (it->second.state.fail_io) {
+    return Errno(EIO, absl::StrCat("ost", index, " is deactivated and its "
+                                   "I/O fails (stripefs target activate)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OstSet::CheckIo(uint32_t index) const {
+  absl::Status s = CheckKnown(index);
+  if (s.ok() || resolver_ == nullptr || Get(index) != nullptr) return s;
+  // A target added since this mount last read the configuration.
+  if (absl::Status r = resolver_(); !r.ok()) {
+    return Errno(EIO, absl::StrCat("layout names unknown OST ", index,
+                                   " (re-reading the configuration: ",
+                                   r.message(), ")"));
+  }
+  return CheckKnown(index);
 }
 
 absl::StatusOr<OstClient*> OstSet::Find(uint32_t index) const {
-  OstClient* c = Get(index);
-  if (c == nullptr) {
-    return Errno(EIO, absl::StrCat("layout names unknown OST ", index));
-  }
-  return c;
+  STRIPEFS_RETURN_IF_ERROR(CheckIo(index));
+  return Get(index);
 }
 
 void OstSet::EnableWriteBehind(const WriteBehindOptions& options) {
@@ -40,17 +106,20 @@ void OstSet::EnableWriteBehind(const WriteBehindOptions& options) {
 absl::StatusOr<std::string> OstSet::Read(uint32_t ost, uint64_t oid,
                                          uint64_t offset, uint32_t len,
                                          const InterruptFn& intr) {
+  STRIPEFS_RETURN_IF_ERROR(CheckIo(ost));
   return io()->Read(ost, oid, offset, len, intr);
 }
 
 absl::Status OstSet::Write(uint32_t ost, uint64_t oid, uint64_t offset,
                            const char* data, size_t len,
                            const InterruptFn& intr) {
+  STRIPEFS_RETURN_IF_ERROR(CheckIo(ost));
   return io()->Write(ost, oid, offset, data, len, intr);
 }
 
 absl::Status OstSet::Truncate(uint32_t ost, uint64_t oid, uint64_t size,
                               const InterruptFn& intr) {
+  STRIPEFS_RETURN_IF_ERROR(CheckIo(ost));
   // The write-behind sends what it holds of the object first.
   absl::Status s = io()->Truncate(ost, oid, size, intr);
   if (!s.ok() || data_locks_ == nullptr) return s;
@@ -60,6 +129,7 @@ absl::Status OstSet::Truncate(uint32_t ost, uint64_t oid, uint64_t size,
 
 absl::Status OstSet::Sync(uint32_t ost, const std::vector<uint64_t>& oids,
                           const InterruptFn& intr) {
+  STRIPEFS_RETURN_IF_ERROR(CheckIo(ost));
   return io()->Sync(ost, oids, intr);
 }
 

@@ -1,14 +1,20 @@
 // OstSet: the mount's OST connections by OST index, and the ObjectIo that
-// FileIo uses over them. Built once at mount time from GetConfig; the set of
-// OSTs is fixed afterwards (online target changes come later).
-// Thread-safe after construction.
+// FileIo uses over them. Built at mount time from GetConfig; targets added
+// online join it later (fuse-client/config_watch.h), and each target has
+// the administrator's state (active, fail_io) apart from its connection
+// state: a target deactivated with fail_io fails its I/O at once (EIO),
+// after what was buffered for it was written back. Thread-safe.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "fuse-client/file_io.h"
 #include "fuse-client/target_client.h"
 #include "fuse-client/write_behind.h"
@@ -20,10 +26,25 @@ class DataLocks;
 class OstSet : public ObjectIo {
  public:
   OstSet() = default;
-  // Adds (and connects) OST `index` at `address`. Not thread-safe: call
-  // before the mount serves requests.
+  // Adds (and connects) OST `index` at `address`; EEXIST when known. The
+  // client lives as long as the set.
   absl::Status Add(uint32_t index, const std::string& address,
                    const TargetOptions& options);
+  // Called (on the I/O's thread) when a layout names a target this mount
+  // does not know yet (added while the mount was away or before its
+  // config lock was called back): re-reads the configuration. Set before
+  // use.
+  void set_resolver(std::function<absl::Status()> r) {
+    resolver_ = std::move(r);
+  }
+  // The administrator's state of a known target (false when unknown).
+  // Turning fail_io on writes back what is buffered for it first.
+  bool SetState(uint32_t index, bool active, bool fail_io);
+  struct State {
+    bool active = true;
+    bool fail_io = false;
+  };
+  State state(uint32_t index) const;
 
   // With a lock service: Truncate then takes PW over [size, EOF] of the
   // object once it is cut (DataLocks::RevokeBeyond). Set before use.
@@ -35,11 +56,13 @@ class OstSet : public ObjectIo {
   // Null unless enabled.
   WriteBehind* write_behind() const { return wb_.get(); }
 
+  // OK when I/O may go to target `index`; EIO when it is unknown (after
+  // the resolver re-read the configuration) or deactivated with fail_io.
+  absl::Status CheckIo(uint32_t index) const;
   // Null when the index is unknown.
   OstClient* Get(uint32_t index) const;
-  const std::map<uint32_t, std::unique_ptr<OstClient>>& all() const {
-    return osts_;
-  }
+  // Every target, by index (a snapshot; the clients stay valid).
+  std::vector<std::pair<uint32_t, OstClient*>> all() const;
 
   absl::StatusOr<std::string> Read(uint32_t ost, uint64_t oid, uint64_t offset,
                                    uint32_t len,
@@ -80,8 +103,16 @@ class OstSet : public ObjectIo {
     if (wb_ != nullptr) return wb_.get();
     return &rpcs_;
   }
+  // The client of `index`; EIO when unknown or failing its I/O.
   absl::StatusOr<OstClient*> Find(uint32_t index) const;
-  std::map<uint32_t, std::unique_ptr<OstClient>> osts_;
+  absl::Status CheckKnown(uint32_t index) const;
+  std::function<absl::Status()> resolver_;
+  struct Target {
+    std::unique_ptr<OstClient> client;
+    State state;
+  };
+  mutable absl::Mutex mu_;
+  std::map<uint32_t, Target> osts_ ABSL_GUARDED_BY(mu_);
   DataLocks* data_locks_ = nullptr;
   Rpcs rpcs_{this};
   std::unique_ptr<WriteBehind> wb_;  // destroyed (written back) first

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
@@ -8,8 +9,41 @@ namespace stripefs::mds {
 
 FakeOstPool::FakeOstPool(uint32_t n_osts) {
   for (uint32_t i = 0; i < n_osts; ++i) {
-    targets_.push_back({i, absl::StrCat("fake:", i), true});
+    targets_.push_back({.index = i, .address = absl::StrCat("fake:", i)});
   }
+}
+
+std::vector<OstTarget> FakeOstPool::Targets() const {
+  absl::MutexLock l(&mu_);
+  return targets_;
+}
+
+absl::Status FakeOstPool::AddTarget(const OstTarget& target) {
+  absl::MutexLock l(&mu_);
+  for (const OstTarget& t : targets_) {
+    if (t.index == target.index) {
+      return Errno(EEXIST, absl::StrCat("ost", target.index, " exists"));
+    }
+  }
+  targets_.push_back(target);
+  std::sort(targets_.begin(), targets_.end(),
+            [](const OstTarget& a, const OstTarget& b) {
+              return a.index < b.index;
+            });
+  return absl::OkStatus();
+}
+
+absl::Status FakeOstPool::SetTargetState(uint32_t index, bool active,
+                                         bool fail_io) {
+  absl::MutexLock l(&mu_);
+  for (OstTarget& t : targets_) {
+    if (t.index == index) {
+      t.active = active;
+      t.fail_io = fail_io;
+      return absl::OkStatus();
+    }
+  }
+  return Errno(ENOENT, absl::StrCat("no ost", index));
 }
 
 absl::StatusOr<ObjectRange> FakeOstPool::Precreate(uint32_t ost,
@@ -22,7 +56,9 @@ absl::StatusOr<ObjectRange> FakeOstPool::Precreate(uint32_t ost,
   mu_.Await(absl::Condition(
       +[](bool* block) { return !*block; }, &block_));
   --blocked_;
-  if (ost >= targets_.size()) return Errno(EINVAL, "no such OST");
+  bool known = false;
+  for (const OstTarget& t : targets_) known |= t.index == ost;
+  if (!known) return Errno(EINVAL, "no such OST");
   if (failing_.count(ost)) return Errno(EIO, "OST unreachable (fake)");
   uint64_t& next = next_oid_[ost];
   if (next == 0) next = 1;

@@ -20,6 +20,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/errors.h"
 #include "conn/active_gate.h"
 #include "conn/target_client.h"
@@ -42,41 +43,71 @@ constexpr absl::Duration kStatfsDeadline = absl::Seconds(10);
 
 class GrpcOstPool : public OstPool {
  public:
-  GrpcOstPool(std::vector<OstTarget> targets, uint64_t client_id)
-      : targets_(std::move(targets)) {
-    conn::TargetOptions options;
-    options.client_id = client_id;
-    options.client_kind = "mds";
-    options.client_name = absl::StrCat("mds:", getpid());
-    options.retry_window = kRetryWindow;
-    for (const auto& t : targets_) {
-      osts_[t.index] = std::make_unique<conn::OstClient>(
-          absl::StrCat("ost", t.index), t.address, options);
-    }
+  GrpcOstPool(std::vector<OstTarget> targets, uint64_t client_id) {
+    options_.client_id = client_id;
+    options_.client_kind = "mds";
+    options_.client_name = absl::StrCat("mds:", getpid());
+    options_.retry_window = kRetryWindow;
+    absl::MutexLock l(&mu_);
+    for (const auto& t : targets) AddLocked(t);
   }
 
   ~GrpcOstPool() override { StopWatching(); }
 
-  const std::vector<OstTarget>& Targets() const override { return targets_; }
+  std::vector<OstTarget> Targets() const override {
+    absl::MutexLock l(&mu_);
+    return targets_;
+  }
+
+  absl::Status AddTarget(const OstTarget& target) override {
+    conn::OstClient* added = nullptr;
+    dlm::DlmClient* dlm = nullptr;
+    {
+      absl::MutexLock l(&mu_);
+      if (osts_.count(target.index) != 0) {
+        return Errno(EEXIST, absl::StrCat("ost", target.index, " exists"));
+      }
+      added = AddLocked(target);
+      dlm = watching_;
+    }
+    if (dlm != nullptr) Watch(dlm, added);
+    return absl::OkStatus();
+  }
+
+  absl::Status SetTargetState(uint32_t index, bool active,
+                              bool fail_io) override {
+    absl::MutexLock l(&mu_);
+    for (OstTarget& t : targets_) {
+      if (t.index == index) {
+        t.active = active;
+        t.fail_io = fail_io;
+        return absl::OkStatus();
+      }
+    }
+    return Errno(ENOENT, absl::StrCat("no ost", index));
+  }
 
   // Unlike a mount, the MDS does not hold its OST calls until the first
   // grant: an unreachable lock service must not stop object allocation.
   void WatchActive(dlm::DlmClient* dlm) override {
     if (dlm == nullptr) return;
-    for (const auto& [index, ost] : osts_) {
-      auto w = dlm::ActiveWatch::Start(dlm, ost->name(),
-                                       conn::GateHooks(ost.get()));
-      if (!w.ok()) {
-        spdlog::error("{}: cannot watch its active lock: {}", ost->name(),
-                      w.status().ToString());
-        continue;
-      }
-      watches_.push_back(std::move(*w));
+    std::vector<conn::OstClient*> all;
+    {
+      absl::MutexLock l(&mu_);
+      watching_ = dlm;
+      for (const auto& [index, ost] : osts_) all.push_back(ost.get());
     }
+    for (conn::OstClient* ost : all) Watch(dlm, ost);
   }
 
   void StopWatching() override {
-    for (auto& w : watches_) w->Stop();
+    std::vector<std::unique_ptr<dlm::ActiveWatch>> watches;
+    {
+      absl::MutexLock l(&mu_);
+      watching_ = nullptr;
+      watches.swap(watches_);
+    }
+    for (auto& w : watches) w->Stop();
   }
 
   absl::StatusOr<ObjectRange> Precreate(uint32_t ost, uint32_t count,
@@ -131,11 +162,11 @@ class GrpcOstPool : public OstPool {
                                                        const Req&, Reply*),
                     const char* method, absl::Duration window,
                     absl::Duration deadline, Format&& format, Reply* reply) {
-    auto it = osts_.find(ost);
-    if (it == osts_.end()) {
+    conn::OstClient* found = Find(ost);
+    if (found == nullptr) {
       return Errno(EINVAL, absl::StrCat("unknown OST index ", ost));
     }
-    conn::OstClient& c = *it->second;
+    conn::OstClient& c = *found;
     if (c.instance() == 0) {
       // Not connected yet (the OSS was not up when the MDS started): an
       // unreachable OSS is the resend loop's to wait for; any other
@@ -155,9 +186,45 @@ class GrpcOstPool : public OstPool {
     return s;
   }
 
-  const std::vector<OstTarget> targets_;
-  std::map<uint32_t, std::unique_ptr<conn::OstClient>> osts_;  // fixed
-  std::vector<std::unique_ptr<dlm::ActiveWatch>> watches_;
+  conn::OstClient* AddLocked(const OstTarget& t)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    targets_.push_back(t);
+    std::sort(targets_.begin(), targets_.end(),
+              [](const OstTarget& a, const OstTarget& b) {
+                return a.index < b.index;
+              });
+    auto& c = osts_[t.index];
+    c = std::make_unique<conn::OstClient>(absl::StrCat("ost", t.index),
+                                          t.address, options_);
+    return c.get();
+  }
+
+  // Clients are never dropped while the pool lives: a pointer stays valid.
+  conn::OstClient* Find(uint32_t index) const {
+    absl::MutexLock l(&mu_);
+    auto it = osts_.find(index);
+    return it == osts_.end() ? nullptr : it->second.get();
+  }
+
+  void Watch(dlm::DlmClient* dlm, conn::OstClient* ost) {
+    auto w =
+        dlm::ActiveWatch::Start(dlm, ost->name(), conn::GateHooks(ost));
+    if (!w.ok()) {
+      spdlog::error("{}: cannot watch its active lock: {}", ost->name(),
+                    w.status().ToString());
+      return;
+    }
+    absl::MutexLock l(&mu_);
+    watches_.push_back(std::move(*w));
+  }
+
+  conn::TargetOptions options_;
+  mutable absl::Mutex mu_;
+  std::vector<OstTarget> targets_ ABSL_GUARDED_BY(mu_);
+  std::map<uint32_t, std::unique_ptr<conn::OstClient>> osts_
+      ABSL_GUARDED_BY(mu_);
+  dlm::DlmClient* watching_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::vector<std::unique_ptr<dlm::ActiveWatch>> watches_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace

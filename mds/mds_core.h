@@ -164,7 +164,7 @@ class MdsCore {
   // thread calls it every reply_sweep_interval; tests may call it by hand.
   absl::StatusOr<size_t> PruneReplyRecords();
 
-  const std::vector<OstTarget>& Osts() const { return osts_->Targets(); }
+  std::vector<OstTarget> Osts() const { return osts_->Targets(); }
   const MdsOptions& options() const { return options_; }
   uint64_t InodeCount();
   size_t OpenHandleCount();
@@ -174,6 +174,9 @@ class MdsCore {
   void RefillPools();
   absl::StatusOr<size_t> DrainDestroyQueue();
   size_t PooledObjects(uint32_t ost);
+  // A target just added (mds/target_registry.h): its first precreated
+  // objects, waited for up to `wait` (EAGAIN when the OSS did not answer).
+  [[nodiscard]] absl::Status PrimeOst(uint32_t ost, absl::Duration wait);
   // How long a precreate may wait for an OSS that is away (gate closed at
   // a controlled stop, or unreachable: resent until then). On demand (a
   // create waiting for a dry pool, outside mu_): short when another OST

@@ -167,6 +167,30 @@ size_t MdsCore::PooledObjects(uint32_t ost) {
   return it == ost_state_.end() ? 0 : it->second.available;
 }
 
+absl::Status MdsCore::PrimeOst(uint32_t ost, absl::Duration wait) {
+  const absl::Time deadline = absl::Now() + wait;
+  {
+    absl::MutexLock l(&mu_);
+    OstState& st = ost_state_[ost];
+    while (st.refilling && st.available == 0) {
+      if (pool_cv_.WaitWithDeadline(&mu_, deadline)) break;
+    }
+    if (st.available > 0) return absl::OkStatus();
+    if (st.refilling) {
+      return Errno(EAGAIN, absl::StrCat("ost", ost, " precreated nothing in ",
+                                        absl::FormatDuration(wait)));
+    }
+    st.refilling = true;
+    ++st.precreates_in_flight;
+  }
+  absl::Status s = RefillOne(ost, wait);
+  if (!s.ok()) {
+    return Errno(EAGAIN, absl::StrCat("ost", ost, " did not precreate "
+                                      "objects: ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
 void MdsCore::RefillPools() {
   std::vector<uint32_t> todo;
   {

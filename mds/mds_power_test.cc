@@ -26,10 +26,10 @@ class StoreOstPool : public OstPool {
   explicit StoreOstPool(std::vector<oss::ObjectStore*> stores)
       : stores_(std::move(stores)) {
     for (uint32_t i = 0; i < stores_.size(); ++i) {
-      targets_.push_back({i, "local:" + std::to_string(i), true});
+      targets_.push_back({.index = i, .address = "local:" + std::to_string(i)});
     }
   }
-  const std::vector<OstTarget>& Targets() const override { return targets_; }
+  std::vector<OstTarget> Targets() const override { return targets_; }
   absl::StatusOr<ObjectRange> Precreate(uint32_t ost, uint32_t count,
                                         absl::Duration) override {
     auto first = stores_[ost]->Precreate(count);

@@ -16,10 +16,12 @@
 #include "common/errors.h"
 #include "common/status_macros.h"
 #include "mds/client_leases.h"
+#include "mds/config_notifier.h"
 #include "mds/md_locks.h"
 #include "mds/mds_core.h"
 #include "mds/mds_service.h"
 #include "mds/ost_pool.h"
+#include "mds/target_registry.h"
 #include "spdlog/spdlog.h"
 #include "storage/kv.h"
 
@@ -50,7 +52,10 @@ class MdsRole final : public server::ServerRole {
   storage::KvStore& kv() override { return *store_; }
 
   absl::Status Start(const server::StartContext& ctx) override {
-    pool_ = NewGrpcOstPool(f_.osts, ctx.instance);
+    // The store's target registry, merged with the --ost flags.
+    STRIPEFS_ASSIGN_OR_RETURN(std::vector<OstTarget> targets,
+                              LoadTargets(store_.get(), f_.osts));
+    pool_ = NewGrpcOstPool(std::move(targets), ctx.instance);
     MdsOptions opts;
     opts.target = target_;
     opts.dlm_address = f_.dlm;
@@ -73,6 +78,11 @@ class MdsRole final : public server::ServerRole {
     // metadata locks (mds/md_locks.h).
     locker_ = std::make_unique<MdLocker>(ctx.dlm);
     core_->set_md_locks(locker_.get());
+    // Online target changes; mounts learn them through the config lock.
+    notifier_ = std::make_unique<ConfigNotifier>(ctx.dlm);
+    registry_ = std::make_unique<TargetRegistry>(
+        store_.get(), pool_.get(), core_.get(),
+        [n = notifier_.get()] { n->Notify(); });
     if (f_.client_lease_s > 0 && f_.client_lease_s < 15) {
       spdlog::warn(
           "--client-lease {}s is shorter than 3 mount keepalive periods (5 s "
@@ -85,6 +95,7 @@ class MdsRole final : public server::ServerRole {
         [this](uint64_t client_id) { return core_->EvictClient(client_id); });
     service_ = std::make_unique<MdsService>(core_.get(), target_, ctx.instance);
     service_->set_leases(leases_.get());
+    service_->set_registry(registry_.get());
     return absl::OkStatus();
   }
   void Register(grpc::ServerBuilder& builder) override {
@@ -130,6 +141,8 @@ class MdsRole final : public server::ServerRole {
     if (core_started_) core_->Stop();
     core_started_ = false;
     service_.reset();
+    registry_.reset();
+    notifier_.reset();
     core_.reset();
   }
 
@@ -140,6 +153,8 @@ class MdsRole final : public server::ServerRole {
   std::unique_ptr<MdsCore> core_;
   bool core_started_ = false;
   std::unique_ptr<MdLocker> locker_;
+  std::unique_ptr<ConfigNotifier> notifier_;
+  std::unique_ptr<TargetRegistry> registry_;
   std::unique_ptr<ClientLeases> leases_;
   std::unique_ptr<MdsService> service_;
 };

@@ -23,7 +23,7 @@ constexpr const char* kMethodNames[] = {
     "Mkdir",    "Symlink",  "Link",      "Remove",      "Rename",
     "Readlink", "Readdir",  "Statfs",    "SetXattr",    "GetXattr",
     "ListXattr", "RemoveXattr", "Access", "UpdateSize", "SetLayout",
-    "GetLayout", "Open2", "Sync"};
+    "GetLayout", "Open2", "Sync", "SetTarget"};
 static_assert(sizeof(kMethodNames) / sizeof(kMethodNames[0]) ==
               MdsService::kNumMethods);
 
@@ -86,9 +86,9 @@ MdsService::MdsService(MdsCore* core, std::string target, uint64_t instance)
                 .target = std::move(target),
                 .instance = instance,
                 .methods = {std::begin(kMethodNames), std::end(kMethodNames)},
-                // Open2 and Sync (MdsV2) only from protocol 2.
+                // Open2, Sync and SetTarget (MdsV2) only from protocol 2.
                 .served = STRIPEFS_PROTO_MAX >= 2 ? kNumMethods
-                                                  : kNumMethods - 2}) {}
+                                                  : kNumMethods - 3}) {}
 
 grpc::Status MdsService::Finish(Method m, const absl::Status& result,
                                 uint64_t client_id, uint64_t xid) {
@@ -157,6 +157,7 @@ grpc::Status MdsService::GetConfig(grpc::ServerContext*,
     o->set_index(t.index);
     o->set_address(t.address);
     o->set_active(t.active);
+    o->set_fail_io(t.fail_io);
   }
   return Finish(kGetConfig, absl::OkStatus());
 }
@@ -268,6 +269,26 @@ grpc::Status MdsService::Open2(grpc::ServerContext* ctx,
   grpc::Status gs = Open(ctx, &*v1, &r1);
   if (gs.ok()) *reply = rpc::ToOpen2Reply(std::move(r1), *req);
   return gs;
+}
+
+grpc::Status MdsService::SetTarget(grpc::ServerContext*,
+                                   const rpc::SetTargetRequest* req,
+                                   rpc::SetTargetReply*) {
+  // A new target's first precreate may wait for its OSS this long.
+  constexpr absl::Duration kAddWait = absl::Seconds(20);
+  absl::Status s;
+  if (registry_ == nullptr) {
+    s = Errno(ENOTSUP, "this MDS cannot change its targets");
+  } else if (req->op() == rpc::SetTargetRequest::ADD) {
+    s = registry_->Add(req->index(), req->address(), kAddWait);
+  } else if (req->op() == rpc::SetTargetRequest::DEACTIVATE) {
+    s = registry_->SetState(req->index(), false, req->fail_io());
+  } else if (req->op() == rpc::SetTargetRequest::ACTIVATE) {
+    s = registry_->SetState(req->index(), true, false);
+  } else {
+    s = Errno(EINVAL, "unknown target operation");
+  }
+  return Finish(kSetTarget, s, req->hdr().client_id(), req->hdr().xid());
 }
 
 grpc::Status MdsService::SyncMds(grpc::ServerContext*,

@@ -15,6 +15,7 @@
 #include "grpcpp/grpcpp.h"
 #include "mds/client_leases.h"
 #include "mds/mds_core.h"
+#include "mds/target_registry.h"
 #include "rpc/proto/mds.grpc.pb.h"
 #include "server/service_common.h"
 #if STRIPEFS_PROTO_MAX >= 2
@@ -38,6 +39,8 @@ class MdsService final : public rpc::Mds::Service {
   // serving): Connect tracks a client, Status with its client_id and every
   // request with its ReqHeader renew its lease.
   void set_leases(ClientLeases* leases) { leases_ = leases; }
+  // Online target changes (MdsV2.SetTarget); none without it (ENOTSUP).
+  void set_registry(TargetRegistry* registry) { registry_ = registry; }
   // Registers the services of every protocol this build speaks on
   // `builder`: Mds, and in release N+1 also MdsV2 (Open2).
   void RegisterWith(grpc::ServerBuilder& builder);
@@ -69,6 +72,9 @@ class MdsService final : public rpc::Mds::Service {
   // MdsV2.Sync (protocol 2): MdsCore::Sync.
   grpc::Status SyncMds(grpc::ServerContext*, const rpc::SyncMdsRequest*,
                        rpc::SyncMdsReply*);
+  // MdsV2.SetTarget (protocol 2): TargetRegistry.
+  grpc::Status SetTarget(grpc::ServerContext*, const rpc::SetTargetRequest*,
+                         rpc::SetTargetReply*);
 #endif
   grpc::Status Mknod(grpc::ServerContext*, const rpc::MknodRequest*,
                      rpc::Entry*) override;
@@ -111,7 +117,7 @@ class MdsService final : public rpc::Mds::Service {
     kOpen, kRelease, kMknod, kMkdir, kSymlink, kLink, kRemove, kRename,
     kReadlink, kReaddir, kStatfs, kSetXattr, kGetXattr, kListXattr,
     kRemoveXattr, kAccess, kUpdateSize, kSetLayout, kGetLayout, kOpen2,
-    kSync, kNumMethods
+    kSync, kSetTarget, kNumMethods
   };
 
  private:
@@ -122,6 +128,7 @@ class MdsService final : public rpc::Mds::Service {
 
   MdsCore* const core_;
   ClientLeases* leases_ = nullptr;
+  TargetRegistry* registry_ = nullptr;
   server::ServiceCommon common_;
 #if STRIPEFS_PROTO_MAX >= 2
   // Service MdsV2 on the same server, forwarding to this one.
@@ -135,6 +142,11 @@ class MdsService final : public rpc::Mds::Service {
     grpc::Status Sync(grpc::ServerContext* ctx, const rpc::SyncMdsRequest* req,
                       rpc::SyncMdsReply* reply) override {
       return s_->SyncMds(ctx, req, reply);
+    }
+    grpc::Status SetTarget(grpc::ServerContext* ctx,
+                           const rpc::SetTargetRequest* req,
+                           rpc::SetTargetReply* reply) override {
+      return s_->SetTarget(ctx, req, reply);
     }
 
    private:

@@ -25,7 +25,12 @@ namespace stripefs::mds {
 struct OstTarget {
   uint32_t index = 0;
   std::string address;
+  // False: deactivated by the administrator (no new objects on it).
   bool active = true;
+  // With !active: mounts fail I/O to the target's objects at once (EIO)
+  // instead of going on with it (`stripefs target deactivate --fail-io`).
+  bool fail_io = false;
+  bool operator==(const OstTarget&) const = default;
 };
 
 struct OstStatfs {
@@ -43,8 +48,19 @@ struct ObjectRange {
 class OstPool {
  public:
   virtual ~OstPool() = default;
-  // The registry, ordered by index. Fixed for the life of the pool.
-  virtual const std::vector<OstTarget>& Targets() const = 0;
+  // The registry, ordered by index: a copy (targets come and go online,
+  // mds/target_registry.h).
+  virtual std::vector<OstTarget> Targets() const = 0;
+  // A new target (index not in use): connects to it (the first call does
+  // the handshake) and lists it. EEXIST for a known index.
+  virtual absl::Status AddTarget(const OstTarget& target) {
+    return absl::UnimplementedError("targets cannot be added to this pool");
+  }
+  // Sets `active` and `fail_io` of a known target (ENOENT otherwise).
+  virtual absl::Status SetTargetState(uint32_t index, bool active,
+                                      bool fail_io) {
+    return absl::UnimplementedError("target states are fixed in this pool");
+  }
   // `wait`: how long the call may take in all (at a closed gate, and
   // resending to an OSS that is away); then EAGAIN or the last error.
   virtual absl::StatusOr<ObjectRange> Precreate(uint32_t ost, uint32_t count,
@@ -81,7 +97,10 @@ void ApplyTestPrecreateBatch(uint32_t* batch, uint32_t* low_water);
 class FakeOstPool : public OstPool {
  public:
   explicit FakeOstPool(uint32_t n_osts);
-  const std::vector<OstTarget>& Targets() const override { return targets_; }
+  std::vector<OstTarget> Targets() const override;
+  absl::Status AddTarget(const OstTarget& target) override;
+  absl::Status SetTargetState(uint32_t index, bool active,
+                              bool fail_io) override;
   absl::StatusOr<ObjectRange> Precreate(uint32_t ost, uint32_t count,
                                         absl::Duration wait) override;
   absl::Status Destroy(uint32_t ost,
@@ -101,8 +120,8 @@ class FakeOstPool : public OstPool {
   std::vector<uint64_t> destroyed(uint32_t ost) const;
 
  private:
-  std::vector<OstTarget> targets_;
   mutable absl::Mutex mu_;
+  std::vector<OstTarget> targets_ ABSL_GUARDED_BY(mu_);
   std::map<uint32_t, uint64_t> next_oid_ ABSL_GUARDED_BY(mu_);
   std::map<uint32_t, std::set<uint64_t>> objects_ ABSL_GUARDED_BY(mu_);
   std::map<uint32_t, std::vector<uint64_t>> destroyed_ ABSL_GUARDED_BY(mu_);

@@ -27,7 +27,7 @@ import time
 import pytest
 
 from conftest import BIN, Cluster, _mounted
-from upgrade_workload import Workload, pause_report
+from upgrade_workload import Workload, check_results, pause_report
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN_N = os.path.join(os.environ.get("STRIPEFS_BUILD_N",
@@ -114,31 +114,6 @@ class Roller:
             f"{when}: workload processes exited early {dead}: " +
             "; ".join(f"{n}: {self.workload.read(n)} {self.workload.read(n, 'err')[-2000:]}"
                       for n in dead))
-
-
-def check_results(results, lock_check):
-    rc, out, err = results["fio"]
-    assert rc == 0, f"fio exited {rc}\n{out[-3000:]}\n{err[-3000:]}"
-    both = (out + err).lower()
-    for bad in ("verify failed", "bad magic", "verify: bad", "io_u error"):
-        assert bad not in both, f"fio: {bad}\n{out[-3000:]}\n{err[-3000:]}"
-    assert "err= 0" in out, out[-3000:]
-    rc, out, err = results["unlinked"]
-    assert rc == 0, f"unlinked-file writer: {out} {err[-2000:]}"
-    res = json.loads(out.strip().splitlines()[-1])
-    assert res["chunks"] > 0 and res["mismatch"] is None, res
-    for probe in ("probe_a", "probe_b"):
-        rc, out, err = results[probe]
-        assert rc == 0, f"{probe} saw errors: {out[-3000:]} {err[-2000:]}"
-    assert lock_check is not None and "error" not in lock_check, lock_check
-    import fcntl
-    assert lock_check["getlk_type"] == fcntl.F_WRLCK, lock_check
-    assert (lock_check["getlk_start"], lock_check["getlk_len"]) == (0, 100), \
-        lock_check
-    import errno
-    assert lock_check["setlk_errno"] in (errno.EAGAIN, errno.EACCES), lock_check
-    rc, out, err = results["lock"]
-    assert rc == 0, f"lock holder: {out} {err[-2000:]}"
 
 
 def report_pauses(roller, workload, results):

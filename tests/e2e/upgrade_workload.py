@@ -16,6 +16,7 @@ Every helper process reports a JSON result on stdout and exits non-zero on
 any syscall error. Every loop is bounded in time (max_seconds).
 """
 
+import errno
 import glob
 import json
 import os
@@ -350,3 +351,27 @@ def pause_report(restarts, sources, target_s=1.0):
             " ".join(f"{pauses[n]:>10.3f}" for n in sources) +
             f" {worst:>8.3f}  {'OK' if worst < target_s else 'OVER'}")
     return lines, rows
+
+
+def check_results(results, lock_check):
+    """Every helper of a stopped Workload ended without an error."""
+    rc, out, err = results["fio"]
+    assert rc == 0, f"fio exited {rc}\n{out[-3000:]}\n{err[-3000:]}"
+    both = (out + err).lower()
+    for bad in ("verify failed", "bad magic", "verify: bad", "io_u error"):
+        assert bad not in both, f"fio: {bad}\n{out[-3000:]}\n{err[-3000:]}"
+    assert "err= 0" in out, out[-3000:]
+    rc, out, err = results["unlinked"]
+    assert rc == 0, f"unlinked-file writer: {out} {err[-2000:]}"
+    res = json.loads(out.strip().splitlines()[-1])
+    assert res["chunks"] > 0 and res["mismatch"] is None, res
+    for probe in ("probe_a", "probe_b"):
+        rc, out, err = results[probe]
+        assert rc == 0, f"{probe} saw errors: {out[-3000:]} {err[-2000:]}"
+    assert lock_check is not None and "error" not in lock_check, lock_check
+    assert lock_check["getlk_type"] == fcntl.F_WRLCK, lock_check
+    assert (lock_check["getlk_start"], lock_check["getlk_len"]) == (0, 100), \
+        lock_check
+    assert lock_check["setlk_errno"] in (errno.EAGAIN, errno.EACCES), lock_check
+    rc, out, err = results["lock"]
+    assert rc == 0, f"lock holder: {out} {err[-2000:]}"
