@@ -69,6 +69,13 @@ class MdsService final : public rpc::Mds::Service {
   // MdsV2.Sync (protocol 2): MdsCore::Sync.
   grpc::Status SyncMds(grpc::ServerContext*, const rpc::SyncMdsRequest*,
                        rpc::SyncMdsReply*);
+  // MdsV2.FsckState and MdsV2.ListObjectRefs (stripefs fsck, read-only;
+  // mds_service_fsck.cc).
+  grpc::Status FsckState(grpc::ServerContext*, const rpc::FsckStateRequest*,
+                         rpc::FsckStateReply*);
+  grpc::Status ListObjectRefs(grpc::ServerContext*,
+                              const rpc::ListObjectRefsRequest*,
+                              rpc::ListObjectRefsReply*);
 #endif
   grpc::Status Mknod(grpc::ServerContext*, const rpc::MknodRequest*,
                      rpc::Entry*) override;
@@ -111,7 +118,7 @@ class MdsService final : public rpc::Mds::Service {
     kOpen, kRelease, kMknod, kMkdir, kSymlink, kLink, kRemove, kRename,
     kReadlink, kReaddir, kStatfs, kSetXattr, kGetXattr, kListXattr,
     kRemoveXattr, kAccess, kUpdateSize, kSetLayout, kGetLayout, kOpen2,
-    kSync, kNumMethods
+    kSync, kFsckState, kListObjectRefs, kNumMethods
   };
 
  private:
@@ -135,6 +142,16 @@ class MdsService final : public rpc::Mds::Service {
     grpc::Status Sync(grpc::ServerContext* ctx, const rpc::SyncMdsRequest* req,
                       rpc::SyncMdsReply* reply) override {
       return s_->SyncMds(ctx, req, reply);
+    }
+    grpc::Status FsckState(grpc::ServerContext* ctx,
+                           const rpc::FsckStateRequest* req,
+                           rpc::FsckStateReply* reply) override {
+      return s_->FsckState(ctx, req, reply);
+    }
+    grpc::Status ListObjectRefs(grpc::ServerContext* ctx,
+                                const rpc::ListObjectRefsRequest* req,
+                                rpc::ListObjectRefsReply* reply) override {
+      return s_->ListObjectRefs(ctx, req, reply);
     }
 
    private:

@@ -1,0 +1,124 @@
+"""stripefs fsck on a real cluster (issue 15): silent on a clean cluster;
+finds an orphan object, a missing object and an object with data beyond
+its file's end, each injected straight at an OSS with stripefs-ossctl
+(tests/tools/ossctl.cc); --repair destroys the orphan and a second run
+reports only what cannot be repaired.
+
+The cluster is the test's own (two OSS, two mounts): the injections break
+it on purpose. The MDS precreates PRECREATE_BATCH objects per call, so a
+few creates carry its horizon past an object precreated behind its back.
+"""
+
+import os
+import re
+import subprocess
+
+from conftest import BIN
+from helpers import two_mount_cluster
+
+PRECREATE_BATCH = 4
+PROBLEM_LINE = re.compile(r"^(orphan|missing|wrong size|shared): ", re.M)
+
+
+def fsck(c, *args):
+    p = c.cli("fsck", "--home", c.home, *args, check=False, timeout=120)
+    assert p.returncode in (0, 1, 4), (
+        f"fsck failed ({p.returncode}): {p.stdout}\n{p.stderr}")
+    return p
+
+
+def problems(p):
+    return sorted(line for line in p.stdout.splitlines()
+                  if PROBLEM_LINE.match(line))
+
+
+def objects_of(c, path):
+    """[(ost, oid)] of a file, from `stripefs getstripe`."""
+    out = c.cli("getstripe", path).stdout
+    rows = out.split("obdidx objid", 1)[1].split()
+    return [(int(rows[i]), int(rows[i + 1])) for i in range(0, len(rows), 2)]
+
+
+def ossctl(c, ost, *args):
+    addr = c.server(f"ost{ost}")["address"]
+    tool = os.path.join(BIN, "stripefs-ossctl")
+    assert os.path.exists(tool), f"build {tool} (ninja stripefs-ossctl)"
+    p = subprocess.run([tool, addr,
+                        *map(str, args)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+def test_fsck_finds_and_repairs():
+    with two_mount_cluster(
+            "stripefs-fsck-e2e-", 10,
+            env={"STRIPEFS_TEST_PRECREATE_BATCH": str(PRECREATE_BATCH)}) as c:
+        d = os.path.join(c.mnt, "d")
+        os.mkdir(d)
+        # Files of every shape: small, striped over both OSTs, sparse,
+        # empty, one removed (its objects go through the destroy queue),
+        # one unlinked while open.
+        with open(os.path.join(d, "small"), "w") as f:
+            f.write("hello\n")
+        c.cli("setstripe", "-c", "2", "-S", "64K", os.path.join(d, "wide"))
+        with open(os.path.join(d, "wide"), "wb") as f:
+            f.write(os.urandom(300000))
+        with open(os.path.join(d, "sparse"), "wb") as f:
+            f.seek(5 << 20)
+            f.write(b"end")
+        open(os.path.join(d, "empty"), "w").close()
+        for i in range(6):
+            with open(os.path.join(d, f"gone{i}"), "w") as f:
+                f.write("x" * i)
+            os.unlink(os.path.join(d, f"gone{i}"))
+        held = open(os.path.join(d, "held"), "w")
+        try:
+            held.write("kept while open")
+            held.flush()
+            os.unlink(os.path.join(d, "held"))
+
+            clean = fsck(c)
+            assert clean.returncode == 0, clean.stdout + clean.stderr
+            assert problems(clean) == [], clean.stdout
+            assert "scanned" in clean.stderr  # progress
+
+            # Missing: an object of "wide" destroyed at its OSS.
+            wide = objects_of(c, os.path.join(d, "wide"))
+            assert len(wide) == 2
+            missing_ost, missing_oid = wide[1]
+            ossctl(c, missing_ost, "destroy", missing_oid)
+            # Wrong size: bytes written past the end of "small" (6 bytes).
+            [(small_ost, small_oid)] = objects_of(c, os.path.join(d, "small"))
+            ossctl(c, small_ost, "write", small_oid, 8192, "beyond-eof")
+            # Orphan: an object precreated behind the MDS's back; creates
+            # on that OST make the MDS precreate past it.
+            orphan_oid = int(ossctl(c, 0, "precreate", 1))
+            for i in range(2 * PRECREATE_BATCH + 2):
+                c.cli("setstripe", "-i", "0", os.path.join(d, f"new{i}"))
+
+            found = fsck(c)
+            want_left = sorted([
+                f"missing: ost{missing_ost} object {missing_oid} of inode "
+                f"{os.stat(os.path.join(d, 'wide')).st_ino} does not exist "
+                f"on its OST",
+                f"wrong size: ost{small_ost} object {small_oid} of inode "
+                f"{os.stat(os.path.join(d, 'small')).st_ino} holds "
+                f"{8192 + len('beyond-eof')} bytes, at most 6 for the "
+                f"file's size 6 (data beyond the end of the file)",
+            ])
+            orphan_line = (f"orphan: ost0 object {orphan_oid} (0 bytes): no "
+                           f"file references it")
+            assert found.returncode == 4, found.stdout + found.stderr
+            assert problems(found) == sorted(want_left + [orphan_line]), \
+                found.stdout
+
+            repaired = fsck(c, "--repair")
+            assert repaired.returncode == 4  # missing, wrong size remain
+            assert "1 orphans destroyed" in repaired.stdout, repaired.stdout
+
+            again = fsck(c)
+            assert again.returncode == 4
+            assert problems(again) == want_left, again.stdout
+        finally:
+            held.close()
