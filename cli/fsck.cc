@@ -79,6 +79,13 @@ absl::Status CallError(const Server& s, const char* what,
                               "upgrade it to ", kRelease));
   }
   absl::Status st = rpc::FromGrpc(gs);
+  if (gs.error_code() == grpc::StatusCode::UNAVAILABLE ||
+      gs.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    return absl::Status(st.code(),
+                        absl::StrCat("cannot reach ", s.target, " at ",
+                                     s.address, " (is it running?): ",
+                                     st.message()));
+  }
   return absl::Status(st.code(), absl::StrCat(what, " on ", s.target, " at ",
                                               s.address, ": ", st.message()));
 }

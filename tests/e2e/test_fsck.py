@@ -2,19 +2,22 @@
 finds an orphan object, a missing object and an object with data beyond
 its file's end, each injected straight at an OSS with stripefs-ossctl
 (tests/tools/ossctl.cc); --repair destroys the orphan and a second run
-reports only what cannot be repaired.
+reports only what cannot be repaired. Errors (no MDS, release N servers,
+no cluster home) are clear and exit 8.
 
 The cluster is the test's own (two OSS, two mounts): the injections break
 it on purpose. The MDS precreates PRECREATE_BATCH objects per call, so a
 few creates carry its horizon past an object precreated behind its back.
 """
 
+import json
 import os
 import re
 import subprocess
 
 from conftest import BIN
 from helpers import two_mount_cluster
+from rawprocs import BIN_N, free_port, need_release_n, procs_fixture
 
 PRECREATE_BATCH = 4
 PROBLEM_LINE = re.compile(r"^(orphan|missing|wrong size|shared): ", re.M)
@@ -122,3 +125,48 @@ def test_fsck_finds_and_repairs():
             assert problems(again) == want_left, again.stdout
         finally:
             held.close()
+
+
+procs = procs_fixture("stripefs-fsck-n-")
+
+
+def _home_with(procs, mds_port, oss_port):
+    """A cluster home whose cluster.json names an MDS and one OSS."""
+    home = procs.data("home")
+    servers = [
+        {"target": "mdt0", "role": "mds", "address": f"127.0.0.1:{mds_port}",
+         "data": procs.data("mdt0")},
+        {"target": "ost0", "role": "oss", "address": f"127.0.0.1:{oss_port}",
+         "data": procs.data("ost0")},
+    ]
+    with open(os.path.join(home, "cluster.json"), "w") as f:
+        json.dump({"servers": servers, "stripe_count": 1,
+                   "stripe_size": 1 << 20}, f)
+    return home
+
+
+def _fsck_home(home):
+    return subprocess.run([os.path.join(BIN, "stripefs"), "fsck", "--home",
+                           home], capture_output=True, text=True, timeout=120)
+
+
+@need_release_n(("stripefs-mds", "stripefs-oss"))
+def test_fsck_errors_are_clear(procs):
+    pm, p0 = free_port(), free_port()
+    home = _home_with(procs, pm, p0)
+    # Nothing runs: the MDS cannot be reached.
+    down = _fsck_home(home)
+    assert down.returncode == 8, down.stdout + down.stderr
+    assert f"cannot reach mdt0 at 127.0.0.1:{pm}" in down.stderr, down.stderr
+    # Release N servers do not serve fsck.
+    procs.serve(BIN_N, "stripefs-oss", p0, "--target", "ost0", "--data",
+                procs.data("ost0"))
+    procs.serve(BIN_N, "stripefs-mds", pm, "--target", "mdt0", "--data",
+                procs.data("mdt0"), "--ost", f"0=127.0.0.1:{p0}")
+    old = _fsck_home(home)
+    assert old.returncode == 8, old.stdout + old.stderr
+    assert "does not serve fsck (release 1.0.0?)" in old.stderr, old.stderr
+    # No cluster home at all.
+    none = _fsck_home(os.path.join(procs.root, "nowhere"))
+    assert none.returncode == 8
+    assert "no cluster in" in none.stderr, none.stderr
