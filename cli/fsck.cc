@@ -27,6 +27,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -34,6 +35,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "cli/config.h"
 #include "cli/fsck_check.h"
 #include "common/errors.h"
@@ -60,6 +62,18 @@ namespace {
 
 void Progress(const std::string& line) {
   std::fprintf(stderr, "fsck: %s\n", line.c_str());
+}
+
+// $STRIPEFS_TEST_FSCK_PAUSE_MS=N (tests; unset: no pause): sleeps N ms
+// between the steps, so that changes running meanwhile fall between them
+// (tests/e2e/test_fsck.py checks that none is reported).
+void TestPause() {
+  static const int ms = [] {
+    const char* v = std::getenv("STRIPEFS_TEST_FSCK_PAUSE_MS");
+    int n = 0;
+    return v != nullptr && absl::SimpleAtoi(v, &n) && n > 0 ? n : 0;
+  }();
+  if (ms > 0) absl::SleepFor(absl::Milliseconds(ms));
 }
 
 struct Server {
@@ -361,10 +375,13 @@ int RunFsck(const FsckOptions& options) {
       return Error(Errno(ENOENT, absl::StrCat("the MDS has ost", v.ost,
                                               ", cluster.json does not")));
     }
+    TestPause();
     if (absl::Status st = checker.ListOst(*s, &v); !st.ok()) return Error(st);
   }
+  TestPause();
   absl::StatusOr<std::vector<FsckRefView>> refs = checker.ListRefs();
   if (!refs.ok()) return Error(refs.status());
+  TestPause();
   FsckResult result = CompareObjects(*views, *refs);
   if (absl::Status st = checker.Recheck(&result); !st.ok()) return Error(st);
   for (const FsckFinding& f : result.findings) {

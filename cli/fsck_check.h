@@ -7,7 +7,8 @@
 //    (the highest id the MDS has had from it; above it are precreates in
 //    flight), not in a reserved range (pools) and referenced by nothing:
 //    no file, no file unlinked while open, not in the destroy queue.
-//  - missing: an object a file's layout names that its OST does not have.
+//  - missing: an object a file's layout names that its OST does not have
+//    (at or below the horizon: a newer one may postdate the OST's list).
 //  - wrong size: an object holding bytes past the file's end. Under the
 //    RAID-0 layout a file of size S makes object i exactly
 //    ObjectSizeForFileSize(stripe_size, objects, S, i) long when every byte
@@ -67,7 +68,9 @@ struct FsckFinding {
 
 struct FsckCounts {
   uint64_t objects = 0;        // listed by the OSSs
-  uint64_t above_horizon = 0;  // not checked (newer than fsck's start)
+  // Objects listed or referenced above the horizon: not checked (newer
+  // than fsck's start).
+  uint64_t above_horizon = 0;
   uint64_t refs = 0;           // references from the MDS
   uint64_t size_unchecked = 0;  // objects of files open for writing
 };

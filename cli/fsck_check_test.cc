@@ -89,6 +89,14 @@ TEST(FsckCheckTest, ObjectsAboveTheHorizonAreNotChecked) {
   EXPECT_EQ(r.counts.above_horizon, 2u);
 }
 
+TEST(FsckCheckTest, ReferenceAboveTheHorizonIsNotMissing) {
+  // A file created after the OSS was listed, with an object precreated
+  // after fsck started: the list could not hold it.
+  FsckResult r = CompareObjects({Ost(0, 10, {})}, {FileRef(0, 11, 10, 0)});
+  EXPECT_TRUE(r.findings.empty());
+  EXPECT_EQ(r.counts.above_horizon, 1u);
+}
+
 TEST(FsckCheckTest, ReservedAndReferencedObjectsAreNotOrphans) {
   FsckOstView v = Ost(0, 100, {{5, 0}, {50, 0}, {60, 0}, {70, 0}});
   v.reserved = {{50, 61}};

@@ -88,7 +88,7 @@ MdsService::MdsService(MdsCore* core, std::string target, uint64_t instance)
                 .methods = {std::begin(kMethodNames), std::end(kMethodNames)},
                 // MdsV2 (Open2 and the methods after it) only from
                 // protocol 2.
-                .served = STRIPEFS_PROTO_MAX >= 2 ? kNumMethods
+                .served = STRIPEFS_PROTO_MAX >= 2 ? size_t{kNumMethods}
                                                   : size_t{kOpen2}}) {}
 
 grpc::Status MdsService::Finish(Method m, const absl::Status& result,

@@ -35,7 +35,7 @@ OssService::OssService(OssServiceOptions options, ObjectStore* store)
                 .methods = {std::begin(kMethodNames), std::end(kMethodNames)},
                 // OssV2 (Write2 and the methods after it) only from
                 // protocol 2 (release N+1).
-                .served = STRIPEFS_PROTO_MAX >= 2 ? kNumMethods
+                .served = STRIPEFS_PROTO_MAX >= 2 ? size_t{kNumMethods}
                                                   : size_t{kWrite2}}) {}
 
 grpc::Status OssService::Finish(Method m, const absl::Status& status,

@@ -23,8 +23,19 @@ PRECREATE_BATCH = 4
 PROBLEM_LINE = re.compile(r"^(orphan|missing|wrong size|shared): ", re.M)
 
 
-def fsck(c, *args):
-    p = c.cli("fsck", "--home", c.home, *args, check=False, timeout=120)
+def fsck(c, *args, pause_ms=0):
+    """`stripefs fsck`; pause_ms: its test pause between steps
+    ($STRIPEFS_TEST_FSCK_PAUSE_MS)."""
+    env = {"STRIPEFS_TEST_FSCK_PAUSE_MS": str(pause_ms)}
+    saved = os.environ.get("STRIPEFS_TEST_FSCK_PAUSE_MS")
+    os.environ.update(env)
+    try:
+        p = c.cli("fsck", "--home", c.home, *args, check=False, timeout=120)
+    finally:
+        if saved is None:
+            os.environ.pop("STRIPEFS_TEST_FSCK_PAUSE_MS", None)
+        else:
+            os.environ["STRIPEFS_TEST_FSCK_PAUSE_MS"] = saved
     assert p.returncode in (0, 1, 4), (
         f"fsck failed ({p.returncode}): {p.stdout}\n{p.stderr}")
     return p
@@ -125,6 +136,49 @@ def test_fsck_finds_and_repairs():
             assert problems(again) == want_left, again.stdout
         finally:
             held.close()
+
+
+# Writes, truncates and removes files under a directory for `seconds`.
+LOAD = r"""
+import os, random, sys, time
+d, end = sys.argv[1], time.monotonic() + float(sys.argv[2])
+i = 0
+while time.monotonic() < end:
+    p = os.path.join(d, f"f{i % 40}")
+    with open(p, "wb") as f:
+        f.write(os.urandom(random.randint(0, 300000)))
+        if i % 3 == 0:
+            f.truncate(random.randint(0, 200000))
+    if i % 2 == 0:
+        os.unlink(p)
+    i += 1
+print("ops", i)
+"""
+
+
+def test_fsck_during_creates_and_removes_reports_nothing():
+    """Objects precreated, handed out, queued and destroyed while fsck
+    runs are never reported (the order of its reads, cli/fsck.cc)."""
+    with two_mount_cluster(
+            "stripefs-fsck-load-e2e-", 10,
+            env={"STRIPEFS_TEST_PRECREATE_BATCH": str(PRECREATE_BATCH)}) as c:
+        d = os.path.join(c.mnt, "load")
+        os.mkdir(d)
+        c.cli("setstripe", "-c", "2", "-S", "64K", d)
+        load = subprocess.Popen(
+            ["timeout", "60", "python3", "-c", LOAD, d, "10"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        c.helpers.append(load)
+        # Pauses between fsck's steps let many changes fall between them.
+        runs = []
+        for _ in range(4):
+            runs.append(fsck(c, pause_ms=300))
+        out, err = load.communicate(timeout=60)
+        assert load.returncode == 0, err
+        assert int(out.split()[1]) > 0
+        for p in runs:
+            assert p.returncode == 0, p.stdout
+            assert problems(p) == [], p.stdout
 
 
 procs = procs_fixture("stripefs-fsck-n-")
