@@ -25,10 +25,10 @@
 // the middle leaves orphans the next run finds again.
 #include "cli/fsck.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <algorithm>
 #include <map>
 #include <optional>
 #include <random>
@@ -87,18 +87,17 @@ struct Server {
 absl::Status CallError(const Server& s, const char* what,
                        const grpc::Status& gs) {
   if (gs.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
-    return Errno(EPROTO,
-                 absl::StrCat(s.target, " at ", s.address,
-                              " does not serve fsck (release 1.0.0?); "
-                              "upgrade it to ", kRelease));
+    return Errno(EPROTO, absl::StrCat(s.target, " at ", s.address,
+                                      " does not serve fsck (release 1.0.0?); "
+                                      "upgrade it to ",
+                                      kRelease));
   }
   absl::Status st = rpc::FromGrpc(gs);
   if (gs.error_code() == grpc::StatusCode::UNAVAILABLE ||
       gs.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    return absl::Status(st.code(),
-                        absl::StrCat("cannot reach ", s.target, " at ",
-                                     s.address, " (is it running?): ",
-                                     st.message()));
+    return absl::Status(
+        st.code(), absl::StrCat("cannot reach ", s.target, " at ", s.address,
+                                " (is it running?): ", st.message()));
   }
   return absl::Status(st.code(), absl::StrCat(what, " on ", s.target, " at ",
                                               s.address, ": ", st.message()));
@@ -191,8 +190,8 @@ absl::Status Checker::ListOst(const Server& s, FsckOstView* view) {
                             " objects scanned"));
     }
   }
-  Progress(absl::StrCat(s.target, ": ", view->objects.size(),
-                        " objects scanned"));
+  Progress(
+      absl::StrCat(s.target, ": ", view->objects.size(), " objects scanned"));
   return absl::OkStatus();
 }
 
@@ -320,8 +319,7 @@ absl::StatusOr<uint64_t> Checker::Repair(const FsckResult& r) {
       grpc::Status gs = oss_v1_[ost]->Destroy(&ctx, req, &reply);
       if (!gs.ok()) return CallError(*s, "destroying orphans", gs);
       destroyed += end - i;
-      Progress(absl::StrCat(s->target, ": ", destroyed,
-                            " orphans destroyed"));
+      Progress(absl::StrCat(s->target, ": ", destroyed, " orphans destroyed"));
     }
   }
   return destroyed;
@@ -333,9 +331,9 @@ absl::StatusOr<std::pair<Server, std::vector<Server>>> Servers(
   absl::StatusOr<ClusterConfig> config =
       LoadConfig(HomePaths(home).ConfigFile());
   if (!config.ok()) {
-    return absl::Status(config.status().code(),
-                        absl::StrCat("no cluster in ", home, ": ",
-                                     config.status().message()));
+    return absl::Status(
+        config.status().code(),
+        absl::StrCat("no cluster in ", home, ": ", config.status().message()));
   }
   const ServerConfig* mds = config->Mds();
   if (mds == nullptr) return Errno(EINVAL, "cluster.json names no MDS");
@@ -348,8 +346,7 @@ absl::StatusOr<std::pair<Server, std::vector<Server>>> Servers(
     }
     osses.push_back(std::move(s));
   }
-  return std::make_pair(Server{mds->target, mds->address, 0},
-                        std::move(osses));
+  return std::make_pair(Server{mds->target, mds->address, 0}, std::move(osses));
 }
 
 int Error(const absl::Status& s) {

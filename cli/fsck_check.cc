@@ -147,8 +147,7 @@ std::string FormatSummary(const FsckResult& r, uint64_t repaired) {
   absl::StrAppend(&out, "\n");
   if (r.counts.above_horizon > 0 || r.counts.size_unchecked > 0) {
     absl::StrAppend(&out, "fsck: not checked: ", r.counts.above_horizon,
-                    " objects newer than the check, ",
-                    r.counts.size_unchecked,
+                    " objects newer than the check, ", r.counts.size_unchecked,
                     " objects of files open for writing (size)\n");
   }
   return out;

@@ -67,11 +67,11 @@ struct FsckFinding {
 };
 
 struct FsckCounts {
-  uint64_t objects = 0;        // listed by the OSSs
+  uint64_t objects = 0;  // listed by the OSSs
   // Objects listed or referenced above the horizon: not checked (newer
   // than fsck's start).
   uint64_t above_horizon = 0;
-  uint64_t refs = 0;           // references from the MDS
+  uint64_t refs = 0;            // references from the MDS
   uint64_t size_unchecked = 0;  // objects of files open for writing
 };
 

@@ -122,9 +122,9 @@ TEST(FsckCheckTest, SparseFilesAndHolesAreFine) {
 
 TEST(FsckCheckTest, DataBeyondEofOnALaterStripe) {
   // File of 100 bytes over two objects: object 1 must be empty.
-  FsckResult r = CompareObjects({Ost(0, 10, {{1, 100}}), Ost(1, 10, {{1, 1}})},
-                                {FileRef(0, 1, 10, 100, 0, 2),
-                                 FileRef(1, 1, 10, 100, 1, 2)});
+  FsckResult r = CompareObjects(
+      {Ost(0, 10, {{1, 100}}), Ost(1, 10, {{1, 1}})},
+      {FileRef(0, 1, 10, 100, 0, 2), FileRef(1, 1, 10, 100, 1, 2)});
   ASSERT_EQ(r.findings.size(), 1u);
   EXPECT_EQ(r.findings[0].problem, FsckProblem::kWrongSize);
   EXPECT_EQ(r.findings[0].ost, 1u);
@@ -155,8 +155,8 @@ TEST(FsckCheckTest, ReferenceToAnUnknownOstIsMissing) {
 }
 
 TEST(FsckCheckTest, SummaryCountsEachProblem) {
-  FsckResult r = CompareObjects({Ost(0, 10, {{2, 0}, {3, 0}})},
-                                {FileRef(0, 1, 10, 0)});
+  FsckResult r =
+      CompareObjects({Ost(0, 10, {{2, 0}, {3, 0}})}, {FileRef(0, 1, 10, 0)});
   EXPECT_EQ(FormatSummary(r, 2),
             "fsck: 2 objects on the OSTs, 1 references at the MDS: 2 orphan, "
             "1 missing, 0 wrong size, 0 shared; 2 orphans destroyed\n");

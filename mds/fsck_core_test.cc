@@ -75,19 +75,18 @@ TEST_F(FsckCoreTest, ListsFilesUnlinkedOpenAndQueuedObjectsPageByPage) {
   ASSERT_TRUE(core_->SetLayout(Req(), kRoot, d->ino, 65536, 2, -1).ok());
   std::map<uint64_t, Inode> files;
   for (int i = 0; i < 5; ++i) {
-    auto f = core_->Create(Req(), kRoot, d->ino, "f" + std::to_string(i),
-                           0644, O_CREAT | O_RDWR);
+    auto f = core_->Create(Req(), kRoot, d->ino, "f" + std::to_string(i), 0644,
+                           O_CREAT | O_RDWR);
     ASSERT_TRUE(f.ok()) << f.status();
     ASSERT_TRUE(core_->Release(Req(), f->handle).ok());
     files[f->inode.ino] = f->inode;
   }
   const uint64_t sized = files.begin()->first;
-  ASSERT_TRUE(core_->UpdateSize(Req(), kRoot, sized, 100000, std::nullopt,
-                                false)
-                  .ok());
+  ASSERT_TRUE(
+      core_->UpdateSize(Req(), kRoot, sized, 100000, std::nullopt, false).ok());
   // Unlinked while open (and open for writing).
-  auto held = core_->Create(Req(), kRoot, d->ino, "held", 0644,
-                            O_CREAT | O_WRONLY);
+  auto held =
+      core_->Create(Req(), kRoot, d->ino, "held", 0644, O_CREAT | O_WRONLY);
   ASSERT_TRUE(held.ok());
   ASSERT_TRUE(core_->Remove(Req(), kRoot, d->ino, "held", false).ok());
   // Removed: its objects wait in the destroy queue.

@@ -86,9 +86,9 @@ absl::StatusOr<FsckRefPage> MdsCore::ListObjectRefs(const std::string& after,
       const uint64_t ino = storage::DecodeBE64(it->key().substr(1));
       absl::StatusOr<Inode> n = DecodeInode(it->value());
       if (!n.ok()) {
-        return absl::Status(n.status().code(),
-                            absl::StrCat("inode ", ino, ": ",
-                                         n.status().message()));
+        return absl::Status(
+            n.status().code(),
+            absl::StrCat("inode ", ino, ": ", n.status().message()));
       }
       if (S_ISREG(n->mode)) {
         const auto& objects = n->layout.objects;

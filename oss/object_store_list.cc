@@ -12,7 +12,8 @@ namespace stripefs::oss {
 namespace {
 
 absl::Status About(uint64_t oid, const absl::Status& s) {
-  return absl::Status(s.code(), absl::StrCat("object ", oid, ": ", s.message()));
+  return absl::Status(s.code(),
+                      absl::StrCat("object ", oid, ": ", s.message()));
 }
 
 }  // namespace
