@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli/cluster.h"
 #include "cli/config.h"
+#include "cli/fsck.h"
 #include "cli/proc.h"
 #include "cli/stripe.h"
 #include "cli/target_cmds.h"
@@ -451,6 +452,32 @@ class TargetCommands {
   CLI::App* list_ = nullptr;
 };
 
+// fsck (cli/fsck.cc)
+class FsckCommand {
+ public:
+  FsckCommand(CLI::App& app, const std::string& default_home) {
+    options_.home = default_home;
+    fsck_ = app.add_subcommand(
+        "fsck",
+        "compare the MDS's file layouts with every OSS's objects: orphan, "
+        "missing and wrong-size objects (exit 0 clean, 1 all repaired, 4 "
+        "inconsistencies left, 8 error)");
+    fsck_->add_option("--home", options_.home, "cluster home");
+    fsck_->add_flag("--repair", options_.repair,
+                    "destroy the orphan objects found (the rest is only "
+                    "reported)");
+  }
+
+  std::optional<int> Run() const {
+    if (!*fsck_) return std::nullopt;
+    return stripefs::cli::RunFsck(options_);
+  }
+
+ private:
+  stripefs::cli::FsckOptions options_;
+  CLI::App* fsck_ = nullptr;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -466,6 +493,7 @@ int main(int argc, char** argv) {
   UpgradeCommand upgrade(app, default_home);
   MountCommands mount(app, default_home);
   LayoutCommands layout(app);
+  FsckCommand fsck(app, default_home);
 
   CLI11_PARSE(app, argc, argv);
 
@@ -475,5 +503,6 @@ int main(int argc, char** argv) {
   if (std::optional<int> rc = upgrade.Run()) return *rc;
   if (std::optional<int> rc = mount.Run()) return *rc;
   if (std::optional<int> rc = layout.Run()) return *rc;
+  if (std::optional<int> rc = fsck.Run()) return *rc;
   return 1;
 }

@@ -1,5 +1,6 @@
 // Asks a stripefs server for its Status over gRPC with a short deadline.
-// The only CLI file that sees gRPC types. Thread-safe (no shared state).
+// With cli/fsck.cc the only CLI files that see gRPC types. Thread-safe (no
+// shared state).
 #pragma once
 
 #include <cstdint>

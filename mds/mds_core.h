@@ -38,6 +38,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "mds/md_lock_taker.h"
+#include "mds/mds_fsck.h"
 #include "mds/mds_types.h"
 #include "mds/ost_pool.h"
 #include "mds/records.h"
@@ -163,6 +164,14 @@ class MdsCore {
   // instance's records is only known from the wall clock). A background
   // thread calls it every reply_sweep_interval; tests may call it by hand.
   absl::StatusOr<size_t> PruneReplyRecords();
+
+  // stripefs fsck (mds_core_fsck.cc, read-only): per OST the highest
+  // object id the MDS has had and the ids it reserves (pools); then the
+  // objects the inodes and the destroy queue reference, a page of about
+  // max_refs at a time from the cursor `after` ("" for the first page).
+  std::vector<FsckOst> FsckState();
+  absl::StatusOr<FsckRefPage> ListObjectRefs(const std::string& after,
+                                             size_t max_refs);
 
   std::vector<OstTarget> Osts() const { return osts_->Targets(); }
   const MdsOptions& options() const { return options_; }

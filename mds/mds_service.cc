@@ -23,7 +23,8 @@ constexpr const char* kMethodNames[] = {
     "Mkdir",    "Symlink",  "Link",      "Remove",      "Rename",
     "Readlink", "Readdir",  "Statfs",    "SetXattr",    "GetXattr",
     "ListXattr", "RemoveXattr", "Access", "UpdateSize", "SetLayout",
-    "GetLayout", "Open2", "Sync", "SetTarget"};
+    "GetLayout", "Open2", "Sync", "SetTarget", "FsckState",
+    "ListObjectRefs"};
 static_assert(sizeof(kMethodNames) / sizeof(kMethodNames[0]) ==
               MdsService::kNumMethods);
 
@@ -86,9 +87,10 @@ MdsService::MdsService(MdsCore* core, std::string target, uint64_t instance)
                 .target = std::move(target),
                 .instance = instance,
                 .methods = {std::begin(kMethodNames), std::end(kMethodNames)},
-                // Open2, Sync and SetTarget (MdsV2) only from protocol 2.
-                .served = STRIPEFS_PROTO_MAX >= 2 ? kNumMethods
-                                                  : kNumMethods - 3}) {}
+                // MdsV2 (Open2 and the methods after it) only from
+                // protocol 2.
+                .served = STRIPEFS_PROTO_MAX >= 2 ? size_t{kNumMethods}
+                                                  : size_t{kOpen2}}) {}
 
 grpc::Status MdsService::Finish(Method m, const absl::Status& result,
                                 uint64_t client_id, uint64_t xid) {

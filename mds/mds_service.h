@@ -75,6 +75,13 @@ class MdsService final : public rpc::Mds::Service {
   // MdsV2.SetTarget (protocol 2): TargetRegistry.
   grpc::Status SetTarget(grpc::ServerContext*, const rpc::SetTargetRequest*,
                          rpc::SetTargetReply*);
+  // MdsV2.FsckState and MdsV2.ListObjectRefs (stripefs fsck, read-only;
+  // mds_service_fsck.cc).
+  grpc::Status FsckState(grpc::ServerContext*, const rpc::FsckStateRequest*,
+                         rpc::FsckStateReply*);
+  grpc::Status ListObjectRefs(grpc::ServerContext*,
+                              const rpc::ListObjectRefsRequest*,
+                              rpc::ListObjectRefsReply*);
 #endif
   grpc::Status Mknod(grpc::ServerContext*, const rpc::MknodRequest*,
                      rpc::Entry*) override;
@@ -117,7 +124,7 @@ class MdsService final : public rpc::Mds::Service {
     kOpen, kRelease, kMknod, kMkdir, kSymlink, kLink, kRemove, kRename,
     kReadlink, kReaddir, kStatfs, kSetXattr, kGetXattr, kListXattr,
     kRemoveXattr, kAccess, kUpdateSize, kSetLayout, kGetLayout, kOpen2,
-    kSync, kSetTarget, kNumMethods
+    kSync, kSetTarget, kFsckState, kListObjectRefs, kNumMethods
   };
 
  private:
@@ -147,6 +154,16 @@ class MdsService final : public rpc::Mds::Service {
                            const rpc::SetTargetRequest* req,
                            rpc::SetTargetReply* reply) override {
       return s_->SetTarget(ctx, req, reply);
+    }
+    grpc::Status FsckState(grpc::ServerContext* ctx,
+                           const rpc::FsckStateRequest* req,
+                           rpc::FsckStateReply* reply) override {
+      return s_->FsckState(ctx, req, reply);
+    }
+    grpc::Status ListObjectRefs(grpc::ServerContext* ctx,
+                                const rpc::ListObjectRefsRequest* req,
+                                rpc::ListObjectRefsReply* reply) override {
+      return s_->ListObjectRefs(ctx, req, reply);
     }
 
    private:

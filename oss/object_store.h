@@ -117,6 +117,16 @@ class ObjectStore {
   [[nodiscard]] absl::StatusOr<ObjectAttr> GetAttr(uint64_t oid);
   [[nodiscard]] absl::StatusOr<StoreStatfs> Statfs();
 
+  // stripefs fsck (object_store_list.cc): the existing objects with ids
+  // above `after`, in id order, at most `max` of them, each with its size
+  // (an object never written: 0). *done: no object after these.
+  struct ListedObject {
+    uint64_t oid = 0;
+    uint64_t size = 0;
+  };
+  [[nodiscard]] absl::StatusOr<std::vector<ListedObject>> ListObjects(
+      uint64_t after, size_t max, bool* done);
+
   // Highest object id handed out so far (0 if none).
   uint64_t last_oid() const;
   // Number of existing objects.

@@ -23,7 +23,8 @@ namespace {
 
 const char* const OssService::kMethodNames[kNumMethods] = {
     "Connect", "Status",  "Precreate", "Write",   "Read",  "Truncate",
-    "Punch",   "Destroy", "Sync",      "ObjAttr", "Statfs",   "Write2"};
+    "Punch",   "Destroy", "Sync",      "ObjAttr", "Statfs",   "Write2",
+    "ListObjects"};
 
 OssService::OssService(OssServiceOptions options, ObjectStore* store)
     : options_(std::move(options)),
@@ -32,9 +33,10 @@ OssService::OssService(OssServiceOptions options, ObjectStore* store)
                 .target = options_.target,
                 .instance = options_.instance,
                 .methods = {std::begin(kMethodNames), std::end(kMethodNames)},
-                // OssV2.Write2 only from protocol 2 (release N+1).
-                .served = STRIPEFS_PROTO_MAX >= 2 ? kNumMethods
-                                                  : kNumMethods - 1}) {}
+                // OssV2 (Write2 and the methods after it) only from
+                // protocol 2 (release N+1).
+                .served = STRIPEFS_PROTO_MAX >= 2 ? size_t{kNumMethods}
+                                                  : size_t{kWrite2}}) {}
 
 grpc::Status OssService::Finish(Method m, const absl::Status& status,
                                 const rpc::ReqHeader* hdr, uint64_t oid) {

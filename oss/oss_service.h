@@ -75,6 +75,10 @@ class OssService final : public rpc::Oss::Service {
   // line on mismatch, nothing written), then writes as Write.
   grpc::Status Write2(grpc::ServerContext* ctx, const rpc::Write2Request* req,
                       rpc::Write2Reply* reply);
+  // OssV2.ListObjects (stripefs fsck, read-only; oss_service_fsck.cc).
+  grpc::Status ListObjects(grpc::ServerContext* ctx,
+                           const rpc::ListObjectsRequest* req,
+                           rpc::ListObjectsReply* reply);
 #endif
 
   // Registers the services of every protocol this build speaks: Oss, and
@@ -95,6 +99,7 @@ class OssService final : public rpc::Oss::Service {
     kObjAttr,
     kStatfs,
     kWrite2,
+    kListObjects,
     kNumMethods
   };
   static const char* const kMethodNames[kNumMethods];
@@ -117,6 +122,11 @@ class OssService final : public rpc::Oss::Service {
                         const rpc::Write2Request* req,
                         rpc::Write2Reply* reply) override {
       return s_->Write2(ctx, req, reply);
+    }
+    grpc::Status ListObjects(grpc::ServerContext* ctx,
+                             const rpc::ListObjectsRequest* req,
+                             rpc::ListObjectsReply* reply) override {
+      return s_->ListObjects(ctx, req, reply);
     }
 
    private:
