@@ -1,0 +1,72 @@
+// MdsCore: the OSTs' free space that object allocation weighs
+// (OstAllocator, mds/ost_allocator.h). A background thread refreshes it
+// with a statfs of each OST, outside mu_; AllocateObjects reads the kept
+// numbers under mu_ and never calls an OSS.
+#include <thread>
+
+#include "mds/mds_core.h"
+#include "spdlog/spdlog.h"
+
+namespace stripefs::mds {
+
+void MdsCore::RefreshOstSpace() {
+  const auto& targets = osts_->Targets();
+  std::vector<absl::StatusOr<OstStatfs>> got(
+      targets.size(), absl::UnknownError("not asked"));
+  // In parallel: an OSS that is away (a statfs resends for up to 10 s)
+  // must not hold up the others.
+  std::vector<std::thread> others;
+  for (size_t i = 1; i < targets.size(); ++i) {
+    others.emplace_back(
+        [this, &got, &targets, i] { got[i] = osts_->Statfs(targets[i].index); });
+  }
+  if (!targets.empty()) got[0] = osts_->Statfs(targets[0].index);
+  for (auto& t : others) t.join();
+
+  absl::MutexLock l(&mu_);
+  std::vector<AllocCandidate> candidates;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    OstState& st = ost_state_[targets[i].index];
+    if (got[i].ok()) {
+      st.space_known = true;
+      st.avail_bytes = got[i]->avail_bytes;
+      st.total_bytes = got[i]->total_bytes;
+    } else {
+      spdlog::debug("statfs of ost{} for allocation: {}", targets[i].index,
+                    got[i].status().ToString());
+    }
+    candidates.push_back({targets[i].index, targets[i].active, st.space_known,
+                          st.avail_bytes, st.total_bytes});
+    if (OstAllocator::Full(candidates.back()) && targets[i].active) {
+      spdlog::debug("ost{} is full for allocation: {} of {} bytes free",
+                    targets[i].index, st.avail_bytes, st.total_bytes);
+    }
+  }
+  const bool balanced = allocator_.Balanced(candidates);
+  if (balanced != balanced_) {
+    balanced_ = balanced;
+    spdlog::info("object allocation: {} (qos_threshold_rr {}%)",
+                 balanced ? "round-robin, the OSTs' free space is balanced"
+                          : "weighted by free space, the OSTs' free space is "
+                            "unbalanced",
+                 allocator_.options().threshold_rr * 100);
+  }
+}
+
+void MdsCore::SpaceLoop() {
+  while (true) {
+    RefreshOstSpace();
+    absl::MutexLock l(&bg_mu_);
+    bg_mu_.AwaitWithTimeout(
+        absl::Condition(
+            +[](MdsCore* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->bg_mu_) {
+              return c->stop_ || c->space_kicked_;
+            },
+            this),
+        options_.statfs_interval);
+    if (stop_) return;
+    space_kicked_ = false;
+  }
+}
+
+}  // namespace stripefs::mds
