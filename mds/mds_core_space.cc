@@ -28,6 +28,12 @@ void MdsCore::RefreshOstSpace() {
   for (size_t i = 0; i < targets.size(); ++i) {
     OstState& st = ost_state_[targets[i].index];
     if (got[i].ok()) {
+      if (!st.space_known || st.avail_bytes != got[i]->avail_bytes ||
+          st.total_bytes != got[i]->total_bytes) {
+        spdlog::debug("ost{} space for allocation: {} of {} bytes free",
+                      targets[i].index, got[i]->avail_bytes,
+                      got[i]->total_bytes);
+      }
       st.space_known = true;
       st.avail_bytes = got[i]->avail_bytes;
       st.total_bytes = got[i]->total_bytes;
