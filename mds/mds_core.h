@@ -204,10 +204,13 @@ class MdsCore {
     uint64_t lowest_new = 0;  // 0: nothing precreated yet
     int precreates_in_flight = 0;
     uint64_t refills_done = 0;  // precreates ended (pool_cv_ signalled)
-    // Space of the OST from its last statfs (RefreshOstSpace).
+    // Space of the OST from its last statfs (RefreshOstSpace); after a
+    // failed one the OST is not asked again before space_retry_after.
     bool space_known = false;
     uint64_t avail_bytes = 0;
     uint64_t total_bytes = 0;
+    absl::Time space_retry_after = absl::InfinitePast();
+    uint32_t space_failures = 0;
   };
   // One request's wait for dry pools (WithPooledObjects): AllocateObjects
   // names in `need` the OST it must wait for and returns without effect;

@@ -2,6 +2,7 @@
 // (OstAllocator, mds/ost_allocator.h). A background thread refreshes it
 // with a statfs of each OST, outside mu_; AllocateObjects reads the kept
 // numbers under mu_ and never calls an OSS.
+#include <algorithm>
 #include <thread>
 
 #include "mds/mds_core.h"
@@ -11,19 +12,28 @@ namespace stripefs::mds {
 
 void MdsCore::RefreshOstSpace() {
   const auto& targets = osts_->Targets();
+  std::vector<bool> ask(targets.size(), true);
+  {
+    absl::MutexLock l(&mu_);
+    const absl::Time now = clock_->Now();
+    for (size_t i = 0; i < targets.size(); ++i) {
+      ask[i] = now >= ost_state_[targets[i].index].space_retry_after;
+    }
+  }
   std::vector<absl::StatusOr<OstStatfs>> got(
-      targets.size(), absl::UnknownError("not asked"));
+      targets.size(), absl::UnavailableError("not asked"));
   // In parallel: an OSS that is away (a statfs resends for up to 10 s)
   // must not hold up the others.
-  std::vector<std::thread> others;
-  for (size_t i = 1; i < targets.size(); ++i) {
-    others.emplace_back(
+  std::vector<std::thread> calls;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    if (!ask[i]) continue;
+    calls.emplace_back(
         [this, &got, &targets, i] { got[i] = osts_->Statfs(targets[i].index); });
   }
-  if (!targets.empty()) got[0] = osts_->Statfs(targets[0].index);
-  for (auto& t : others) t.join();
+  for (auto& t : calls) t.join();
 
   absl::MutexLock l(&mu_);
+  const absl::Time now = clock_->Now();
   std::vector<AllocCandidate> candidates;
   for (size_t i = 0; i < targets.size(); ++i) {
     OstState& st = ost_state_[targets[i].index];
@@ -37,16 +47,19 @@ void MdsCore::RefreshOstSpace() {
       st.space_known = true;
       st.avail_bytes = got[i]->avail_bytes;
       st.total_bytes = got[i]->total_bytes;
-    } else {
+      st.space_failures = 0;
+      st.space_retry_after = absl::InfinitePast();
+    } else if (ask[i]) {
+      // An OSS that is away is asked again after 5 s, doubling up to 80 s
+      // (each call may last 10 s, and a stopping MDS waits for it).
       spdlog::debug("statfs of ost{} for allocation: {}", targets[i].index,
                     got[i].status().ToString());
+      st.space_retry_after =
+          now + absl::Seconds(5) * (1 << std::min<uint32_t>(st.space_failures, 4));
+      ++st.space_failures;
     }
     candidates.push_back({targets[i].index, targets[i].active, st.space_known,
                           st.avail_bytes, st.total_bytes});
-    if (OstAllocator::Full(candidates.back()) && targets[i].active) {
-      spdlog::debug("ost{} is full for allocation: {} of {} bytes free",
-                    targets[i].index, st.avail_bytes, st.total_bytes);
-    }
   }
   const bool balanced = allocator_.Balanced(candidates);
   if (balanced != balanced_) {

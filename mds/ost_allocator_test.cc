@@ -242,6 +242,17 @@ TEST_F(MdsAllocationTest, FullOstIsSkippedAndStatfsFailureKeepsLastSpace) {
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->inode.layout.objects.size(), 3u);
   EXPECT_EQ(r->inode.layout.objects[2].ost, 1u);
+  // After its failed statfs ost1 is not asked for 5 s: still full here.
+  osts_->SetStatfs(1, 2 * kGiB, 512 * kMiB);
+  core_->RefreshOstSpace();
+  seq.clear();
+  n = CreateFiles("g", 10, &seq);
+  EXPECT_EQ(n[1], 0);
+  clock_.Advance(absl::Seconds(6));
+  core_->RefreshOstSpace();
+  seq.clear();
+  n = CreateFiles("h", 30, &seq);
+  EXPECT_EQ(n[1], 10);  // all balanced: round-robin
 }
 
 }  // namespace
