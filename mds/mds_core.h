@@ -12,6 +12,8 @@
 //  - mds_core_replies.cc  reply records (exactly-once) and their pruning
 //  - mds_core_objects.cc  object allocation from per-OST precreated
 //                         pools, and the destroy queue
+//  - mds_core_space.cc    the OSTs' free space that allocation weighs
+//                         (ost_allocator.h), refreshed in the background
 //
 // Thread-safety: all public methods are thread-safe. Mutations serialize on
 // mu_ (one WriteBatch each); reads take mu_ shared, except GetAttr (one
