@@ -86,6 +86,10 @@ absl::StatusOr<OstStatfs> FakeOstPool::Statfs(uint32_t ost) {
   s.total_bytes = 1ULL << 30;
   s.free_bytes = 1ULL << 29;
   s.avail_bytes = 1ULL << 29;
+  if (auto it = space_.find(ost); it != space_.end()) {
+    s.total_bytes = it->second.first;
+    s.free_bytes = s.avail_bytes = it->second.second;
+  }
   s.objects = objects_[ost].size();
   return s;
 }
@@ -97,6 +101,11 @@ void FakeOstPool::SetFailing(uint32_t ost, bool failing) {
   } else {
     failing_.erase(ost);
   }
+}
+void FakeOstPool::SetStatfs(uint32_t ost, uint64_t total_bytes,
+                            uint64_t avail_bytes) {
+  absl::MutexLock l(&mu_);
+  space_[ost] = {total_bytes, avail_bytes};
 }
 void FakeOstPool::BlockPrecreates(bool blocked) {
   absl::MutexLock l(&mu_);

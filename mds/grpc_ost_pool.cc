@@ -140,11 +140,16 @@ class GrpcOstPool : public OstPool {
   }
 
   absl::StatusOr<OstStatfs> Statfs(uint32_t ost) override {
+    return Statfs(ost, kStatfsWindow);
+  }
+
+  absl::StatusOr<OstStatfs> Statfs(uint32_t ost,
+                                   absl::Duration wait) override {
     rpc::OssStatfsReply reply;
     absl::Status s = Call(
-        ost, &rpc::Oss::Stub::Statfs, "Statfs", kStatfsWindow,
-        kStatfsDeadline, [](conn::OstClient&, rpc::OssStatfsRequest&) {},
-        &reply);
+        ost, &rpc::Oss::Stub::Statfs, "Statfs", wait,
+        std::min(wait, kStatfsDeadline),
+        [](conn::OstClient&, rpc::OssStatfsRequest&) {}, &reply);
     if (!s.ok()) return s;
     return OstStatfs{reply.total_bytes(), reply.free_bytes(),
                      reply.avail_bytes(), reply.objects()};

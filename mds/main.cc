@@ -43,6 +43,19 @@ int main(int argc, char** argv) {
       ->default_val(60)
       ->envname("STRIPEFS_MDS_CLIENT_LEASE")
       ->check(CLI::Range(0.0, 86400.0));
+  app.add_option("--qos-threshold-rr", f.qos_threshold_rr_pct,
+                 "percent by which the OSTs' free space may differ "
+                 "((max - min) / max) with new objects still placed "
+                 "round-robin; beyond it they are placed at random weighted "
+                 "by free space (0: always weighted, 100: always "
+                 "round-robin)")
+      ->default_val(17)
+      ->check(CLI::Range(0.0, 100.0));
+  app.add_option("--statfs-interval", f.statfs_interval_s,
+                 "seconds between the OSTs' statfs the allocation weighs "
+                 "(also refreshed after every 1024 objects allocated)")
+      ->default_val(5)
+      ->check(CLI::Range(0.1, 3600.0));
   app.add_option("--log-level", o.log_level, "debug|info|warn|error")
       ->default_val("info")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));

@@ -147,6 +147,7 @@ absl::Status MdsCore::Start() {
     destroy_thread_ = std::thread([this] { DestroyLoop(); });
     reopen_thread_ = std::thread([this] { ReopenWindowLoop(); });
     prune_thread_ = std::thread([this] { PruneLoop(); });
+    space_thread_ = std::thread([this] { SpaceLoop(); });
     KickBackground();
   }
   return absl::OkStatus();
@@ -247,6 +248,7 @@ void MdsCore::Stop() {
   if (destroy_thread_.joinable()) destroy_thread_.join();
   if (reopen_thread_.joinable()) reopen_thread_.join();
   if (prune_thread_.joinable()) prune_thread_.join();
+  if (space_thread_.joinable()) space_thread_.join();
 }
 
 absl::StatusOr<Inode> MdsCore::LoadInode(uint64_t ino) {

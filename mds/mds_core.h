@@ -12,6 +12,8 @@
 //  - mds_core_replies.cc  reply records (exactly-once) and their pruning
 //  - mds_core_objects.cc  object allocation from per-OST precreated
 //                         pools, and the destroy queue
+//  - mds_core_space.cc    the OSTs' free space that allocation weighs
+//                         (ost_allocator.h), refreshed in the background
 //
 // Thread-safety: all public methods are thread-safe. Mutations serialize on
 // mu_ (one WriteBatch each); reads take mu_ shared, except GetAttr (one
@@ -40,6 +42,7 @@
 #include "mds/md_lock_taker.h"
 #include "mds/mds_fsck.h"
 #include "mds/mds_types.h"
+#include "mds/ost_allocator.h"
 #include "mds/ost_pool.h"
 #include "mds/records.h"
 #include "storage/kv.h"
@@ -182,6 +185,12 @@ class MdsCore {
   // low-water mark; destroy queued objects (returns how many destroyed).
   void RefillPools();
   absl::StatusOr<size_t> DrainDestroyQueue();
+  // Statfs of every OST (in parallel, no lock held), kept for allocation
+  // (OstAllocator); a failed one keeps the last numbers. The background
+  // calls it every MdsOptions::statfs_interval and after
+  // kSpaceRefreshObjects allocations.
+  void RefreshOstSpace();
+  static constexpr uint64_t kSpaceRefreshObjects = 1024;
   size_t PooledObjects(uint32_t ost);
   // A target just added (mds/target_registry.h): its first precreated
   // objects, waited for up to `wait` (EAGAIN when the OSS did not answer).
@@ -209,19 +218,27 @@ class MdsCore {
     uint64_t lowest_new = 0;  // 0: nothing precreated yet
     int precreates_in_flight = 0;
     uint64_t refills_done = 0;  // precreates ended (pool_cv_ signalled)
+    // Space of the OST from its last statfs (RefreshOstSpace); after a
+    // failed one the OST is not asked again before space_retry_after.
+    bool space_known = false;
+    uint64_t avail_bytes = 0;
+    uint64_t total_bytes = 0;
+    absl::Time space_retry_after = absl::InfinitePast();
+    uint32_t space_failures = 0;
   };
   // One request's wait for dry pools (WithPooledObjects): AllocateObjects
   // names in `need` the OST it must wait for and returns without effect;
   // the request waits outside mu_ and runs again. Per OST, `deadline`
   // bounds the waits of this request (set at its first need) and `gave_up`
   // marks an OST it goes without (its precreate failed, or the deadline
-  // passed). `start` keeps the round-robin start of the first try.
+  // passed). `order` keeps the OSTs' order (OstAllocator) of the first
+  // try.
   struct PoolDemand {
     absl::Time deadline = absl::InfiniteFuture();
     bool gave_up = false;
   };
   struct AllocAttempt {
-    std::optional<size_t> start;
+    std::optional<std::vector<size_t>> order;
     std::map<uint32_t, PoolDemand> demands;
     std::optional<std::pair<uint32_t, absl::Duration>> need;  // ost, wait
   };
@@ -427,10 +444,11 @@ class MdsCore {
   absl::StatusOr<std::vector<StripeObject>> AllocateObjects(
       const Layout& spec, storage::WriteBatch* b)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // True when the targets after position i (from `start`) have `needed`
+  // True when the targets after position i of `order` have `needed`
   // active OSTs with pooled objects.
-  bool OthersCanSupply(const std::vector<OstTarget>& targets, size_t start,
-                       size_t i, size_t needed) const
+  bool OthersCanSupply(const std::vector<OstTarget>& targets,
+                       const std::vector<size_t>& order, size_t i,
+                       size_t needed) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The wait before the next precreate on an OST whose precreate failed.
   static absl::Duration NextRetry(OstState& st);
@@ -452,6 +470,7 @@ class MdsCore {
   void PruneLoop();
   void RefillLoop();
   void DestroyLoop();
+  void SpaceLoop();
   // Precreates a batch on `ost` (its refilling flag set and
   // precreates_in_flight counted by the caller) and records it.
   absl::Status RefillOne(uint32_t ost, absl::Duration wait)
@@ -474,7 +493,10 @@ class MdsCore {
   std::map<uint32_t, OstState> ost_state_ ABSL_GUARDED_BY(mu_);
   // Signalled (under mu_) whenever a precreate ends.
   absl::CondVar pool_cv_;
-  uint32_t rr_next_ ABSL_GUARDED_BY(mu_) = 0;
+  OstAllocator allocator_ ABSL_GUARDED_BY(mu_){
+      AllocatorOptions{options_.qos_threshold_rr, options_.alloc_seed}};
+  uint64_t allocated_since_refresh_ ABSL_GUARDED_BY(mu_) = 0;
+  bool balanced_ ABSL_GUARDED_BY(mu_) = true;  // last logged mode
   absl::flat_hash_map<uint64_t, OpenHandle> handles_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, uint32_t> open_count_ ABSL_GUARDED_BY(mu_);
   // Inodes unlinked while open (an O key exists).
@@ -486,10 +508,12 @@ class MdsCore {
   bool stop_ ABSL_GUARDED_BY(bg_mu_) = false;
   bool kicked_ ABSL_GUARDED_BY(bg_mu_) = false;
   bool destroy_pending_ ABSL_GUARDED_BY(bg_mu_) = false;
+  bool space_kicked_ ABSL_GUARDED_BY(bg_mu_) = false;
   std::thread refill_thread_;
   std::thread destroy_thread_;
   std::thread reopen_thread_;
   std::thread prune_thread_;
+  std::thread space_thread_;
   bool started_ = false;
 };
 

@@ -22,11 +22,11 @@ void MdsCore::QueueDestroy(storage::WriteBatch* b, const Layout& layout) {
 }
 
 bool MdsCore::OthersCanSupply(const std::vector<OstTarget>& targets,
-                              size_t start, size_t i, size_t needed) const {
-  const size_t n = targets.size();
+                              const std::vector<size_t>& order, size_t i,
+                              size_t needed) const {
   size_t ready = 0;
-  for (size_t j = i + 1; j < n; ++j) {
-    const OstTarget& o = targets[(start + j) % n];
+  for (size_t j = i + 1; j < order.size(); ++j) {
+    const OstTarget& o = targets[order[j]];
     auto it = ost_state_.find(o.index);
     if (o.active && it != ost_state_.end() && it->second.available > 0) {
       ++ready;
@@ -71,13 +71,23 @@ absl::StatusOr<std::vector<StripeObject>> MdsCore::AllocateObjects(
       }
     }
   }
-  if (!placed) {
-    if (attempt != nullptr && attempt->start.has_value()) {
-      start = *attempt->start;
-    } else {
-      start = rr_next_++ % n;
-      if (attempt != nullptr) attempt->start = start;
+  // The order to try the OSTs in: from the explicit offset round the
+  // ring, else the allocator's (round-robin or weighted by free space,
+  // ost_allocator.h), kept for the retries of this request.
+  std::vector<size_t> order;
+  if (placed) {
+    for (size_t i = 0; i < n; ++i) order.push_back((start + i) % n);
+  } else if (attempt != nullptr && attempt->order.has_value()) {
+    order = *attempt->order;
+  } else {
+    std::vector<AllocCandidate> candidates;
+    for (const OstTarget& t : targets) {
+      const OstState& st = ost_state_[t.index];
+      candidates.push_back({t.index, t.active, st.space_known,
+                            st.avail_bytes, st.total_bytes});
     }
+    order = allocator_.Order(candidates);
+    if (attempt != nullptr) attempt->order = order;
   }
   // Choose the OSTs first, taking nothing: a dry pool the file needs makes
   // the request return without effect and wait for it outside mu_. An OST
@@ -87,8 +97,8 @@ absl::StatusOr<std::vector<StripeObject>> MdsCore::AllocateObjects(
   // as long as a mount waits for a restarting server.
   std::vector<uint32_t> chosen;
   const absl::Time now = clock_->Now();
-  for (size_t i = 0; i < n && chosen.size() < want; ++i) {
-    const OstTarget& t = targets[(start + i) % n];
+  for (size_t i = 0; i < order.size() && chosen.size() < want; ++i) {
+    const OstTarget& t = targets[order[i]];
     if (!t.active) continue;
     OstState& st = ost_state_[t.index];
     if (st.available > 0) {
@@ -103,7 +113,7 @@ absl::StatusOr<std::vector<StripeObject>> MdsCore::AllocateObjects(
     auto d = attempt->demands.find(t.index);
     if (d != attempt->demands.end() && d->second.gave_up) continue;
     const bool others =
-        OthersCanSupply(targets, start, i, want - chosen.size());
+        OthersCanSupply(targets, order, i, want - chosen.size());
     if (others && now < st.retry_after) continue;
     attempt->need.emplace(t.index,
                           others ? kOnDemandShortWait : kOnDemandWait);
@@ -122,8 +132,15 @@ absl::StatusOr<std::vector<StripeObject>> MdsCore::AllocateObjects(
     b->Put(PrecreateKey(idx), EncodePrecreate(st.pool));
     objects.push_back({idx, oid});
     if (st.available < options_.precreate_low_water) low = true;
+    if (!placed) allocator_.Used(idx);
   }
   if (low) KickBackground();
+  allocated_since_refresh_ += objects.size();
+  if (allocated_since_refresh_ >= kSpaceRefreshObjects) {
+    allocated_since_refresh_ = 0;
+    absl::MutexLock l(&bg_mu_);
+    space_kicked_ = true;
+  }
   return objects;
 }
 
@@ -182,6 +199,7 @@ absl::Status MdsCore::PrimeOst(uint32_t ost, absl::Duration wait) {
     }
     st.refilling = true;
     ++st.precreates_in_flight;
+    allocator_.ResetPenalty(ost);  // a target coming into service
   }
   absl::Status s = RefillOne(ost, wait);
   if (!s.ok()) {

@@ -68,6 +68,8 @@ class MdsRole final : public server::ServerRole {
     opts.keep_open_handles = !ctx.decision->evict_clients;
     opts.reopen_window = absl::Seconds(f_.reopen_window_s);
     opts.client_lease = absl::Seconds(f_.client_lease_s);
+    opts.qos_threshold_rr = f_.qos_threshold_rr_pct / 100;
+    opts.statfs_interval = absl::Seconds(f_.statfs_interval_s);
     // STRIPEFS_TEST_PRECREATE_BATCH (tests: a pool that runs dry often).
     ApplyTestPrecreateBatch(&opts.precreate_batch, &opts.precreate_low_water);
     core_ = std::make_unique<MdsCore>(store_.get(), pool_.get(), RealClock(),

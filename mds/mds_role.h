@@ -23,6 +23,8 @@ struct MdsFlags {
   std::string dlm;
   double reopen_window_s = 60;
   double client_lease_s = 60;
+  double qos_threshold_rr_pct = 17;
+  double statfs_interval_s = 5;
 };
 
 std::unique_ptr<server::ServerRole> NewMdsRole(std::string target,

@@ -78,6 +78,14 @@ struct MdsOptions {
   // neither prunes young records nor keeps old ones. nullptr: the system's
   // monotonic clock. Must outlive the core.
   Clock* steady_clock = nullptr;
+  // Object allocation (mds/ost_allocator.h): the spread of the OSTs' free
+  // space below which it is round-robin (Lustre's qos_threshold_rr;
+  // --qos-threshold-rr, default 17%), how often the OSTs' statfs is
+  // refreshed for it (default 5 s), and the seed of its random source
+  // (0: random).
+  double qos_threshold_rr = 0.17;
+  absl::Duration statfs_interval = absl::Seconds(5);
+  uint64_t alloc_seed = 0;
 };
 
 // The caller of a syscall.

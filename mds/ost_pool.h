@@ -69,6 +69,12 @@ class OstPool {
   virtual absl::Status Destroy(uint32_t ost,
                                const std::vector<uint64_t>& oids) = 0;
   virtual absl::StatusOr<OstStatfs> Statfs(uint32_t ost) = 0;
+  // The same, giving up after `wait` (the allocator's background refresh,
+  // which must not hold up a stop for an OSS that is away).
+  virtual absl::StatusOr<OstStatfs> Statfs(uint32_t ost,
+                                           absl::Duration wait) {
+    return Statfs(ost);
+  }
   // Controlled failover of the OSTs (conn/active_gate.h): holds PR on
   // active:ost<i> for every OST; while an OST's server is stopping, calls
   // to it wait before they are formatted (within the call's retry window,
@@ -109,6 +115,8 @@ class FakeOstPool : public OstPool {
 
   // Test controls and probes.
   void SetFailing(uint32_t ost, bool failing);
+  // What Statfs(ost) reports from now on (default: 1 GiB total, half free).
+  void SetStatfs(uint32_t ost, uint64_t total_bytes, uint64_t avail_bytes);
   // While blocked, Precreate calls wait (and then go on as usual).
   void BlockPrecreates(bool blocked);
   // Precreate calls waiting at the block now.
@@ -126,6 +134,8 @@ class FakeOstPool : public OstPool {
   std::map<uint32_t, std::set<uint64_t>> objects_ ABSL_GUARDED_BY(mu_);
   std::map<uint32_t, std::vector<uint64_t>> destroyed_ ABSL_GUARDED_BY(mu_);
   std::set<uint32_t> failing_ ABSL_GUARDED_BY(mu_);
+  std::map<uint32_t, std::pair<uint64_t, uint64_t>> space_
+      ABSL_GUARDED_BY(mu_);  // ost -> (total, avail)
   int precreate_calls_ ABSL_GUARDED_BY(mu_) = 0;
   bool block_ ABSL_GUARDED_BY(mu_) = false;
   int blocked_ ABSL_GUARDED_BY(mu_) = 0;

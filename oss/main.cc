@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   CLI::App app{"stripefs object storage server"};
   stripefs::server::RunnerOptions o{.role = "oss"};
   size_t max_open_files = 512;
+  uint64_t capacity_bytes = 0;
   app.add_option("--target", o.target, "target name, e.g. ost0")->required();
   app.add_option("--listen", o.listen, "HOST:PORT to serve on")->required();
   app.add_option("--data", o.data, "data directory")->required();
@@ -29,6 +30,11 @@ int main(int argc, char** argv) {
   app.add_option("--max-open-files", max_open_files,
                  "open object files kept cached")
       ->check(CLI::Range(16, 1 << 20));
+  app.add_option("--capacity", capacity_bytes,
+                 "most bytes the objects may take: statfs reports at most "
+                 "this as total and what the objects leave of it as free, "
+                 "writes past it fail with ENOSPC (0: the file system's)")
+      ->default_val(0);
   app.add_option("--dlm", o.dlm_address,
                  "HOST:PORT of the lock service: lock objects before "
                  "truncate, punch and destroy");
@@ -63,7 +69,7 @@ int main(int argc, char** argv) {
             o.listen.c_str());
     return 2;
   }
-  auto role =
-      stripefs::oss::NewOssRole(o.target, o.data, max_open_files, ost_index);
+  auto role = stripefs::oss::NewOssRole(o.target, o.data, max_open_files,
+                                       ost_index, capacity_bytes);
   return stripefs::server::RunServer(o, *role);
 }

@@ -94,6 +94,9 @@ absl::StatusOr<std::unique_ptr<ObjectStore>> ObjectStore::Open(
   if (!kv.ok()) return kv.status();
   std::unique_ptr<ObjectStore> store(
       new ObjectStore(dir, disk, std::move(*kv), options.max_open_files));
+  if (options.capacity_bytes > 0) {
+    store->capacity_ = std::make_unique<Capacity>(options.capacity_bytes);
+  }
   if (absl::Status s = store->Load(); !s.ok()) return s;
   // A previous instance killed with -9 may have created object files whose
   // directory entries it never synced (page cache only): the first Sync of
@@ -134,6 +137,27 @@ absl::Status ObjectStore::Load() {
   objects_.store(count);
   spdlog::info("object store {}: {} objects, last_oid {}", data_dir_, count,
                last_oid);
+  return LoadSizes();
+}
+
+absl::Status ObjectStore::LoadSizes() {
+  if (capacity_ == nullptr) return absl::OkStatus();
+  auto it = kv_->NewIterator();
+  for (it->Seek(std::string(1, kObjectPrefix));
+       it->Valid() && !it->key().empty() && it->key()[0] == kObjectPrefix;
+       it->Next()) {
+    if (it->key().size() != 9) continue;
+    const uint64_t oid = storage::DecodeBE64(it->key().substr(1));
+    auto file = Acquire(oid, /*create=*/false);
+    if (!file.ok()) return file.status();
+    if (*file == nullptr) continue;  // no data yet
+    auto st = (*file)->Stat();
+    if (!st.ok()) return About(oid, st.status());
+    capacity_->Loaded(oid, st->size);
+  }
+  if (absl::Status s = it->status(); !s.ok()) return s;
+  spdlog::info("object store {}: capacity {} bytes, {} in objects", data_dir_,
+               capacity_->limit(), capacity_->used());
   return absl::OkStatus();
 }
 
@@ -330,6 +354,12 @@ absl::StatusOr<uint64_t> ObjectStore::Write(uint64_t oid, uint64_t offset,
   if (absl::Status s = CheckWritable(oid); !s.ok()) return s;
   auto file = Acquire(oid, /*create=*/true);
   if (!file.ok()) return file.status();
+  if (capacity_ != nullptr) {
+    if (absl::Status s = capacity_->Charge(oid, offset + data.size());
+        !s.ok()) {
+      return s;
+    }
+  }
   storage::DiskFile& f = **file;
   // The data goes out in two halves with the fault point oss.mid_write
   // between them, so a crash there leaves a torn (partial) write on disk,
@@ -398,7 +428,9 @@ absl::Status ObjectStore::Truncate(uint64_t oid, uint64_t size) {
   auto file = Acquire(oid, /*create=*/size > 0);
   if (!file.ok()) return file.status();
   if (*file == nullptr) return absl::OkStatus();  // empty stays empty
-  return About(oid, (*file)->Truncate(size));
+  if (absl::Status s = (*file)->Truncate(size); !s.ok()) return About(oid, s);
+  if (capacity_ != nullptr) capacity_->Truncated(oid, size);
+  return absl::OkStatus();
 }
 
 absl::Status ObjectStore::Punch(uint64_t oid, uint64_t offset,
@@ -456,6 +488,7 @@ absl::Status ObjectStore::Destroy(const std::vector<uint64_t>& oids) {
         !s.ok() && ToErrno(s) != ENOENT) {
       return s;
     }
+    if (capacity_ != nullptr) capacity_->Destroyed(oid);
     if (!rec->has_value()) continue;
     storage::WriteBatch batch;
     batch.Delete(key);
@@ -508,7 +541,8 @@ absl::StatusOr<StoreStatfs> ObjectStore::Statfs() {
   auto space = disk_->Space(objects_dir_);
   if (!space.ok()) return space.status();
   StoreStatfs out;
-  static_cast<storage::DiskSpace&>(out) = *space;
+  static_cast<storage::DiskSpace&>(out) =
+      capacity_ != nullptr ? capacity_->Apply(*space) : *space;
   out.objects = objects_.load();
   return out;
 }

@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/limits.h"
+#include "oss/capacity.h"
 #include "oss/object_lock_taker.h"
 #include "storage/disk.h"
 #include "storage/kv.h"
@@ -49,6 +50,9 @@ struct ObjectStoreOptions {
   size_t max_open_files = 512;
   // Where files and the KV store live (default nullptr: ServerDisk()).
   storage::Disk* disk = nullptr;
+  // Most bytes the objects may take (oss/capacity.h); 0: no limit but the
+  // file system's.
+  uint64_t capacity_bytes = 0;
 };
 
 // An object's size and the 512-byte blocks allocated to it.
@@ -187,6 +191,8 @@ class ObjectStore {
               std::unique_ptr<storage::KvStore> kv, size_t max_open_files);
 
   [[nodiscard]] absl::Status Load();
+  // With a capacity: the size of every object file, at load.
+  [[nodiscard]] absl::Status LoadSizes();
   Shard& ShardFor(uint64_t oid) { return shards_[oid % kShards]; }
   // Subdirectory of an object (per the layout in use) and its name.
   size_t SubdirIndex(uint64_t oid) const {
@@ -218,6 +224,7 @@ class ObjectStore {
   const std::string objects_dir_;  // DATA/objects
   storage::Disk* const disk_;
   ObjectLockTaker* locks_ = nullptr;  // set before serving
+  std::unique_ptr<Capacity> capacity_;  // null: no limit (set at Open)
   const std::unique_ptr<storage::KvStore> kv_;
   const size_t per_shard_files_;
 

@@ -35,16 +35,19 @@ void RaiseFdLimit() {
 class OssRole final : public server::ServerRole {
  public:
   OssRole(std::string target, std::string data, size_t max_open_files,
-          uint32_t ost_index)
+          uint32_t ost_index, uint64_t capacity_bytes)
       : target_(std::move(target)),
         data_(std::move(data)),
         max_open_files_(max_open_files),
-        ost_index_(ost_index) {}
+        ost_index_(ost_index),
+        capacity_bytes_(capacity_bytes) {}
 
   absl::Status Open() override {
     RaiseFdLimit();
     auto store = ObjectStore::Open(
-        {.data_dir = data_, .max_open_files = max_open_files_});
+        {.data_dir = data_,
+         .max_open_files = max_open_files_,
+         .capacity_bytes = capacity_bytes_});
     if (!store.ok()) return store.status();
     store_ = std::move(*store);
     return absl::OkStatus();
@@ -95,6 +98,7 @@ class OssRole final : public server::ServerRole {
   const std::string data_;
   const size_t max_open_files_;
   const uint32_t ost_index_;
+  const uint64_t capacity_bytes_;
   std::unique_ptr<ObjectStore> store_;
   std::unique_ptr<ObjectLocks> locks_;
   std::unique_ptr<OssService> service_;
@@ -104,8 +108,10 @@ class OssRole final : public server::ServerRole {
 
 std::unique_ptr<server::ServerRole> NewOssRole(std::string target, std::string data,
                                                size_t max_open_files,
-                                               uint32_t ost_index) {
-  return std::make_unique<OssRole>(std::move(target), std::move(data), max_open_files, ost_index);
+                                               uint32_t ost_index,
+                                               uint64_t capacity_bytes) {
+  return std::make_unique<OssRole>(std::move(target), std::move(data),
+                                   max_open_files, ost_index, capacity_bytes);
 }
 
 }  // namespace stripefs::oss

@@ -14,6 +14,7 @@ namespace stripefs::oss {
 
 std::unique_ptr<server::ServerRole> NewOssRole(std::string target, std::string data,
                                                size_t max_open_files,
-                                               uint32_t ost_index);
+                                               uint32_t ost_index,
+                                               uint64_t capacity_bytes = 0);
 
 }  // namespace stripefs::oss
