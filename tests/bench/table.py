@@ -197,13 +197,14 @@ def lock_lines(res):
               % (os.environ.get("DLM_OPS", "?"), num(enq), num(reuse)))
     call, call_cpu = one("grpc_call_us"), one("grpc_call_cpu_us")
     if call:
-        mfs = res.get("mdbench create/s", {}).get("moosefs")
+        mfs = [res.get(op, {}).get("moosefs") for op in ("create", "remove")]
         print("gRPC floor (dlm_bench: one empty sync unary call on 127.0.0.1): "
               "%s us latency, %s us CPU (client+server); a create or a remove "
               "waits for 2 calls in a row (the MDS's, and the DLM enqueue it "
               "makes): at most %s files/s per process from gRPC alone "
-              "(MooseFS mdbench create: %s/s)"
-              % (num(call), num(call_cpu), num(1e6 / (2 * call)), num(mfs)))
+              "(MooseFS mdbench create %s/s, remove %s/s)"
+              % (num(call), num(call_cpu), num(1e6 / (2 * call)), num(mfs[0]),
+                 num(mfs[1])))
     for op in ("create", "stat", "remove"):
         with_dlm, without = one(op + "_dlm"), one(op + "_nodlm")
         noad = one(op + "_dlm_noadaptive")
