@@ -38,17 +38,19 @@ absl::StatusOr<std::vector<TargetInfo>> QueryTargets(
 
 absl::Status ChangeTarget(const std::string& mds_address, TargetOp op,
                           uint32_t index, const std::string& address,
-                          bool fail_io, absl::Duration deadline) {
+                          bool flag, absl::Duration deadline) {
 #if STRIPEFS_PROTO_MAX >= 2
   grpc::ClientContext ctx;
   rpc::SetDeadline(ctx, deadline);
   rpc::SetTargetRequest req;
   req.set_op(op == TargetOp::kAdd          ? rpc::SetTargetRequest::ADD
              : op == TargetOp::kDeactivate ? rpc::SetTargetRequest::DEACTIVATE
-                                           : rpc::SetTargetRequest::ACTIVATE);
+             : op == TargetOp::kActivate   ? rpc::SetTargetRequest::ACTIVATE
+                                           : rpc::SetTargetRequest::REMOVE);
   req.set_index(index);
   req.set_address(address);
-  req.set_fail_io(fail_io);
+  req.set_fail_io(op == TargetOp::kDeactivate && flag);
+  req.set_force(op == TargetOp::kRemove && flag);
   rpc::SetTargetReply reply;
   absl::Status s = rpc::FromGrpc(
       rpc::MdsV2::NewStub(rpc::MakeChannel(mds_address))

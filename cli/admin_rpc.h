@@ -27,12 +27,13 @@ struct TargetInfo {
 absl::StatusOr<std::vector<TargetInfo>> QueryTargets(
     const std::string& mds_address, absl::Duration deadline);
 
-enum class TargetOp { kAdd, kDeactivate, kActivate };
+enum class TargetOp { kAdd, kDeactivate, kActivate, kRemove };
 
 // One change; the MDS's error as it said it. A release-N MDS, which cannot
 // change targets online, gives ENOTSUP.
+// `flag`: fail_io for kDeactivate, force for kRemove.
 absl::Status ChangeTarget(const std::string& mds_address, TargetOp op,
                           uint32_t index, const std::string& address,
-                          bool fail_io, absl::Duration deadline);
+                          bool flag, absl::Duration deadline);
 
 }  // namespace stripefs::cli

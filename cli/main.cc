@@ -384,14 +384,14 @@ class LayoutCommands {
   CLI::App* df_ = nullptr;
 };
 
-// target add|deactivate|activate|list
+// target add|deactivate|activate|remove|list
 class TargetCommands {
  public:
   TargetCommands(CLI::App& app, const std::string& default_home)
       : home_(default_home) {
     CLI::App* target = app.add_subcommand(
-        "target", "add, deactivate, activate or list the OSTs of a running "
-                  "cluster");
+        "target", "add, deactivate, activate, remove or list the OSTs of a "
+                  "running cluster");
     target->require_subcommand(1);
     add_ = target->add_subcommand(
         "add", "start a new OSS and bring it into service (new files use it "
@@ -415,6 +415,14 @@ class TargetCommands {
         "activate", "new objects on TARGET again; its I/O works again");
     activate_->add_option("--home", home_, "cluster home");
     activate_->add_option("target", target_, "ostN or N")->required();
+    remove_ = target->add_subcommand(
+        "remove", "drop a deactivated TARGET that holds no file's object "
+                  "from the cluster and stop its server");
+    remove_->add_option("--home", home_, "cluster home");
+    remove_->add_option("target", target_, "ostN or N")->required();
+    remove_->add_flag("--force", force_,
+                      "even if files have objects on it: they lose the data "
+                      "they have there (their I/O there fails)");
     list_ = target->add_subcommand("list", "the OSTs as the MDS records them");
     list_->add_option("--home", home_, "cluster home");
   }
@@ -436,6 +444,9 @@ class TargetCommands {
     if (*activate_) {
       return Done(stripefs::cli::TargetSetActive(home_, target_, true, false));
     }
+    if (*remove_) {
+      return Done(stripefs::cli::TargetRemove(home_, target_, force_));
+    }
     if (*list_) return Done(stripefs::cli::TargetList(home_));
     return std::nullopt;
   }
@@ -446,7 +457,9 @@ class TargetCommands {
   std::string address_;
   std::string bin_dir_;
   bool fail_io_ = false;
+  bool force_ = false;
   CLI::App* add_ = nullptr;
+  CLI::App* remove_ = nullptr;
   CLI::App* deactivate_ = nullptr;
   CLI::App* activate_ = nullptr;
   CLI::App* list_ = nullptr;

@@ -134,6 +134,36 @@ absl::Status TargetSetActive(const std::string& home_arg,
   return absl::OkStatus();
 }
 
+absl::Status TargetRemove(const std::string& home_arg,
+                          const std::string& target, bool force) {
+  std::string home;
+  absl::StatusOr<ClusterConfig> config = LoadHome(home_arg, &home);
+  if (!config.ok()) return config.status();
+  absl::StatusOr<uint32_t> index = ParseTarget(*config, target);
+  if (!index.ok()) return index.status();
+  const ServerConfig* mds = MdsOf(*config);
+  if (mds == nullptr) return Errno(ENOENT, "the cluster has no MDS");
+  absl::Status s = ChangeTarget(mds->address, TargetOp::kRemove, *index, "",
+                                force, kAdminDeadline);
+  if (!s.ok()) return s;
+  const std::string name = absl::StrCat("ost", *index);
+  HomePaths paths(home);
+  const ServerConfig entry = *config->Find(name);
+  if (const pid_t pid = internal::ServerPid(paths, entry, /*ask=*/true);
+      pid > 0) {
+    internal::StopPids({{name, pid}}, absl::Seconds(15));
+  }
+  ClusterConfig next = *config;
+  std::erase_if(next.servers,
+                [&name](const ServerConfig& c) { return c.target == name; });
+  if (absl::Status saved = SaveConfig(paths.ConfigFile(), next); !saved.ok()) {
+    return saved;
+  }
+  Say(absl::StrFormat("%-6s removed and stopped (its data stays in %s)", name,
+                      entry.data));
+  return absl::OkStatus();
+}
+
 absl::Status TargetList(const std::string& home_arg) {
   std::string home;
   absl::StatusOr<ClusterConfig> config = LoadHome(home_arg, &home);

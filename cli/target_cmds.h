@@ -1,4 +1,5 @@
-// `stripefs target add|deactivate|activate|list` (issue 15, seed 004): the
+// `stripefs target add|deactivate|activate|remove|list` (issue 15, seed
+// 004): the
 // OSTs of a running cluster change while mounts keep files open and I/O
 // running. The MDS records every change and tells the mounts (the config
 // lock); these commands start the new server and keep cluster.json (what
@@ -31,6 +32,12 @@ absl::Status TargetAdd(const std::string& home, const TargetAddOptions& o);
 absl::Status TargetSetActive(const std::string& home,
                              const std::string& target, bool active,
                              bool fail_io);
+
+// Asks the MDS to drop a deactivated target no file uses (`force`: even
+// so), then stops its server and drops it from cluster.json. Its data
+// directory stays.
+absl::Status TargetRemove(const std::string& home, const std::string& target,
+                          bool force);
 
 // One line per OST as the MDS records it: index, address, state.
 absl::Status TargetList(const std::string& home);

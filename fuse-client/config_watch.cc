@@ -18,6 +18,14 @@ constexpr absl::Duration kNewTargetWait = absl::Seconds(30);
 absl::Status ApplyConfig(const rpc::GetConfigReply& config,
                          const TargetOptions& topts, OstSet* osts,
                          MountFailover* failover) {
+  // Targets the cluster no longer has (`stripefs target remove`).
+  for (const auto& [index, ost] : osts->all()) {
+    bool listed = false;
+    for (const rpc::OstInfo& o : config.osts()) listed |= o.index() == index;
+    if (!listed && osts->Remove(index)) {
+      spdlog::info("ost{} was removed from the cluster", index);
+    }
+  }
   for (const rpc::OstInfo& o : config.osts()) {
     if (osts->Get(o.index()) == nullptr) {
       absl::Status added = osts->Add(o.index(), o.address(), topts);

@@ -50,6 +50,13 @@ bool OstSet::SetState(uint32_t index, bool active, bool fail_io) {
   return true;
 }
 
+bool OstSet::Remove(uint32_t index) {
+  if (!SetState(index, false, true)) return false;
+  absl::MutexLock l(&mu_);
+  osts_[index].state.removed = true;
+  return true;
+}
+
 OstSet::State OstSet::state(uint32_t index) const {
   absl::MutexLock l(&mu_);
   auto it = osts_.find(index);
@@ -65,7 +72,9 @@ OstClient* OstSet::Get(uint32_t index) const {
 std::vector<std::pair<uint32_t, OstClient*>> OstSet::all() const {
   absl::MutexLock l(&mu_);
   std::vector<std::pair<uint32_t, OstClient*>> out;
-  for (const auto& [index, t] : osts_) out.emplace_back(index, t.client.get());
+  for (const auto& [index, t] : osts_) {
+    if (!t.state.removed) out.emplace_back(index, t.client.get());
+  }
   return out;
 }
 
@@ -74,6 +83,10 @@ absl::Status OstSet::CheckKnown(uint32_t index) const {
   auto it = osts_.find(index);
   if (it == osts_.end()) {
     return Errno(EIO, absl::StrCat("layout names unknown OST ", index));
+  }
+  if (it->second.state.removed) {
+    return Errno(EIO, absl::StrCat("ost", index, " was removed from the "
+                                   "cluster"));
   }
   if (it->second.state.fail_io) {
     return Errno(EIO, absl::StrCat("ost", index, " is deactivated and its "

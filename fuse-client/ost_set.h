@@ -40,9 +40,12 @@ class OstSet : public ObjectIo {
   // The administrator's state of a known target (false when unknown).
   // Turning fail_io on writes back what is buffered for it first.
   bool SetState(uint32_t index, bool active, bool fail_io);
+  // Removed from the cluster: its I/O fails, listings leave it out.
+  bool Remove(uint32_t index);
   struct State {
     bool active = true;
     bool fail_io = false;
+    bool removed = false;
   };
   State state(uint32_t index) const;
 

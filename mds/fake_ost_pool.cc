@@ -46,6 +46,17 @@ absl::Status FakeOstPool::SetTargetState(uint32_t index, bool active,
   return Errno(ENOENT, absl::StrCat("no ost", index));
 }
 
+absl::Status FakeOstPool::RemoveTarget(uint32_t index) {
+  absl::MutexLock l(&mu_);
+  for (auto it = targets_.begin(); it != targets_.end(); ++it) {
+    if (it->index == index) {
+      targets_.erase(it);
+      return absl::OkStatus();
+    }
+  }
+  return Errno(ENOENT, absl::StrCat("no ost", index));
+}
+
 absl::StatusOr<ObjectRange> FakeOstPool::Precreate(uint32_t ost,
                                                    uint32_t count,
                                                    absl::Duration wait) {

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <memory>
 #include <utility>
 
@@ -64,7 +65,7 @@ class GrpcOstPool : public OstPool {
     dlm::DlmClient* dlm = nullptr;
     {
       absl::MutexLock l(&mu_);
-      if (osts_.count(target.index) != 0) {
+      if (osts_.count(target.index) != 0 || removed_.count(target.index)) {
         return Errno(EEXIST, absl::StrCat("ost", target.index, " exists"));
       }
       added = AddLocked(target);
@@ -72,6 +73,18 @@ class GrpcOstPool : public OstPool {
     }
     if (dlm != nullptr) Watch(dlm, added);
     return absl::OkStatus();
+  }
+
+  absl::Status RemoveTarget(uint32_t index) override {
+    absl::MutexLock l(&mu_);
+    for (auto it = targets_.begin(); it != targets_.end(); ++it) {
+      if (it->index == index) {
+        targets_.erase(it);
+        removed_.insert(index);
+        return absl::OkStatus();
+      }
+    }
+    return Errno(ENOENT, absl::StrCat("no ost", index));
   }
 
   absl::Status SetTargetState(uint32_t index, bool active,
@@ -207,6 +220,7 @@ class GrpcOstPool : public OstPool {
   // Clients are never dropped while the pool lives: a pointer stays valid.
   conn::OstClient* Find(uint32_t index) const {
     absl::MutexLock l(&mu_);
+    if (removed_.count(index) != 0) return nullptr;
     auto it = osts_.find(index);
     return it == osts_.end() ? nullptr : it->second.get();
   }
@@ -229,6 +243,7 @@ class GrpcOstPool : public OstPool {
   std::map<uint32_t, std::unique_ptr<conn::OstClient>> osts_
       ABSL_GUARDED_BY(mu_);
   dlm::DlmClient* watching_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::set<uint32_t> removed_ ABSL_GUARDED_BY(mu_);  // clients kept alive
   std::vector<std::unique_ptr<dlm::ActiveWatch>> watches_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -195,6 +195,11 @@ class MdsCore {
   // A target just added (mds/target_registry.h): its first precreated
   // objects, waited for up to `wait` (EAGAIN when the OSS did not answer).
   [[nodiscard]] absl::Status PrimeOst(uint32_t ost, absl::Duration wait);
+  // A target about to be removed: how many files (open-unlinked ones
+  // included) have an object on it; then, once removed, its pool state and
+  // its queued destroys are dropped.
+  absl::StatusOr<uint64_t> FilesOnOst(uint32_t ost);
+  [[nodiscard]] absl::Status ForgetOst(uint32_t ost);
   // How long a precreate may wait for an OSS that is away (gate closed at
   // a controlled stop, or unreachable: resent until then). On demand (a
   // create waiting for a dry pool, outside mu_): short when another OST

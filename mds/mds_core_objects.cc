@@ -1,6 +1,7 @@
 // MdsCore's objects on the OSTs: allocation from the precreated pools,
 // their refill (and the orphan cleanup after a start), and the destroy queue.
 #include <algorithm>
+#include <set>
 #include <map>
 #include <thread>
 
@@ -209,12 +210,48 @@ absl::Status MdsCore::PrimeOst(uint32_t ost, absl::Duration wait) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<uint64_t> MdsCore::FilesOnOst(uint32_t ost) {
+  std::set<uint64_t> files;
+  std::string after;
+  do {
+    STRIPEFS_ASSIGN_OR_RETURN(FsckRefPage page, ListObjectRefs(after, 4096));
+    for (const FsckRef& r : page.refs) {
+      if (r.ost == ost && r.kind != FsckRef::Kind::kDestroyQueued) {
+        files.insert(r.ino);
+      }
+    }
+    after = std::move(page.next);
+  } while (!after.empty());
+  return files.size();
+}
+
+absl::Status MdsCore::ForgetOst(uint32_t ost) {
+  storage::WriteBatch b;
+  b.Delete(PrecreateKey(ost));
+  {
+    std::unique_ptr<storage::KvIterator> it = store_->NewIterator();
+    const std::string prefix = DestroyKey(ost, 0).substr(0, 5);
+    for (it->Seek(prefix); it->Valid() && it->key().substr(0, 5) == prefix;
+         it->Next()) {
+      b.Delete(std::string(it->key()));  // its objects go with it
+    }
+    STRIPEFS_RETURN_IF_ERROR(it->status());
+  }
+  absl::MutexLock l(&mu_);
+  STRIPEFS_RETURN_IF_ERROR(store_->Write(b, {.sync = true}));
+  ost_state_.erase(ost);
+  return absl::OkStatus();
+}
+
 void MdsCore::RefillPools() {
   std::vector<uint32_t> todo;
+  std::set<uint32_t> listed;  // a target removed online is not refilled
+  for (const OstTarget& t : osts_->Targets()) listed.insert(t.index);
   {
     absl::MutexLock l(&mu_);
     absl::Time now = clock_->Now();
     for (auto& [idx, st] : ost_state_) {
+      if (listed.count(idx) == 0) continue;
       if (st.available < options_.precreate_low_water && !st.refilling &&
           now >= st.retry_after) {
         st.refilling = true;

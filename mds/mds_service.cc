@@ -287,6 +287,8 @@ grpc::Status MdsService::SetTarget(grpc::ServerContext*,
     s = registry_->SetState(req->index(), false, req->fail_io());
   } else if (req->op() == rpc::SetTargetRequest::ACTIVATE) {
     s = registry_->SetState(req->index(), true, false);
+  } else if (req->op() == rpc::SetTargetRequest::REMOVE) {
+    s = registry_->Remove(req->index(), req->force());
   } else {
     s = Errno(EINVAL, "unknown target operation");
   }

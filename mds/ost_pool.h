@@ -56,6 +56,11 @@ class OstPool {
   virtual absl::Status AddTarget(const OstTarget& target) {
     return absl::UnimplementedError("targets cannot be added to this pool");
   }
+  // Drops a target from the registry (ENOENT when unknown); calls to it
+  // fail from then on.
+  virtual absl::Status RemoveTarget(uint32_t index) {
+    return absl::UnimplementedError("targets cannot be removed from this pool");
+  }
   // Sets `active` and `fail_io` of a known target (ENOENT otherwise).
   virtual absl::Status SetTargetState(uint32_t index, bool active,
                                       bool fail_io) {
@@ -107,6 +112,7 @@ class FakeOstPool : public OstPool {
   absl::Status AddTarget(const OstTarget& target) override;
   absl::Status SetTargetState(uint32_t index, bool active,
                               bool fail_io) override;
+  absl::Status RemoveTarget(uint32_t index) override;
   absl::StatusOr<ObjectRange> Precreate(uint32_t ost, uint32_t count,
                                         absl::Duration wait) override;
   absl::Status Destroy(uint32_t ost,

@@ -170,4 +170,41 @@ absl::Status TargetRegistry::SetState(uint32_t index, bool active,
   return absl::OkStatus();
 }
 
+absl::Status TargetRegistry::Remove(uint32_t index, bool force) {
+  absl::MutexLock l(&mu_);
+  const std::vector<OstTarget> targets = pool_->Targets();
+  auto t = std::find_if(targets.begin(), targets.end(),
+                        [index](const OstTarget& o) { return o.index == index; });
+  if (t == targets.end()) {
+    return Errno(ENOENT, absl::StrCat("no target ost", index));
+  }
+  if (t->active) {
+    return Errno(EBUSY, absl::StrCat("ost", index, " is active: deactivate "
+                                     "it (and drain it) first"));
+  }
+  if (targets.size() == 1) {
+    return Errno(EBUSY, absl::StrCat("ost", index, " is the last OST"));
+  }
+  STRIPEFS_ASSIGN_OR_RETURN(uint64_t files, core_->FilesOnOst(index));
+  if (files > 0 && !force) {
+    return Errno(ENOTEMPTY,
+                 absl::StrCat("ost", index, " holds objects of ", files,
+                              " files: drain it first (or --force: those "
+                              "files lose the data they have there)"));
+  }
+  if (files > 0) {
+    spdlog::warn("ost{} removed by force: {} files lose the data they had "
+                 "there (their I/O there fails)",
+                 index, files);
+  }
+  storage::WriteBatch b;
+  b.Delete(TargetKey(index));
+  STRIPEFS_RETURN_IF_ERROR(store_->Write(b, {.sync = true}));
+  STRIPEFS_RETURN_IF_ERROR(pool_->RemoveTarget(index));
+  STRIPEFS_RETURN_IF_ERROR(core_->ForgetOst(index));
+  spdlog::info("ost{} removed", index);
+  changed_();
+  return absl::OkStatus();
+}
+
 }  // namespace stripefs::mds

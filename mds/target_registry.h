@@ -2,7 +2,7 @@
 // address, state) in its store, and the changes an administrator makes
 // while the cluster runs (issue 15, seed 004): add a target, deactivate it
 // (no new objects; with fail_io mounts also fail its I/O at once), activate
-// it again. Every party follows a change live: after it is committed the
+// it again, remove it once it holds nothing. Every party follows a change live: after it is committed the
 // registry calls `changed`, with which the MDS takes EX on the `config`
 // lock; the mounts hold PR on it and re-read GetConfig when it is called
 // back (fuse-client/config_watch.h).
@@ -56,6 +56,11 @@ class TargetRegistry {
   // OST for new files.
   [[nodiscard]] absl::Status SetState(uint32_t index, bool active,
                                       bool fail_io);
+  // Drops a deactivated target from the registry and from every party's
+  // configuration. EBUSY: it is active, or the last target; ENOTEMPTY:
+  // files have objects on it (drain it first) unless `force`, which leaves
+  // those files with holes where it was (their I/O there fails).
+  [[nodiscard]] absl::Status Remove(uint32_t index, bool force);
 
  private:
   absl::Status Record(const OstTarget& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -247,3 +247,57 @@ def test_bad_input(own_cluster):
     finally:
         s.close()
     assert "ost2" not in c.cli("target", "list", "--home", c.home).stdout
+
+
+def test_remove(own_cluster):
+    c = own_cluster
+    c.up(mount=True)
+    mnt_b = c.mount_again(os.path.join(c.tmp, "mnt-b"))
+    # ost1 holds one file's object; ost2, added later and deactivated at
+    # once, holds none.
+    c.cli("setstripe", "-c", 1, "-i", 1, os.path.join(c.mnt, "on1"))
+    with open(os.path.join(c.mnt, "on1"), "wb") as f:
+        f.write(b"1" * 8192)
+    c.cli("setstripe", "-c", 1, "-i", 0, os.path.join(c.mnt, "on0"))
+    with open(os.path.join(c.mnt, "on0"), "wb") as f:
+        f.write(b"0" * 8192)
+    c.cli("target", "add", "--home", c.home)
+    before = c.config()
+
+    def refused(args, words):
+        p = c.cli(*args, check=False)
+        assert p.returncode != 0, (args, p.stdout)
+        assert any(w in p.stderr.lower() for w in words), (args, p.stderr)
+        assert c.config() == before, args
+
+    refused(("target", "remove", "--home", c.home, "ost2"), ("active",))
+    c.cli("target", "deactivate", "--home", c.home, "ost2")
+    c.cli("target", "deactivate", "--home", c.home, "ost1")
+    refused(("target", "remove", "--home", c.home, "ost1"), ("drain",))
+    refused(("target", "remove", "--home", c.home, "ost9"), ("no ost9",))
+
+    out = c.cli("target", "remove", "--home", c.home, "ost2").stdout
+    assert "removed" in out, out
+    assert all(s["target"] != "ost2" for s in c.config()["servers"])
+    assert "ost2" not in c.cli("target", "list", "--home", c.home).stdout
+    for mnt in (c.mnt, mnt_b):
+        assert wait_for("ost2 gone from df",
+                        lambda: "ost2" not in df_states(c, mnt))
+    # By force: the file on ost1 fails, the rest goes on.
+    c.cli("target", "remove", "--home", c.home, "--force", "ost1")
+    for mnt in (c.mnt, mnt_b):
+        assert wait_for("ost1 gone from df",
+                        lambda: "ost1" not in df_states(c, mnt))
+        with pytest.raises(OSError) as e:
+            with open(os.path.join(mnt, "on1"), "rb") as f:
+                f.read()
+        assert e.value.errno == errno.EIO
+        with open(os.path.join(mnt, "on0"), "rb") as f:
+            assert f.read() == b"0" * 8192
+    # The last OST cannot go.
+    c.cli("target", "activate", "--home", c.home, "ost0")
+    p = c.cli("target", "deactivate", "--home", c.home, "ost0", check=False)
+    assert p.returncode != 0 and "last active" in p.stderr, p.stderr
+    with open(os.path.join(c.mnt, "after"), "wb") as f:
+        f.write(b"a" * 4096)
+    assert osts_of(c, os.path.join(c.mnt, "after")) == [0]
