@@ -39,19 +39,40 @@ absl::StatusOr<uint32_t> ParseTarget(const ClusterConfig& config,
   return index;
 }
 
-const ServerConfig* MdsOf(const ClusterConfig& config) {
-  return config.Mds();
+// A cluster home with an MDS, and the target a command names (when it
+// names one).
+struct Home {
+  std::string dir;
+  ClusterConfig config;
+  std::string mds;  // its address
+  uint32_t index = 0;
+};
+
+absl::StatusOr<Home> OpenHome(const std::string& home_arg,
+                              const std::string* target) {
+  Home h;
+  absl::StatusOr<ClusterConfig> config = LoadHome(home_arg, &h.dir);
+  if (!config.ok()) return config.status();
+  h.config = std::move(*config);
+  const ServerConfig* mds = h.config.Mds();
+  if (mds == nullptr) return Errno(ENOENT, "the cluster has no MDS");
+  h.mds = mds->address;
+  if (target != nullptr) {
+    absl::StatusOr<uint32_t> index = ParseTarget(h.config, *target);
+    if (!index.ok()) return index.status();
+    h.index = *index;
+  }
+  return h;
 }
 
 }  // namespace
 
 absl::Status TargetAdd(const std::string& home_arg,
                        const TargetAddOptions& o) {
-  std::string home;
-  absl::StatusOr<ClusterConfig> config = LoadHome(home_arg, &home);
-  if (!config.ok()) return config.status();
-  const ServerConfig* mds = MdsOf(*config);
-  if (mds == nullptr) return Errno(ENOENT, "the cluster has no MDS");
+  absl::StatusOr<Home> h = OpenHome(home_arg, nullptr);
+  if (!h.ok()) return h.status();
+  const std::string& home = h->dir;
+  const ClusterConfig* config = &h->config;
   uint32_t index = 0;
   std::set<int> ports;
   for (const ServerConfig* s : config->Osses()) {
@@ -93,7 +114,7 @@ absl::Status TargetAdd(const std::string& home_arg,
       !s.ok()) {
     return s;
   }
-  absl::Status added = ChangeTarget(mds->address, TargetOp::kAdd, index,
+  absl::Status added = ChangeTarget(h->mds, TargetOp::kAdd, index,
                                     address, false, kAdminDeadline);
   if (!added.ok()) {
     if (const pid_t pid =
@@ -116,18 +137,13 @@ absl::Status TargetAdd(const std::string& home_arg,
 absl::Status TargetSetActive(const std::string& home_arg,
                              const std::string& target, bool active,
                              bool fail_io) {
-  std::string home;
-  absl::StatusOr<ClusterConfig> config = LoadHome(home_arg, &home);
-  if (!config.ok()) return config.status();
-  absl::StatusOr<uint32_t> index = ParseTarget(*config, target);
-  if (!index.ok()) return index.status();
-  const ServerConfig* mds = MdsOf(*config);
-  if (mds == nullptr) return Errno(ENOENT, "the cluster has no MDS");
+  absl::StatusOr<Home> h = OpenHome(home_arg, &target);
+  if (!h.ok()) return h.status();
   absl::Status s = ChangeTarget(
-      mds->address, active ? TargetOp::kActivate : TargetOp::kDeactivate,
-      *index, "", fail_io, kAdminDeadline);
+      h->mds, active ? TargetOp::kActivate : TargetOp::kDeactivate, h->index,
+      "", fail_io, kAdminDeadline);
   if (!s.ok()) return s;
-  Say(absl::StrFormat("ost%-3d %s", *index,
+  Say(absl::StrFormat("ost%-3d %s", h->index,
                       active    ? "active"
                       : fail_io ? "inactive: no new objects, I/O fails"
                                 : "inactive: no new objects"));
@@ -136,24 +152,19 @@ absl::Status TargetSetActive(const std::string& home_arg,
 
 absl::Status TargetRemove(const std::string& home_arg,
                           const std::string& target, bool force) {
-  std::string home;
-  absl::StatusOr<ClusterConfig> config = LoadHome(home_arg, &home);
-  if (!config.ok()) return config.status();
-  absl::StatusOr<uint32_t> index = ParseTarget(*config, target);
-  if (!index.ok()) return index.status();
-  const ServerConfig* mds = MdsOf(*config);
-  if (mds == nullptr) return Errno(ENOENT, "the cluster has no MDS");
-  absl::Status s = ChangeTarget(mds->address, TargetOp::kRemove, *index, "",
+  absl::StatusOr<Home> h = OpenHome(home_arg, &target);
+  if (!h.ok()) return h.status();
+  absl::Status s = ChangeTarget(h->mds, TargetOp::kRemove, h->index, "",
                                 force, kAdminDeadline);
   if (!s.ok()) return s;
-  const std::string name = absl::StrCat("ost", *index);
-  HomePaths paths(home);
-  const ServerConfig entry = *config->Find(name);
+  const std::string name = absl::StrCat("ost", h->index);
+  HomePaths paths(h->dir);
+  const ServerConfig entry = *h->config.Find(name);
   if (const pid_t pid = internal::ServerPid(paths, entry, /*ask=*/true);
       pid > 0) {
     internal::StopPids({{name, pid}}, absl::Seconds(15));
   }
-  ClusterConfig next = *config;
+  ClusterConfig next = h->config;
   std::erase_if(next.servers,
                 [&name](const ServerConfig& c) { return c.target == name; });
   if (absl::Status saved = SaveConfig(paths.ConfigFile(), next); !saved.ok()) {
@@ -165,13 +176,10 @@ absl::Status TargetRemove(const std::string& home_arg,
 }
 
 absl::Status TargetList(const std::string& home_arg) {
-  std::string home;
-  absl::StatusOr<ClusterConfig> config = LoadHome(home_arg, &home);
-  if (!config.ok()) return config.status();
-  const ServerConfig* mds = MdsOf(*config);
-  if (mds == nullptr) return Errno(ENOENT, "the cluster has no MDS");
+  absl::StatusOr<Home> h = OpenHome(home_arg, nullptr);
+  if (!h.ok()) return h.status();
   absl::StatusOr<std::vector<TargetInfo>> targets =
-      QueryTargets(mds->address, internal::kPatientStatusDeadline);
+      QueryTargets(h->mds, internal::kPatientStatusDeadline);
   if (!targets.ok()) return targets.status();
   for (const TargetInfo& t : *targets) {
     Say(absl::StrFormat("ost%-3d %-22s %s", t.index, t.address,
