@@ -29,12 +29,16 @@ absl::Status ApplyConfig(const rpc::GetConfigReply& config,
   for (const rpc::OstInfo& o : config.osts()) {
     if (osts->Get(o.index()) == nullptr) {
       absl::Status added = osts->Add(o.index(), o.address(), topts);
-      if (ToErrno(added) == EEXIST) continue;  // another thread's re-read
-      STRIPEFS_RETURN_IF_ERROR(added);
-      if (failover != nullptr) {
-        STRIPEFS_RETURN_IF_ERROR(failover->AddOst(o.index(), kNewTargetWait));
+      // EEXIST: another thread's re-read added it first (and watches it).
+      if (ToErrno(added) != EEXIST) {
+        STRIPEFS_RETURN_IF_ERROR(added);
+        if (failover != nullptr) {
+          // Watched from here on, even if the first grant is late.
+          STRIPEFS_RETURN_IF_ERROR(
+              failover->AddOst(o.index(), kNewTargetWait));
+        }
+        spdlog::info("ost{} at {} joined", o.index(), o.address());
       }
-      spdlog::info("ost{} at {} joined", o.index(), o.address());
     }
     const OstSet::State before = osts->state(o.index());
     const bool fail_io = !o.active() && o.fail_io();

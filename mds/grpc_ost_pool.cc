@@ -65,7 +65,12 @@ class GrpcOstPool : public OstPool {
     dlm::DlmClient* dlm = nullptr;
     {
       absl::MutexLock l(&mu_);
-      if (osts_.count(target.index) != 0 || removed_.count(target.index)) {
+      if (removed_.count(target.index) != 0) {
+        return Errno(EEXIST, absl::StrCat("ost", target.index, " was removed "
+                                          "from this MDS instance: use "
+                                          "another index"));
+      }
+      if (osts_.count(target.index) != 0) {
         return Errno(EEXIST, absl::StrCat("ost", target.index, " exists"));
       }
       added = AddLocked(target);

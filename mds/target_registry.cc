@@ -126,7 +126,14 @@ absl::Status TargetRegistry::Add(uint32_t index, const std::string& address,
   OstTarget t{.index = index, .address = address, .active = false};
   if (!known.has_value()) {
     STRIPEFS_RETURN_IF_ERROR(Record(t));
-    STRIPEFS_RETURN_IF_ERROR(pool_->AddTarget(t));
+    if (absl::Status s = pool_->AddTarget(t); !s.ok()) {
+      storage::WriteBatch b;  // not recorded after all
+      b.Delete(TargetKey(index));
+      if (absl::Status d = store_->Write(b, {.sync = true}); !d.ok()) {
+        spdlog::error("ost{}: dropping its record: {}", index, d.ToString());
+      }
+      return s;
+    }
   }
   // Seed 004's order: the new target's object ids are agreed (its first
   // precreate) before it is active for allocation.
