@@ -94,7 +94,10 @@ absl::Status TargetAdd(const std::string& home_arg,
   }
   const std::string target = absl::StrCat("ost", index);
   ClusterConfig next = *config;
-  ServerConfig entry{target, "oss", address, absl::StrCat(home, "/", target)};
+  ServerConfig entry{.target = target,
+                     .role = "oss",
+                     .address = address,
+                     .data = absl::StrCat(home, "/", target)};
   // OSS entries stay in index order, before the DLM's.
   auto at = next.servers.begin();
   for (auto it = next.servers.begin(); it != next.servers.end(); ++it) {

@@ -350,6 +350,22 @@ std::unique_ptr<DataLocks> SetUpDataPath(const MountConfig& cfg,
   return locks;
 }
 
+// Targets added, deactivated, activated or removed while mounted: the
+// config lock's watch (with a lock service; else null) and, for a layout
+// naming a target not known yet, a re-read on the I/O's thread.
+absl::StatusOr<std::unique_ptr<ConfigWatch>> FollowConfig(
+    const MountConfig& cfg, const TargetOptions& topts, MdsClient* mds,
+    dlm::DlmClient* dlm, OstSet* osts, MountFailover* failover) {
+  auto fetch = [mds, address = cfg.mds] { return FetchConfig(*mds, address); };
+  osts->set_resolver([fetch, osts, failover, topts]() -> absl::Status {
+    absl::StatusOr<rpc::GetConfigReply> c = fetch();
+    if (!c.ok()) return c.status();
+    return ApplyConfig(*c, topts, osts, failover);
+  });
+  if (dlm == nullptr) return std::unique_ptr<ConfigWatch>();
+  return ConfigWatch::Start(dlm, fetch, osts, failover, topts);
+}
+
 int RunDaemon(const MountConfig& cfg, int notify_fd) {
   Notifier notify(notify_fd);
   TuneProcess();
@@ -407,20 +423,10 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
       return notify.Fail(std::string(started.status().message()));
     failover = std::move(*started);
   }
-  // Targets added, deactivated or activated while mounted.
-  osts.set_resolver([&mds, &cfg, &osts, &failover, topts]() -> absl::Status {
-    absl::StatusOr<rpc::GetConfigReply> c = FetchConfig(mds, cfg.mds);
-    if (!c.ok()) return c.status();
-    return ApplyConfig(*c, topts, &osts, failover.get());
-  });
-  std::unique_ptr<ConfigWatch> config_watch;
-  if (dlm) {
-    auto started = ConfigWatch::Start(
-        dlm.get(), [&mds, &cfg] { return FetchConfig(mds, cfg.mds); }, &osts,
-        failover.get(), topts);
-    if (!started.ok())
-      return notify.Fail(std::string(started.status().message()));
-    config_watch = std::move(*started);
+  absl::StatusOr<std::unique_ptr<ConfigWatch>> config_watch =
+      FollowConfig(cfg, topts, &mds, dlm.get(), &osts, failover.get());
+  if (!config_watch.ok()) {
+    return notify.Fail(std::string(config_watch.status().message()));
   }
 
   std::vector<std::string> argv_s = FuseArgv(cfg);
@@ -467,7 +473,7 @@ int RunDaemon(const MountConfig& cfg, int notify_fd) {
   fuse_session_destroy(se);
   fuse_opt_free_args(&args);
   keepalive.Stop();
-  if (config_watch) config_watch->Stop();
+  if (*config_watch) (*config_watch)->Stop();
   if (failover) failover->Stop();
   if (dlm) dlm->Close(/*cancel_locks=*/true);
   spdlog::info("unmounted {} (loop rc {})", cfg.mountpoint, rc);
