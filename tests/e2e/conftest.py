@@ -136,6 +136,41 @@ class Cluster:
                        check=False)
 
 
+def workload_cluster(prefix, oss=4):
+    """A Cluster of its own under /var/tmp (home, mnt-a, work/; a second
+    mount goes to mnt-b), for a test that runs upgrade_workload.Workload as
+    c.workload: a generator for a fixture. Afterwards everything is stopped
+    and unmounted, the workload killed, stopped processes (c.stopped)
+    continued, the directory removed (kept with STRIPEFS_KEEP=1)."""
+    tmp = tempfile.mkdtemp(prefix=prefix, dir="/var/tmp")
+    os.chmod(tmp, 0o755)
+    c = Cluster(os.path.join(tmp, "home"), os.path.join(tmp, "mnt-a"), oss=oss)
+    c.tmp = tmp
+    c.work = os.path.join(tmp, "work")
+    os.makedirs(c.work)
+    c.stopped = []
+    try:
+        yield c
+    finally:
+        for pid in c.stopped:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except OSError:
+                pass
+        wl = getattr(c, "workload", None)
+        if wl is not None:
+            wl.kill()
+        c.down()
+        c.force_cleanup()
+        for m in (c.mnt, os.path.join(tmp, "mnt-b")):
+            if _mounted(m):
+                os.system(f"fusermount3 -u -z {m}")
+        if os.environ.get("STRIPEFS_KEEP") == "1":
+            print(f"kept {tmp} (STRIPEFS_KEEP=1)")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def make_cluster(tmp_root, oss=4):
     home = os.path.join(tmp_root, "home")
     mnt = os.path.join(tmp_root, "mnt")

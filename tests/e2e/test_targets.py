@@ -15,16 +15,13 @@ Each test runs its own cluster and stops it, also when it fails.
 """
 
 import errno
-import json
 import os
-import shutil
 import signal
-import tempfile
 import time
 
 import pytest
 
-from conftest import Cluster, _mounted, mount_daemon_pid
+from conftest import mount_daemon_pid, workload_cluster
 from upgrade_workload import Workload, check_results
 
 WORKLOAD_MAX_S = 300  # bound on every helper
@@ -32,32 +29,8 @@ WORKLOAD_MAX_S = 300  # bound on every helper
 
 @pytest.fixture
 def own_cluster(request):
-    tmp = tempfile.mkdtemp(prefix="stripefs-targets-", dir="/var/tmp")
-    os.chmod(tmp, 0o755)
-    c = Cluster(os.path.join(tmp, "home"), os.path.join(tmp, "mnt-a"),
-                oss=request.param if hasattr(request, "param") else 2)
-    c.work = os.path.join(tmp, "work")
-    os.makedirs(c.work)
-    c.tmp = tmp
-    stopped = []
-    c.stopped = stopped
-    try:
-        yield c
-    finally:
-        for pid in stopped:
-            try:
-                os.kill(pid, signal.SIGCONT)
-            except OSError:
-                pass
-        wl = getattr(c, "workload", None)
-        if wl is not None:
-            wl.kill()
-        c.down()
-        c.force_cleanup()
-        for m in (c.mnt, os.path.join(tmp, "mnt-b")):
-            if _mounted(m):
-                os.system(f"fusermount3 -u -z {m}")
-        shutil.rmtree(tmp, ignore_errors=True)
+    yield from workload_cluster("stripefs-targets-",
+                                oss=getattr(request, "param", 2))
 
 
 def osts_of(c, path):

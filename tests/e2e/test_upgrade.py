@@ -20,13 +20,11 @@ that long means a client waited for an eviction timeout, not a failover).
 
 import json
 import os
-import shutil
-import tempfile
 import time
 
 import pytest
 
-from conftest import BIN, Cluster, _mounted
+from conftest import BIN, workload_cluster
 from upgrade_workload import Workload, check_results, pause_report
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -134,27 +132,7 @@ def report_pauses(roller, workload, results):
 
 @pytest.fixture
 def n_cluster():
-    tmp = tempfile.mkdtemp(prefix="stripefs-upgrade-", dir="/var/tmp")
-    os.chmod(tmp, 0o755)
-    c = Cluster(os.path.join(tmp, "home"), os.path.join(tmp, "mnt-a"), oss=4)
-    work = os.path.join(tmp, "work")
-    os.makedirs(work)
-    c.work = work
-    try:
-        yield c
-    finally:
-        wl = getattr(c, "workload", None)
-        if wl is not None:
-            wl.kill()
-        c.down()
-        c.force_cleanup()
-        for m in (c.mnt, os.path.join(tmp, "mnt-b")):
-            if _mounted(m):
-                os.system(f"fusermount3 -u -z {m}")
-        if os.environ.get("STRIPEFS_KEEP") == "1":
-            print(f"kept {tmp} (STRIPEFS_KEEP=1)")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    yield from workload_cluster("stripefs-upgrade-")
 
 
 def test_roll_up_and_down_with_files_open(n_cluster):
