@@ -271,7 +271,7 @@ class DlmClient::Impl {
   // Hands an unused, asked-back lock to the worker.
   void MaybeCancelLocked(CachedLock& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (c.users == 0 && c.blocked && c.info.granted && !c.cancelling) {
-      c.cancelling = true;
+      cache_.MarkCancelling(c);
       PushWork({c.info, false, true});
     }
   }

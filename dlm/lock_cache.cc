@@ -83,6 +83,7 @@ void LockCache::Release(CachedLock& lock) {
 }
 
 void LockCache::MarkCancelling(CachedLock& c) {
+  if (c.cancelling) return;
   idle_.erase({c.last_used, c.info.handle});
   c.cancelling = true;
   ++cancelling_;

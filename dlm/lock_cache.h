@@ -31,7 +31,7 @@ struct CachedLock {
   LockInfo info;          // as granted (range may be wider than asked)
   int users = 0;          // Lock() calls not yet Release()d
   bool blocked = false;   // asked back by the DLM: no new users
-  bool cancelling = false;  // handed to the cancel path
+  bool cancelling = false;  // handed to the cancel path (MarkCancelling)
   absl::Time last_used;
 
   bool Ready() const { return info.granted; }
@@ -58,6 +58,9 @@ class LockCache {
   void Use(CachedLock& lock);
   void Release(CachedLock& lock);
   void Erase(uint64_t handle);
+  // Hands a lock to the cancel path: it leaves the LRU and stops counting
+  // against max_count. The only way `cancelling` is set.
+  void MarkCancelling(CachedLock& c);
 
   // Unused granted locks the LRU wants gone (over max_count, oldest first,
   // or unused for longer than max_age); each is marked cancelling.
@@ -76,9 +79,6 @@ class LockCache {
  private:
   const LockCacheOptions options_;
   Clock* const clock_;
-  // Marks an unused lock cancelling: it leaves the LRU and stops counting
-  // against max_count.
-  void MarkCancelling(CachedLock& c);
 
   std::map<uint64_t, CachedLock> locks_;
   // The LRU: locks nobody uses and that are not cancelling, by last use

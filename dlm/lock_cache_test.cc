@@ -119,6 +119,27 @@ TEST(LockCacheTest, LruOverManyLocksKeepsTheNewestAndCountsCancellingOnce) {
   EXPECT_EQ(out[0].handle, 4902u);
 }
 
+TEST(LockCacheTest, LocksCancelledByCallbackLeaveTheLru) {
+  FakeClock clock;
+  LockCache cache({.max_count = 2, .max_age = absl::Hours(1)}, &clock);
+  for (uint64_t h = 1; h <= 3; ++h) {
+    cache.Release(cache.Insert(Granted(h, "r" + std::to_string(h),
+                                       LockMode::kPR)));
+    clock.Advance(absl::Seconds(1));
+  }
+  // Lock 1 is asked back and handed to the cancel path (not by the LRU),
+  // then erased once cancelled: the LRU neither takes it again nor counts
+  // it afterwards.
+  cache.MarkCancelling(*cache.Find(1));
+  EXPECT_TRUE(cache.CollectExpired().empty());  // 2 live, 2 allowed
+  cache.Erase(1);
+  EXPECT_TRUE(cache.CollectExpired().empty());
+  cache.Release(cache.Insert(Granted(4, "r4", LockMode::kPR)));
+  std::vector<LockInfo> out = cache.CollectExpired();  // 3 live: one goes
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].handle, 2u);
+}
+
 TEST(LockCacheTest, LruByAgeDropsIdleLocksOnly) {
   FakeClock clock;
   LockCache cache({.max_count = 100, .max_age = absl::Seconds(30)}, &clock);
